@@ -1,0 +1,3 @@
+from sli_provider.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,218 @@
+"""Keptn's side of the wire: sending reply events and reading resources.
+
+Both go either through the distributor sidecar (http://localhost:8081) or, with KEPTN_API_URL,
+straight to the Keptn API with the ``x-token`` header (keptn-protocol.md §4.1, §4.2, §5.1).
+Error tree::
+
+    KeptnAPIError
+    ├── EventDeliveryError    a reply could not be delivered after all tries
+    └── ResourceError         a resource level answered something other than 200 or 404
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+from sli_provider.adapters.retry import with_retries
+from sli_provider.keptn.envelope import encode_event
+
+log = logging.getLogger(__name__)
+
+
+class KeptnAPIError(Exception):
+    pass
+
+
+class EventDeliveryError(KeptnAPIError):
+    pass
+
+
+class ResourceError(KeptnAPIError):
+    pass
+
+
+class _RetryableStatus(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+def _transient(error: BaseException) -> bool:
+    return isinstance(
+        error, aiohttp.ClientConnectionError | asyncio.TimeoutError | _RetryableStatus
+    )
+
+
+class EventSender:
+    """Posts structured CloudEvents; retries connection errors and 5xx with backoff."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        *,
+        token: str | None,
+        timeout: float,
+        attempts: int,
+        max_wait: float,
+        on_retry: Callable[[BaseException, int], None] | None = None,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._headers = {"Content-Type": "application/cloudevents+json"}
+        if token:
+            self._headers["x-token"] = token
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._attempts = attempts
+        self._max_wait = max_wait
+        self._on_retry = on_retry
+
+    async def send(self, event: Mapping[str, Any]) -> None:
+        body = encode_event(event)
+
+        async def post() -> None:
+            async with self._session.post(
+                self._url, data=body, headers=self._headers, timeout=self._timeout
+            ) as response:
+                text = await response.text()
+                if response.status >= 500:
+                    raise _RetryableStatus(response.status, text)
+                if response.status >= 300:
+                    raise EventDeliveryError(
+                        f"{self._url} refused {event.get('type')}: HTTP {response.status} {text[:200]}"
+                    )
+
+        try:
+            await with_retries(
+                post,
+                attempts=self._attempts,
+                max_wait=self._max_wait,
+                retryable=_transient,
+                on_retry=self._on_retry,
+            )
+        except (TimeoutError, aiohttp.ClientError, _RetryableStatus) as exc:
+            raise EventDeliveryError(
+                f"could not deliver {event.get('type')} to {self._url} after "
+                f"{self._attempts} tries: {exc or type(exc).__name__}"
+            ) from exc
+
+
+class ResourceReader(Protocol):
+    """Reads one resource at one level; None means "not at this level"."""
+
+    async def read(
+        self, uri: str, project: str, stage: str | None, service: str | None, commit: str
+    ) -> bytes | None: ...
+
+    def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str: ...
+
+
+class KeptnResourceReader:
+    """Keptn's resource service (through the distributor or the API gateway)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        *,
+        token: str | None,
+        timeout: float,
+        attempts: int,
+        max_wait: float,
+    ) -> None:
+        self._session = session
+        self._base = base_url.rstrip("/")
+        self._headers = {"x-token": token} if token else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._attempts = attempts
+        self._max_wait = max_wait
+
+    def _path(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
+        # Event values become single path segments: quote everything, '/' included.
+        path = f"/v1/project/{quote(project, safe='')}"
+        if stage is not None:
+            path += f"/stage/{quote(stage, safe='')}"
+            if service is not None:
+                path += f"/service/{quote(service, safe='')}"
+        return path + f"/resource/{quote(uri, safe='')}"
+
+    def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
+        return f"resource-service {self._path(uri, project, stage, service)}"
+
+    async def read(
+        self, uri: str, project: str, stage: str | None, service: str | None, commit: str
+    ) -> bytes | None:
+        url = URL(self._base + self._path(uri, project, stage, service), encoded=True)
+        if commit:
+            url = url.update_query({"gitCommitID": commit})
+
+        async def get() -> bytes | None:
+            async with self._session.get(
+                url, headers=self._headers, timeout=self._timeout
+            ) as response:
+                if response.status == 404:
+                    return None
+                text = await response.text()
+                if response.status >= 500:
+                    raise _RetryableStatus(response.status, text)
+                if response.status != 200:
+                    raise ResourceError(
+                        f"{self.describe(uri, project, stage, service)}: HTTP {response.status} "
+                        f"{text[:200]}"
+                    )
+                try:
+                    payload = await response.json(content_type=None)
+                    return base64.b64decode(payload["resourceContent"], validate=True)
+                except (ValueError, KeyError, TypeError, binascii.Error):
+                    raise ResourceError(
+                        f"{self.describe(uri, project, stage, service)}: not a resource response"
+                    ) from None
+
+        try:
+            return await with_retries(
+                get, attempts=self._attempts, max_wait=self._max_wait, retryable=_transient
+            )
+        except (TimeoutError, aiohttp.ClientError, _RetryableStatus) as exc:
+            raise ResourceError(
+                f"{self.describe(uri, project, stage, service)}: unreachable: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+
+
+class LocalResourceReader:
+    """Local mode: ``<root>/<project>[/<stage>[/<service>]]/<uri>`` on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def _file(self, uri: str, project: str, stage: str | None, service: str | None) -> Path:
+        parts = [project] + [p for p in (stage, service) if p is not None]
+        for part in parts:
+            # Values come from events: a name must never climb out of the config directory.
+            if not part or part in {".", ".."} or any(c in part for c in "/\\\0"):
+                raise ResourceError(f"{part!r} cannot be used as a directory name")
+        return self._root.joinpath(*parts, *uri.split("/"))
+
+    def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
+        return str(self._file(uri, project, stage, service))
+
+    async def read(
+        self, uri: str, project: str, stage: str | None, service: str | None, commit: str
+    ) -> bytes | None:
+        path = self._file(uri, project, stage, service)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ResourceError(f"{path}: {exc.strerror}") from None

@@ -1,0 +1,216 @@
+"""Prometheus behind one small interface, on top of prometheus-api-client (the user's choice).
+
+prometheus-api-client is synchronous (requests), so queries run on a thread pool owned by this
+adapter and sized to the query concurrency. Its own urllib3 retries are switched off: retries
+are ours (tenacity), so they are counted, bounded and never applied to 400 bad_data.
+
+Error tree::
+
+    PrometheusError
+    ├── QueryRejected         4xx other than 401/403/429: the query itself is wrong (bad_data)
+    ├── QueryTimeout          no answer within the query deadline
+    ├── QueryFailed           5xx/429 that outlived the retries
+    └── PrometheusUnavailable the provider cannot work: unreachable, TLS or auth failure
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from sli_provider.adapters.retry import with_retries
+
+log = logging.getLogger(__name__)
+
+
+class PrometheusError(Exception):
+    pass
+
+
+class QueryRejected(PrometheusError):
+    pass
+
+
+class QueryTimeout(PrometheusError):
+    pass
+
+
+class QueryFailed(PrometheusError):
+    pass
+
+
+class PrometheusUnavailable(PrometheusError):
+    pass
+
+
+class _HTTPStatusError(PrometheusError):
+    """Raised from the response hook so the status survives prometheus-api-client."""
+
+    def __init__(self, status: int, error_type: str, error: str, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status} {error_type}: {error}".strip())
+        self.status = status
+        self.error_type = error_type
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _raise_for_prometheus_status(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    if response.status_code == 200:
+        return
+    error_type, error = "", response.text[:500]
+    try:
+        body = response.json()
+        error_type, error = str(body.get("errorType", "")), str(body.get("error", error))
+    except (ValueError, AttributeError):
+        pass
+    raise _HTTPStatusError(
+        response.status_code, error_type, error, response.headers.get("Retry-After")
+    )
+
+
+class Querier(Protocol):
+    """What the SLI logic needs from Prometheus."""
+
+    async def instant(self, query: str, at: float) -> Any:
+        """``data.result`` of an instant query evaluated at unix time ``at``."""
+        ...
+
+    async def ready(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _transient(error: BaseException) -> bool:
+    if isinstance(error, _HTTPStatusError):
+        return error.status >= 500 or error.status == 429
+    return isinstance(error, requests.ConnectionError) and not isinstance(
+        error, requests.exceptions.SSLError
+    )
+
+
+class PrometheusClient:
+    """An async facade over one PrometheusConnect, with its own pool of worker threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        concurrency: int,
+        timeout: float,
+        attempts: int,
+        max_wait: float,
+        session: requests.Session | None = None,
+        on_retry: Callable[[BaseException, int], None] | None = None,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._shown_url = display_url(self._url)
+        self._timeout = timeout
+        self._attempts = attempts
+        self._max_wait = max_wait
+        self._on_retry = on_retry
+        self._session = session or requests.Session()
+        self._session.hooks["response"].append(_raise_for_prometheus_status)
+        no_retries = Retry(total=0, raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=no_retries, pool_maxsize=concurrency + 2)
+        self._client = PrometheusConnect(
+            url=self._url, session=self._session, retry=no_retries, timeout=timeout
+        )
+        # PrometheusConnect mounts its own adapter for the URL; ours sizes the pool to match.
+        self._session.mount(self._url, adapter)
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prometheus")
+        self._closed = False
+
+    async def _in_thread(self, call: Callable[[], Any]) -> Any:
+        if self._closed:
+            raise RuntimeError("PrometheusClient is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def instant(self, query: str, at: float) -> Any:
+        params = {"time": f"{at:.3f}", "timeout": f"{self._timeout:g}s"}
+
+        def call() -> Any:
+            return self._client.custom_query(query=query, params=params)
+
+        try:
+            return await with_retries(
+                lambda: self._in_thread(call),
+                attempts=self._attempts,
+                max_wait=self._max_wait,
+                retryable=_transient,
+                on_retry=self._on_retry,
+            )
+        except _HTTPStatusError as exc:
+            raise self._classify(exc) from None
+        except requests.exceptions.SSLError as exc:
+            raise PrometheusUnavailable(
+                f"TLS failure talking to {self._shown_url}: {_reason(exc)}"
+            ) from None
+        except requests.Timeout:
+            raise QueryTimeout(f"no answer from Prometheus within {self._timeout:g} s") from None
+        except requests.ConnectionError as exc:
+            raise PrometheusUnavailable(
+                f"Prometheus at {self._shown_url} is unreachable after {self._attempts} tries: "
+                f"{_reason(exc)}"
+            ) from None
+        except (ValueError, KeyError) as exc:
+            raise QueryFailed(
+                f"Prometheus answered something that is not a query result: {exc}"
+            ) from None
+
+    def _classify(self, exc: _HTTPStatusError) -> PrometheusError:
+        if exc.status in (401, 403):
+            return PrometheusUnavailable(
+                f"Prometheus at {self._shown_url} refused the credentials (HTTP {exc.status})"
+            )
+        if exc.status == 503 and exc.error_type == "timeout":
+            return QueryTimeout(f"Prometheus gave up on the query: {exc.error}")
+        if exc.status >= 500 or exc.status == 429:
+            return QueryFailed(f"Prometheus failed after {self._attempts} tries: {exc}")
+        return QueryRejected(
+            f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
+        )
+
+    async def ready(self) -> bool:
+        def call() -> bool:
+            try:
+                response = self._session.get(f"{self._url}/-/ready", timeout=self._timeout)
+            except _HTTPStatusError:
+                return False
+            return response.status_code == 200
+
+        try:
+            return bool(await self._in_thread(call))
+        except requests.RequestException:
+            return False
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Threads stuck in a request end at the request timeout; do not block the loop on them.
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        self._session.close()
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:300]
+
+
+def display_url(url: str) -> str:
+    """The URL without userinfo, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

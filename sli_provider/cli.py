@@ -1,0 +1,123 @@
+"""``sli-provider``: serve the Keptn SLI provider, or preview indicators from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import aiohttp
+
+from sli_provider import __version__
+from sli_provider.config import ConfigError, Settings, add_arguments, settings_from
+from sli_provider.logs import configure_logging
+from sli_provider.service.app import make_evaluator, make_prometheus
+from sli_provider.service.evaluation import IndicatorResult, ProviderUnavailable, Window
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.preview import (
+    PreviewError,
+    results_as_json,
+    results_as_table,
+    window_from_query,
+)
+from sli_provider.service.server import serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sli-provider", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", help="run the HTTP service (Keptn SLI provider)")
+    add_arguments(serve_cmd)
+
+    preview_cmd = commands.add_parser("preview", help="render and run indicators, print a table")
+    add_arguments(preview_cmd)
+    for name in ("project", "stage", "service", "start", "end"):
+        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True)
+    preview_cmd.add_argument("--context", dest="q_context", default="")
+    preview_cmd.add_argument("--deployment", dest="q_deployment", default="")
+    preview_cmd.add_argument(
+        "--indicators",
+        dest="q_indicators",
+        action="append",
+        default=[],
+        help="comma-separated names (default: every known indicator)",
+    )
+    preview_cmd.add_argument(
+        "--filter",
+        dest="q_filters",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a customFilter, as slo.yaml's filter",
+    )
+    preview_cmd.add_argument(
+        "--label",
+        dest="q_labels",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an event label",
+    )
+    preview_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    flags = vars(args)
+    try:
+        settings = settings_from(os.environ if environ is None else environ, flags)
+    except ConfigError as exc:
+        print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        asyncio.run(serve(settings))
+        return 0
+    return _preview(settings, flags)
+
+
+def _preview(settings: Settings, flags: Mapping[str, object]) -> int:
+    fields = {k[2:]: str(v) for k, v in flags.items() if k.startswith("q_") and isinstance(v, str)}
+    multi = {
+        "indicators": list(flags["q_indicators"]),  # type: ignore[call-overload]
+        "customFilters": list(flags["q_filters"]),  # type: ignore[call-overload]
+        "labels": list(flags["q_labels"]),  # type: ignore[call-overload]
+    }
+    try:
+        window = window_from_query(fields, multi)
+    except PreviewError as exc:
+        print(f"sli-provider preview: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = asyncio.run(_evaluate(settings, window))
+    except ProviderUnavailable as exc:
+        print(f"sli-provider preview: {exc}", file=sys.stderr)
+        return 1
+    if flags.get("json"):
+        print(json.dumps(results_as_json(results), indent=2, allow_nan=False))
+    else:
+        print(results_as_table(results))
+    return 0 if all(r.success for r in results) else 1
+
+
+async def _evaluate(settings: Settings, window: Window) -> list[IndicatorResult]:
+    metrics = ServiceMetrics()
+    prometheus = make_prometheus(settings, metrics)
+    try:
+        async with aiohttp.ClientSession() as session:
+            evaluator = make_evaluator(
+                settings, session=session, prometheus=prometheus, metrics=metrics
+            )
+            return await evaluator.evaluate(window)
+    finally:
+        await prometheus.aclose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

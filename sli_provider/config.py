@@ -1,0 +1,223 @@
+"""The service's one configuration object, built at the edge from the environment and flags.
+
+Nothing else in the package reads ``os.environ``: the CLI calls :func:`settings_from` with the
+environment and the parsed flags, and passes the result down.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DISTRIBUTOR_EVENT_URL = "http://localhost:8081/event"
+DISTRIBUTOR_RESOURCE_URL = "http://localhost:8081/resource-service"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use; the message names the variable."""
+
+
+class Secret:
+    """A credential that never shows up in a repr, a log line or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one field is read: its environment variable, flag and help text."""
+
+    env: str
+    help: str
+    secret: bool = False
+
+
+def _setting(env: str, help: str, *, secret: bool = False) -> dict[str, Any]:
+    return {"setting": Setting(env, help, secret)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = field(default=8080, metadata=_setting("PORT", "HTTP port of the service"))
+    host: str = field(default="0.0.0.0", metadata=_setting("HOST", "address to listen on"))  # noqa: S104
+    prometheus_url: str = field(
+        default="http://localhost:9090",
+        metadata=_setting("PROMETHEUS_URL", "base URL of the Prometheus holding k6's metrics"),
+    )
+    sli_provider: str = field(
+        default="k6",
+        metadata=_setting("SLI_PROVIDER", "the sliProvider name this service answers to"),
+    )
+    keptn_api_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "KEPTN_API_URL",
+            "Keptn API base (e.g. https://keptn.example.org/api); replies go to {url}/v1/event "
+            "and resources come from {url}/resource-service. Unset: the distributor sidecar.",
+        ),
+    )
+    keptn_api_token: Secret | None = field(
+        default=None,
+        metadata=_setting("KEPTN_API_TOKEN", "token sent as x-token to the Keptn API", secret=True),
+    )
+    sli_config_dir: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "SLI_CONFIG_DIR",
+            "local mode: read <dir>/<project>[/<stage>[/<service>]]/<resource> instead of Keptn",
+        ),
+    )
+    sli_resource: str = field(
+        default="k6/sli.yaml", metadata=_setting("SLI_RESOURCE", "resource name of the SLI file")
+    )
+    templates_dir: Path | None = field(
+        default=None,
+        metadata=_setting("SLI_TEMPLATES_DIR", "directory of built-in SLI templates (*.yaml)"),
+    )
+    source: str = field(
+        default="k6-sli-provider",
+        metadata=_setting("EVENT_SOURCE", "the CloudEvent source of every reply"),
+    )
+    query_concurrency: int = field(
+        default=8, metadata=_setting("QUERY_CONCURRENCY", "Prometheus queries in flight per event")
+    )
+    query_timeout_seconds: float = field(
+        default=30.0, metadata=_setting("QUERY_TIMEOUT_SECONDS", "deadline of one PromQL query")
+    )
+    query_attempts: int = field(
+        default=4,
+        metadata=_setting("QUERY_ATTEMPTS", "tries per query on connection errors, 5xx and 429"),
+    )
+    http_timeout_seconds: float = field(
+        default=10.0,
+        metadata=_setting(
+            "HTTP_TIMEOUT_SECONDS", "deadline of one call to Keptn (events, resources)"
+        ),
+    )
+    reply_attempts: int = field(
+        default=5, metadata=_setting("REPLY_ATTEMPTS", "tries to deliver one reply event")
+    )
+    retry_max_wait_seconds: float = field(
+        default=5.0,
+        metadata=_setting("RETRY_MAX_WAIT_SECONDS", "longest backoff between two tries"),
+    )
+    preview_token: Secret | None = field(
+        default=None,
+        metadata=_setting(
+            "PREVIEW_TOKEN",
+            "when set, /preview requires 'Authorization: Bearer <token>'",
+            secret=True,
+        ),
+    )
+    shutdown_grace_seconds: float = field(
+        default=20.0,
+        metadata=_setting(
+            "SHUTDOWN_GRACE_SECONDS", "time events in flight get to finish at shutdown"
+        ),
+    )
+    log_level: str = field(default="INFO", metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING"))
+
+    @property
+    def event_url(self) -> str:
+        if self.keptn_api_url:
+            return self.keptn_api_url.rstrip("/") + "/v1/event"
+        return DISTRIBUTOR_EVENT_URL
+
+    @property
+    def resource_service_url(self) -> str:
+        if self.keptn_api_url:
+            return self.keptn_api_url.rstrip("/") + "/resource-service"
+        return DISTRIBUTOR_RESOURCE_URL
+
+    def validate(self) -> Settings:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"PORT must be 1-65535, not {self.port}")
+        for name in ("query_concurrency", "query_attempts", "reply_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{_env_name(name)} must be at least 1")
+        for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
+        if self.keptn_api_token and not self.keptn_api_url:
+            raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
+        if not self.prometheus_url.startswith(("http://", "https://")):
+            raise ConfigError(f"PROMETHEUS_URL must be an http(s) URL, not {self.prometheus_url!r}")
+        return self
+
+    def describe(self) -> dict[str, str]:
+        """Every setting for the startup log line; secrets show only whether they are set."""
+        shown: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            shown[f.name] = (
+                ("set" if value else "unset") if f.metadata["setting"].secret else str(value)
+            )
+        return shown
+
+
+def _env_name(field_name: str) -> str:
+    for f in fields(Settings):
+        if f.name == field_name:
+            env: str = f.metadata["setting"].env
+            return env
+    raise KeyError(field_name)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per setting; the default is taken from the environment later."""
+    for f in fields(Settings):
+        setting: Setting = f.metadata["setting"]
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, dest=f.name, default=None, help=f"{setting.help} [{setting.env}]")
+
+
+def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults."""
+    values: dict[str, Any] = {}
+    flags = flags or {}
+    for f in fields(Settings):
+        setting: Setting = f.metadata["setting"]
+        raw = flags.get(f.name)
+        if raw is None:
+            raw = environ.get(setting.env)
+        if raw is None or raw == "":
+            continue
+        values[f.name] = _convert(f.name, setting, str(raw), f.default)
+    return Settings(**values).validate()
+
+
+def _convert(name: str, setting: Setting, raw: str, default: Any) -> Any:
+    if setting.secret:
+        return Secret(raw)
+    if name.endswith("_dir"):
+        return Path(raw)
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{setting.env} must be a number, not {raw!r}") from None
+    return raw

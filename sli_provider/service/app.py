@@ -1,0 +1,257 @@
+"""The aiohttp application: wires the adapters to the handlers and owns their lifecycles."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sli_provider import logs
+from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
+from sli_provider.adapters.keptn_api import (
+    EventSender,
+    KeptnResourceReader,
+    LocalResourceReader,
+    ResourceReader,
+)
+from sli_provider.adapters.prometheus import PrometheusClient, Querier
+from sli_provider.config import Settings
+from sli_provider.keptn.envelope import KeptnEvent
+from sli_provider.keptn.getsli import TASK as GET_SLI
+from sli_provider.keptn.getsli import requested_provider
+from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
+from sli_provider.service.getsli import GetSLIHandler
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.preview import (
+    PreviewError,
+    results_as_json,
+    window_from_json,
+    window_from_query,
+)
+from sli_provider.service.tasks import RecentIds, TaskSupervisor
+from sli_provider.sli.builtin import load_builtin_templates
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
+
+
+@dataclass
+class Components:
+    """Everything the request handlers use, created in the app's cleanup context."""
+
+    settings: Settings
+    metrics: ServiceMetrics
+    supervisor: TaskSupervisor
+    recent_ids: RecentIds
+    prometheus: Querier
+    evaluator: SLIEvaluator
+    get_sli: GetSLIHandler
+
+
+COMPONENTS = web.AppKey("components", Components)
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", ServiceMetrics)
+
+
+def make_evaluator(
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession,
+    prometheus: Querier,
+    metrics: ServiceMetrics,
+) -> SLIEvaluator:
+    """The SLI pipeline for the settings; the CLI's preview uses it without the HTTP app."""
+    token = settings.keptn_api_token.reveal() if settings.keptn_api_token else None
+    resources: ResourceReader
+    if settings.sli_config_dir is not None:
+        resources = LocalResourceReader(settings.sli_config_dir)
+    else:
+        resources = KeptnResourceReader(
+            session,
+            settings.resource_service_url,
+            token=token,
+            timeout=settings.http_timeout_seconds,
+            attempts=settings.reply_attempts,
+            max_wait=settings.retry_max_wait_seconds,
+        )
+    return SLIEvaluator(
+        resources=resources,
+        resource_uri=settings.sli_resource,
+        prometheus=prometheus,
+        builtins=load_builtin_templates(settings.templates_dir),
+        concurrency=settings.query_concurrency,
+        metrics=metrics,
+    )
+
+
+def make_prometheus(settings: Settings, metrics: ServiceMetrics) -> PrometheusClient:
+    return PrometheusClient(
+        settings.prometheus_url,
+        concurrency=settings.query_concurrency,
+        timeout=settings.query_timeout_seconds,
+        attempts=settings.query_attempts,
+        max_wait=settings.retry_max_wait_seconds,
+        on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
+    )
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    settings, metrics = app[SETTINGS], app[METRICS]
+    session = aiohttp.ClientSession()
+    prometheus = make_prometheus(settings, metrics)
+    supervisor = TaskSupervisor()
+    try:
+        token = settings.keptn_api_token.reveal() if settings.keptn_api_token else None
+        sender = EventSender(
+            session,
+            settings.event_url,
+            token=token,
+            timeout=settings.http_timeout_seconds,
+            attempts=settings.reply_attempts,
+            max_wait=settings.retry_max_wait_seconds,
+            on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
+        )
+        evaluator = make_evaluator(
+            settings, session=session, prometheus=prometheus, metrics=metrics
+        )
+        app[COMPONENTS] = Components(
+            settings=settings,
+            metrics=metrics,
+            supervisor=supervisor,
+            recent_ids=RecentIds(),
+            prometheus=prometheus,
+            evaluator=evaluator,
+            get_sli=GetSLIHandler(
+                evaluator=evaluator, send=sender.send, source=settings.source, metrics=metrics
+            ),
+        )
+        log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
+        yield
+    finally:
+        await supervisor.close(settings.shutdown_grace_seconds)
+        await prometheus.aclose()
+        await session.close()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def receive_event(request: web.Request) -> web.Response:
+    components = request.app[COMPONENTS]
+    body = await request.read()  # over client_max_size aiohttp answers 413 itself
+    try:
+        event = parse_cloudevent(request.headers, body)
+    except BadEvent as exc:
+        components.metrics.events_received.labels("invalid", "rejected").inc()
+        return _error(400, str(exc))
+
+    def answer(disposition: str, status: int = 202, **details: str) -> web.Response:
+        components.metrics.events_received.labels(event.type, disposition).inc()
+        return web.json_response({"status": disposition, **details}, status=status)
+
+    if event.type != GET_SLI_TRIGGERED:
+        return answer("ignored", reason=f"{event.type} is not handled here")
+    provider = requested_provider(event)
+    if provider is None:
+        components.metrics.events_received.labels(event.type, "rejected").inc()
+        return _error(
+            400, "data.get-sli.sliProvider is missing: cannot tell which provider is asked"
+        )
+    if provider != components.settings.sli_provider:
+        # Another provider's event: any reply would make lighthouse evaluate twice.
+        return answer(
+            "ignored",
+            reason=f"sliProvider {provider!r} is not {components.settings.sli_provider!r}",
+        )
+    if not components.recent_ids.first_time(event.id):
+        return answer("duplicate", reason=f"event {event.id} was already taken")
+    try:
+        _ = components.supervisor.spawn(_handle(components, event), name=f"get-sli {event.id}")
+    except RuntimeError:
+        return answer("refused", status=503, reason="shutting down")
+    return answer("accepted")
+
+
+async def _handle(components: Components, event: KeptnEvent) -> None:
+    logs.keptn_context.set(event.shkeptncontext)
+    logs.event_id.set(event.id)
+    log.info("get-sli.triggered taken")
+    await components.get_sli.handle(event)
+
+
+def _authorized(request: web.Request) -> bool:
+    token = request.app[COMPONENTS].settings.preview_token
+    if token is None:
+        return True
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        presented.strip().encode(), token.reveal().encode()
+    )
+
+
+async def preview(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return web.json_response(
+            {"error": "missing or wrong bearer token"},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="sli-provider preview"'},
+        )
+    try:
+        if request.method == "POST":
+            try:
+                body: Any = json.loads(await request.read())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise PreviewError(f"body is not JSON: {exc}") from None
+            window = window_from_json(body)
+        else:
+            multi = {k: request.query.getall(k) for k in request.query}
+            window = window_from_query(request.query, multi)
+    except PreviewError as exc:
+        return _error(400, str(exc))
+    try:
+        results = await request.app[COMPONENTS].evaluator.evaluate(window)
+    except ProviderUnavailable as exc:
+        return _error(502, str(exc))
+    return web.json_response(
+        results_as_json(results), dumps=lambda o: json.dumps(o, allow_nan=False)
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    if await request.app[COMPONENTS].prometheus.ready():
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "prometheus is not ready"}, status=503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(settings: Settings, metrics: ServiceMetrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or ServiceMetrics()
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_post("/", receive_event)
+    app.router.add_post("/preview", preview)
+    app.router.add_get("/preview", preview)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app

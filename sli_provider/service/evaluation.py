@@ -1,0 +1,207 @@
+"""Indicator values for a scope and a window: config → plan → concurrent queries → results.
+
+Used by the get-sli handler and by /preview, so both show exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
+from sli_provider.adapters.prometheus import (
+    PrometheusError,
+    PrometheusUnavailable,
+    Querier,
+)
+from sli_provider.keptn.getsli import IndicatorValue
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.config import SLIConfigError, SLIFile, merge_levels, parse_sli_yaml
+from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_query
+from sli_provider.sli.results import ValueFailure, single_value
+from sli_provider.sli.templating import TemplateContext
+
+log = logging.getLogger(__name__)
+
+
+class ProviderUnavailable(Exception):
+    """The provider cannot work at all for this request: errored/fail, not per indicator."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """What to evaluate: the scope, the window and the request's extras."""
+
+    project: str
+    stage: str
+    service: str
+    start_s: float
+    end_s: float
+    indicators: tuple[str, ...] | None = None  # None: every indicator known for the scope
+    custom_filters: tuple[tuple[str, str], ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    deployment: str = ""
+    context: str = ""
+    gitcommitid: str = ""
+
+
+@dataclass(frozen=True)
+class IndicatorResult:
+    metric: str
+    query: str
+    value: float
+    success: bool
+    message: str
+    duration_ms: float
+    origin: str
+
+    def as_indicator_value(self) -> IndicatorValue:
+        return IndicatorValue(self.metric, self.value, self.success, self.message, self.query)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    value: float | None
+    message: str
+    duration_ms: float
+
+
+class SLIEvaluator:
+    def __init__(
+        self,
+        *,
+        resources: ResourceReader,
+        resource_uri: str,
+        prometheus: Querier,
+        builtins: Mapping[str, str],
+        concurrency: int,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self._resources = resources
+        self._uri = resource_uri
+        self._prometheus = prometheus
+        self._builtins = dict(builtins)
+        self._concurrency = concurrency
+        self._metrics = metrics
+
+    async def load_config(
+        self, project: str, stage: str, service: str, commit: str
+    ) -> dict[str, tuple[str, str]]:
+        """Merged indicators of the project, stage and service levels (read concurrently)."""
+        levels: list[tuple[str | None, str | None]] = [
+            (None, None),
+            (stage, None),
+            (stage, service),
+        ]
+
+        async def read(level: tuple[str | None, str | None]) -> SLIFile | None:
+            where = self._resources.describe(self._uri, project, *level)
+            content = await self._resources.read(self._uri, project, *level, commit)
+            return None if content is None else parse_sli_yaml(content, where)
+
+        try:
+            files = await asyncio.gather(*(read(level) for level in levels))
+        except (ResourceError, SLIConfigError) as exc:
+            raise ProviderUnavailable(f"cannot read the SLI configuration: {exc}") from None
+        return merge_levels(f for f in files if f is not None)
+
+    async def evaluate(self, window: Window) -> list[IndicatorResult]:
+        configured = await self.load_config(
+            window.project, window.stage, window.service, window.gitcommitid
+        )
+        indicators: Sequence[str]
+        if window.indicators is None:
+            indicators = list(configured) + [b for b in self._builtins if b not in configured]
+        else:
+            indicators = window.indicators
+        ctx = TemplateContext(
+            project=window.project,
+            stage=window.stage,
+            service=window.service,
+            start_s=window.start_s,
+            end_s=window.end_s,
+            context=window.context,
+            deployment=window.deployment,
+            labels=window.labels,
+            custom_filters=window.custom_filters,
+        )
+        run_present = False
+        if window.context and needs_builtin(indicators, configured, self._builtins):
+            run_present = await self._run_series_present(ctx)
+        planned = plan_queries(
+            indicators,
+            configured=configured,
+            builtins=self._builtins,
+            ctx=ctx,
+            run_series_present=run_present,
+        )
+        answers = await self._run_all(planned, window.end_s)
+        results = []
+        for item in planned:
+            if item.failure:
+                results.append(
+                    IndicatorResult(
+                        item.indicator, item.query, 0.0, False, item.failure, 0.0, item.origin
+                    )
+                )
+                continue
+            answer = answers[item.query]
+            results.append(
+                IndicatorResult(
+                    metric=item.indicator,
+                    query=item.query,
+                    value=answer.value if answer.value is not None else 0.0,
+                    success=answer.value is not None,
+                    message=answer.message,
+                    duration_ms=answer.duration_ms,
+                    origin=item.origin,
+                )
+            )
+        return results
+
+    async def _run_series_present(self, ctx: TemplateContext) -> bool:
+        try:
+            return bool(await self._prometheus.instant(run_probe_query(ctx), ctx.end_s))
+        except PrometheusUnavailable as exc:
+            raise ProviderUnavailable(str(exc)) from None
+        except PrometheusError as exc:
+            log.warning("probe for the run's series failed; using the whole scope: %s", exc)
+            return False
+
+    async def _run_all(self, planned: Sequence[PlannedQuery], at: float) -> dict[str, _Answer]:
+        """Each distinct query once, at most ``concurrency`` at a time."""
+        unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
+        semaphore = asyncio.Semaphore(self._concurrency)
+        answers: dict[str, _Answer] = {}
+
+        async def run(query: str) -> None:
+            async with semaphore:
+                answers[query] = await self._run_one(query, at)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for query in unique:
+                    group.create_task(run(query))
+        except* PrometheusUnavailable as errors:
+            raise ProviderUnavailable(str(errors.exceptions[0])) from None
+        return answers
+
+    async def _run_one(self, query: str, at: float) -> _Answer:
+        began = time.perf_counter()
+        outcome = "ok"
+        try:
+            value: float | None = single_value(await self._prometheus.instant(query, at))
+            message = ""
+        except ValueFailure as exc:
+            value, message, outcome = None, str(exc), exc.code
+        except PrometheusUnavailable:
+            self._metrics.query_duration.labels("unavailable").observe(time.perf_counter() - began)
+            raise
+        except PrometheusError as exc:
+            value, message, outcome = None, str(exc), type(exc).__name__
+        elapsed = time.perf_counter() - began
+        self._metrics.query_duration.labels(outcome).observe(elapsed)
+        return _Answer(value, message, round(elapsed * 1000, 3))

@@ -1,0 +1,65 @@
+"""The service's own metrics, on a registry per app (never prometheus-client's global one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True)
+class ServiceMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        object.__setattr__(
+            self,
+            "events_received",
+            Counter(
+                "sli_provider_events_received",
+                "Events received, by type and what was done with them",
+                ["type", "disposition"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "events_answered",
+            Counter(
+                "sli_provider_events_answered",
+                "Finished replies sent, by task, status and result",
+                ["task", "status", "result"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "query_duration",
+            Histogram(
+                "sli_provider_query_duration_seconds",
+                "Time of one indicator query to Prometheus, retries included, by outcome",
+                ["outcome"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "retries",
+            Counter(
+                "sli_provider_retries", "Retried outbound calls, by target", ["target"], registry=r
+            ),
+        )
+        object.__setattr__(
+            self,
+            "in_flight",
+            Gauge("sli_provider_events_in_flight", "Events being handled", ["task"], registry=r),
+        )
+
+    # Declared for type checkers; set in __post_init__ on the frozen instance.
+    events_received: Counter = field(init=False, repr=False)
+    events_answered: Counter = field(init=False, repr=False)
+    query_duration: Histogram = field(init=False, repr=False)
+    retries: Counter = field(init=False, repr=False)
+    in_flight: Gauge = field(init=False, repr=False)
