@@ -12,8 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-DISTRIBUTOR_EVENT_URL = "http://localhost:8081/event"
-DISTRIBUTOR_RESOURCE_URL = "http://localhost:8081/resource-service"
+DISTRIBUTOR_URL = "http://localhost:8081"
 
 
 class ConfigError(ValueError):
@@ -80,6 +79,13 @@ class Settings:
         default=None,
         metadata=_setting("KEPTN_API_TOKEN", "token sent as x-token to the Keptn API", secret=True),
     )
+    distributor_url: str = field(
+        default=DISTRIBUTOR_URL,
+        metadata=_setting(
+            "DISTRIBUTOR_URL",
+            "the distributor sidecar's API proxy (its API_PROXY_PORT); used without KEPTN_API_URL",
+        ),
+    )
     sli_config_dir: Path | None = field(
         default=None,
         metadata=_setting(
@@ -141,13 +147,13 @@ class Settings:
     def event_url(self) -> str:
         if self.keptn_api_url:
             return self.keptn_api_url.rstrip("/") + "/v1/event"
-        return DISTRIBUTOR_EVENT_URL
+        return self.distributor_url.rstrip("/") + "/event"
 
     @property
     def resource_service_url(self) -> str:
         if self.keptn_api_url:
             return self.keptn_api_url.rstrip("/") + "/resource-service"
-        return DISTRIBUTOR_RESOURCE_URL
+        return self.distributor_url.rstrip("/") + "/resource-service"
 
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:

@@ -196,8 +196,9 @@ class PrometheusClient:
         if self._closed:
             return
         self._closed = True
-        # Threads stuck in a request end at the request timeout; do not block the loop on them.
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        # A thread blocked inside requests cannot be interrupted; it ends at the query timeout.
+        # Waiting for it here would hold shutdown hostage, so queued work is dropped instead.
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
 

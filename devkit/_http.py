@@ -1,0 +1,41 @@
+"""Serve an aiohttp application on an ephemeral loopback port."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from devkit.ports import LOOPBACK
+
+# Clients such as k6 keep connections alive; do not let them hold up shutdown.
+_SHUTDOWN_TIMEOUT = 2.0
+
+
+class LoopbackSite:
+    """Owns the runner of one aiohttp app bound to 127.0.0.1 on a port the kernel picks."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            raise RuntimeError("server is not running")
+        return self._url
+
+    async def start(self) -> str:
+        await self._runner.setup()
+        try:
+            # Binding port 0 here avoids the race of asking for a free port first.
+            site = web.TCPSite(self._runner, LOOPBACK, 0)
+            await site.start()
+            port = self._runner.addresses[0][1]
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        self._url = f"http://{LOOPBACK}:{port}"
+        return self._url
+
+    async def stop(self) -> None:
+        self._url = None
+        await self._runner.cleanup()

@@ -1,0 +1,64 @@
+"""Build the events Keptn's control plane would send, as plain dicts (keptn-protocol.md §2)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+GET_SLI_TRIGGERED = "sh.keptn.event.get-sli.triggered"
+
+
+def keptn_timestamp(unix_seconds: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, the format go-utils writes (keptn-protocol.md §7)."""
+    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def get_sli_triggered(
+    *,
+    project: str,
+    stage: str,
+    service: str,
+    start: str,
+    end: str,
+    indicators: list[str] | None,
+    sli_provider: str = "k6",
+    context: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    custom_filters: list[dict[str, str]] | None = None,
+    deployment: str | None = None,
+    gitcommitid: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``get-sli.triggered`` as lighthouse-service sends it.
+
+    Like lighthouse (Go, ``omitempty``), empty optional fields are left out rather than sent
+    as empty values, and there is no ``triggeredid``.
+    """
+    get_sli: dict[str, Any] = {"sliProvider": sli_provider, "start": start, "end": end}
+    if indicators:
+        get_sli["indicators"] = list(indicators)
+    if custom_filters:
+        get_sli["customFilters"] = [dict(item) for item in custom_filters]
+    data: dict[str, Any] = {"project": project, "stage": stage, "service": service}
+    if labels:
+        data["labels"] = dict(labels)
+    data["get-sli"] = get_sli
+    if deployment:
+        data["deployment"] = deployment
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "lighthouse-service",
+        "type": GET_SLI_TRIGGERED,
+        "time": keptn_timestamp(time.time()),
+        "datacontenttype": "application/json",
+        "shkeptncontext": context or str(uuid.uuid4()),
+    }
+    if gitcommitid:
+        event["gitcommitid"] = gitcommitid
+    event["data"] = data
+    return event

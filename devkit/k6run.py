@@ -1,0 +1,95 @@
+"""Run the devkit load script the way the service's test runner will, and keep k6's summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sli_provider.adapters.k6_process import K6Outcome, run_k6
+from sli_provider.k6.invocation import RunTags, build_invocation, remote_write_url
+
+SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
+LOAD_SCRIPT = SCRIPTS_DIR / "load.js"
+ONE_SCRIPT = SCRIPTS_DIR / "one.js"
+
+# 0: all thresholds held; 99: some were crossed. Both are finished runs with a summary.
+COMPLETED_RETURNCODES = frozenset({0, 99})
+
+
+class LoadRunError(RuntimeError):
+    """k6 did not complete the run (script error, bad option, abort) or left no summary."""
+
+    def __init__(self, message: str, outcome: K6Outcome) -> None:
+        tail = "\n".join(outcome.output_tail)
+        super().__init__(f"{message}; last k6 output:\n{tail}")
+        self.outcome = outcome
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """A finished k6 run: how it ended, k6's handleSummary data and the run's window."""
+
+    outcome: K6Outcome
+    summary: dict[str, Any]
+    start: float
+    end: float
+
+    @property
+    def thresholds_crossed(self) -> bool:
+        return self.outcome.returncode == 99
+
+
+async def run_load(
+    *,
+    prometheus_url: str,
+    target_url: str,
+    tags: RunTags,
+    workdir: Path,
+    vus: int = 3,
+    duration: str = "3s",
+    fail_every: int = 5,
+    slow_ms: int = 0,
+    script: Path | None = None,
+    timeout: float = 120.0,
+) -> LoadRun:
+    """Run ``script`` (default ``load.js``) against ``target_url``, writing into Prometheus."""
+    summary_path = _fresh_summary_path(workdir, tags)
+    invocation = build_invocation(
+        script=script or LOAD_SCRIPT,
+        remote_write_url=remote_write_url(prometheus_url),
+        tags=tags,
+        script_env={
+            "TARGET_URL": target_url,
+            "VUS": str(vus),
+            "DURATION": duration,
+            "FAIL_EVERY": str(fail_every),
+            "SLOW_MS": str(slow_ms),
+            "SUMMARY_PATH": str(summary_path),
+        },
+        home=workdir,
+    )
+    outcome = await run_k6(invocation, timeout=timeout, cwd=workdir)
+    if outcome.returncode not in COMPLETED_RETURNCODES:
+        raise LoadRunError(f"k6 exited with code {outcome.returncode}", outcome)
+    summary = _read_summary(summary_path, outcome)
+    return LoadRun(outcome=outcome, summary=summary, start=outcome.started_at, end=outcome.ended_at)
+
+
+def _fresh_summary_path(workdir: Path, tags: RunTags) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / f"summary-{tags.context}.json"
+    # A file left by an earlier run with the same context must not pass for this run's summary.
+    path.unlink(missing_ok=True)
+    return path
+
+
+def _read_summary(path: Path, outcome: K6Outcome) -> dict[str, Any]:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise LoadRunError(f"no usable k6 summary at {path}: {exc}", outcome) from exc
+    if not isinstance(summary, dict):
+        raise LoadRunError(f"k6 summary at {path} is not a JSON object", outcome)
+    return summary
