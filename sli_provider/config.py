@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 DISTRIBUTOR_URL = "http://localhost:8081"
 
@@ -175,10 +176,20 @@ class Settings:
         shown: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            shown[f.name] = (
-                ("set" if value else "unset") if f.metadata["setting"].secret else str(value)
-            )
+            if f.metadata["setting"].secret:
+                shown[f.name] = "set" if value else "unset"
+            elif isinstance(value, str) and "://" in value:
+                shown[f.name] = _without_userinfo(value)
+            else:
+                shown[f.name] = str(value)
         return shown
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def _env_name(field_name: str) -> str:

@@ -1,0 +1,64 @@
+"""What each built-in SLI should equal in k6's own end-of-test summary, and how closely."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Expectation:
+    value: float
+    rel: float = 0.0  # allowed relative difference
+    abs: float = 0.0  # allowed absolute difference
+    source: str = ""
+
+    def holds(self, got: float) -> bool:
+        return abs(got - self.value) <= max(self.rel * abs(self.value), self.abs)
+
+
+# Tolerances of the issue: counts exactly, rates 1e-6, avg/max 0.1 %, percentiles 1 %.
+EXACT, RATE, MEAN, PERCENTILE = 0.0, 1e-6, 1e-3, 1e-2
+
+
+def expected_values(summary: Mapping[str, Any], window_seconds: float) -> dict[str, Expectation]:
+    """Built-in SLI name → k6's value. ``window_seconds`` is the runner's [start, end] length."""
+    m = summary["metrics"]
+
+    def v(metric: str, stat: str) -> float:
+        return float(m[metric]["values"][stat])
+
+    duration = "http_req_duration"
+    expectations = {
+        "http_reqs_total": Expectation(v("http_reqs", "count"), source="http_reqs.count"),
+        "iterations_total": Expectation(v("iterations", "count"), source="iterations.count"),
+        "data_received_bytes": Expectation(
+            v("data_received", "count"), source="data_received.count"
+        ),
+        "data_sent_bytes": Expectation(v("data_sent", "count"), source="data_sent.count"),
+        "vus_max": Expectation(v("vus_max", "max"), source="vus_max.max"),
+        "http_req_failed_rate": Expectation(
+            v("http_req_failed", "rate"), abs=RATE, source="http_req_failed.rate"
+        ),
+        "checks_rate": Expectation(v("checks", "rate"), abs=RATE, source="checks.rate"),
+        "http_req_duration_avg": Expectation(
+            v(duration, "avg"), rel=MEAN, source=f"{duration}.avg"
+        ),
+        "http_req_duration_max": Expectation(
+            v(duration, "max"), rel=MEAN, source=f"{duration}.max"
+        ),
+        "iteration_duration_p95": Expectation(
+            v("iteration_duration", "p(95)"), rel=PERCENTILE, source="iteration_duration.p(95)"
+        ),
+        # k6 divides by its own test duration; the window also holds k6's start-up, so the
+        # SLI is compared with the count over the window, which is what it claims to be.
+        "http_reqs_per_second": Expectation(
+            v("http_reqs", "count") / window_seconds, rel=1e-6, source="http_reqs.count / window"
+        ),
+    }
+    for p in ("50", "90", "95", "99"):
+        expectations[f"http_req_duration_p{p}"] = Expectation(
+            v(duration, f"p({p})"), rel=PERCENTILE, source=f"{duration}.p({p})"
+        )
+    return expectations
