@@ -1,8 +1,10 @@
-"""``make demo``: a real k6 run, then Keptn's get-sli.triggered answered by the real service.
+"""``make demo``: the whole pipeline, with this module playing Keptn's part.
 
 Everything runs on loopback: Prometheus with the remote-write receiver, a small HTTP target,
-a fake Keptn control plane (in the distributor's place), k6, and ``sli-provider serve`` as a
-child process. The demo prints k6's own summary next to the values of get-sli.finished.
+a fake Keptn control plane (in the distributor's place) and ``sli-provider serve`` as a child
+process. The demo sends test.triggered (the service runs k6), waits for test.finished, asks for
+the SLIs of that run with get-sli.triggered, and prints k6's thresholds and summary next to the
+get-sli values.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,15 +23,14 @@ from typing import Any
 
 import aiohttp
 
-from devkit.events import get_sli_triggered
+from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
-from devkit.k6run import LoadRun, run_load
+from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
-from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn, parse_keptn
+from sli_provider.keptn.timestamps import parse_keptn
 from sli_provider.sli.builtin import load_builtin_templates
 
 
@@ -77,10 +77,25 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise TimeoutError("sli-provider did not become healthy within 30 s")
 
 
-def print_side_by_side(run: LoadRun, finished: dict[str, Any]) -> bool:
+def print_thresholds(test: dict[str, Any]) -> None:
+    k6 = test["data"].get("k6", {})
+    print(
+        f"\ntest.finished: status={test['data']['status']} result={test['data']['result']} — "
+        f"{test['data'].get('message', '')}"
+    )
+    print(
+        f"  window {test['data']['test']['start']} → {test['data']['test']['end']}, "
+        f"k6 exit {k6.get('exitCode')}, {k6.get('durationMs', 0) / 1000:.2f} s"
+    )
+    for threshold in k6.get("thresholds", []):
+        verdict = "held" if threshold["ok"] else "CROSSED"
+        print(f"  threshold {threshold['metric']}: {threshold['threshold']:<14} {verdict}")
+
+
+def print_side_by_side(test: dict[str, Any], finished: dict[str, Any]) -> bool:
     section = finished["data"]["get-sli"]
     window = parse_keptn(section["end"]) - parse_keptn(section["start"])
-    expected = expected_values(run.summary, window)
+    expected = expected_values(test["data"]["k6"]["metrics"], window)
     print(
         f"\nget-sli.finished: status={finished['data']['status']} "
         f"result={finished['data']['result']} — {finished['data'].get('message', '')}\n"
@@ -102,7 +117,7 @@ def print_side_by_side(run: LoadRun, finished: dict[str, Any]) -> bool:
             f"{name:<24} {expectation.value:>14.6g} {got:>14.6g}  {'yes' if agree else 'NO':<5}  "
             f"{expectation.source}"
         )
-    k6_rate = run.summary["metrics"]["http_reqs"]["values"]["rate"]
+    k6_rate = test["data"]["k6"]["metrics"]["http_reqs"]["rate"]
     print(
         f"\n(k6's own http_reqs.rate is {k6_rate:.6g}/s over its test duration; the SLI divides by "
         "the event's window, which also holds k6's start-up.)"
@@ -110,8 +125,26 @@ def print_side_by_side(run: LoadRun, finished: dict[str, Any]) -> bool:
     return all_agree
 
 
+WORKLOADS = """\
+workloads:
+  - teststrategy: performance
+    script: k6/load.js
+    env: {VUS: "3", DURATION: "5s", FAIL_EVERY: "5"}
+"""
+
+
+async def send(url: str, event: dict[str, Any]) -> None:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
+        ) as response,
+    ):
+        print(f"  → {event['type']} {event['id']}: HTTP {response.status} {await response.text()}")
+
+
 async def demo(workdir: Path) -> int:
-    tags = RunTags(project="demo", stage="staging", service="web", context=str(uuid.uuid4()))
+    project, stage, service = "demo", "staging", "web"
     async with (
         PrometheusServer(workdir / "prometheus") as prometheus,
         TargetServer() as target,
@@ -119,49 +152,49 @@ async def demo(workdir: Path) -> int:
     ):
         print(
             f"Prometheus {prometheus.url} (remote-write receiver on), target {target.url}, "
-            f"fake Keptn control plane {keptn.url}"
+            f"Keptn's part played by {keptn.url}"
         )
-        print(
-            f"k6: 3 VUs for 5 s against {target.url}, every 5th iteration hits /fail, "
-            f"tagged keptn_context={tags.context}"
+        keptn.set_resource(
+            WORKLOADS, "k6/k6.conf.yaml", project=project, stage=stage, service=service
         )
-        (workdir / "k6").mkdir(parents=True, exist_ok=True)
-        run = await run_load(
-            prometheus_url=prometheus.url,
-            target_url=target.url,
-            tags=tags,
-            workdir=workdir / "k6",
-            vus=3,
-            duration="5s",
-            fail_every=5,
+        keptn.set_resource(
+            LOAD_SCRIPT.read_bytes(), "k6/load.js", project=project, stage=stage, service=service
         )
-        print(
-            f"k6 exited with {run.outcome.returncode} "
-            f"({'thresholds crossed' if run.thresholds_crossed else 'thresholds held'})"
-        )
-        env = {"PROMETHEUS_URL": prometheus.url, "DISTRIBUTOR_URL": keptn.url, "LOG_LEVEL": "INFO"}
+        env = {
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": keptn.url,
+            "RUNNER_WORK_DIR": str(workdir),
+        }
         async with sli_provider_process(env, workdir / "sli-provider.log") as url:
-            event = get_sli_triggered(
-                project=tags.project,
-                stage=tags.stage,
-                service=tags.service,
-                start=format_keptn(run.start),
-                end=format_keptn(run.end),
-                indicators=sorted(load_builtin_templates()),
-                context=tags.context,
+            print(f"sli-provider serve at {url}")
+            print(
+                "\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
+                "every 5th iteration hits /fail)"
             )
-            print(f"sli-provider serve at {url}; sending get-sli.triggered {event['id']}")
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(
-                    url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
-                ) as response,
-            ):
-                print(f"  → HTTP {response.status} {await response.text()}")
+            trigger = make_test_triggered(
+                project=project,
+                stage=stage,
+                service=service,
+                teststrategy="performance",
+                uris_local=[target.url],
+            )
+            context = trigger["shkeptncontext"]
+            await send(url, trigger)
+            (test,) = await keptn.wait_for_events(
+                type="sh.keptn.event.test.finished", shkeptncontext=context, timeout=120
+            )
+            print_thresholds(test)
+            print("\n2. lighthouse: get-sli.triggered for the same context and the test's window")
+            ask = get_sli_triggered(
+                project=project, stage=stage, service=service,
+                start=test["data"]["test"]["start"], end=test["data"]["test"]["end"],
+                indicators=sorted(load_builtin_templates()), context=context,
+            )  # fmt: skip
+            await send(url, ask)
             (finished,) = await keptn.wait_for_events(
-                type="sh.keptn.event.get-sli.finished", shkeptncontext=tags.context, timeout=60
+                type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
             )
-        agree = print_side_by_side(run, finished)
+        agree = print_side_by_side(test, finished)
         if keptn.violations:
             print("Keptn protocol violations:", *keptn.violations, sep="\n  ")
             return 1

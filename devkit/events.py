@@ -62,3 +62,52 @@ def get_sli_triggered(
         event["gitcommitid"] = gitcommitid
     event["data"] = data
     return event
+
+
+TEST_TRIGGERED = "sh.keptn.event.test.triggered"
+
+
+def make_test_triggered(
+    *,
+    project: str,
+    stage: str,
+    service: str,
+    teststrategy: str,
+    uris_local: list[str] | None = None,
+    uris_public: list[str] | None = None,
+    context: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    gitcommitid: str | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """A ``test.triggered`` as shipyard-controller sends it (keptn-protocol.md §2.5)."""
+    data: dict[str, Any] = {
+        "project": project,
+        "stage": stage,
+        "service": service,
+        "labels": dict(labels or {}),
+        "status": "succeeded",
+        "result": "pass",
+        "message": "",
+        "test": {"teststrategy": teststrategy},
+        "deployment": {
+            "deploymentstrategy": "direct",
+            "deploymentNames": ["direct"],
+            "deploymentURIsLocal": list(uris_local or []),
+            "deploymentURIsPublic": list(uris_public or []),
+        },
+    }
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "shipyard-controller",
+        "type": TEST_TRIGGERED,
+        "time": keptn_timestamp(time.time()),
+        "datacontenttype": "application/json",
+        "shkeptncontext": context or str(uuid.uuid4()),
+        "shkeptnspecversion": "0.2.4",
+        "data": data,
+    }
+    if gitcommitid:
+        event["gitcommitid"] = gitcommitid
+    return event

@@ -22,12 +22,18 @@ class Expectation:
 EXACT, RATE, MEAN, PERCENTILE = 0.0, 1e-6, 1e-3, 1e-2
 
 
-def expected_values(summary: Mapping[str, Any], window_seconds: float) -> dict[str, Expectation]:
+def from_handle_summary(summary: Mapping[str, Any]) -> dict[str, Mapping[str, float]]:
+    """handleSummary's ``data`` → metric → stat → value (the shape test.finished's data.k6 has)."""
+    return {name: metric["values"] for name, metric in summary["metrics"].items()}
+
+
+def expected_values(
+    metrics: Mapping[str, Mapping[str, float]], window_seconds: float
+) -> dict[str, Expectation]:
     """Built-in SLI name → k6's value. ``window_seconds`` is the runner's [start, end] length."""
-    m = summary["metrics"]
 
     def v(metric: str, stat: str) -> float:
-        return float(m[metric]["values"][stat])
+        return float(metrics[metric][stat])
 
     duration = "http_req_duration"
     expectations = {

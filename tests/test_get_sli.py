@@ -17,7 +17,7 @@ import pytest
 from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LoadRun
-from devkit.k6summary import expected_values
+from devkit.k6summary import expected_values, from_handle_summary
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
@@ -130,7 +130,7 @@ async def test_builtin_slis_equal_k6_summary(
     assert all(v["success"] and v["query"] for v in values_of(finished).values())
 
     window = parse_keptn(data["get-sli"]["end"]) - parse_keptn(data["get-sli"]["start"])
-    expected = expected_values(load_run.summary, window)
+    expected = expected_values(from_handle_summary(load_run.summary), window)
     assert set(expected) == set(BUILTINS)
     mismatched = {
         name: (got[name], e.value, e.source)

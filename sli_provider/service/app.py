@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -26,6 +27,7 @@ from sli_provider.config import Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import TASK as GET_SLI
 from sli_provider.keptn.getsli import requested_provider
+from sli_provider.keptn.test_task import TASK as TEST
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.getsli import GetSLIHandler
 from sli_provider.service.metrics import ServiceMetrics
@@ -36,12 +38,14 @@ from sli_provider.service.preview import (
     window_from_query,
 )
 from sli_provider.service.tasks import RecentIds, TaskSupervisor
+from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.sli.builtin import load_builtin_templates
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
+TEST_TRIGGERED = f"sh.keptn.event.{TEST}.triggered"
 
 
 @dataclass
@@ -55,11 +59,29 @@ class Components:
     prometheus: Querier
     evaluator: SLIEvaluator
     get_sli: GetSLIHandler
+    # Test runs are stopped at once at shutdown (k6 killed, errored finished sent); get-sli
+    # events get the grace period to finish.
+    runs: TaskSupervisor
+    test_runner: TestRunner | None
 
 
 COMPONENTS = web.AppKey("components", Components)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", ServiceMetrics)
+
+
+def make_resources(settings: Settings, session: aiohttp.ClientSession) -> ResourceReader:
+    """Keptn's resource service, or the local directory in local mode."""
+    if settings.sli_config_dir is not None:
+        return LocalResourceReader(settings.sli_config_dir)
+    return KeptnResourceReader(
+        session,
+        settings.resource_service_url,
+        token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
+        timeout=settings.http_timeout_seconds,
+        attempts=settings.reply_attempts,
+        max_wait=settings.retry_max_wait_seconds,
+    )
 
 
 def make_evaluator(
@@ -70,21 +92,8 @@ def make_evaluator(
     metrics: ServiceMetrics,
 ) -> SLIEvaluator:
     """The SLI pipeline for the settings; the CLI's preview uses it without the HTTP app."""
-    token = settings.keptn_api_token.reveal() if settings.keptn_api_token else None
-    resources: ResourceReader
-    if settings.sli_config_dir is not None:
-        resources = LocalResourceReader(settings.sli_config_dir)
-    else:
-        resources = KeptnResourceReader(
-            session,
-            settings.resource_service_url,
-            token=token,
-            timeout=settings.http_timeout_seconds,
-            attempts=settings.reply_attempts,
-            max_wait=settings.retry_max_wait_seconds,
-        )
     return SLIEvaluator(
-        resources=resources,
+        resources=make_resources(settings, session),
         resource_uri=settings.sli_resource,
         prometheus=prometheus,
         builtins=load_builtin_templates(settings.templates_dir),
@@ -109,6 +118,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession()
     prometheus = make_prometheus(settings, metrics)
     supervisor = TaskSupervisor()
+    runs = TaskSupervisor()
     try:
         token = settings.keptn_api_token.reveal() if settings.keptn_api_token else None
         sender = EventSender(
@@ -123,6 +133,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         evaluator = make_evaluator(
             settings, session=session, prometheus=prometheus, metrics=metrics
         )
+        test_runner = None
+        if settings.runner_enabled:
+            test_runner = TestRunner(
+                config=RunnerConfig(
+                    config_resource=settings.k6_config_resource,
+                    remote_write_url=settings.remote_write_url,
+                    k6_binary=settings.k6_binary,
+                    max_parallel=settings.max_parallel_tests,
+                    work_dir=settings.runner_work_dir,
+                ),
+                resources=make_resources(settings, session),
+                prometheus=prometheus,
+                send=sender.send,
+                source=settings.source,
+                metrics=metrics,
+            )
         app[COMPONENTS] = Components(
             settings=settings,
             metrics=metrics,
@@ -133,11 +159,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             get_sli=GetSLIHandler(
                 evaluator=evaluator, send=sender.send, source=settings.source, metrics=metrics
             ),
+            runs=runs,
+            test_runner=test_runner,
         )
         log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
         yield
     finally:
-        await supervisor.close(settings.shutdown_grace_seconds)
+        await asyncio.gather(runs.close(0.0), supervisor.close(settings.shutdown_grace_seconds))
         await prometheus.aclose()
         await session.close()
 
@@ -159,6 +187,16 @@ async def receive_event(request: web.Request) -> web.Response:
         components.metrics.events_received.labels(event.type, disposition).inc()
         return web.json_response({"status": disposition, **details}, status=status)
 
+    if event.type == TEST_TRIGGERED and components.test_runner is not None:
+        if not components.recent_ids.first_time(event.id):
+            return answer("duplicate", reason=f"event {event.id} was already taken")
+        try:
+            _ = components.runs.spawn(
+                _handle_test(components, components.test_runner, event), name=f"test {event.id}"
+            )
+        except RuntimeError:
+            return answer("refused", status=503, reason="shutting down")
+        return answer("accepted")
     if event.type != GET_SLI_TRIGGERED:
         return answer("ignored", reason=f"{event.type} is not handled here")
     provider = requested_provider(event)
@@ -187,6 +225,13 @@ async def _handle(components: Components, event: KeptnEvent) -> None:
     logs.event_id.set(event.id)
     log.info("get-sli.triggered taken")
     await components.get_sli.handle(event)
+
+
+async def _handle_test(components: Components, runner: TestRunner, event: KeptnEvent) -> None:
+    logs.keptn_context.set(event.shkeptncontext)
+    logs.event_id.set(event.id)
+    log.info("test.triggered taken")
+    await runner.handle(event)
 
 
 def _authorized(request: web.Request) -> bool:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
-from sli_provider.keptn.envelope import KeptnEvent, Scope, build_reply
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import (
     TASK,
     InvalidRequest,
@@ -15,17 +12,12 @@ from sli_provider.keptn.getsli import (
     decide_outcome,
     errored,
     finished_payload,
+    get_sli_section,
     parse_request,
 )
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator, Window
 from sli_provider.service.metrics import ServiceMetrics
-
-log = logging.getLogger(__name__)
-
-SendEvent = Callable[[Mapping[str, Any]], Awaitable[None]]
-
-# A finished reply sent while shutting down must not hang the shutdown.
-_LAST_REPLY_TIMEOUT = 10.0
+from sli_provider.service.replying import Finished, SendEvent, TaskReplies
 
 
 class GetSLIHandler:
@@ -38,36 +30,30 @@ class GetSLIHandler:
         self._metrics = metrics
 
     async def handle(self, event: KeptnEvent) -> None:
-        scope = Scope.from_data(event.data)
-        section = event.data.get(TASK)
-        echoed: dict[str, Any] = {}
-        if isinstance(section, Mapping):
-            echoed = {k: section[k] for k in ("start", "end") if isinstance(section.get(k), str)}
-        self._metrics.in_flight.labels(TASK).inc()
-        try:
-            await self._deliver(
-                build_reply(event, kind="started", source=self._source, scope=scope)
-            )
-            try:
-                outcome = await self._outcome(event)
-            except asyncio.CancelledError:
-                await asyncio.wait_for(
-                    asyncio.shield(
-                        self._finish(
-                            event,
-                            scope,
-                            echoed,
-                            errored("the SLI provider shut down before the values were retrieved"),
-                        )
-                    ),
-                    _LAST_REPLY_TIMEOUT,
-                )
-                raise
-            await self._finish(event, scope, echoed, outcome)
-        finally:
-            self._metrics.in_flight.labels(TASK).dec()
+        section = get_sli_section(event.data) or {}
+        # lighthouse copies these into the evaluation; echo them even when they are invalid.
+        echoed = {k: section[k] for k in ("start", "end") if isinstance(section.get(k), str)}
 
-    async def _outcome(self, event: KeptnEvent) -> Outcome:
+        def finished(outcome: Outcome) -> Finished:
+            payload = finished_payload(
+                echoed.get("start", ""), echoed.get("end", ""), outcome.indicator_values
+            )
+            return Finished(outcome.status, outcome.result, outcome.message, payload)
+
+        replies = TaskReplies(
+            trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
+        )
+        await replies.run(
+            lambda: self._values(event, finished),
+            on_shutdown=lambda: finished(
+                errored("the SLI provider shut down before the values were retrieved")
+            ),
+            on_error=lambda exc: finished(
+                errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
+            ),
+        )
+
+    async def _values(self, event: KeptnEvent, finished: Callable[[Outcome], Finished]) -> Finished:
         try:
             request = parse_request(event)
             results = await self._evaluator.evaluate(
@@ -86,46 +72,7 @@ class GetSLIHandler:
                 )
             )
         except InvalidRequest as exc:
-            return errored(f"invalid get-sli.triggered: {exc}")
+            return finished(errored(f"invalid get-sli.triggered: {exc}"))
         except ProviderUnavailable as exc:
-            return errored(str(exc))
-        except Exception as exc:  # the finished reply must still go out
-            log.exception("unexpected error while retrieving SLIs")
-            return errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
-        return decide_outcome([r.as_indicator_value() for r in results])
-
-    async def _finish(
-        self, event: KeptnEvent, scope: Scope, echoed: Mapping[str, Any], outcome: Outcome
-    ) -> None:
-        payload = finished_payload(
-            str(echoed.get("start", "")), str(echoed.get("end", "")), outcome.indicator_values
-        )
-        reply = build_reply(
-            event,
-            kind="finished",
-            source=self._source,
-            scope=scope,
-            status=outcome.status,
-            result=outcome.result,
-            message=outcome.message,
-            payload=payload,
-        )
-        await self._deliver(reply)
-        self._metrics.events_answered.labels(TASK, outcome.status.value, outcome.result.value).inc()
-        log.info(
-            "get-sli answered",
-            extra={
-                "fields": {
-                    "status": outcome.status.value,
-                    "result": outcome.result.value,
-                    "indicators": len(outcome.indicator_values),
-                }
-            },
-        )
-
-    async def _deliver(self, reply: Mapping[str, Any]) -> None:
-        try:
-            await self._send(reply)
-        except Exception:
-            # Logged, not raised: a lost started must not keep the finished from being tried.
-            log.exception("could not deliver %s", reply.get("type"))
+            return finished(errored(str(exc)))
+        return finished(decide_outcome([r.as_indicator_value() for r in results]))

@@ -1,0 +1,93 @@
+"""What a finished k6 run means for Keptn: thresholds, a compact summary, the outcome."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sli_provider.keptn.envelope import Result, Status
+
+THRESHOLDS_CROSSED = 99
+# Metrics whose summary goes into test.finished; the full export stays out of Keptn's payloads.
+SUMMARY_METRICS = (
+    "http_reqs", "http_req_duration", "http_req_failed", "checks", "iterations", "vus_max",
+    "data_received", "data_sent", "iteration_duration",
+)  # fmt: skip
+K6_EXIT_MEANINGS = {
+    97: "k6 was interrupted",
+    98: "k6 failed to set up",
+    100: "k6 setup() or teardown() timed out",
+    104: "invalid k6 configuration",
+    105: "an external abort",
+    107: "a script error",
+    108: "the script aborted the test (exec.test.abort)",
+    255: "k6 could not start (bad option?)",
+}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    metric: str
+    expression: str
+    held: bool
+
+    def as_data(self) -> dict[str, Any]:
+        return {"metric": self.metric, "threshold": self.expression, "ok": self.held}
+
+
+@dataclass(frozen=True)
+class RunReport:
+    thresholds: tuple[Threshold, ...]
+    metrics: Mapping[str, Mapping[str, float]]
+
+
+def read_summary_export(text: str | bytes) -> RunReport:
+    """``--summary-export`` JSON: ``thresholds`` maps expressions to True when *crossed*."""
+    document = json.loads(text)
+    raw_metrics = document.get("metrics", {}) if isinstance(document, Mapping) else {}
+    thresholds: list[Threshold] = []
+    metrics: dict[str, dict[str, float]] = {}
+    for name, values in sorted(raw_metrics.items()):
+        if not isinstance(values, Mapping):
+            continue
+        for expression, crossed in (values.get("thresholds") or {}).items():
+            thresholds.append(Threshold(name, str(expression), not bool(crossed)))
+        if name in SUMMARY_METRICS:
+            metrics[name] = _stats(values)
+    return RunReport(tuple(thresholds), metrics)
+
+
+def _stats(values: Mapping[str, Any]) -> dict[str, float]:
+    stats = {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k != "thresholds"
+    }
+    # The export calls a Rate's ratio "value" (and counts true values as "passes").
+    if "passes" in stats and "value" in stats:
+        stats["rate"] = stats.pop("value")
+    return stats
+
+
+def crossed(thresholds: Sequence[Threshold]) -> list[Threshold]:
+    return [t for t in thresholds if not t.held]
+
+
+def outcome_for_exit(
+    returncode: int,
+    thresholds: Sequence[Threshold],
+    *,
+    on_threshold_failure: str,
+    output_tail: Sequence[str],
+) -> tuple[Status, Result, str]:
+    if returncode == 0:
+        return Status.SUCCEEDED, Result.PASS, f"k6 run passed; {len(thresholds)} thresholds held"
+    if returncode == THRESHOLDS_CROSSED:
+        names = ", ".join(f"{t.metric}: {t.expression}" for t in crossed(thresholds)) or "unknown"
+        result = Result.WARNING if on_threshold_failure == "warning" else Result.FAIL
+        return Status.SUCCEEDED, result, f"k6 thresholds crossed: {names}"
+    meaning = K6_EXIT_MEANINGS.get(returncode, "an error")
+    tail = "\n".join(output_tail[-15:])
+    return Status.ERRORED, Result.FAIL, f"k6 exited with code {returncode} ({meaning}):\n{tail}"

@@ -1,0 +1,399 @@
+"""The bundled k6 runner: test.triggered → real k6 → test.finished, and the whole pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from devkit.events import get_sli_triggered, make_test_triggered
+from devkit.fake_keptn import FakeKeptn
+from devkit.k6run import LOAD_SCRIPT
+from devkit.k6summary import expected_values
+from devkit.ports import free_port
+from devkit.prometheus import PrometheusServer
+from devkit.service import running_service
+from devkit.target import TargetServer
+from sli_provider.config import Settings
+from sli_provider.keptn.timestamps import parse_keptn
+from sli_provider.sli.builtin import load_builtin_templates
+
+KEPTN_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+PROJECT, STAGE, SERVICE = "shop", "staging", "web"
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn, work_dir: Path) -> ServiceFactory:
+    base = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=work_dir,
+        reply_attempts=3,
+        retry_max_wait_seconds=0.2,
+        query_attempts=2,
+    )
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
+        return running_service(replace(base, **overrides))
+
+    return start
+
+
+def workloads(*items: dict[str, Any]) -> str:
+    return json.dumps({"workloads": list(items)})  # JSON is YAML
+
+
+def install(keptn: FakeKeptn, config: str | None, scripts: dict[str, str | bytes]) -> None:
+    if config is not None:
+        keptn.set_resource(config, "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE)
+    for uri, content in scripts.items():
+        keptn.set_resource(content, uri, project=PROJECT, stage=STAGE, service=SERVICE)
+
+
+def load_workload(**overrides: Any) -> dict[str, Any]:
+    workload: dict[str, Any] = {
+        "teststrategy": "performance",
+        "script": "k6/load.js",
+        "env": {"VUS": "2", "DURATION": "2s", "FAIL_EVERY": "0"},
+    }
+    workload.update(overrides)
+    return workload
+
+
+def trigger(target: TargetServer, strategy: str = "performance", **extra: Any) -> dict[str, Any]:
+    return make_test_triggered(
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy=strategy,
+        uris_local=[target.url],
+        uris_public=["http://public.invalid"],
+        **extra,
+    )
+
+
+async def post(url: str, event: dict[str, Any]) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
+        ) as r,
+    ):
+        return r.status
+
+
+async def finished_for(
+    keptn: FakeKeptn, event: dict[str, Any], timeout: float = 90
+) -> dict[str, Any]:
+    (finished,) = await keptn.wait_for_events(
+        type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=timeout
+    )
+    types = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
+    assert types == ["sh.keptn.event.test.started", "sh.keptn.event.test.finished"]
+    assert finished["triggeredid"] == event["id"]
+    assert keptn.violations == []
+    return finished
+
+
+LOAD_JS = LOAD_SCRIPT.read_text()
+
+
+async def test_passing_run_reports_thresholds_and_window(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer, work_dir: Path
+) -> None:
+    install(fake_keptn, workloads(load_workload()), {"k6/load.js": LOAD_JS})
+    event = trigger(target)
+    async with service() as url:
+        assert await post(url, event) == 202
+        finished = await finished_for(fake_keptn, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("succeeded", "pass"), data["message"]
+    start, end = data["test"]["start"], data["test"]["end"]
+    assert KEPTN_TIME.match(start) and KEPTN_TIME.match(end)
+    assert 2.0 <= parse_keptn(end) - parse_keptn(start) < 10
+    k6 = data["k6"]
+    assert k6["exitCode"] == 0 and k6["durationMs"] >= 2000
+    assert {(t["metric"], t["threshold"], t["ok"]) for t in k6["thresholds"]} == {
+        ("http_req_failed", "rate<0.5", True),
+        ("http_req_duration", "p(95)<1000", True),
+        ("checks", "rate>0.1", True),
+    }
+    assert k6["metrics"]["http_reqs"]["count"] > 0
+    assert list(work_dir.iterdir()) == []  # the private directory is gone
+
+
+@pytest.mark.parametrize(("policy", "result"), [("fail", "fail"), ("warning", "warning")])
+async def test_crossed_thresholds_give_fail_or_warning(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer, policy: str, result: str
+) -> None:
+    workload = load_workload(
+        on_threshold_failure=policy,
+        env={"VUS": "2", "DURATION": "1s", "FAIL_EVERY": "2", "MAX_FAIL_RATE": "0.01"},
+    )
+    install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
+    event = trigger(target)
+    async with service() as url:
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("succeeded", result)
+    assert data["k6"]["exitCode"] == 99
+    assert "http_req_failed: rate<0.01" in data["message"]
+    assert "test" in data  # start/end present, so an evaluation can follow a warning
+
+
+async def test_script_error_is_errored_with_k6_output(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    install(fake_keptn, None, {"k6/performance.js": "export default function ( {"})
+    event = trigger(target)
+    async with service() as url:
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "code 107" in data["message"]
+    assert "Unexpected end of input" in data["message"]
+
+
+async def test_run_past_its_timeout_is_killed(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer, work_dir: Path
+) -> None:
+    workload = load_workload(timeout="2s", env={"VUS": "1", "DURATION": "60s", "FAIL_EVERY": "0"})
+    install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
+    event = trigger(target)
+    async with service() as url:
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "timeout of 2 s" in data["message"]
+    assert not k6_processes_under(work_dir)
+
+
+async def test_missing_script_names_the_paths_tried(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    install(fake_keptn, workloads(load_workload(script="k6/missing.js")), {})
+    event = trigger(target)
+    async with service() as url:
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    message = finished["data"]["message"]
+    assert finished["data"]["status"] == "errored"
+    assert "k6/missing.js" in message
+    assert message.count("k6%2Fmissing.js") == 3  # service, stage and project level
+
+
+async def test_no_workload_for_the_strategy_gets_no_reply(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    install(fake_keptn, workloads(load_workload()), {"k6/load.js": LOAD_JS})
+    foreign = trigger(target, strategy="functional")
+    ours = trigger(target)
+    async with service() as url:
+        await post(url, foreign)
+        await post(url, ours)
+        await finished_for(fake_keptn, ours)
+    assert fake_keptn.events_for(foreign["shkeptncontext"]) == []
+
+
+async def test_prometheus_without_remote_write_receiver_is_detected(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path
+) -> None:
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "1", "DURATION": "1s"})),
+        {"k6/load.js": LOAD_JS},
+    )
+    event = trigger(target)
+    async with (
+        PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain,
+        service(prometheus_url=plain.url) as url,
+    ):
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "k6 wrote no metrics to Prometheus" in data["message"]
+    assert data["k6"]["exitCode"] == 0  # k6 itself does not notice
+
+
+async def test_parallel_limit_queues_runs(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    workload = load_workload(env={"VUS": "1", "DURATION": "2s", "FAIL_EVERY": "0"})
+    install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
+    events = [trigger(target) for _ in range(2)]
+    async with service(max_parallel_tests=1) as url:
+        for event in events:
+            await post(url, event)
+        first, second = [await finished_for(fake_keptn, e) for e in events]
+    windows = sorted(
+        (parse_keptn(f["data"]["test"]["start"]), parse_keptn(f["data"]["test"]["end"]))
+        for f in (first, second)
+    )
+    assert windows[1][0] >= windows[0][1] - 0.05  # the second k6 started after the first ended
+
+
+async def test_script_sees_only_its_environment(
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    script = "export default function () { console.log('ENV=' + JSON.stringify(__ENV)); }\n"
+    workload = {"teststrategy": "functional", "script": "k6/env.js", "env": {"EXTRA": "1"}}
+    install(fake_keptn, workloads(workload), {"k6/env.js": script})
+    event = trigger(target, strategy="functional", labels={"build-id": "142"})
+    caplog.set_level(logging.INFO, logger="sli_provider.k6")
+    async with service(keptn_api_token=None) as url:
+        await post(url, event)
+        finished = await finished_for(fake_keptn, event)
+    assert finished["data"]["status"] == "succeeded"
+    line = next(r.getMessage() for r in caplog.records if "ENV=" in r.getMessage())
+    env = json.loads(line.split("ENV=", 1)[1].split('" source=')[0].replace('\\"', '"'))
+    assert env == {
+        "TARGET_URL": target.url,
+        "KEPTN_PROJECT": PROJECT,
+        "KEPTN_STAGE": STAGE,
+        "KEPTN_SERVICE": SERVICE,
+        "KEPTN_CONTEXT": event["shkeptncontext"],
+        "KEPTN_TESTSTRATEGY": "functional",
+        "LABEL_BUILD_ID": "142",
+        "EXTRA": "1",
+    }
+
+
+async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    """test.triggered → test.finished → get-sli.triggered for the same context, twice in a row."""
+    install(fake_keptn, workloads(load_workload(env={"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"})),
+            {"k6/load.js": LOAD_JS})  # fmt: skip
+    indicators = sorted(load_builtin_templates())
+    async with service() as url:
+        for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback
+            event = trigger(target)
+            await post(url, event)
+            test = (await finished_for(fake_keptn, event))["data"]
+            assert test["result"] == "pass", test["message"]
+            ask = get_sli_triggered(
+                project=PROJECT,
+                stage=STAGE,
+                service=SERVICE,
+                start=test["test"]["start"],
+                end=test["test"]["end"],
+                indicators=indicators,
+                context=event["shkeptncontext"],
+            )
+            await post(url, ask)
+            (finished,) = await fake_keptn.wait_for_events(
+                type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
+            )
+            values = {
+                v["metric"]: v["value"] for v in finished["data"]["get-sli"]["indicatorValues"]
+            }
+            window = parse_keptn(test["test"]["end"]) - parse_keptn(test["test"]["start"])
+            expected = expected_values(test["k6"]["metrics"], window)
+            wrong = {n: (values[n], e.value) for n, e in expected.items() if not e.holds(values[n])}
+            assert wrong == {}
+            assert finished["data"]["result"] == "pass"
+    assert fake_keptn.violations == []
+
+
+def k6_processes_under(work_dir: Path) -> list[str]:
+    """Command lines of live k6 processes whose script lives under ``work_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        command = " ".join(a.decode(errors="replace") for a in argv)
+        if argv and argv[0].endswith(b"k6") and str(work_dir) in command:
+            found.append(command)
+    return found
+
+
+async def test_sigterm_kills_k6_and_sends_errored_finished(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, target: TargetServer, work_dir: Path
+) -> None:
+    """A real `sli-provider serve` process gets SIGTERM while k6 runs.
+
+    1. test.triggered for a 60 s run; wait until test.started and k6 is running.
+    2. SIGTERM the service.
+    3. The service exits 0 within the grace period, test.finished is errored, no k6 is left.
+    """
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
+        {"k6/load.js": LOAD_JS},
+    )
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "PROMETHEUS_URL": prometheus.url,
+        "DISTRIBUTOR_URL": fake_keptn.url,
+        "RUNNER_WORK_DIR": str(work_dir),
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+    command = [str(Path(sys.executable).parent / "sli-provider"), "serve"]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if await post(url, {}) == 400:
+                    break
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+        event = trigger(target)
+        assert await post(url, event) == 202
+        await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.started", shkeptncontext=event["shkeptncontext"]
+        )
+        for _ in range(100):
+            if k6_processes_under(work_dir):
+                break
+            await asyncio.sleep(0.05)
+        assert k6_processes_under(work_dir), "k6 did not start"
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    finished = await finished_for(fake_keptn, event, timeout=5)
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert "shut down" in finished["data"]["message"]
+    assert k6_processes_under(work_dir) == []
+    assert list(work_dir.iterdir()) == []
