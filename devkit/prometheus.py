@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self, cast
@@ -51,8 +52,18 @@ class PrometheusServer:
         native_histograms: bool = True,
         extra_args: Sequence[str] = (),
         binary: str | None = None,
+        web_config: Mapping[str, Any] | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        client_auth: tuple[str, str] | None = None,
     ) -> None:
+        """``web_config`` is Prometheus' --web.config.file (TLS, basic auth); ``client_ssl`` and
+        ``client_auth`` are what this object itself uses to reach the server."""
         self._data_dir = data_dir
+        self._web_config = dict(web_config) if web_config else None
+        self._client_ssl = client_ssl
+        self._client_headers = (
+            {"Authorization": aiohttp.encode_basic_auth(*client_auth)} if client_auth else None
+        )
         self._remote_write_receiver = remote_write_receiver
         self._native_histograms = native_histograms
         self._extra_args = tuple(extra_args)
@@ -65,7 +76,8 @@ class PrometheusServer:
     def url(self) -> str:
         if self._port is None:
             raise RuntimeError("prometheus is not running")
-        return f"http://{LOOPBACK}:{self._port}"
+        scheme = "https" if self._web_config and "tls_server_config" in self._web_config else "http"
+        return f"{scheme}://{LOOPBACK}:{self._port}"
 
     @property
     def remote_write_url(self) -> str:
@@ -109,7 +121,7 @@ class PrometheusServer:
             params["time"] = f"{at:.3f}"
         timeout = aiohttp.ClientTimeout(total=_QUERY_TIMEOUT)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            self._session(timeout) as session,
             session.get(self.url + "/api/v1/query", params=params) as response,
         ):
             body = await response.json()
@@ -136,6 +148,10 @@ class PrometheusServer:
             argv.append("--web.enable-remote-write-receiver")
         if self._native_histograms:
             argv.append("--enable-feature=native-histograms")
+        if self._web_config is not None:
+            web_config_path = self._data_dir / "web-config.yml"
+            web_config_path.write_text(yaml.safe_dump(self._web_config), encoding="utf-8")
+            argv.append(f"--web.config.file={web_config_path}")
         argv += self._extra_args
         return argv
 
@@ -169,7 +185,7 @@ class PrometheusServer:
         assert self._process is not None
         deadline = time.monotonic() + READY_DEADLINE
         timeout = aiohttp.ClientTimeout(total=_READY_REQUEST_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with self._session(timeout) as session:
             while True:
                 if self._process.returncode is not None:
                     tail = self.log_tail()
@@ -187,6 +203,12 @@ class PrometheusServer:
                         f"{self.log_path}:\n{self.log_tail()}"
                     )
                 await asyncio.sleep(READY_POLL_INTERVAL)
+
+    def _session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=self._client_ssl) if self._client_ssl else None
+        return aiohttp.ClientSession(
+            timeout=timeout, connector=connector, headers=self._client_headers
+        )
 
     async def _stop(self) -> None:
         process, self._process, self._port = self._process, None, None

@@ -75,6 +75,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Credentials files and per-project overrides are checked before anything starts.
+        make_prometheus(settings, ServiceMetrics())
+    except ConfigError as exc:
+        print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     if args.command == "serve":
         asyncio.run(serve(settings))

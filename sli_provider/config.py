@@ -64,6 +64,65 @@ class Settings:
         default="http://localhost:9090",
         metadata=_setting("PROMETHEUS_URL", "base URL of the Prometheus holding k6's metrics"),
     )
+    prometheus_username: str | None = field(
+        default=None, metadata=_setting("PROMETHEUS_USERNAME", "basic-auth user for Prometheus")
+    )
+    prometheus_password: Secret | None = field(
+        default=None,
+        metadata=_setting("PROMETHEUS_PASSWORD", "basic-auth password for Prometheus", secret=True),
+    )
+    prometheus_bearer_token: Secret | None = field(
+        default=None,
+        metadata=_setting("PROMETHEUS_BEARER_TOKEN", "bearer token for Prometheus", secret=True),
+    )
+    prometheus_bearer_token_file: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "PROMETHEUS_BEARER_TOKEN_FILE", "file holding the bearer token; re-read when it changes"
+        ),
+    )
+    prometheus_headers: str = field(
+        default="",
+        metadata=_setting(
+            "PROMETHEUS_HEADERS", "extra headers as Name=value,Name=value (e.g. X-Scope-OrgID=team)"
+        ),
+    )
+    prometheus_ca_file: Path | None = field(
+        default=None, metadata=_setting("PROMETHEUS_CA_FILE", "CA bundle to verify Prometheus' TLS")
+    )
+    prometheus_cert_file: Path | None = field(
+        default=None, metadata=_setting("PROMETHEUS_CERT_FILE", "client certificate (mTLS)")
+    )
+    prometheus_key_file: Path | None = field(
+        default=None, metadata=_setting("PROMETHEUS_KEY_FILE", "client certificate's key (mTLS)")
+    )
+    prometheus_insecure_skip_verify: bool = field(
+        default=False,
+        metadata=_setting(
+            "PROMETHEUS_INSECURE_SKIP_VERIFY",
+            "skip TLS verification for Prometheus only (not advised)",
+        ),
+    )
+    prometheus_projects_file: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "PROMETHEUS_PROJECTS_FILE",
+            "YAML with a Prometheus URL and credentials per Keptn project",
+        ),
+    )
+    nats_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "NATS_URL",
+            "subscribe to Keptn's NATS directly (e.g. nats://keptn-nats); unset: HTTP only",
+        ),
+    )
+    nats_queue_group: str | None = field(
+        default=None,
+        metadata=_setting(
+            "NATS_QUEUE_GROUP", "NATS queue group shared by replicas (default: SLI_PROVIDER)"
+        ),
+    )
     sli_provider: str = field(
         default="k6",
         metadata=_setting("SLI_PROVIDER", "the sliProvider name this service answers to"),
@@ -184,12 +243,6 @@ class Settings:
             return self.keptn_api_url.rstrip("/") + "/resource-service"
         return self.distributor_url.rstrip("/") + "/resource-service"
 
-    @property
-    def remote_write_url(self) -> str:
-        if self.prometheus_remote_write_url:
-            return self.prometheus_remote_write_url
-        return self.prometheus_url.rstrip("/") + "/api/v1/write"
-
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
             raise ConfigError(f"PORT must be 1-65535, not {self.port}")
@@ -260,7 +313,7 @@ def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = 
 def _convert(name: str, setting: Setting, raw: str, default: Any) -> Any:
     if setting.secret:
         return Secret(raw)
-    if name.endswith("_dir"):
+    if name.endswith(("_dir", "_file")):
         return Path(raw)
     try:
         if isinstance(default, bool):

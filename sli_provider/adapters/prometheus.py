@@ -175,6 +175,13 @@ class PrometheusClient:
             return QueryTimeout(f"Prometheus gave up on the query: {exc.error}")
         if exc.status >= 500 or exc.status == 429:
             return QueryFailed(f"Prometheus failed after {self._attempts} tries: {exc}")
+        if not exc.error_type:
+            # Prometheus explains a bad query with an errorType; a bare 4xx means the URL does
+            # not lead to Prometheus' API (wrong path, http to an https port, a proxy's error).
+            return PrometheusUnavailable(
+                f"{self._shown_url} does not answer like Prometheus' API: HTTP {exc.status} "
+                f"{exc.error.strip()[:200]}"
+            )
         return QueryRejected(
             f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
         )

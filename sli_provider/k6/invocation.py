@@ -116,6 +116,7 @@ def build_invocation(
     trend_mode: TrendMode = "stats",
     push_interval: str = DEFAULT_PUSH_INTERVAL,
     extra_args: Sequence[str] = (),
+    output_env: Mapping[str, str] | None = None,
 ) -> K6Invocation:
     """Build the k6 command line and environment for one tagged run of ``script``."""
     argv: list[str] = [
@@ -155,6 +156,8 @@ def build_invocation(
         env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"] = "true"
     else:
         env["K6_PROMETHEUS_RW_TREND_STATS"] = ",".join(TREND_STATS)
+    # Remote-write credentials: k6's own environment, which the script cannot see.
+    env.update(output_env or {})
     if home is not None:
         # k6 keeps a config directory under $HOME; a private one keeps runs apart.
         env["HOME"] = str(home)

@@ -22,8 +22,14 @@ from sli_provider.adapters.keptn_api import (
     LocalResourceReader,
     ResourceReader,
 )
-from sli_provider.adapters.prometheus import PrometheusClient, Querier
-from sli_provider.config import Settings
+from sli_provider.adapters.prometheus import PrometheusClient
+from sli_provider.adapters.prometheus_access import (
+    PrometheusAccess,
+    default_access,
+    project_overrides,
+)
+from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import TASK as GET_SLI
 from sli_provider.keptn.getsli import requested_provider
@@ -56,7 +62,7 @@ class Components:
     metrics: ServiceMetrics
     supervisor: TaskSupervisor
     recent_ids: RecentIds
-    prometheus: Querier
+    prometheus: PrometheusRouter
     evaluator: SLIEvaluator
     get_sli: GetSLIHandler
     # Test runs are stopped at once at shutdown (k6 killed, errored finished sent); get-sli
@@ -88,7 +94,7 @@ def make_evaluator(
     settings: Settings,
     *,
     session: aiohttp.ClientSession,
-    prometheus: Querier,
+    prometheus: PrometheusRouter,
     metrics: ServiceMetrics,
 ) -> SLIEvaluator:
     """The SLI pipeline for the settings; the CLI's preview uses it without the HTTP app."""
@@ -102,15 +108,30 @@ def make_evaluator(
     )
 
 
-def make_prometheus(settings: Settings, metrics: ServiceMetrics) -> PrometheusClient:
-    return PrometheusClient(
-        settings.prometheus_url,
-        concurrency=settings.query_concurrency,
-        timeout=settings.query_timeout_seconds,
-        attempts=settings.query_attempts,
-        max_wait=settings.retry_max_wait_seconds,
-        on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
-    )
+def make_prometheus(settings: Settings, metrics: ServiceMetrics) -> PrometheusRouter:
+    """The default Prometheus and each project's override (PROMETHEUS_PROJECTS_FILE)."""
+    default = default_access(settings)
+    overrides = {}
+    if settings.prometheus_projects_file is not None:
+        path = settings.prometheus_projects_file
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"PROMETHEUS_PROJECTS_FILE {path}: {exc.strerror}") from None
+        overrides = project_overrides(text, str(path), default)
+
+    def client(access: PrometheusAccess) -> PrometheusClient:
+        return PrometheusClient(
+            access.url,
+            session=access.session(),
+            concurrency=settings.query_concurrency,
+            timeout=settings.query_timeout_seconds,
+            attempts=settings.query_attempts,
+            max_wait=settings.retry_max_wait_seconds,
+            on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
+        )
+
+    return PrometheusRouter(default, overrides, client)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -138,7 +159,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             test_runner = TestRunner(
                 config=RunnerConfig(
                     config_resource=settings.k6_config_resource,
-                    remote_write_url=settings.remote_write_url,
                     k6_binary=settings.k6_binary,
                     max_parallel=settings.max_parallel_tests,
                     work_dir=settings.runner_work_dir,

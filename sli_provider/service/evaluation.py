@@ -12,11 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
-from sli_provider.adapters.prometheus import (
-    PrometheusError,
-    PrometheusUnavailable,
-    Querier,
-)
+from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
+from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.config import SLIConfigError, SLIFile, merge_levels, parse_sli_yaml
@@ -75,7 +72,7 @@ class SLIEvaluator:
         *,
         resources: ResourceReader,
         resource_uri: str,
-        prometheus: Querier,
+        prometheus: PrometheusRouter,
         builtins: Mapping[str, str],
         concurrency: int,
         metrics: ServiceMetrics,
@@ -128,9 +125,10 @@ class SLIEvaluator:
             labels=window.labels,
             custom_filters=window.custom_filters,
         )
+        prometheus = self._prometheus.for_project(window.project)
         run_present = False
         if window.context and needs_builtin(indicators, configured, self._builtins):
-            run_present = await self._run_series_present(ctx)
+            run_present = await self._run_series_present(prometheus, ctx)
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -138,7 +136,7 @@ class SLIEvaluator:
             ctx=ctx,
             run_series_present=run_present,
         )
-        answers = await self._run_all(planned, window.end_s)
+        answers = await self._run_all(prometheus, planned, window.end_s)
         results = []
         for item in planned:
             if item.failure:
@@ -162,16 +160,18 @@ class SLIEvaluator:
             )
         return results
 
-    async def _run_series_present(self, ctx: TemplateContext) -> bool:
+    async def _run_series_present(self, prometheus: Querier, ctx: TemplateContext) -> bool:
         try:
-            return bool(await self._prometheus.instant(run_probe_query(ctx), ctx.end_s))
+            return bool(await prometheus.instant(run_probe_query(ctx), ctx.end_s))
         except PrometheusUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
         except PrometheusError as exc:
             log.warning("probe for the run's series failed; using the whole scope: %s", exc)
             return False
 
-    async def _run_all(self, planned: Sequence[PlannedQuery], at: float) -> dict[str, _Answer]:
+    async def _run_all(
+        self, prometheus: Querier, planned: Sequence[PlannedQuery], at: float
+    ) -> dict[str, _Answer]:
         """Each distinct query once, at most ``concurrency`` at a time."""
         unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
         semaphore = asyncio.Semaphore(self._concurrency)
@@ -179,7 +179,7 @@ class SLIEvaluator:
 
         async def run(query: str) -> None:
             async with semaphore:
-                answers[query] = await self._run_one(query, at)
+                answers[query] = await self._run_one(prometheus, query, at)
 
         try:
             async with asyncio.TaskGroup() as group:
@@ -189,11 +189,11 @@ class SLIEvaluator:
             raise ProviderUnavailable(str(errors.exceptions[0])) from None
         return answers
 
-    async def _run_one(self, query: str, at: float) -> _Answer:
+    async def _run_one(self, prometheus: Querier, query: str, at: float) -> _Answer:
         began = time.perf_counter()
         outcome = "ok"
         try:
-            value: float | None = single_value(await self._prometheus.instant(query, at))
+            value: float | None = single_value(await prometheus.instant(query, at))
             message = ""
         except ValueFailure as exc:
             value, message, outcome = None, str(exc), exc.code

@@ -18,7 +18,8 @@ from typing import Any
 
 from sli_provider.adapters.k6_process import K6Timeout, run_k6
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
-from sli_provider.adapters.prometheus import PrometheusError, Querier
+from sli_provider.adapters.prometheus import PrometheusError
+from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.k6.invocation import RunTags, build_invocation
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import (
@@ -50,7 +51,6 @@ SUMMARY_FILE = ".summary-export.json"
 @dataclass(frozen=True)
 class RunnerConfig:
     config_resource: str
-    remote_write_url: str
     k6_binary: str | None
     max_parallel: int
     work_dir: Path | None
@@ -86,7 +86,7 @@ class TestRunner:
         *,
         config: RunnerConfig,
         resources: ResourceReader,
-        prometheus: Querier,
+        prometheus: PrometheusRouter,
         send: SendEvent,
         source: str,
         metrics: ServiceMetrics,
@@ -187,9 +187,12 @@ class TestRunner:
                     f"file {name!r} of the workload not found; tried: " + "; ".join(tried)
                 )
             await _write(root, name, found.content)
+        access = self._prometheus.access_for(request.scope.project)
+        remote_write = access.remote_write_url or access.url + "/api/v1/write"
         invocation = build_invocation(
             script=root / workload.script,
-            remote_write_url=self._config.remote_write_url,
+            remote_write_url=remote_write,
+            output_env=access.k6_env(),
             tags=RunTags(
                 request.scope.project, request.scope.stage, request.scope.service, request.context
             ),
@@ -224,7 +227,7 @@ class TestRunner:
         ):
             status, result = Status.ERRORED, Result.FAIL
             message = (
-                f"k6 wrote no metrics to Prometheus ({self._config.remote_write_url}): is its "
+                f"k6 wrote no metrics to Prometheus ({remote_write}): is its "
                 "remote-write receiver enabled (--web.enable-remote-write-receiver)? k6 itself "
                 f"exits {outcome.returncode} when remote write fails. " + message
             )
@@ -252,7 +255,8 @@ class TestRunner:
             context=request.context,
         )
         try:
-            return bool(await self._prometheus.instant(run_probe_query(ctx), end))
+            prometheus = self._prometheus.for_project(request.scope.project)
+            return bool(await prometheus.instant(run_probe_query(ctx), end))
         except PrometheusError as exc:
             raise _RunFailed(f"could not check k6's metrics in Prometheus: {exc}") from None
 

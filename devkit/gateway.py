@@ -1,0 +1,67 @@
+"""A multi-tenant gateway in front of a real Prometheus, as Mimir/Cortex/Thanos setups have one.
+
+It lets a request through only with the right ``X-Scope-OrgID`` and bearer token, and records
+what it saw, so tests can check the headers the service sends.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from aiohttp import web
+
+from devkit._http import LoopbackSite
+
+
+class TenantGateway:
+    def __init__(self, upstream: str, *, tenant: str, token: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.tenant = tenant
+        self.token = token  # tests may rotate it
+        self.seen: list[dict[str, str]] = []
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._site = LoopbackSite(app)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return self._site.url
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        await self._site.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._site.stop()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append({k.lower(): v for k, v in request.headers.items()})
+        if request.headers.get("X-Scope-OrgID") != self.tenant:
+            return web.Response(status=401, text="no org id\n")
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=401, text="bad token\n")
+        assert self._session is not None
+        body = await request.read()
+        async with self._session.request(
+            request.method,
+            self.upstream + request.rel_url.path_qs,
+            data=body or None,
+            headers={"Content-Type": request.headers.get("Content-Type", "text/plain")},
+        ) as upstream:
+            payload = await upstream.read()
+            return web.Response(
+                status=upstream.status,
+                body=payload,
+                content_type=upstream.content_type,
+            )

@@ -1,0 +1,222 @@
+"""How to reach a Prometheus: URL, credentials, headers and TLS, globally or per project.
+
+Everything here configures one ``requests.Session``; nothing changes process-wide state (the
+peers that turn TLS checks off do it for the whole process). Credentials come from values or
+files; a bearer-token file is re-read when it changes, as Kubernetes rotates projected tokens.
+
+Per-project overrides (``PROMETHEUS_PROJECTS_FILE``)::
+
+    projects:
+      shop:
+        url: https://mimir.example.org/prometheus
+        headers: {X-Scope-OrgID: shop}
+        username: shop-reader
+        password_file: /etc/sli-provider/shop-password   # or password: …
+        bearer_token_file: /var/run/secrets/…            # or bearer_token: …
+        ca_file: /etc/sli-provider/ca.pem
+        cert_file: …                                      # with key_file: mTLS
+        insecure_skip_verify: false
+        remote_write_url: https://mimir.example.org/api/v1/push
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from requests.auth import AuthBase
+
+from sli_provider.config import ConfigError, Secret, Settings
+
+
+@dataclass(frozen=True)
+class PrometheusAccess:
+    url: str
+    username: str | None = None
+    password: Secret | None = None
+    bearer_token: Secret | None = None
+    bearer_token_file: Path | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
+    remote_write_url: str | None = None
+
+    def validate(self, where: str) -> PrometheusAccess:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: the Prometheus URL must be http(s), not {self.url!r}")
+        if self.bearer_token and self.bearer_token_file:
+            raise ConfigError(f"{where}: give a bearer token or a token file, not both")
+        if (self.bearer_token or self.bearer_token_file) and self.username:
+            raise ConfigError(f"{where}: give basic auth or a bearer token, not both")
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError(f"{where}: a client certificate needs its key and vice versa")
+        for path in (self.ca_file, self.cert_file, self.key_file, self.bearer_token_file):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{where}: {path} is not a readable file")
+        return self
+
+    def session(self) -> requests.Session:
+        """A session that carries this access's credentials, headers and TLS settings."""
+        session = requests.Session()
+        session.trust_env = False  # proxies and netrc from the environment are not ours to take
+        session.headers.update(self.headers)
+        if self.username is not None:
+            session.auth = (self.username, self.password.reveal() if self.password else "")
+        elif self.bearer_token is not None:
+            session.auth = _Bearer(lambda: self.bearer_token.reveal() if self.bearer_token else "")
+        elif self.bearer_token_file is not None:
+            session.auth = _Bearer(_FileToken(self.bearer_token_file))
+        if self.insecure_skip_verify:
+            session.verify = False
+        elif self.ca_file is not None:
+            session.verify = str(self.ca_file)
+        if self.cert_file is not None and self.key_file is not None:
+            session.cert = (str(self.cert_file), str(self.key_file))
+        return session
+
+    def k6_env(self) -> dict[str, str]:
+        """k6's remote-write output settings for the same credentials (k6's env, not the script's)."""
+        env: dict[str, str] = {}
+        if self.username is not None:
+            env["K6_PROMETHEUS_RW_USERNAME"] = self.username
+            env["K6_PROMETHEUS_RW_PASSWORD"] = self.password.reveal() if self.password else ""
+        token = self.bearer_token.reveal() if self.bearer_token else None
+        if token is None and self.bearer_token_file is not None:
+            token = self.bearer_token_file.read_text().strip()
+        if token:
+            env["K6_PROMETHEUS_RW_BEARER_TOKEN"] = token
+        for name, value in self.headers.items():
+            env[f"K6_PROMETHEUS_RW_HEADERS_{name}"] = value
+        if self.insecure_skip_verify:
+            env["K6_PROMETHEUS_RW_INSECURE_SKIP_TLS_VERIFY"] = "true"
+        elif self.ca_file is not None:
+            # k6 has no CA option for remote write; Go reads extra roots from SSL_CERT_FILE.
+            env["SSL_CERT_FILE"] = str(self.ca_file)
+        if self.cert_file is not None and self.key_file is not None:
+            env["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE"] = str(self.cert_file)
+            env["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE_KEY"] = str(self.key_file)
+        return env
+
+
+class _Bearer(AuthBase):
+    def __init__(self, token: Any) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token()}"
+        return request
+
+
+class _FileToken:
+    """The file's content, re-read only when its modification time or size changes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()  # queries run on several worker threads
+        self._stamp: tuple[int, int] | None = None
+        self._token = ""
+
+    def __call__(self) -> str:
+        stat = os.stat(self._path)
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._token = self._path.read_text().strip()
+                self._stamp = stamp
+            return self._token
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """``Name=value,Other=value`` → headers; commas inside values are not supported."""
+    headers: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"PROMETHEUS_HEADERS: {item!r} is not Name=value")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def default_access(settings: Settings) -> PrometheusAccess:
+    return PrometheusAccess(
+        url=settings.prometheus_url.rstrip("/"),
+        username=settings.prometheus_username,
+        password=settings.prometheus_password,
+        bearer_token=settings.prometheus_bearer_token,
+        bearer_token_file=settings.prometheus_bearer_token_file,
+        headers=parse_headers(settings.prometheus_headers),
+        ca_file=settings.prometheus_ca_file,
+        cert_file=settings.prometheus_cert_file,
+        key_file=settings.prometheus_key_file,
+        insecure_skip_verify=settings.prometheus_insecure_skip_verify,
+        remote_write_url=settings.prometheus_remote_write_url,
+    ).validate("Prometheus settings")
+
+
+def project_overrides(
+    text: str, origin: str, base: PrometheusAccess
+) -> dict[str, PrometheusAccess]:
+    """Per-project access; each starts from nothing but the URL, so credentials never mix."""
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    projects = document.get("projects") if isinstance(document, Mapping) else None
+    if not isinstance(projects, Mapping):
+        raise ConfigError(f"{origin}: expected 'projects:' mapping project names to settings")
+    overrides = {}
+    for project, raw in projects.items():
+        where = f"{origin} project {project!r}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where}: must be a mapping")
+        overrides[str(project)] = _project_access(raw, where, base).validate(where)
+    return overrides
+
+
+_KEYS = {
+    "url", "username", "password", "password_file", "bearer_token", "bearer_token_file",
+    "headers", "ca_file", "cert_file", "key_file", "insecure_skip_verify", "remote_write_url",
+}  # fmt: skip
+
+
+def _project_access(raw: Mapping[str, Any], where: str, base: PrometheusAccess) -> PrometheusAccess:
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+
+    def text(key: str) -> str | None:
+        value = raw.get(key)
+        return None if value is None else str(value)
+
+    def path(key: str) -> Path | None:
+        value = text(key)
+        return None if value is None else Path(value)
+
+    password = text("password")
+    if password is None and raw.get("password_file") is not None:
+        password = Path(str(raw["password_file"])).read_text().strip()
+    headers = raw.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise ConfigError(f"{where}: headers must map names to values")
+    token = text("bearer_token")
+    return replace(
+        PrometheusAccess(url=(text("url") or base.url).rstrip("/")),
+        username=text("username"),
+        password=Secret(password) if password is not None else None,
+        bearer_token=Secret(token) if token is not None else None,
+        bearer_token_file=path("bearer_token_file"),
+        headers={str(k): str(v) for k, v in headers.items()},
+        ca_file=path("ca_file"),
+        cert_file=path("cert_file"),
+        key_file=path("key_file"),
+        insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
+        remote_write_url=text("remote_write_url"),
+    )

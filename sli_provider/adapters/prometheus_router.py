@@ -1,0 +1,39 @@
+"""One Prometheus client per distinct access (the default one, and each project's override)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sli_provider.adapters.prometheus import Querier
+from sli_provider.adapters.prometheus_access import PrometheusAccess
+
+
+class PrometheusRouter:
+    def __init__(
+        self,
+        default: PrometheusAccess,
+        overrides: Mapping[str, PrometheusAccess],
+        make_client: Callable[[PrometheusAccess], Querier],
+    ) -> None:
+        self._default = default
+        self._overrides = dict(overrides)
+        self._make_client = make_client
+        self._clients: dict[str, Querier] = {}  # keyed by project, "" for the default
+
+    def access_for(self, project: str) -> PrometheusAccess:
+        return self._overrides.get(project, self._default)
+
+    def for_project(self, project: str) -> Querier:
+        key = project if project in self._overrides else ""
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self._make_client(self.access_for(project))
+        return client
+
+    async def ready(self) -> bool:
+        return await self.for_project("").ready()
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
