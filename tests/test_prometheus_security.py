@@ -209,15 +209,21 @@ async def test_mutual_tls(
                         distributor_url=fake_keptn.url)  # fmt: skip
         with_cert = replace(base, prometheus_cert_file=pki["client_cert"],
                             prometheus_key_file=pki["client_key"])  # fmt: skip
-        async with running_service(with_cert) as url, aiohttp.ClientSession() as session:
-            async with session.post(url + "/preview", json=body) as response:
-                (item,) = (await response.json())["indicators"]
+        async with (
+            running_service(with_cert) as url,
+            aiohttp.ClientSession() as session,
+            session.post(url + "/preview", json=body) as response,
+        ):
+            (item,) = (await response.json())["indicators"]
         # Reached Prometheus: the query ran and found no data (nothing was written).
         assert item["message"].startswith("no data"), item
-        async with running_service(base) as url, aiohttp.ClientSession() as session:
-            async with session.post(url + "/preview", json=body) as response:
-                assert response.status == 502
-                assert "TLS failure" in (await response.json())["error"]
+        async with (
+            running_service(base) as url,
+            aiohttp.ClientSession() as session,
+            session.post(url + "/preview", json=body) as response,
+        ):
+            assert response.status == 502
+            assert "TLS failure" in (await response.json())["error"]
 
 
 async def test_gateway_headers_bearer_file_rotation_and_project_override(
