@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, only when it is missing:
-# Python with venv, and Prometheus (which also brings promtool). Safe to run repeatedly.
+# Python with venv, Prometheus (which also brings promtool) and nats-server. Safe to repeat.
 set -euo pipefail
 
 packages=()
@@ -8,6 +8,8 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+# Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || packages+=(nats-server)
 
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0

@@ -146,6 +146,14 @@ class Settings:
             "the distributor sidecar's API proxy (its API_PROXY_PORT); used without KEPTN_API_URL",
         ),
     )
+    resource_service_url: str | None = field(
+        default=None,
+        metadata=_setting(
+            "RESOURCE_SERVICE_URL",
+            "Keptn's resource service base (in-cluster: http://resource-service:8080); default: "
+            "{KEPTN_API_URL}/resource-service, else the distributor's proxy",
+        ),
+    )
     sli_config_dir: Path | None = field(
         default=None,
         metadata=_setting(
@@ -238,7 +246,9 @@ class Settings:
         return self.distributor_url.rstrip("/") + "/event"
 
     @property
-    def resource_service_url(self) -> str:
+    def resources_url(self) -> str:
+        if self.resource_service_url:
+            return self.resource_service_url.rstrip("/")
         if self.keptn_api_url:
             return self.keptn_api_url.rstrip("/") + "/resource-service"
         return self.distributor_url.rstrip("/") + "/resource-service"

@@ -22,7 +22,7 @@ def test_defaults_match_the_documented_ones() -> None:
     s = settings_from({})
     assert (s.port, s.prometheus_url, s.sli_provider) == (8080, "http://localhost:9090", "k6")
     assert s.event_url == "http://localhost:8081/event"
-    assert s.resource_service_url == "http://localhost:8081/resource-service"
+    assert s.resources_url == "http://localhost:8081/resource-service"
 
 
 def test_keptn_api_mode_and_flag_precedence() -> None:
@@ -34,7 +34,7 @@ def test_keptn_api_mode_and_flag_precedence() -> None:
     s = settings_from(env, {"port": "9100"})
     assert s.port == 9100
     assert s.event_url == "https://keptn.example.org/api/v1/event"
-    assert s.resource_service_url == "https://keptn.example.org/api/resource-service"
+    assert s.resources_url == "https://keptn.example.org/api/resource-service"
     assert s.keptn_api_token == Secret("t0k")
     assert "t0k" not in repr(s) and "t0k" not in json.dumps(s.describe())
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +26,7 @@ from prometheus_api_client import PrometheusConnect
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from sli_provider.adapters.daemon_pool import DaemonThreadPool
 from sli_provider.adapters.retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class PrometheusClient:
         )
         # PrometheusConnect mounts its own adapter for the URL; ours sizes the pool to match.
         self._session.mount(self._url, adapter)
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="prometheus")
+        self._pool = DaemonThreadPool(max_workers=concurrency, thread_name_prefix="prometheus")
         self._closed = False
 
     async def _in_thread(self, call: Callable[[], Any]) -> Any:

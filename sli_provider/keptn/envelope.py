@@ -133,3 +133,46 @@ def build_reply(
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """JSON for the wire. NaN and Infinity are not JSON and Go consumers reject them: refuse them."""
     return json.dumps(event, allow_nan=False, separators=(",", ":")).encode()
+
+
+class InvalidKeptnMessage(ValueError):
+    """A NATS message that is not a Keptn event."""
+
+
+def from_keptn_model(document: Any) -> KeptnEvent:
+    """Keptn's own event model (NATS payloads, API responses): ``contenttype``, top-level extensions."""
+    if not isinstance(document, Mapping):
+        raise InvalidKeptnMessage("not a JSON object")
+    missing = [
+        k
+        for k in ("id", "type", "source")
+        if not isinstance(document.get(k), str) or not document[k]
+    ]
+    if missing:
+        raise InvalidKeptnMessage(f"missing {', '.join(missing)}")
+    data = document.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidKeptnMessage("data must be a JSON object")
+
+    def text(key: str) -> str:
+        value = document.get(key)
+        return value if isinstance(value, str) else ""
+
+    return KeptnEvent(
+        id=document["id"],
+        type=document["type"],
+        source=document["source"],
+        shkeptncontext=text("shkeptncontext"),
+        gitcommitid=text("gitcommitid"),
+        triggeredid=text("triggeredid"),
+        data=data,
+    )
+
+
+def to_keptn_model(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A structured CloudEvent as Keptn's NATS publisher writes it (keptn-protocol.md §3.4)."""
+    document = {k: v for k, v in event.items() if k != "datacontenttype"}
+    document["contenttype"] = event.get("datacontenttype", "application/json")
+    return document

@@ -14,7 +14,6 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sli_provider import logs
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
 from sli_provider.adapters.keptn_api import (
     EventSender,
@@ -22,6 +21,7 @@ from sli_provider.adapters.keptn_api import (
     LocalResourceReader,
     ResourceReader,
 )
+from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.adapters.prometheus_access import (
     PrometheusAccess,
@@ -30,10 +30,9 @@ from sli_provider.adapters.prometheus_access import (
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import ConfigError, Settings
-from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import TASK as GET_SLI
-from sli_provider.keptn.getsli import requested_provider
 from sli_provider.keptn.test_task import TASK as TEST
+from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.getsli import GetSLIHandler
 from sli_provider.service.metrics import ServiceMetrics
@@ -43,7 +42,8 @@ from sli_provider.service.preview import (
     window_from_json,
     window_from_query,
 )
-from sli_provider.service.tasks import RecentIds, TaskSupervisor
+from sli_provider.service.replying import SendEvent
+from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.sli.builtin import load_builtin_templates
 
@@ -60,15 +60,16 @@ class Components:
 
     settings: Settings
     metrics: ServiceMetrics
-    supervisor: TaskSupervisor
-    recent_ids: RecentIds
     prometheus: PrometheusRouter
     evaluator: SLIEvaluator
-    get_sli: GetSLIHandler
+    dispatcher: Dispatcher
+    get_sli_tasks: TaskSupervisor
     # Test runs are stopped at once at shutdown (k6 killed, errored finished sent); get-sli
     # events get the grace period to finish.
-    runs: TaskSupervisor
-    test_runner: TestRunner | None
+    test_tasks: TaskSupervisor
+    nats: NatsBus | None
+    stopping: asyncio.Event
+    stopped: asyncio.Event
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -82,7 +83,7 @@ def make_resources(settings: Settings, session: aiohttp.ClientSession) -> Resour
         return LocalResourceReader(settings.sli_config_dir)
     return KeptnResourceReader(
         session,
-        settings.resource_service_url,
+        settings.resources_url,
         token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
         timeout=settings.http_timeout_seconds,
         attempts=settings.reply_attempts,
@@ -138,21 +139,36 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings, metrics = app[SETTINGS], app[METRICS]
     session = aiohttp.ClientSession()
     prometheus = make_prometheus(settings, metrics)
-    supervisor = TaskSupervisor()
-    runs = TaskSupervisor()
+    get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
+    nats_bus: NatsBus | None = None
     try:
-        token = settings.keptn_api_token.reveal() if settings.keptn_api_token else None
-        sender = EventSender(
-            session,
-            settings.event_url,
-            token=token,
-            timeout=settings.http_timeout_seconds,
-            attempts=settings.reply_attempts,
-            max_wait=settings.retry_max_wait_seconds,
-            on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
-        )
+        send: SendEvent
+        if settings.nats_url:
+            nats_bus = NatsBus(
+                settings.nats_url,
+                queue_group=settings.nats_queue_group or settings.sli_provider,
+                subjects=SUBSCRIBED_TYPES,
+                on_event=lambda event: app[COMPONENTS].dispatcher.accept(event),
+                timeout=settings.http_timeout_seconds,
+                attempts=settings.reply_attempts,
+                max_wait=settings.retry_max_wait_seconds,
+            )
+            send = nats_bus.publish
+        else:
+            send = EventSender(
+                session,
+                settings.event_url,
+                token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
+                timeout=settings.http_timeout_seconds,
+                attempts=settings.reply_attempts,
+                max_wait=settings.retry_max_wait_seconds,
+                on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
+            ).send
         evaluator = make_evaluator(
             settings, session=session, prometheus=prometheus, metrics=metrics
+        )
+        get_sli = GetSLIHandler(
+            evaluator=evaluator, send=send, source=settings.source, metrics=metrics
         )
         test_runner = None
         if settings.runner_enabled:
@@ -165,33 +181,79 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 ),
                 resources=make_resources(settings, session),
                 prometheus=prometheus,
-                send=sender.send,
+                send=send,
                 source=settings.source,
                 metrics=metrics,
             )
         app[COMPONENTS] = Components(
             settings=settings,
             metrics=metrics,
-            supervisor=supervisor,
-            recent_ids=RecentIds(),
             prometheus=prometheus,
             evaluator=evaluator,
-            get_sli=GetSLIHandler(
-                evaluator=evaluator, send=sender.send, source=settings.source, metrics=metrics
+            dispatcher=Dispatcher(
+                sli_provider=settings.sli_provider,
+                get_sli=get_sli.handle,
+                get_sli_tasks=get_sli_tasks,
+                test_run=test_runner.handle if test_runner else None,
+                test_tasks=test_tasks,
+                metrics=metrics,
             ),
-            runs=runs,
-            test_runner=test_runner,
+            get_sli_tasks=get_sli_tasks,
+            test_tasks=test_tasks,
+            nats=nats_bus,
+            stopping=asyncio.Event(),
+            stopped=asyncio.Event(),
         )
+        if nats_bus is not None:
+            await nats_bus.start()
         log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
         yield
+        await drain(app)
     finally:
-        await asyncio.gather(runs.close(0.0), supervisor.close(settings.shutdown_grace_seconds))
+        await asyncio.gather(test_tasks.close(0.0), get_sli_tasks.close(0.0))
+        if nats_bus is not None:
+            await nats_bus.aclose()
         await prometheus.aclose()
         await session.close()
 
 
+async def drain(app: web.Application) -> None:
+    """The graceful part of shutdown: not ready, no new events, work in flight finishes.
+
+    /ready answers 503 at once; the NATS subscriptions are drained; every k6 run is stopped
+    (each gets an errored finished); get-sli events get SHUTDOWN_GRACE_SECONDS to finish, then
+    are cancelled and answered errored. Idempotent; the server calls it on SIGTERM before it
+    stops listening, so the probes see 503 while this runs.
+    """
+    components = app[COMPONENTS]
+    if components.stopping.is_set():
+        await components.stopped.wait()
+        return
+    components.stopping.set()
+    log.info("draining: no new events; %d in flight", components.get_sli_tasks.active
+             + components.test_tasks.active)  # fmt: skip
+    try:
+        if components.nats is not None:
+            await components.nats.stop_receiving()
+        await asyncio.gather(
+            components.test_tasks.close(0.0),
+            components.get_sli_tasks.close(components.settings.shutdown_grace_seconds),
+        )
+    finally:
+        components.stopped.set()
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+_HTTP_STATUS = {
+    Disposition.ACCEPTED: 202,
+    Disposition.IGNORED: 202,
+    Disposition.DUPLICATE: 202,
+    Disposition.REJECTED: 400,
+    Disposition.REFUSED: 503,
+}
 
 
 async def receive_event(request: web.Request) -> web.Response:
@@ -202,56 +264,14 @@ async def receive_event(request: web.Request) -> web.Response:
     except BadEvent as exc:
         components.metrics.events_received.labels("invalid", "rejected").inc()
         return _error(400, str(exc))
-
-    def answer(disposition: str, status: int = 202, **details: str) -> web.Response:
-        components.metrics.events_received.labels(event.type, disposition).inc()
-        return web.json_response({"status": disposition, **details}, status=status)
-
-    if event.type == TEST_TRIGGERED and components.test_runner is not None:
-        if not components.recent_ids.first_time(event.id):
-            return answer("duplicate", reason=f"event {event.id} was already taken")
-        try:
-            _ = components.runs.spawn(
-                _handle_test(components, components.test_runner, event), name=f"test {event.id}"
-            )
-        except RuntimeError:
-            return answer("refused", status=503, reason="shutting down")
-        return answer("accepted")
-    if event.type != GET_SLI_TRIGGERED:
-        return answer("ignored", reason=f"{event.type} is not handled here")
-    provider = requested_provider(event)
-    if provider is None:
-        components.metrics.events_received.labels(event.type, "rejected").inc()
-        return _error(
-            400, "data.get-sli.sliProvider is missing: cannot tell which provider is asked"
-        )
-    if provider != components.settings.sli_provider:
-        # Another provider's event: any reply would make lighthouse evaluate twice.
-        return answer(
-            "ignored",
-            reason=f"sliProvider {provider!r} is not {components.settings.sli_provider!r}",
-        )
-    if not components.recent_ids.first_time(event.id):
-        return answer("duplicate", reason=f"event {event.id} was already taken")
-    try:
-        _ = components.supervisor.spawn(_handle(components, event), name=f"get-sli {event.id}")
-    except RuntimeError:
-        return answer("refused", status=503, reason="shutting down")
-    return answer("accepted")
-
-
-async def _handle(components: Components, event: KeptnEvent) -> None:
-    logs.keptn_context.set(event.shkeptncontext)
-    logs.event_id.set(event.id)
-    log.info("get-sli.triggered taken")
-    await components.get_sli.handle(event)
-
-
-async def _handle_test(components: Components, runner: TestRunner, event: KeptnEvent) -> None:
-    logs.keptn_context.set(event.shkeptncontext)
-    logs.event_id.set(event.id)
-    log.info("test.triggered taken")
-    await runner.handle(event)
+    decision = components.dispatcher.accept(event)
+    status = _HTTP_STATUS[decision.disposition]
+    if status == 400:
+        return _error(400, decision.reason)
+    body_json = {"status": decision.disposition.value}
+    if decision.reason:
+        body_json["reason"] = decision.reason
+    return web.json_response(body_json, status=status)
 
 
 def _authorized(request: web.Request) -> bool:
@@ -298,9 +318,14 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    if await request.app[COMPONENTS].prometheus.ready():
-        return web.json_response({"status": "ready"})
-    return web.json_response({"status": "prometheus is not ready"}, status=503)
+    components = request.app[COMPONENTS]
+    if components.stopping.is_set():
+        return web.json_response({"status": "shutting down"}, status=503)
+    if components.nats is not None and not components.nats.connected:
+        return web.json_response({"status": "not connected to NATS"}, status=503)
+    if not await components.prometheus.ready():
+        return web.json_response({"status": "prometheus is not ready"}, status=503)
+    return web.json_response({"status": "ready"})
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:

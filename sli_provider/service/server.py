@@ -9,7 +9,7 @@ import signal
 from aiohttp import web
 
 from sli_provider.config import Settings
-from sli_provider.service.app import build_app
+from sli_provider.service.app import build_app, drain
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,8 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -28,8 +29,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         log.info("listening on %s:%s", settings.host, settings.port)
         await stop.wait()
         log.info("shutting down")
+        # Still listening while draining, so probes see /ready turn 503.
+        await drain(app)
     finally:
-        # Stops accepting, then the app's cleanup waits for events in flight (bounded).
         await runner.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

@@ -17,6 +17,10 @@ class TaskSupervisor:
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def active(self) -> int:
         return len(self._tasks)
 

@@ -1,0 +1,75 @@
+"""A real nats-server on loopback, as Keptn's control plane runs one (keptn-nats)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from devkit.ports import LOOPBACK, free_port
+
+NOT_FOUND = "nats-server not found: run `make setup` or apt-get install nats-server"
+
+
+def find_nats_server() -> str:
+    for candidate in (shutil.which("nats-server"), "/usr/sbin/nats-server", "/usr/bin/nats-server"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    raise FileNotFoundError(NOT_FOUND)
+
+
+class NatsServer:
+    def __init__(self, log_path: Path) -> None:
+        self._log_path = log_path
+        self._process: asyncio.subprocess.Process | None = None
+        self._port = 0
+
+    @property
+    def url(self) -> str:
+        return f"nats://{LOOPBACK}:{self._port}"
+
+    async def __aenter__(self) -> Self:
+        self._port, monitor = free_port(), free_port()
+        with self._log_path.open("ab") as log:
+            self._process = await asyncio.create_subprocess_exec(
+                find_nats_server(), "-a", LOOPBACK, "-p", str(self._port),
+                "-m", str(monitor),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+            )  # fmt: skip
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+            while True:
+                if self._process.returncode is not None:
+                    raise RuntimeError(f"nats-server exited: {self._log_path.read_text()[-2000:]}")
+                try:
+                    async with session.get(f"http://{LOOPBACK}:{monitor}/healthz") as response:
+                        if response.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError("nats-server did not become healthy within 20 s")
+                await asyncio.sleep(0.05)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
