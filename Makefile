@@ -22,7 +22,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup
-	$(VENV)/bin/mypy sli_provider devkit
+	$(VENV)/bin/mypy sli_provider devkit bench
 
 test: lint typecheck
 	$(VENV)/bin/pytest
@@ -32,6 +32,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.getsli
+	$(PY) -m bench.runner
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

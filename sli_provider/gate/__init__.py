@@ -1,0 +1,96 @@
+"""Pure scoring core of a standalone quality gate that scores slo.yaml like Keptn's lighthouse.
+
+No I/O: callers fetch the SLO, the indicator values and the evaluation history themselves.
+"""
+
+from sli_provider.gate.criteria import (
+    CriteriaError,
+    Criterion,
+    CriterionResult,
+    aggregate,
+    aggregate_previous,
+    compare,
+    evaluate_criterion,
+    parse_criteria,
+    percentile,
+)
+from sli_provider.gate.evaluate import (
+    NO_VALUE_MESSAGE,
+    ObjectivesOutcome,
+    ScoreOutcome,
+    ScoringError,
+    calculate_score,
+    evaluate,
+    evaluate_criteria_sets,
+    evaluate_objectives,
+    take_indicator,
+)
+from sli_provider.gate.history import (
+    PreviousEvaluation,
+    PreviousIndicatorResult,
+    previous_values,
+    result_filter,
+    select_previous,
+)
+from sli_provider.gate.results import (
+    Evaluation,
+    EvaluationDetails,
+    IndicatorLike,
+    IndicatorResult,
+    IndicatorValue,
+    SLIValue,
+    Target,
+    encode_slo_file,
+)
+from sli_provider.gate.slo import (
+    DEFAULT_COMPARISON,
+    SLO,
+    Comparison,
+    CriteriaSet,
+    Objective,
+    SLOParseError,
+    TotalScore,
+    parse_slo,
+)
+
+__all__ = [
+    "DEFAULT_COMPARISON",
+    "NO_VALUE_MESSAGE",
+    "SLO",
+    "Comparison",
+    "CriteriaError",
+    "CriteriaSet",
+    "Criterion",
+    "CriterionResult",
+    "Evaluation",
+    "EvaluationDetails",
+    "IndicatorLike",
+    "IndicatorResult",
+    "IndicatorValue",
+    "Objective",
+    "ObjectivesOutcome",
+    "PreviousEvaluation",
+    "PreviousIndicatorResult",
+    "SLIValue",
+    "SLOParseError",
+    "ScoreOutcome",
+    "ScoringError",
+    "Target",
+    "TotalScore",
+    "aggregate",
+    "aggregate_previous",
+    "calculate_score",
+    "compare",
+    "encode_slo_file",
+    "evaluate",
+    "evaluate_criteria_sets",
+    "evaluate_criterion",
+    "evaluate_objectives",
+    "parse_criteria",
+    "parse_slo",
+    "percentile",
+    "previous_values",
+    "result_filter",
+    "select_previous",
+    "take_indicator",
+]
