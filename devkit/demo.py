@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -125,12 +127,13 @@ def print_side_by_side(test: dict[str, Any], finished: dict[str, Any]) -> bool:
     return all_agree
 
 
-WORKLOADS = """\
-workloads:
-  - teststrategy: performance
-    script: k6/load.js
-    env: {VUS: "3", DURATION: "5s", FAIL_EVERY: "5"}
-"""
+def workloads(slow_ms: int) -> str:
+    return (
+        "workloads:\n"
+        "  - teststrategy: performance\n"
+        "    script: k6/load.js\n"
+        f'    env: {{VUS: "3", DURATION: "5s", FAIL_EVERY: "5", SLOW_MS: "{slow_ms}"}}\n'
+    )
 
 
 async def send(url: str, event: dict[str, Any]) -> None:
@@ -143,8 +146,64 @@ async def send(url: str, event: dict[str, Any]) -> None:
         print(f"  → {event['type']} {event['id']}: HTTP {response.status} {await response.text()}")
 
 
+PROJECT, STAGE, SERVICE = "demo", "staging", "web"
+SLO_FILE = Path(__file__).resolve().parent.parent / "examples" / "slo.yaml"
+
+
+async def pipeline(
+    url: str, keptn: FakeKeptn, target: TargetServer
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """shipyard's test.triggered, then lighthouse's get-sli.triggered for the same context."""
+    trigger = make_test_triggered(
+        project=PROJECT, stage=STAGE, service=SERVICE, teststrategy="performance",
+        uris_local=[target.url],
+    )  # fmt: skip
+    context = trigger["shkeptncontext"]
+    await send(url, trigger)
+    (test,) = await keptn.wait_for_events(
+        type="sh.keptn.event.test.finished", shkeptncontext=context, timeout=120
+    )
+    print_thresholds(test)
+    print("\n   lighthouse: get-sli.triggered for the same context and the test's window")
+    ask = get_sli_triggered(
+        project=PROJECT, stage=STAGE, service=SERVICE,
+        start=test["data"]["test"]["start"], end=test["data"]["test"]["end"],
+        indicators=sorted(load_builtin_templates()), context=context,
+    )  # fmt: skip
+    await send(url, ask)
+    (finished,) = await keptn.wait_for_events(
+        type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
+    )
+    return test, finished
+
+
+async def gate(workdir: Path, finished: dict[str, Any], run: int) -> str:
+    """``sli-provider evaluate`` on the get-sli values, as a CI job would run it."""
+    values = workdir / f"get-sli-finished-{run}.json"
+    values.write_text(json.dumps(finished))
+    common = [
+        "evaluate", "--slo", str(SLO_FILE), "--project", PROJECT, "--stage", STAGE,
+        "--service", SERVICE, "--values", str(values), "--history", str(workdir / "history.sqlite3"),
+    ]  # fmt: skip
+    table = await _cli([*common, "--no-store"])
+    print(table.stdout.rstrip())
+    report = workdir / "report.html"
+    done = await _cli([*common, "--format", "html", "--output", str(report)])
+    verdict = {0: "pass", 1: "fail", 2: "errored"}.get(done.returncode, "?")
+    if "WARNING" in done.stderr:
+        verdict = "warning"
+    print(f"   gate exit code {done.returncode}; HTML report: {report}")
+    return verdict
+
+
+async def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    executable = Path(sys.executable).parent / "sli-provider"
+    return await asyncio.to_thread(
+        subprocess.run, [str(executable), *args], capture_output=True, text=True, timeout=120
+    )
+
+
 async def demo(workdir: Path) -> int:
-    project, stage, service = "demo", "staging", "web"
     async with (
         PrometheusServer(workdir / "prometheus") as prometheus,
         TargetServer() as target,
@@ -154,12 +213,8 @@ async def demo(workdir: Path) -> int:
             f"Prometheus {prometheus.url} (remote-write receiver on), target {target.url}, "
             f"Keptn's part played by {keptn.url}"
         )
-        keptn.set_resource(
-            WORKLOADS, "k6/k6.conf.yaml", project=project, stage=stage, service=service
-        )
-        keptn.set_resource(
-            LOAD_SCRIPT.read_bytes(), "k6/load.js", project=project, stage=stage, service=service
-        )
+        keptn.set_resource(LOAD_SCRIPT.read_bytes(), "k6/load.js", project=PROJECT, stage=STAGE,
+                           service=SERVICE)  # fmt: skip
         env = {
             "PROMETHEUS_URL": prometheus.url,
             "DISTRIBUTOR_URL": keptn.url,
@@ -167,55 +222,43 @@ async def demo(workdir: Path) -> int:
         }
         async with sli_provider_process(env, workdir / "sli-provider.log") as url:
             print(f"sli-provider serve at {url}")
-            print(
-                "\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
-                "every 5th iteration hits /fail)"
-            )
-            trigger = make_test_triggered(
-                project=project,
-                stage=stage,
-                service=service,
-                teststrategy="performance",
-                uris_local=[target.url],
-            )
-            context = trigger["shkeptncontext"]
-            await send(url, trigger)
-            (test,) = await keptn.wait_for_events(
-                type="sh.keptn.event.test.finished", shkeptncontext=context, timeout=120
-            )
-            print_thresholds(test)
-            print("\n2. lighthouse: get-sli.triggered for the same context and the test's window")
-            ask = get_sli_triggered(
-                project=project, stage=stage, service=service,
-                start=test["data"]["test"]["start"], end=test["data"]["test"]["end"],
-                indicators=sorted(load_builtin_templates()), context=context,
-            )  # fmt: skip
-            await send(url, ask)
-            (finished,) = await keptn.wait_for_events(
-                type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
-            )
-        agree = print_side_by_side(test, finished)
+            print("\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
+                  "every 5th iteration hits /fail)")  # fmt: skip
+            keptn.set_resource(workloads(0), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE,
+                               service=SERVICE)  # fmt: skip
+            test, finished = await pipeline(url, keptn, target)
+            agree = print_side_by_side(test, finished)
+            print(f"\n   All values agree with k6's summary: {'yes' if agree else 'NO'}")
+            print(f"\n2. the quality gate: {SLO_FILE.name} scored like lighthouse scores it")
+            first = await gate(workdir, finished, 1)
+
+            print("\n3. the same test against a deliberately slower target (each request waits "
+                  "30 ms): the relative criterion compares with run 1")  # fmt: skip
+            keptn.set_resource(workloads(30), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE,
+                               service=SERVICE)  # fmt: skip
+            _, slower = await pipeline(url, keptn, target)
+            second = await gate(workdir, slower, 2)
         if keptn.violations:
             print("Keptn protocol violations:", *keptn.violations, sep="\n  ")
             return 1
         print(
-            f"\nAll values agree with k6's summary: {'yes' if agree else 'NO'}. "
-            f"Service log: {workdir / 'sli-provider.log'}"
+            f"\nGate verdicts: run 1 {first.upper()}, run 2 (slower) {second.upper()}. "
+            f"Report: {workdir / 'report.html'}; service log: {workdir / 'sli-provider.log'}"
         )
-        return 0 if agree else 1
+        return 0 if agree and first == "pass" and second in ("warning", "fail") else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--workdir", type=Path, default=None, help="keep files here (default: temp)"
-    )
+        "--workdir", type=Path, default=Path("demo-output"),
+        help="where the report, history and logs go (emptied first)",
+    )  # fmt: skip
     args = parser.parse_args()
-    if args.workdir is not None:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        return asyncio.run(demo(args.workdir))
-    with tempfile.TemporaryDirectory(prefix="sli-provider-demo-") as tmp:
-        return asyncio.run(demo(Path(tmp)))
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    args.workdir.mkdir(parents=True)
+    return asyncio.run(demo(args.workdir.resolve()))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 
 from sli_provider import __version__
+from sli_provider.commands.gate import (
+    add_evaluate_arguments,
+    add_run_arguments,
+    run_evaluate,
+    run_gate,
+)
+from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, Settings, add_arguments, settings_from
 from sli_provider.logs import configure_logging
 from sli_provider.service.app import make_evaluator, make_prometheus
@@ -64,11 +71,26 @@ def _parser() -> argparse.ArgumentParser:
         help="an event label",
     )
     preview_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="score slo.yaml like Keptn's lighthouse (values from a file or Prometheus)"
+    )
+    add_arguments(evaluate_cmd)
+    add_evaluate_arguments(evaluate_cmd)
+    run_cmd = commands.add_parser(
+        "run", help="run k6, fetch its SLIs, score slo.yaml, store and report: a CI quality gate"
+    )
+    add_arguments(run_cmd)
+    add_run_arguments(run_cmd)
+    history_cmd = commands.add_parser("history", help="the gate's stored evaluations")
+    add_history_arguments(history_cmd)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "history":
+        return run_history(args)
     flags = vars(args)
     try:
         settings = settings_from(os.environ if environ is None else environ, flags)
@@ -85,6 +107,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "serve":
         asyncio.run(serve(settings))
         return 0
+    if args.command == "evaluate":
+        return run_evaluate(settings, args)
+    if args.command == "run":
+        return run_gate(settings, args)
     return _preview(settings, flags)
 
 

@@ -1,0 +1,279 @@
+"""``sli-provider evaluate`` and ``sli-provider run``: the quality gate without Keptn.
+
+Exit codes: 0 pass (and warning, unless ``--strict``), 1 fail, 2 the gate could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
+from sli_provider.adapters.k6_process import K6Timeout, run_k6
+from sli_provider.config import Settings
+from sli_provider.gate import evaluate, parse_slo
+from sli_provider.gate.records import StoredEvaluation
+from sli_provider.gate.results import Evaluation
+from sli_provider.gate.slo import SLO, SLOParseError
+from sli_provider.gate.table import render_table
+from sli_provider.k6.invocation import RunTags, build_invocation
+from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
+from sli_provider.service.app import make_evaluator, make_prometheus
+from sli_provider.service.evaluation import IndicatorResult, ProviderUnavailable, Window
+from sli_provider.service.metrics import ServiceMetrics
+
+PASS, FAIL, CANNOT_RUN = 0, 1, 2
+
+
+class GateError(Exception):
+    """The gate cannot run; the message is for the user."""
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--slo", type=Path, required=True, help="the slo.yaml to score against")
+    for name in ("project", "stage", "service"):
+        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True)
+    parser.add_argument("--format", choices=("table", "json", "html"), default="table")
+    parser.add_argument("--output", type=Path, help="write the report here (required for html)")
+    parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
+    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, help="SQLite history")
+    parser.add_argument("--no-store", action="store_true", help="do not add this evaluation")
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gate_arguments(parser)
+    parser.add_argument(
+        "--values", type=Path, help="indicator values: a JSON list or a get-sli.finished event"
+    )
+    parser.add_argument(
+        "--start", dest="g_start", help="window start (with --end: fetch from Prometheus)"
+    )
+    parser.add_argument("--end", dest="g_end")
+    parser.add_argument(
+        "--context", dest="g_context", default="", help="the k6 run's keptn_context"
+    )
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gate_arguments(parser)
+    parser.add_argument("--script", type=Path, required=True, help="the k6 script")
+    parser.add_argument("--target", default="", help="TARGET_URL for the script")
+    parser.add_argument("--vus", type=int)
+    parser.add_argument("--duration")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to the script")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before k6 is killed")
+
+
+def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        slo_text, slo = _read_slo(args.slo)
+        if args.values is not None:
+            values, status, result, message, start, end = _values_from_file(args.values)
+        elif args.g_start and args.g_end:
+            start, end = args.g_start, args.g_end
+            values = asyncio.run(_fetch(settings, args, slo, start, end, args.g_context))
+            status, result, message = "succeeded", "pass", ""
+        else:
+            raise GateError("give --values FILE, or --start and --end to fetch from Prometheus")
+        return _score_and_report(args, slo_text, slo, values, status, result, message, start, end,
+                                 args.g_context)  # fmt: skip
+    except GateError as exc:
+        print(f"sli-provider evaluate: {exc}", file=sys.stderr)
+        return CANNOT_RUN
+
+
+def run_gate(settings: Settings, args: argparse.Namespace) -> int:
+    """Run k6 with the runner's invocation, fetch that run's SLIs, score, store and report."""
+    try:
+        slo_text, slo = _read_slo(args.slo)
+        context = str(uuid.uuid4())
+        started, ended, returncode = asyncio.run(_run_k6(settings, args, context))
+        print(f"k6 exited with {returncode}"
+              f"{' (thresholds crossed)' if returncode == 99 else ''}", file=sys.stderr)  # fmt: skip
+        start, end = format_keptn(started), format_keptn(ended)
+        values = asyncio.run(_fetch(settings, args, slo, start, end, context))
+        return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
+                                 context)  # fmt: skip
+    except GateError as exc:
+        print(f"sli-provider run: {exc}", file=sys.stderr)
+        return CANNOT_RUN
+
+
+def _read_slo(path: Path) -> tuple[str, SLO | None]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise GateError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return text, parse_slo(text)
+    except SLOParseError:
+        return text, None  # scored anyway: evaluate() reports it the way lighthouse does
+
+
+def _values_from_file(path: Path) -> tuple[list[Any], str, str, str, str, str]:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GateError(f"cannot read values from {path}: {exc}") from None
+    if isinstance(document, list):
+        return document, "succeeded", "pass", "", "", ""
+    data = document.get("data") if isinstance(document, Mapping) else None
+    if not isinstance(data, Mapping):
+        data = {}
+    section = data.get("get-sli")
+    if not isinstance(section, Mapping) or not isinstance(section.get("indicatorValues"), list):
+        raise GateError(
+            f"{path}: expected a JSON list of indicator values or a get-sli.finished event"
+        )
+    return (
+        section["indicatorValues"],
+        str(data.get("status", "succeeded")),
+        str(data.get("result", "pass")),
+        str(data.get("message", "")),
+        str(section.get("start", "")),
+        str(section.get("end", "")),
+    )
+
+
+async def _fetch(
+    settings: Settings,
+    args: argparse.Namespace,
+    slo: SLO | None,
+    start: str,
+    end: str,
+    context: str,
+) -> list[dict[str, Any]]:
+    """The SLIs the slo.yaml names, fetched exactly as the service fetches them."""
+    try:
+        start_s, end_s = parse_keptn(start), parse_keptn(end)
+    except TimestampError as exc:
+        raise GateError(str(exc)) from None
+    indicators = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
+    window = Window(
+        project=args.g_project, stage=args.g_stage, service=args.g_service,
+        start_s=start_s, end_s=end_s, indicators=indicators,
+        custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
+    )  # fmt: skip
+    metrics = ServiceMetrics()
+    prometheus = make_prometheus(settings, metrics)
+    try:
+        async with aiohttp.ClientSession() as session:
+            evaluator = make_evaluator(
+                settings, session=session, prometheus=prometheus, metrics=metrics
+            )
+            results: list[IndicatorResult] = await evaluator.evaluate(window)
+    except ProviderUnavailable as exc:
+        raise GateError(str(exc)) from None
+    finally:
+        await prometheus.aclose()
+    return [
+        {"metric": r.metric, "value": r.value, "success": r.success, "message": r.message}
+        for r in results
+    ]
+
+
+async def _run_k6(
+    settings: Settings, args: argparse.Namespace, context: str
+) -> tuple[float, float, int]:
+    env = {"TARGET_URL": args.target}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GateError(f"--env {item!r} is not KEY=VALUE")
+        env[key] = value
+    remote_write = (
+        settings.prometheus_remote_write_url
+        or settings.prometheus_url.rstrip("/") + "/api/v1/write"
+    )
+    with tempfile.TemporaryDirectory(prefix="k6-gate-") as home:
+        invocation = build_invocation(
+            script=args.script.resolve(), remote_write_url=remote_write,
+            tags=RunTags(args.g_project, args.g_stage, args.g_service, context),
+            k6_binary=settings.k6_binary, script_env=env, vus=args.vus, duration=args.duration,
+            home=Path(home),
+        )  # fmt: skip
+        try:
+            outcome = await run_k6(invocation, timeout=args.timeout, cwd=args.script.resolve().parent,
+                                   on_line=lambda line: print(line, file=sys.stderr))  # fmt: skip
+        except K6Timeout as exc:
+            raise GateError(str(exc)) from None
+        except OSError as exc:
+            raise GateError(f"k6 could not be started: {exc}") from None
+    if outcome.returncode not in (0, 99):
+        raise GateError(
+            f"k6 exited with {outcome.returncode}:\n" + "\n".join(outcome.output_tail[-15:])
+        )
+    return outcome.started_at, outcome.ended_at, outcome.returncode
+
+
+def _score_and_report(
+    args: argparse.Namespace, slo_text: str, slo: SLO | None, values: Sequence[Any],
+    status: str, result: str, message: str, start: str, end: str, context: str,
+) -> int:  # fmt: skip
+    if args.format == "html" and args.output is None:
+        raise GateError("--format html needs --output FILE")
+    scope = (args.g_project, args.g_stage, args.g_service)
+    try:
+        with HistoryStore(args.history) as store:
+            history = store.list(*scope)
+            evaluation = evaluate(
+                slo if slo is not None else slo_text,
+                values, [h.as_previous() for h in history],
+                get_sli_status=status, get_sli_result=result, get_sli_message=message,
+                time_start=start, time_end=end, slo_file_content=slo_text,
+            )  # fmt: skip
+            if not args.no_store:
+                record = _record(evaluation, scope, context, end)
+                store.add(record)
+                history = [record, *history]
+    except HistoryError as exc:
+        raise GateError(str(exc)) from None
+    _report(args, evaluation, history, scope)
+    if evaluation.errored:
+        return CANNOT_RUN
+    if evaluation.result == "fail" or (evaluation.result == "warning" and args.strict):
+        return FAIL
+    return PASS
+
+
+def _record(
+    evaluation: Evaluation, scope: tuple[str, str, str], context: str, end: str
+) -> StoredEvaluation:
+    try:
+        when = parse_keptn(end) if end else time.time()
+    except TimestampError:
+        when = time.time()
+    return StoredEvaluation(
+        id=str(uuid.uuid4()), project=scope[0], stage=scope[1], service=scope[2], context=context,
+        time=when, result=evaluation.result, score=evaluation.details.score,
+        data=evaluation.to_keptn(),
+    )  # fmt: skip
+
+
+def _report(args: argparse.Namespace, evaluation: Evaluation, history: list[StoredEvaluation],
+            scope: tuple[str, str, str]) -> None:  # fmt: skip
+    if args.format == "json":
+        text = json.dumps(evaluation.to_keptn(), indent=2, allow_nan=False)
+    elif args.format == "html":
+        from sli_provider.gate.report import render_html  # only the html format needs it
+
+        text = render_html(evaluation, history, project=scope[0], stage=scope[1], service=scope[2])
+    else:
+        text = render_table(evaluation, scope="/".join(scope))
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text)
+        print(f"{evaluation.result.upper()}: report written to {args.output}", file=sys.stderr)
+    else:
+        print(text)
