@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from devkit.k6run import LoadRun
+from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.prometheus import PrometheusServer
+from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
@@ -168,3 +170,41 @@ def test_values_fetched_from_prometheus(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     assert json.loads(result.stdout)["result"] == "pass"
+
+
+async def acli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI without blocking the event loop that serves the test's target."""
+    command = [str(Path(sys.executable).parent / "sli-provider"), *args]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+
+
+async def test_run_is_a_ci_quality_gate(
+    files: dict[str, Path], prometheus: PrometheusServer, target: TargetServer
+) -> None:
+    """`sli-provider run`: k6 with the runner's invocation, its SLIs, the gate, the exit code."""
+    files["slo"].write_text(
+        "objectives:\n"
+        "  - sli: http_req_failed_rate\n"
+        "    pass: [{criteria: ['<0.3']}]\n"
+        "  - sli: http_reqs_total\n"
+        "    pass: [{criteria: ['>0']}]\n"
+        "total_score: {pass: '100%'}\n"
+    )
+    env = {"PROMETHEUS_URL": prometheus.url, "SLI_CONFIG_DIR": str(files["dir"])}
+    args = [
+        "run", "--slo", str(files["slo"]), *SCOPE, "--history", str(files["history"]),
+        "--script", str(LOAD_SCRIPT), "--target", target.url, "--env", "DURATION=1s",
+        "--env", "VUS=1", "--format", "json",
+    ]  # fmt: skip
+    passed = await acli(*args, env=env)
+    assert passed.returncode == 0, passed.stderr[-2000:]
+    assert json.loads(passed.stdout)["result"] == "pass"
+    failing = await acli(*args[:-2], "--env", "FAIL_EVERY=1", "--format", "json", env=env)
+    assert failing.returncode == 1, failing.stderr[-2000:]
+    with HistoryStore(files["history"]) as store:
+        assert [r.result for r in store.list("shop", "dev", "web")] == ["fail", "pass"]
