@@ -12,14 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,54 +24,11 @@ from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
-from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
+from devkit.service import serve_process
 from devkit.target import TargetServer
 from sli_provider.keptn.timestamps import parse_keptn
 from sli_provider.sli.builtin import load_builtin_templates
-
-
-@asynccontextmanager
-async def sli_provider_process(env: dict[str, str], log_path: Path) -> AsyncIterator[str]:
-    """``sli-provider serve`` as its own process; stopped with SIGTERM like Kubernetes does."""
-    port = free_port()
-    executable = Path(sys.executable).parent / "sli-provider"
-    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "sli_provider"]
-    child_env = {"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port), "HOST": "127.0.0.1"}
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            *command, "serve", env=child_env, stdout=log, stderr=log
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            await _wait_healthy(url, process)
-            yield url
-        finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), 30)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
-
-
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError(f"sli-provider exited with {process.returncode} at start")
-            try:
-                async with session.get(
-                    url + "/health", timeout=aiohttp.ClientTimeout(total=1)
-                ) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise TimeoutError("sli-provider did not become healthy within 30 s")
 
 
 def print_thresholds(test: dict[str, Any]) -> None:
@@ -220,7 +172,8 @@ async def demo(workdir: Path) -> int:
             "DISTRIBUTOR_URL": keptn.url,
             "RUNNER_WORK_DIR": str(workdir),
         }
-        async with sli_provider_process(env, workdir / "sli-provider.log") as url:
+        async with serve_process(env, workdir / "sli-provider.log") as service:
+            url = service.url
             print(f"sli-provider serve at {url}")
             print("\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
                   "every 5th iteration hits /fail)")  # fmt: skip

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
+
+from sli_provider.keptn.timestamps import format_keptn
 
 GET_SLI_TRIGGERED = "sh.keptn.event.get-sli.triggered"
 
 
 def keptn_timestamp(unix_seconds: float) -> str:
     """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, the format go-utils writes (keptn-protocol.md §7)."""
-    moment = datetime.fromtimestamp(unix_seconds, tz=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return format_keptn(unix_seconds)
 
 
 def get_sli_triggered(

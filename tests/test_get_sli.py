@@ -24,24 +24,9 @@ from devkit.service import running_service
 from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn, parse_keptn
+from sli_provider.sli.builtin import load_builtin_templates
 
-BUILTINS = [
-    "http_req_duration_p50",
-    "http_req_duration_p90",
-    "http_req_duration_p95",
-    "http_req_duration_p99",
-    "http_req_duration_avg",
-    "http_req_duration_max",
-    "http_req_failed_rate",
-    "http_reqs_total",
-    "http_reqs_per_second",
-    "checks_rate",
-    "iterations_total",
-    "vus_max",
-    "data_received_bytes",
-    "data_sent_bytes",
-    "iteration_duration_p95",
-]
+BUILTINS = sorted(load_builtin_templates())
 
 ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ from nats.aio.msg import Msg
 from devkit.events import get_sli_triggered
 from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
-from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
+from devkit.service import ServiceProcess, serve_process
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
 from sli_provider.keptn.timestamps import format_keptn
@@ -34,43 +32,8 @@ async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         yield server
 
 
-class Replica:
-    def __init__(self, process: asyncio.subprocess.Process, url: str) -> None:
-        self.process = process
-        self.url = url
-
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.url + path) as response:
-            return response.status, await response.text()
-
-
-@asynccontextmanager
-async def replica(env: dict[str, str], log: Path) -> AsyncIterator[Replica]:
-    port = free_port()
-    full_env = {"PATH": os.environ.get("PATH", ""), "HOST": "127.0.0.1", "PORT": str(port),
-                "RUNNER_ENABLED": "false", **env}  # fmt: skip
-    with log.open("wb") as out:
-        process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "sli-provider"), "serve",
-            env=full_env, stdout=out, stderr=out,
-        )  # fmt: skip
-    instance = Replica(process, f"http://127.0.0.1:{port}")
-    try:
-        for _ in range(200):
-            try:
-                if (await instance.get("/health"))[0] == 200:
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
-        yield instance
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[ServiceProcess]:
+    return serve_process({"RUNNER_ENABLED": "false", **env}, log)
 
 
 class Listener:

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -23,9 +20,8 @@ from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
-from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
-from devkit.service import running_service
+from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
@@ -272,7 +268,7 @@ async def test_script_sees_only_its_environment(
     async with service(keptn_api_token=None) as url:
         await post(url, event)
         finished = await finished_for(fake_keptn, event)
-    assert finished["data"]["status"] == "succeeded"
+    assert finished["data"]["status"] == "succeeded", finished["data"]["message"]
     line = next(r.getMessage() for r in caplog.records if "ENV=" in r.getMessage())
     env = json.loads(line.split("ENV=", 1)[1].split('" source=')[0].replace('\\"', '"'))
     assert env == {
@@ -354,30 +350,15 @@ async def test_sigterm_kills_k6_and_sends_errored_finished(
         workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
         {"k6/load.js": LOAD_JS},
     )
-    port = free_port()
     env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
         "PROMETHEUS_URL": prometheus.url,
         "DISTRIBUTOR_URL": fake_keptn.url,
         "RUNNER_WORK_DIR": str(work_dir),
         "SHUTDOWN_GRACE_SECONDS": "5",
     }
-    command = [str(Path(sys.executable).parent / "sli-provider"), "serve"]
-    process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if await post(url, {}) == 400:
-                    break
-            except aiohttp.ClientError:
-                await asyncio.sleep(0.05)
+    async with serve_process(env, work_dir.parent / "service.log") as service:
         event = trigger(target)
-        assert await post(url, event) == 202
+        assert await post(service.url, event) == 202
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=event["shkeptncontext"]
         )
@@ -386,12 +367,8 @@ async def test_sigterm_kills_k6_and_sends_errored_finished(
                 break
             await asyncio.sleep(0.05)
         assert k6_processes_under(work_dir), "k6 did not start"
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 10) == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        service.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(service.process.wait(), 10) == 0
     finished = await finished_for(fake_keptn, event, timeout=5)
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert "shut down" in finished["data"]["message"]

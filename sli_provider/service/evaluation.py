@@ -17,11 +17,19 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.config import SLIConfigError, SLIFile, merge_levels, parse_sli_yaml
-from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_query
+from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.templating import TemplateContext
 
 log = logging.getLogger(__name__)
+
+
+async def run_has_series(prometheus: Querier, ctx: TemplateContext) -> bool:
+    """Whether Prometheus holds k6 series of the run ``ctx.context`` in the window."""
+    for query in run_probe_queries(ctx):
+        if await prometheus.instant(query, ctx.end_s):
+            return True
+    return False
 
 
 class ProviderUnavailable(Exception):
@@ -162,7 +170,7 @@ class SLIEvaluator:
 
     async def _run_series_present(self, prometheus: Querier, ctx: TemplateContext) -> bool:
         try:
-            return bool(await prometheus.instant(run_probe_query(ctx), ctx.end_s))
+            return await run_has_series(prometheus, ctx)
         except PrometheusUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
         except PrometheusError as exc:

@@ -37,9 +37,9 @@ from sli_provider.runner.workloads import (
     script_env,
     select,
 )
+from sli_provider.service.evaluation import run_has_series
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
-from sli_provider.sli.plan import run_probe_query
 from sli_provider.sli.templating import TemplateContext
 
 log = logging.getLogger(__name__)
@@ -255,8 +255,7 @@ class TestRunner:
             context=request.context,
         )
         try:
-            prometheus = self._prometheus.for_project(request.scope.project)
-            return bool(await prometheus.instant(run_probe_query(ctx), end))
+            return await run_has_series(self._prometheus.for_project(request.scope.project), ctx)
         except PrometheusError as exc:
             raise _RunFailed(f"could not check k6's metrics in Prometheus: {exc}") from None
 

@@ -23,12 +23,13 @@ class PlannedQuery:
     failure: str = ""  # set when the indicator cannot be queried at all
 
 
-def run_probe_query(ctx: TemplateContext) -> str:
-    """Does this run (keptn_context) have k6 series in the window? One cheap query.
+def run_probe_queries(ctx: TemplateContext) -> tuple[str, ...]:
+    """Does this run (keptn_context) have k6 series in the window? Cheap queries, in order.
 
-    k6 writes ``vus_max`` for every run, as one series with only the global tags, so the probe
-    reads one series instead of every k6 series of the run (1.4 s → 3 ms on the benchmark's
-    30-minute, 10k-series run).
+    k6 writes ``vus_max`` as one series with only the global tags, so asking for it reads one
+    series instead of every k6 series of the run (1.4 s → 3 ms on the benchmark's 30-minute,
+    10k-series run). A run shorter than k6's one-second gauge tick may not have written it;
+    ``iterations_total`` (one series per scenario) is asked next.
     """
     matchers = label_matchers(
         [
@@ -38,7 +39,10 @@ def run_probe_query(ctx: TemplateContext) -> str:
             ("keptn_context", ctx.context),
         ]
     )
-    return f"count(last_over_time(k6_vus_max{{{matchers}}}[{ctx.duration_seconds}s])) > 0"
+    return tuple(
+        f"count(last_over_time({metric}{{{matchers}}}[{ctx.duration_seconds}s])) > 0"
+        for metric in ("k6_vus_max", "k6_iterations_total")
+    )
 
 
 def needs_builtin(
