@@ -4,9 +4,12 @@ PYTHON ?= python3
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps test lint typecheck unit demo bench clean
+.PHONY: setup test-setup system-deps test lint typecheck demo bench clean
 
 setup: system-deps $(STAMP)
+
+test-setup: setup
+	@bash scripts/system-deps.sh --with-browser
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -24,7 +27,7 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy sli_provider devkit bench
 
-test: lint typecheck
+test: test-setup lint typecheck
 	$(VENV)/bin/pytest
 
 demo: setup

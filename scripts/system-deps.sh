@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, only when it is missing:
-# Python with venv, Prometheus (which also brings promtool) and nats-server. Safe to repeat.
+# Python with venv, Prometheus (which also brings promtool), nats-server and, for the tests,
+# Chromium. Safe to repeat.
 set -euo pipefail
 
 packages=()
@@ -10,6 +11,10 @@ command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || packages+=(nats-server)
+# Headless Chromium renders the gate's HTML report in the tests; the demo does not need it.
+if [ "${1:-}" = "--with-browser" ]; then
+  command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+fi
 
 if [ ${#packages[@]} -eq 0 ]; then
   exit 0

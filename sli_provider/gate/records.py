@@ -41,8 +41,10 @@ class StoredEvaluation:
         values: dict[str, float] = {}
         for item in results or []:
             value = item.get("value") if isinstance(item, Mapping) else None
-            if isinstance(value, Mapping) and value.get("success") and isinstance(
-                value.get("value"), int | float
+            if (
+                isinstance(value, Mapping)
+                and value.get("success")
+                and isinstance(value.get("value"), int | float)
             ):
                 values.setdefault(str(value.get("metric")), float(value["value"]))
         return values
