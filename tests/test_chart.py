@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devkit import helm as helm_engine
 from sli_provider.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -806,9 +806,9 @@ def test_dockerfile_copies_files_that_exist_and_reach_the_build_context() -> Non
 
 # --- helm itself, where it is installed --------------------------------------------------------------
 
-HELM = shutil.which("helm")
 needs_helm = pytest.mark.skipif(
-    HELM is None, reason="helm is not on PATH: lint and render were checked statically only"
+    not helm_engine.available(),
+    reason="neither helm nor helm-python-sdk is installed: lint and render were checked statically only",
 )
 
 VALUE_SETS = {
@@ -854,8 +854,8 @@ VALUE_SETS = {
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    assert HELM is not None
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, check=False)
+    """The helm binary, or Helm's Go engine through helm-python-sdk (a dev dependency)."""
+    return helm_engine.run(args)
 
 
 @needs_helm
