@@ -16,10 +16,12 @@ from devkit._http import LoopbackSite
 
 
 class TenantGateway:
-    def __init__(self, upstream: str, *, tenant: str, token: str) -> None:
+    def __init__(self, upstream: str, *, tenant: str | None, token: str | None) -> None:
+        """``tenant``/``token`` None: no check (a plain proxy, e.g. for failure injection)."""
         self.upstream = upstream.rstrip("/")
         self.tenant = tenant
         self.token = token  # tests may rotate it
+        self._failures: list[int] = []  # statuses to answer instead of forwarding, in order
         self.seen: list[dict[str, str]] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
@@ -45,12 +47,25 @@ class TenantGateway:
         if self._session is not None:
             await self._session.close()
 
+    def fail_next(self, status: int, times: int) -> None:
+        """Answer the next ``times`` requests with ``status`` instead of forwarding them."""
+        self._failures.extend([status] * times)
+
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
-        if request.headers.get("X-Scope-OrgID") != self.tenant:
+        if self.tenant is not None and request.headers.get("X-Scope-OrgID") != self.tenant:
             return web.Response(status=401, text="no org id\n")
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if (
+            self.token is not None
+            and request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
             return web.Response(status=401, text="bad token\n")
+        if self._failures:
+            status = self._failures.pop(0)
+            return web.json_response(
+                {"status": "error", "errorType": "unavailable", "error": "injected failure"},
+                status=status,
+            )
         assert self._session is not None
         body = await request.read()
         async with self._session.request(

@@ -16,6 +16,7 @@ import pytest
 
 from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
+from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
 from devkit.k6summary import expected_values, from_handle_summary
 from devkit.ports import free_port
@@ -569,3 +570,41 @@ async def test_shutdown_sends_errored_finished_for_work_in_flight(
         await blackhole.wait_closed()
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert "shut down" in finished["data"]["message"]
+
+
+async def test_queries_retry_5xx_and_429_but_never_bad_data(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """A proxy in front of the real Prometheus answers 503 then 429 before forwarding: the
+    indicator still gets its value, and the retries are counted. A query Prometheus rejects as
+    bad_data (400) is sent exactly once."""
+    fake_keptn.set_resource(
+        "indicators:\n  broken: sum(rate(k6_http_reqs_total[$DURATION_SECONDS])\n",
+        "k6/sli.yaml",
+        project=load_tags.project,
+    )
+    async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
+        settings = Settings(
+            prometheus_url=proxy.url, distributor_url=fake_keptn.url, query_attempts=4,
+            retry_max_wait_seconds=0.2, query_concurrency=1,
+        )  # fmt: skip
+        async with running_service(settings) as url:
+            proxy.fail_next(503, 1)
+            proxy.fail_next(429, 1)
+            good = trigger_for(load_run, load_tags, ["iterations_total"], context=load_tags.context)
+            await post_event(url, good)
+            finished = await answer(fake_keptn, good)
+            assert values_of(finished)["iterations_total"]["success"]
+            before = len(proxy.seen)
+            bad = trigger_for(load_run, load_tags, ["broken"], context=str(uuid.uuid4()))
+            await post_event(url, bad)
+            rejected = await answer(fake_keptn, bad)
+            async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as r:
+                metrics = await r.text()
+    assert (
+        values_of(finished)["iterations_total"]["value"]
+        == (load_run.summary["metrics"]["iterations"]["values"]["count"])
+    )
+    assert 'sli_provider_retries_total{target="prometheus"} 2.0' in metrics
+    assert len(proxy.seen) - before == 1  # bad_data: no retry (and no probe: no built-ins)
+    assert "bad_data" in values_of(rejected)["broken"]["message"]
