@@ -21,7 +21,8 @@ class TenantGateway:
         self.upstream = upstream.rstrip("/")
         self.tenant = tenant
         self.token = token  # tests may rotate it
-        self._failures: list[int] = []  # statuses to answer instead of forwarding, in order
+        # (status, Retry-After) to answer instead of forwarding, in order
+        self._failures: list[tuple[int, str | None]] = []
         self.seen: list[dict[str, str]] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
@@ -47,9 +48,9 @@ class TenantGateway:
         if self._session is not None:
             await self._session.close()
 
-    def fail_next(self, status: int, times: int) -> None:
+    def fail_next(self, status: int, times: int, *, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` instead of forwarding them."""
-        self._failures.extend([status] * times)
+        self._failures.extend([(status, retry_after)] * times)
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
@@ -61,10 +62,11 @@ class TenantGateway:
         ):
             return web.Response(status=401, text="bad token\n")
         if self._failures:
-            status = self._failures.pop(0)
+            status, retry_after = self._failures.pop(0)
             return web.json_response(
                 {"status": "error", "errorType": "unavailable", "error": "injected failure"},
                 status=status,
+                headers={"Retry-After": retry_after} if retry_after else None,
             )
         assert self._session is not None
         body = await request.read()

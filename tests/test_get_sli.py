@@ -608,3 +608,22 @@ async def test_queries_retry_5xx_and_429_but_never_bad_data(
     assert 'sli_provider_retries_total{target="prometheus"} 2.0' in metrics
     assert len(proxy.seen) - before == 1  # bad_data: no retry (and no probe: no built-ins)
     assert "bad_data" in values_of(rejected)["broken"]["message"]
+
+
+async def test_retry_after_is_honoured(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """429 with Retry-After: 1 → the retry waits about a second, not the short backoff."""
+    async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
+        settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
+                            retry_max_wait_seconds=5)  # fmt: skip
+        body = {
+            "project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service,
+            "start": load_run.start, "end": load_run.end, "indicators": ["vus_max"],
+        }  # fmt: skip
+        async with running_service(settings) as url, aiohttp.ClientSession() as session:
+            proxy.fail_next(429, 1, retry_after="1")
+            async with session.post(url + "/preview", json=body) as response:
+                (item,) = (await response.json())["indicators"]
+    assert item["success"], item
+    assert item["duration_ms"] >= 1000

@@ -89,6 +89,16 @@ class Querier(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _retry_after(error: BaseException) -> float | None:
+    """Seconds from a Retry-After header (the delta form; an HTTP date is left to backoff)."""
+    if isinstance(error, _HTTPStatusError) and error.retry_after:
+        try:
+            return max(0.0, float(error.retry_after))
+        except ValueError:
+            return None
+    return None
+
+
 def _transient(error: BaseException) -> bool:
     if isinstance(error, _HTTPStatusError):
         return error.status >= 500 or error.status == 429
@@ -147,6 +157,7 @@ class PrometheusClient:
                 max_wait=self._max_wait,
                 retryable=_transient,
                 on_retry=self._on_retry,
+                server_wait=_retry_after,
             )
         except _HTTPStatusError as exc:
             raise self._classify(exc) from None

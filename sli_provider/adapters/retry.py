@@ -24,6 +24,7 @@ async def with_retries(
     retryable: Callable[[BaseException], bool],
     on_retry: Callable[[BaseException, int], None] | None = None,
     min_wait: float = 0.1,
+    server_wait: Callable[[BaseException], float | None] | None = None,
 ) -> T:
     """Run ``call`` until it succeeds, fails with a non-retryable error, or runs out of tries.
 
@@ -37,9 +38,17 @@ async def with_retries(
             if error is not None:
                 on_retry(error, state.attempt_number)
 
+    backoff = wait_random_exponential(multiplier=min_wait, max=max_wait)
+
+    def wait(state: RetryCallState) -> float:
+        # A server that says when to come back (Retry-After) is believed, up to max_wait.
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = server_wait(error) if server_wait is not None and error is not None else None
+        return min(asked, max_wait) if asked is not None else backoff(state)
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=min_wait, max=max_wait),
+        wait=wait,
         retry=retry_if_exception(lambda e: isinstance(e, Exception) and retryable(e)),
         before_sleep=before_sleep,
         reraise=True,
