@@ -24,13 +24,13 @@ import pytest
 from devkit.png import Image, PNGError, read_png
 from sli_provider.gate import Evaluation, evaluate, parse_slo
 from sli_provider.gate.records import StoredEvaluation
-from sli_provider.gate.report import (
+from sli_provider.gate.report import render_html
+from sli_provider.gate.report_chart import (
     ERRORED_COLOUR,
     RESULT_COLOURS,
     SERIES_COLOUR,
     TARGET_COLOURS,
     format_number,
-    render_html,
 )
 
 SLO_YAML = """\

@@ -1,0 +1,224 @@
+"""The history chart of one SLI: inline SVG drawn here, no scripts (pure).
+
+Split from report.py, which lays out the page; both share the formatting helpers below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+
+from sli_provider.gate.criteria import CriteriaError, parse_criteria
+from sli_provider.gate.results import IndicatorResult, Target
+
+SERIES_COLOUR = "#1f6feb"
+TARGET_COLOURS = {"pass": "#2da44e", "warning": "#d4a72c"}  # dashed target lines
+RESULT_COLOURS = {"pass": "#1a7f37", "warning": "#9a6700", "fail": "#cf222e"}
+ERRORED_COLOUR = "#6e7781"
+OTHER_COLOUR = "#8c959f"  # a run whose result is none of the above
+MAX_RUNS = 60  # chart at most this many runs (the newest)
+
+# Chart geometry, in CSS pixels (the SVG is never scaled, so 2 px lines stay crisp).
+_W, _H = 560, 250
+_LEFT, _RIGHT, _TOP, _BOTTOM = 62, 14, 14, 34
+_INSET = 14  # horizontal gap between the axes and the first/last point
+_WHITE_RING = 'stroke="#fff" stroke-width="1.5"'
+
+
+def format_number(value: float) -> str:
+    """At most 4 significant digits; scientific notation outside [0.001, 10000)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if value == 0:
+        return "0"
+    if 1e-3 <= abs(value) < 1e4:
+        return f"{value:.4g}"
+    mantissa, _, exponent = f"{value:.3e}".partition("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str  # x-axis label
+    result: str
+    values: dict[str, float]
+    current: bool = False
+    invalidated: bool = False
+
+
+def chart_svg(index: int, result: IndicatorResult, runs: list[Run]) -> str:
+    metric = result.value.metric
+    points = [(i, run.values.get(metric)) for i, run in enumerate(runs)]
+    values = [v for _, v in points if v is not None and math.isfinite(v)]
+    lines = [(t, "pass", TARGET_COLOURS["pass"]) for t in result.pass_targets or ()]
+    lines += [(t, "warning", TARGET_COLOURS["warning"]) for t in result.warning_targets or ()]
+    if not result.value.success:  # lighthouse reports placeholders (0) when there is no value
+        lines = [(fixed, k, c) for t, k, c in lines if (fixed := fixed_target(t)) is not None]
+    lines = [line for line in lines if math.isfinite(line[0].target_value)]
+    low, high, ticks = axis_scale(values + [t.target_value for t, _, _ in lines])
+    bottom, plot_h = _H - _BOTTOM, _H - _BOTTOM - _TOP
+
+    def y_of(v: float) -> float:
+        v = min(max(v, low), high)
+        return bottom - (v - low) / (high - low) * plot_h
+
+    def x_of(i: int) -> float:
+        if len(runs) == 1:
+            return (_LEFT + _W - _RIGHT) / 2
+        return _LEFT + _INSET + (_W - _RIGHT - _LEFT - 2 * _INSET) * i / (len(runs) - 1)
+
+    svg = [
+        f'<svg class="chart" id="chart-{index}" data-sli="{escape_html(metric)}" width="{_W}" '
+        f'height="{_H}" viewBox="0 0 {_W} {_H}" role="img" aria-label="history of '
+        f'{escape_html(metric)}">'
+    ]
+    for tick in ticks:  # grid and y labels
+        y = round(y_of(tick)) + 0.5
+        svg.append(
+            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y}" y2="{y}" stroke="#eaeef2" '
+            f'shape-rendering="crispEdges"/><text x="{_LEFT - 6}" y="{y + 4}" '
+            f'text-anchor="end" fill="#57606a">{format_number(tick)}</text>'
+        )
+    step = max(1, math.ceil(len(runs) / 6))
+    shown = [i for i in range(0, len(runs), step) if len(runs) - 1 - i >= step / 2]
+    for i in [*shown, len(runs) - 1]:  # x labels: a few, always the last
+        bold = ' font-weight="700"' if runs[i].current else ""
+        svg.append(
+            f'<text x="{min(max(x_of(i), 36), _W - 36):.1f}" y="{_H - 12}" text-anchor="middle" '
+            f'fill="#57606a"{bold}>{escape_html(runs[i].label)}</text>'
+        )
+    svg.append(
+        f'<path d="M{_LEFT - 0.5} {_TOP}V{bottom + 0.5}H{_W - _RIGHT}" fill="none" '
+        'stroke="#8c959f" shape-rendering="crispEdges"/>'
+    )
+    labels: list[tuple[float, str, str]] = []
+    for target, kind, colour in lines:
+        y = round(y_of(target.target_value))
+        svg.append(
+            f'<line class="target target-{kind}" x1="{_LEFT}" x2="{_W - _RIGHT}" '
+            f'y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2" '
+            f'stroke-dasharray="8 5" shape-rendering="crispEdges"><title>{kind} target '
+            f"{escape_html(target.criteria)} → {format_number(target.target_value)}</title></line>"
+        )
+        labels.append(
+            (y, f"{kind} {target.criteria} → {format_number(target.target_value)}", colour)
+        )
+    placed: list[float] = []
+    for y, text, colour in sorted(labels):  # above the line, else below, else stacked up
+        clear = [
+            b
+            for b in (y - 5, y + 14, *(y - 5 - 13 * k for k in range(1, len(labels) + 1)))
+            if _TOP + 9 <= b <= bottom - 3
+            and all(abs(b - p) >= 13 for p in placed)
+            and not any(b - 10 <= other <= b + 2 for other, _, _ in labels if other != y)
+        ]
+        placed.append(clear[0] if clear else max(y - 5, placed[-1] + 13 if placed else 0))
+        svg.append(
+            f'<text x="{_LEFT + 6}" y="{placed[-1]}" fill="{colour}" stroke="#fff" '
+            f'stroke-width="3" paint-order="stroke" font-weight="600">{escape_html(text)}</text>'
+        )
+    segment: list[str] = []
+    for i, value in [*points, (len(runs), None)]:  # polylines broken where a run lacks a value
+        if value is not None and math.isfinite(value):
+            segment.append(f"{x_of(i):.1f},{y_of(value):.1f}")
+            continue
+        if len(segment) > 1:
+            svg.append(
+                f'<polyline class="series" points="{" ".join(segment)}" fill="none" '
+                f'stroke="{SERIES_COLOUR}" stroke-width="2.5" stroke-linejoin="round"/>'
+            )
+        segment = []
+        if i < len(runs):
+            svg.append(
+                f'<circle class="missing" cx="{x_of(i):.1f}" cy="{bottom - 6}" r="3" '
+                f'fill="none" stroke="#8c959f"><title>{escape_html(runs[i].label)}: no value'
+                "</title></circle>"
+            )
+    for i, value in points:
+        if value is None or not math.isfinite(value):
+            continue
+        run = runs[i]
+        colour = RESULT_COLOURS.get(run.result, OTHER_COLOUR)
+        ring = f'stroke="{SERIES_COLOUR}" stroke-width="2.5"' if run.current else _WHITE_RING
+        note = " (invalidated)" if run.invalidated else ""
+        faded = ' opacity="0.45"' if run.invalidated else ""
+        svg.append(
+            f'<circle class="series{" current" if run.current else ""}" '
+            f'cx="{x_of(i):.1f}" cy="{y_of(value):.1f}" r="{7 if run.current else 5}" '
+            f'fill="{colour}" {ring} data-value="{value!r}"'
+            f"{faded}><title>{escape_html(run.label)}: "
+            f"{format_number(value)} ({escape_html(run.result)}){note}</title></circle>"
+        )
+    svg.append("</svg>")
+    current = number_html(result.value.value) if result.value.success else "no value"
+    name = result.display_name or metric
+    sub = f" <code>{escape_html(metric)}</code>" if name != metric else ""
+    legend = [f'<span><i class="ln" style="border-color:{SERIES_COLOUR}"></i>value per run</span>']
+    legend += [
+        f'<span><i class="dot" style="background:{RESULT_COLOURS[r]}"></i>run {r}</span>'
+        for r in ("pass", "warning", "fail")
+    ]
+    for kind, colour in TARGET_COLOURS.items():
+        if any(k == kind for _, k, _ in lines):
+            legend.append(
+                f'<span><i class="ln dash" style="border-color:{colour}"></i>{kind} target</span>'
+            )
+    return (
+        f'<figure class="chart-card" data-sli="{escape_html(metric)}"><figcaption><strong>'
+        f'{escape_html(name)}</strong>{sub} <span class="sub">· now {current} · '
+        f"{len(values)}/{len(runs)} runs with a value</span></figcaption>"
+        f'{"".join(svg)}<div class="legend">{"".join(legend)}</div></figure>'
+    )
+
+
+def axis_scale(values: list[float]) -> tuple[float, float, list[float]]:
+    """An axis range with round ticks (about 5 steps) covering every value."""
+    # clamped so that the span stays finite; only values near the float limit are affected
+    low, high = (max(-1e307, min(1e307, f(values, default=0.0))) for f in (min, max))
+    if low == high:
+        pad = abs(low) * 0.1 or 1.0
+        low, high = low - pad, high + pad
+    pad = (high - low) * 0.04  # keep points and lines off the frame, but not below a 0 floor
+    low, high = (low - pad if low - pad >= 0 or low < 0 else 0.0), high + pad
+    raw = (high - low) / 5
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first, last = math.floor(low / step), math.ceil(high / step)
+    return first * step, last * step, [k * step for k in range(first, last + 1)]
+
+
+def fixed_target(target: Target) -> Target | None:
+    """A fixed criterion's own number (``<600`` → 600); None for relative or bad criteria."""
+    try:
+        criterion = parse_criteria(target.criteria)
+    except CriteriaError:
+        return None
+    fixed = Target(target.criteria, criterion.value, target.violated)
+    return None if criterion.is_comparison else fixed
+
+
+def is_relative(target: Target) -> bool:
+    try:
+        return parse_criteria(target.criteria).is_comparison
+    except CriteriaError:
+        return False
+
+
+def format_time(unix: float, *, seconds: bool = False) -> str:
+    try:
+        moment = datetime.fromtimestamp(unix, UTC)
+    except (OverflowError, OSError, ValueError):
+        return format_number(unix)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%m-%d %H:%M")
+
+
+def number_html(value: float) -> str:
+    return f'<span title="{value!r}">{escape_html(format_number(value))}</span>'
+
+
+def escape_html(text: object) -> str:
+    return escape(str(text), quote=True)
