@@ -10,47 +10,12 @@ objective has no such criteria but ``[]`` when lighthouse built an empty list,
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-
-class IndicatorLike(Protocol):
-    """Anything shaped like a get-sli.finished ``indicatorValues`` item."""
-
-    @property
-    def metric(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def success(self) -> bool: ...
-    @property
-    def message(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class IndicatorValue:
-    metric: str
-    value: float
-    success: bool
-    message: str = ""
-
-    @classmethod
-    def from_keptn(cls, item: Mapping[str, Any] | IndicatorLike) -> IndicatorValue:
-        """From a JSON item; missing fields take Go's zero values, wrong types raise ValueError."""
-        if not isinstance(item, Mapping):
-            return cls(item.metric, float(item.value), bool(item.success), item.message or "")
-        metric, value = item.get("metric"), item.get("value")
-        success, message = item.get("success"), item.get("message")
-        if metric is not None and not isinstance(metric, str):
-            raise ValueError("indicatorValues.metric: expected a string")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise ValueError("indicatorValues.value: expected a number")
-        if success is not None and not isinstance(success, bool):
-            raise ValueError("indicatorValues.success: expected a boolean")
-        if message is not None and not isinstance(message, str):
-            raise ValueError("indicatorValues.message: expected a string")
-        return cls(metric or "", float(value or 0.0), bool(success), message or "")
+# The indicator value is the same object the SLI provider sends; re-exported for the gate.
+from sli_provider.keptn.getsli import IndicatorLike as IndicatorLike
+from sli_provider.keptn.getsli import IndicatorValue as IndicatorValue
 
 
 @dataclass(frozen=True)
