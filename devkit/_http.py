@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+from typing import Self
+
 from aiohttp import web
 
 from devkit.ports import LOOPBACK
@@ -39,3 +42,26 @@ class LoopbackSite:
     async def stop(self) -> None:
         self._url = None
         await self._runner.cleanup()
+
+
+class LoopbackServer:
+    """Base of the devkit's HTTP servers: ``async with Server(...) as server: server.url``."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._site = LoopbackSite(app)
+
+    @property
+    def url(self) -> str:
+        return self._site.url
+
+    async def __aenter__(self) -> Self:
+        await self._site.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._site.stop()

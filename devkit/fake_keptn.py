@@ -12,13 +12,12 @@ import asyncio
 import base64
 import uuid
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote_plus, unquote
 
 from aiohttp import web
 
-from devkit._http import LoopbackSite
+from devkit._http import LoopbackServer
 from devkit.keptn_checks import TaskOrderTracker, check_reply, parse_event_body
 
 # The distributor's API_PROXY_MAX_PAYLOAD_BYTES_KB default; larger bodies get a 500.
@@ -56,7 +55,7 @@ class _BadResourcePath(ValueError):
     pass
 
 
-class FakeKeptn:
+class FakeKeptn(LoopbackServer):
     """``async with FakeKeptn() as keptn:`` a control plane at ``keptn.url`` on loopback."""
 
     def __init__(self, api_token: str | None = None) -> None:
@@ -72,13 +71,9 @@ class FakeKeptn:
         self._event_failures_left = 0
         self._order = TaskOrderTracker()
         self._changed = asyncio.Condition()
-        self._site = LoopbackSite(self._make_app())
+        super().__init__(self._make_app())
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return self._site.url
 
     @property
     def event_url(self) -> str:
@@ -94,18 +89,6 @@ class FakeKeptn:
     def resource_service_url(self) -> str:
         """Base of the resource service as the distributor proxies it."""
         return self.url + "/resource-service"
-
-    async def __aenter__(self) -> Self:
-        await self._site.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._site.stop()
 
     # -- configuration -----------------------------------------------------------------------
 

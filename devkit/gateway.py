@@ -12,10 +12,10 @@ from typing import Self
 import aiohttp
 from aiohttp import web
 
-from devkit._http import LoopbackSite
+from devkit._http import LoopbackServer
 
 
-class TenantGateway:
+class TenantGateway(LoopbackServer):
     def __init__(self, upstream: str, *, tenant: str | None, token: str | None) -> None:
         """``tenant``/``token`` None: no check (a plain proxy, e.g. for failure injection)."""
         self.upstream = upstream.rstrip("/")
@@ -26,17 +26,12 @@ class TenantGateway:
         self.seen: list[dict[str, str]] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._site = LoopbackSite(app)
+        super().__init__(app)
         self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def url(self) -> str:
-        return self._site.url
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        await self._site.start()
-        return self
+        return await super().__aenter__()
 
     async def __aexit__(
         self,
@@ -44,7 +39,7 @@ class TenantGateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._site.stop()
+        await super().__aexit__(exc_type, exc, tb)
         if self._session is not None:
             await self._session.close()
 

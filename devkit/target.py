@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self
 
 from aiohttp import web
 
-from devkit._http import LoopbackSite
+from devkit._http import LoopbackServer
 
 OK_BODY = "ok: sli-provider devkit target\n"
 FAIL_BODY = "unavailable: injected failure\n"
@@ -43,24 +41,8 @@ def make_app() -> web.Application:
     return app
 
 
-class TargetServer:
+class TargetServer(LoopbackServer):
     """``async with TargetServer() as target: target.url`` serves /, /fail and /slow?ms=N."""
 
     def __init__(self) -> None:
-        self._site = LoopbackSite(make_app())
-
-    @property
-    def url(self) -> str:
-        return self._site.url
-
-    async def __aenter__(self) -> Self:
-        await self._site.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._site.stop()
+        super().__init__(make_app())
