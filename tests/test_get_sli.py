@@ -389,10 +389,17 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         (b"", {}, 400, "empty body"),
         (b"x" * (1024 * 1024 + 10), {}, 413, ""),
         (
-            b'{"specversion":"1.0","id":"1","source":"s","type":"sh.keptn.event.get-sli.triggered","data":{}}',
+            b'{"specversion":"1.0","id":"1","source":"s","type":"sh.keptn.event.get-sli.triggered",'
+            b'"shkeptncontext":"c","data":{}}',
             {},
             400,
             "sliProvider",
+        ),
+        (
+            b'{"specversion":"1.0","id":"1","source":"s","type":"sh.keptn.event.get-sli.triggered"}',
+            {},
+            400,
+            "shkeptncontext",
         ),
     ],
 )

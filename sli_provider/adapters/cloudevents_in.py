@@ -60,6 +60,10 @@ def _to_keptn(event: BaseCloudEvent) -> KeptnEvent:
     if not isinstance(data, dict):
         raise BadEvent("data must be a JSON object")
     attributes = event.get_attributes()
+    context = attributes.get("shkeptncontext")
+    if not isinstance(context, str) or not context.strip():
+        # Keptn's schema requires it, and a reply without it cannot be correlated by anyone.
+        raise BadEvent("not a Keptn event: the shkeptncontext extension is missing or empty")
 
     def extension(name: str) -> str:
         value = attributes.get(name)
