@@ -30,8 +30,6 @@ from sli_provider.adapters.prometheus_access import (
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import ConfigError, Settings
-from sli_provider.keptn.getsli import TASK as GET_SLI
-from sli_provider.keptn.test_task import TASK as TEST
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.getsli import GetSLIHandler
@@ -50,8 +48,6 @@ from sli_provider.sli.builtin import load_builtin_templates
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
-GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
-TEST_TRIGGERED = f"sh.keptn.event.{TEST}.triggered"
 
 
 @dataclass

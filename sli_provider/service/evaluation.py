@@ -108,10 +108,14 @@ class SLIEvaluator:
             return None if content is None else parse_sli_yaml(content, where)
 
         try:
-            files = await asyncio.gather(*(read(level) for level in levels))
-        except (ResourceError, SLIConfigError) as exc:
-            raise ProviderUnavailable(f"cannot read the SLI configuration: {exc}") from None
-        return merge_levels(f for f in files if f is not None)
+            # A TaskGroup, not gather: when one level fails the other reads are cancelled.
+            async with asyncio.TaskGroup() as group:
+                reads = [group.create_task(read(level)) for level in levels]
+        except* (ResourceError, SLIConfigError) as errors:
+            raise ProviderUnavailable(
+                f"cannot read the SLI configuration: {errors.exceptions[0]}"
+            ) from None
+        return merge_levels(f for f in (r.result() for r in reads) if f is not None)
 
     async def evaluate(self, window: Window) -> list[IndicatorResult]:
         configured = await self.load_config(
