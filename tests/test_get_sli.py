@@ -197,11 +197,14 @@ async def test_no_data_and_several_series_fail_the_indicator(
     fake_keptn.set_resource(
         "indicators:\n"
         "  nothing: sum(k6_metric_that_does_not_exist)\n"
+        "  nothing_is_zero: {query: 'sum(k6_metric_that_does_not_exist)', on_empty: zero}\n"
         '  many: last_over_time({__name__=~"k6_http_req_duration_p(50|90)",keptn_context="$CONTEXT"}[$DURATION_SECONDS])\n',
         "k6/sli.yaml",
         project=load_tags.project,
     )
-    event = trigger_for(load_run, load_tags, ["nothing", "many", "http_reqs_total"])
+    event = trigger_for(
+        load_run, load_tags, ["nothing", "many", "http_reqs_total", "nothing_is_zero"]
+    )
     async with service() as url:
         await post_event(url, event)
         finished = await answer(fake_keptn, event)
@@ -209,6 +212,7 @@ async def test_no_data_and_several_series_fail_the_indicator(
     assert finished["data"]["result"] == "warning"
     assert values["nothing"]["message"].startswith("no data")
     assert "2 series" in values["many"]["message"]
+    assert (values["nothing_is_zero"]["success"], values["nothing_is_zero"]["value"]) == (True, 0)
 
 
 async def test_hostile_filter_and_label_values_cannot_change_the_query(

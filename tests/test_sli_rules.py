@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sli_provider.sli.builtin import load_builtin_templates
-from sli_provider.sli.config import SLIConfigError, merge_levels, parse_sli_yaml
+from sli_provider.sli.config import IndicatorSpec, SLIConfigError, merge_levels, parse_sli_yaml
 from sli_provider.sli.plan import plan_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.templating import TemplateContext
@@ -39,9 +39,19 @@ def test_later_levels_override_per_indicator() -> None:
     project = parse_sli_yaml("indicators: {a: qa, b: qb}", "project")
     service = parse_sli_yaml("spec_version: '1.0'\nindicators: {b: qb2, c: qc}", "service")
     assert merge_levels([project, service]) == {
-        "a": ("qa", "project"),
-        "b": ("qb2", "service"),
-        "c": ("qc", "service"),
+        "a": (IndicatorSpec("qa"), "project"),
+        "b": (IndicatorSpec("qb2"), "service"),
+        "c": (IndicatorSpec("qc"), "service"),
+    }
+
+
+def test_object_form_with_on_empty() -> None:
+    parsed = parse_sli_yaml(
+        "indicators:\n  a: {query: 'sum(x)', on_empty: zero}\n  b: {query: 'sum(y)'}\n", "svc"
+    )
+    assert parsed.indicators == {
+        "a": IndicatorSpec("sum(x)", "zero"),
+        "b": IndicatorSpec("sum(y)", "fail"),
     }
 
 
@@ -52,6 +62,8 @@ def test_later_levels_override_per_indicator() -> None:
         ("- a", "mapping"),
         ("spec_version: '1.0'", "missing or empty"),
         ("indicators: {a: 3}", "PromQL string"),
+        ("indicators: {a: {query: 'x', on_empty: maybe}}", "fail or zero"),
+        ("indicators: {a: {query: 'x', scale: 2}}", "unknown key"),
     ],
 )
 def test_broken_sli_yaml_is_a_configuration_error(text: str, reason: str) -> None:
@@ -91,7 +103,10 @@ def test_plan_keeps_order_and_explains_each_failure() -> None:
     ctx = TemplateContext("shop", "staging", "web", 0.0, 60.0, context="c1")
     planned = plan_queries(
         ["http_reqs_total", "custom", "nope", "broken"],
-        configured={"custom": ('m{s="$SERVICE"}', "svc"), "broken": ("m{$NOPE}", "svc")},
+        configured={
+            "custom": (IndicatorSpec('m{s="$SERVICE"}'), "svc"),
+            "broken": (IndicatorSpec("m{$NOPE}"), "svc"),
+        },
         builtins=load_builtin_templates(),
         ctx=ctx,
         run_series_present=True,

@@ -16,7 +16,13 @@ from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavaila
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.sli.config import SLIConfigError, SLIFile, merge_levels, parse_sli_yaml
+from sli_provider.sli.config import (
+    IndicatorSpec,
+    SLIConfigError,
+    SLIFile,
+    merge_levels,
+    parse_sli_yaml,
+)
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.templating import TemplateContext
@@ -72,6 +78,7 @@ class _Answer:
     value: float | None
     message: str
     duration_ms: float
+    code: str = ""  # why there is no value: ValueFailure codes, or the error's type
 
 
 class SLIEvaluator:
@@ -81,7 +88,7 @@ class SLIEvaluator:
         resources: ResourceReader,
         resource_uri: str,
         prometheus: PrometheusRouter,
-        builtins: Mapping[str, str],
+        builtins: Mapping[str, IndicatorSpec],
         concurrency: int,
         metrics: ServiceMetrics,
     ) -> None:
@@ -94,7 +101,7 @@ class SLIEvaluator:
 
     async def load_config(
         self, project: str, stage: str, service: str, commit: str
-    ) -> dict[str, tuple[str, str]]:
+    ) -> dict[str, tuple[IndicatorSpec, str]]:
         """Merged indicators of the project, stage and service levels (read concurrently)."""
         levels: list[tuple[str | None, str | None]] = [
             (None, None),
@@ -159,13 +166,16 @@ class SLIEvaluator:
                 )
                 continue
             answer = answers[item.query]
+            value, message = answer.value, answer.message
+            if value is None and answer.code == "no_data" and item.on_empty == "zero":
+                value, message = 0.0, "no data, which this indicator counts as 0 (on_empty: zero)"
             results.append(
                 IndicatorResult(
                     metric=item.indicator,
                     query=item.query,
-                    value=answer.value if answer.value is not None else 0.0,
-                    success=answer.value is not None,
-                    message=answer.message,
+                    value=value if value is not None else 0.0,
+                    success=value is not None,
+                    message=message,
                     duration_ms=answer.duration_ms,
                     origin=item.origin,
                 )
@@ -216,4 +226,6 @@ class SLIEvaluator:
             value, message, outcome = None, str(exc), type(exc).__name__
         elapsed = time.perf_counter() - began
         self._metrics.query_duration.labels(outcome).observe(elapsed)
-        return _Answer(value, message, round(elapsed * 1000, 3))
+        return _Answer(
+            value, message, round(elapsed * 1000, 3), "" if value is not None else outcome
+        )

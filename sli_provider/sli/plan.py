@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
+from sli_provider.sli.config import IndicatorSpec, OnEmpty
 from sli_provider.sli.templating import (
     TemplateContext,
     TemplateError,
@@ -21,6 +22,7 @@ class PlannedQuery:
     origin: str
     query: str = ""
     failure: str = ""  # set when the indicator cannot be queried at all
+    on_empty: OnEmpty = "fail"
 
 
 def run_probe_queries(ctx: TemplateContext) -> tuple[str, ...]:
@@ -47,8 +49,8 @@ def run_probe_queries(ctx: TemplateContext) -> tuple[str, ...]:
 
 def needs_builtin(
     indicators: Sequence[str],
-    configured: Mapping[str, tuple[str, str]],
-    builtins: Mapping[str, str],
+    configured: Mapping[str, tuple[IndicatorSpec, str]],
+    builtins: Mapping[str, IndicatorSpec],
 ) -> bool:
     return any(name not in configured and name in builtins for name in indicators)
 
@@ -56,8 +58,8 @@ def needs_builtin(
 def plan_queries(
     indicators: Sequence[str],
     *,
-    configured: Mapping[str, tuple[str, str]],
-    builtins: Mapping[str, str],
+    configured: Mapping[str, tuple[IndicatorSpec, str]],
+    builtins: Mapping[str, IndicatorSpec],
     ctx: TemplateContext,
     run_series_present: bool,
 ) -> list[PlannedQuery]:
@@ -74,10 +76,10 @@ def plan_queries(
     planned: list[PlannedQuery] = []
     for name in indicators:
         if name in configured:
-            template, origin = configured[name]
+            spec, origin = configured[name]
             values = user_values
         elif name in builtins:
-            template, origin = builtins[name], BUILTIN_ORIGIN
+            spec, origin = builtins[name], BUILTIN_ORIGIN
             values = builtin_values
         else:
             planned.append(
@@ -90,7 +92,8 @@ def plan_queries(
             )
             continue
         try:
-            planned.append(PlannedQuery(name, origin, query=render(template, values)))
+            query = render(spec.query, values)
+            planned.append(PlannedQuery(name, origin, query=query, on_empty=spec.on_empty))
         except TemplateError as exc:
             planned.append(PlannedQuery(name, origin, failure=f"{exc} (from {origin})"))
     return planned
