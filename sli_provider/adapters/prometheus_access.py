@@ -33,6 +33,7 @@ import yaml
 from requests.auth import AuthBase
 
 from sli_provider.config import ConfigError, Secret, Settings
+from sli_provider.k6.invocation import remote_write_url
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class PrometheusAccess:
             if path is not None and not path.is_file():
                 raise ConfigError(f"{where}: {path} is not a readable file")
         return self
+
+    @property
+    def write_url(self) -> str:
+        """Where k6 writes: the explicit remote-write URL, else this Prometheus' receiver."""
+        return self.remote_write_url or remote_write_url(self.url)
 
     def session(self) -> requests.Session:
         """A session that carries this access's credentials, headers and TLS settings."""

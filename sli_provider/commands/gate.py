@@ -192,13 +192,12 @@ async def _run_k6(
         if not sep:
             raise GateError(f"--env {item!r} is not KEY=VALUE")
         env[key] = value
-    remote_write = (
-        settings.prometheus_remote_write_url
-        or settings.prometheus_url.rstrip("/") + "/api/v1/write"
-    )
+    # The same target and credentials the service's runner would use for this project.
+    access = make_prometheus(settings, ServiceMetrics()).access_for(args.g_project)
     with tempfile.TemporaryDirectory(prefix="k6-gate-") as home:
         invocation = build_invocation(
-            script=args.script.resolve(), remote_write_url=remote_write,
+            script=args.script.resolve(), remote_write_url=access.write_url,
+            output_env=access.k6_env(),
             tags=RunTags(args.g_project, args.g_stage, args.g_service, context),
             k6_binary=settings.k6_binary, script_env=env, vus=args.vus, duration=args.duration,
             home=Path(home),

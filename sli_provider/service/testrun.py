@@ -188,7 +188,7 @@ class TestRunner:
                 )
             await _write(root, name, found.content)
         access = self._prometheus.access_for(request.scope.project)
-        remote_write = access.remote_write_url or access.url + "/api/v1/write"
+        remote_write = access.write_url
         invocation = build_invocation(
             script=root / workload.script,
             remote_write_url=remote_write,
