@@ -47,7 +47,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.plan import run_probe_queries
-from sli_provider.sli.templating import TemplateContext
+from sli_provider.sli.window import SLIWindow
 
 FINISHED = "sh.keptn.event.get-sli.finished"
 SIZES = (1, 10, 20)
@@ -195,7 +195,7 @@ class Harness:
     def probe(self) -> str:
         """The service's first probe for the run's series (the one that finds a real run)."""
         return run_probe_queries(
-            TemplateContext(
+            SLIWindow(
                 project=self.tags.project,
                 stage=self.tags.stage,
                 service=self.tags.service,

@@ -22,7 +22,7 @@ from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, Settings, add_arguments, settings_from
 from sli_provider.logs import configure_logging
 from sli_provider.service.app import make_evaluator, make_prometheus
-from sli_provider.service.evaluation import IndicatorResult, ProviderUnavailable, Window
+from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
     PreviewError,
@@ -31,6 +31,7 @@ from sli_provider.service.preview import (
     window_from_query,
 )
 from sli_provider.service.server import serve
+from sli_provider.sli.window import SLIWindow
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,7 +139,7 @@ def _preview(settings: Settings, flags: Mapping[str, object]) -> int:
     return 0 if all(r.success for r in results) else 1
 
 
-async def _evaluate(settings: Settings, window: Window) -> list[IndicatorResult]:
+async def _evaluate(settings: Settings, window: SLIWindow) -> list[MeasuredIndicator]:
     metrics = ServiceMetrics()
     prometheus = make_prometheus(settings, metrics)
     try:

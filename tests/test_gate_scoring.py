@@ -23,11 +23,11 @@ from sli_provider.gate import (
     CriteriaError,
     CriteriaSet,
     Criterion,
-    IndicatorResult,
     IndicatorValue,
     Objective,
     PreviousEvaluation,
     PreviousIndicatorResult,
+    ScoredIndicator,
     ScoringError,
     SLIValue,
     SLOParseError,
@@ -295,7 +295,7 @@ def test_evaluate_objectives_simple_comparison() -> None:
         _objectives_slo(METRIC_1), [_value("my-test-metric-1", 10.0)], [PREVIOUS_10]
     )
     assert outcome.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=1.0,
             value=SLIValue("my-test-metric-1", 10.0, 10.0, True),
             status="pass",
@@ -312,7 +312,7 @@ def test_evaluate_objectives_expect_warning() -> None:
         _objectives_slo(METRIC_1), [_value("my-test-metric-1", 16.0)], [PREVIOUS_10]
     )
     assert outcome.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=0.5,
             value=SLIValue("my-test-metric-1", 16.0, 10.0, True),
             status="warning",
@@ -337,7 +337,7 @@ def test_info_objective_does_not_count(empty: bool) -> None:
     values = [_value("my-test-metric-1", 10.0), _value("my-log-metric", 30.0)]
     outcome = evaluate_objectives(slo, values, [PREVIOUS_10])
     assert outcome.indicator_results is not None
-    assert outcome.indicator_results[1] == IndicatorResult(
+    assert outcome.indicator_results[1] == ScoredIndicator(
         0.0, SLIValue("my-log-metric", 30.0, 0.0, True), "info"
     )
     assert outcome.maximum_achievable_score == 1.0
@@ -350,7 +350,7 @@ def test_evaluate_objectives_bug_1125_no_previous_results() -> None:
         _objectives_slo(objective), [_value("response_time_p50", 1011.0745528937252)], []
     )
     assert outcome.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=0.0,
             value=SLIValue("response_time_p50", 1011.0745528937252, 0.0, True),
             status="fail",
@@ -366,7 +366,7 @@ def test_evaluate_objectives_bug_1263_failed_previous_value_is_ignored() -> None
     slo = _objectives_slo(objective, comparison=Comparison("single_result", "pass", 1, "avg"))
     outcome = evaluate_objectives(slo, [_value("response_time_p50", 100.0)], [previous])
     assert outcome.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=1.0,
             value=SLIValue("response_time_p50", 100.0, 0.0, True),
             status="pass",
@@ -388,7 +388,7 @@ def test_missing_value_and_leftover_hint() -> None:
         _objectives_slo(objective), [_value("my-test-metric-1", 10.0)], [PREVIOUS_10]
     )
     assert outcome.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=0.0,
             value=SLIValue("a_different_metric", 0.0, 0.0, False, NO_VALUE_MESSAGE),
             status="fail",
@@ -476,7 +476,7 @@ def test_failed_value_fails_the_objective_and_the_key_sli() -> None:
     values = [_value("rt", 0.0, False, "query failed"), _value("log", 0.0, False)]
     evaluation = evaluate(slo, values, get_sli_result="warning")
     assert evaluation.details.indicator_results == (
-        IndicatorResult(
+        ScoredIndicator(
             score=0.0,
             value=SLIValue("rt", 0.0, 0.0, False, "query failed"),
             status="fail",
@@ -484,7 +484,7 @@ def test_failed_value_fails_the_objective_and_the_key_sli() -> None:
             warning_targets=(Target("<200", 0.0, True),),
             key_sli=True,
         ),
-        IndicatorResult(0.0, SLIValue("log", 0.0, 0.0, False), "info"),
+        ScoredIndicator(0.0, SLIValue("log", 0.0, 0.0, False), "info"),
     )
     assert (evaluation.result, evaluation.status) == ("fail", "succeeded")
 
@@ -500,8 +500,8 @@ def test_compared_value_is_reported_for_fixed_criteria_too() -> None:
 # --- calculateScore --------------------------------------------------------------------
 
 
-def _with_score(score: float) -> IndicatorResult:
-    return IndicatorResult(score, SLIValue("m", 10.0, 0.0, True), "pass")
+def _with_score(score: float) -> ScoredIndicator:
+    return ScoredIndicator(score, SLIValue("m", 10.0, 0.0, True), "pass")
 
 
 @pytest.mark.parametrize(

@@ -18,13 +18,14 @@ from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
-from devkit.k6summary import expected_values, from_handle_summary
+from devkit.k6summary import event_window_seconds, expected_values, from_handle_summary
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
+from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn, parse_keptn
+from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
 
 BUILTINS = sorted(load_builtin_templates())
@@ -97,9 +98,17 @@ def values_of(finished: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 async def test_builtin_slis_equal_k6_summary(
-    service: ServiceFactory, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    target: TargetServer,
 ) -> None:
-    """Every built-in SLI of a tagged run equals k6's own handleSummary numbers."""
+    """Every built-in SLI of a tagged run equals k6's own handleSummary numbers.
+
+    The request count and rate are also held against what the target served over the window
+    the event states: a count neither k6 nor the service produced.
+    """
     event = trigger_for(load_run, load_tags, BUILTINS, gitcommitid="c0ffee")
     async with service() as url:
         status, _ = await post_event(url, event)
@@ -115,9 +124,8 @@ async def test_builtin_slis_equal_k6_summary(
     got = {name: v["value"] for name, v in values_of(finished).items()}
     assert all(v["success"] and v["query"] for v in values_of(finished).values())
 
-    window = parse_keptn(data["get-sli"]["end"]) - parse_keptn(data["get-sli"]["start"])
-    expected = expected_values(from_handle_summary(load_run.summary), window)
-    assert set(expected) == set(BUILTINS)
+    expected = expected_values(from_handle_summary(load_run.summary))
+    assert set(expected) | {"http_reqs_per_second"} == set(BUILTINS)
     mismatched = {
         name: (got[name], e.value, e.source)
         for name, e in expected.items()
@@ -125,6 +133,13 @@ async def test_builtin_slis_equal_k6_summary(
     }
     assert mismatched == {}
     assert 0.1 < got["http_req_failed_rate"] < 0.3  # the target fails every 5th iteration
+
+    served = target.served_between(load_run.start, load_run.end)
+    sent = event["data"]["get-sli"]
+    window = event_window_seconds(sent["start"], sent["end"])
+    assert served > 0
+    assert got["http_reqs_total"] == served
+    assert got["http_reqs_per_second"] == pytest.approx(served / window, rel=1e-6)
     # k6's own rate divides by its test duration, which excludes k6's start-up (0.1-0.3 s of a
     # 3 s run on a busy machine): same order, not the same number.
     k6_rate = load_run.summary["metrics"]["http_reqs"]["values"]["rate"]

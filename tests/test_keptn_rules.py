@@ -9,6 +9,7 @@ import pytest
 
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply, encode_event
 from sli_provider.keptn.getsli import (
+    GetSLIRequest,
     IndicatorValue,
     InvalidRequest,
     decide_outcome,
@@ -17,6 +18,7 @@ from sli_provider.keptn.getsli import (
     requested_provider,
 )
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
+from sli_provider.sli.window import SLIWindow
 
 
 def trigger(**get_sli: object) -> KeptnEvent:
@@ -116,11 +118,25 @@ def test_provider_filter_reads_sli_provider() -> None:
 
 
 def test_valid_request_parses() -> None:
+    """Every field of the event lands in the request's window; start/end text stays as sent."""
     request = parse_request(trigger(customFilters=[{"key": "scenario", "value": "x"}]))
-    assert request.indicators == ("a", "b")
-    assert request.custom_filters == (("scenario", "x"),)
-    assert request.deployment == "direct"
-    assert request.end_s - request.start_s == 301.0
+    assert request == GetSLIRequest(
+        window=SLIWindow(
+            project="shop",
+            stage="staging",
+            service="web",
+            start_s=1683194998.0,  # 2023-05-04T10:09:58Z
+            end_s=1683195299.0,
+            indicators=("a", "b"),
+            custom_filters=(("scenario", "x"),),
+            labels={"buildId": "142"},
+            deployment="direct",
+            context="ctx-1",
+            gitcommitid="abc123",
+        ),
+        start="2023-05-04T10:09:58.000Z",
+        end="2023-05-04T10:14:59.000Z",
+    )
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT
-from devkit.k6summary import expected_values
+from devkit.k6summary import event_window_seconds, expected_values
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
@@ -292,9 +292,11 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
     indicators = sorted(load_builtin_templates())
     async with service() as url:
         for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback
+            served_before = target.requests_served
             event = trigger(target)
             await post(url, event)
             test = (await finished_for(fake_keptn, event))["data"]
+            served = target.requests_served - served_before
             assert test["result"] == "pass", test["message"]
             ask = get_sli_triggered(
                 project=PROJECT,
@@ -312,10 +314,15 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
             values = {
                 v["metric"]: v["value"] for v in finished["data"]["get-sli"]["indicatorValues"]
             }
-            window = parse_keptn(test["test"]["end"]) - parse_keptn(test["test"]["start"])
-            expected = expected_values(test["k6"]["metrics"], window)
+            expected = expected_values(test["k6"]["metrics"])
             wrong = {n: (values[n], e.value) for n, e in expected.items() if not e.holds(values[n])}
             assert wrong == {}
+            # What the target served over the window as the get-sli event states it.
+            window = event_window_seconds(
+                ask["data"]["get-sli"]["start"], ask["data"]["get-sli"]["end"]
+            )
+            assert values["http_reqs_total"] == served > 0
+            assert values["http_reqs_per_second"] == pytest.approx(served / window, rel=1e-6)
             assert finished["data"]["result"] == "pass"
     assert fake_keptn.violations == []
 

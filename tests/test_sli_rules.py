@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.config import IndicatorSpec, SLIConfigError, merge_levels, parse_sli_yaml
 from sli_provider.sli.plan import plan_queries
 from sli_provider.sli.results import ValueFailure, single_value
-from sli_provider.sli.templating import TemplateContext
+from sli_provider.sli.window import SLIWindow
 
 BUILTIN_NAMES = {
     "http_req_duration_p50",
@@ -100,7 +98,7 @@ def test_single_value_failures_have_codes(result: object, code: str) -> None:
 
 
 def test_plan_keeps_order_and_explains_each_failure() -> None:
-    ctx = TemplateContext("shop", "staging", "web", 0.0, 60.0, context="c1")
+    window = SLIWindow("shop", "staging", "web", 0.0, 60.0, context="c1")
     planned = plan_queries(
         ["http_reqs_total", "custom", "nope", "broken"],
         configured={
@@ -108,7 +106,7 @@ def test_plan_keeps_order_and_explains_each_failure() -> None:
             "broken": (IndicatorSpec("m{$NOPE}"), "svc"),
         },
         builtins=load_builtin_templates(),
-        ctx=ctx,
+        window=window,
         run_series_present=True,
     )
     assert [p.indicator for p in planned] == ["http_reqs_total", "custom", "nope", "broken"]
@@ -119,14 +117,17 @@ def test_plan_keeps_order_and_explains_each_failure() -> None:
 
 
 def test_builtins_use_the_whole_scope_when_the_run_left_no_series() -> None:
-    ctx = TemplateContext("shop", "staging", "web", 0.0, 60.0, context="c1")
+    window = SLIWindow("shop", "staging", "web", 0.0, 60.0, context="c1")
     (planned,) = plan_queries(
         ["vus_max"],
         configured={},
         builtins=load_builtin_templates(),
-        ctx=ctx,
+        window=window,
         run_series_present=False,
     )
-    assert "keptn_context" not in planned.query
-    assert 'keptn_service="web"' in planned.query
-    assert not math.isnan(ctx.end_s)
+    # sli-templates/k6.yaml's vus_max, with the scope's matchers (no keptn_context) and the
+    # window's 60 s as its range.
+    assert planned.query == (
+        'max(max_over_time(k6_vus_max{keptn_project="shop",keptn_stage="staging",'
+        'keptn_service="web"}[60s]))'
+    )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sli_provider.sli.templating import TemplateContext, TemplateError, render, scope_selector
+from sli_provider.sli.templating import TemplateError, placeholders, render, scope_selector
+from sli_provider.sli.window import SLIWindow
 
 
-def ctx(**overrides: object) -> TemplateContext:
+def window(**overrides: object) -> SLIWindow:
     base: dict[str, object] = {
         "project": "shop",
         "stage": "staging",
@@ -19,7 +20,7 @@ def ctx(**overrides: object) -> TemplateContext:
         "custom_filters": (("scenario", "checkout"),),
     }
     base.update(overrides)
-    return TemplateContext(**base)  # type: ignore[arg-type]
+    return SLIWindow(**base)  # type: ignore[arg-type]
 
 
 def test_prometheus_service_placeholders_render_as_there() -> None:
@@ -29,7 +30,7 @@ def test_prometheus_service_placeholders_render_as_there() -> None:
         'keptn_service="$SERVICE",deployment="$DEPLOYMENT",build="$LABEL.buildId",'
         'scenario="$scenario",s2="$SCENARIO"}[$DURATION_SECONDS]))'
     )
-    assert render(template, ctx().placeholders()) == (
+    assert render(template, placeholders(window())) == (
         'sum(last_over_time(k6_http_reqs_total{keptn_project="shop",keptn_stage="staging",'
         'keptn_service="web",deployment="primary",build="142",scenario="checkout",'
         's2="checkout"}[300s]))'
@@ -37,14 +38,14 @@ def test_prometheus_service_placeholders_render_as_there() -> None:
 
 
 def test_new_placeholders_context_start_end() -> None:
-    rendered = render('x{c="$CONTEXT"} @ $END - $START', ctx().placeholders())
+    rendered = render('x{c="$CONTEXT"} @ $END - $START', placeholders(window()))
     assert rendered == 'x{c="6a1f0c2e-3b44-4e8e-9a51-7d2b9c0f4e21"} @ 1700000299.5 - 1700000000'
 
 
 def test_deployment_falls_back_to_label_then_primary() -> None:
-    assert render("$DEPLOYMENT", ctx(deployment="canary").placeholders()) == "canary"
-    labelled = ctx(labels={"deployment": "blue"})
-    assert render("$DEPLOYMENT", labelled.placeholders()) == "blue"
+    assert render("$DEPLOYMENT", placeholders(window(deployment="canary"))) == "canary"
+    labelled = window(labels={"deployment": "blue"})
+    assert render("$DEPLOYMENT", placeholders(labelled)) == "blue"
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_deployment_falls_back_to_label_then_primary() -> None:
 )
 def test_values_cannot_escape_their_string(hostile: str) -> None:
     """Whatever a label holds, the rendered query keeps one matcher with exactly that value."""
-    rendered = render('m{l="$LABEL.v"}', ctx(labels={"v": hostile}).placeholders())
+    rendered = render('m{l="$LABEL.v"}', placeholders(window(labels={"v": hostile})))
     # Prometheus parses label values as Go strings; JSON decoding gives the same value.
     import json
 
@@ -70,53 +71,53 @@ def test_values_cannot_escape_their_string(hostile: str) -> None:
 
 
 def test_single_quoted_strings_are_escaped_too() -> None:
-    rendered = render("m{l='$LABEL.v'}", ctx(labels={"v": "it's"}).placeholders())
+    rendered = render("m{l='$LABEL.v'}", placeholders(window(labels={"v": "it's"})))
     assert rendered == "m{l='it\\'s'}"
 
 
 def test_filter_quotes_are_stripped_like_prometheus_service() -> None:
     rendered = render(
-        'm{s="$scenario"}', ctx(custom_filters=(("scenario", "'a\"b'"),)).placeholders()
+        'm{s="$scenario"}', placeholders(window(custom_filters=(("scenario", "'a\"b'"),)))
     )
     assert rendered == 'm{s="ab"}'
 
 
 def test_event_value_outside_quotes_must_be_a_plain_word() -> None:
     with pytest.raises(TemplateError, match=r"\$LABEL.v is outside a quoted string"):
-        render("m{} + $LABEL.v", ctx(labels={"v": "1 or vector(1)"}).placeholders())
-    assert render("k6_$SERVICE", ctx().placeholders()) == "k6_web"
+        render("m{} + $LABEL.v", placeholders(window(labels={"v": "1 or vector(1)"})))
+    assert render("k6_$SERVICE", placeholders(window())) == "k6_web"
 
 
 def test_backtick_raw_string_refuses_a_backtick() -> None:
     with pytest.raises(TemplateError, match="backtick"):
-        render("m{l=`$LABEL.v`}", ctx(labels={"v": "a`b"}).placeholders())
+        render("m{l=`$LABEL.v`}", placeholders(window(labels={"v": "a`b"})))
 
 
 def test_unknown_placeholder_is_named() -> None:
     with pytest.raises(TemplateError, match=r"unknown placeholder \$TESTID"):
-        render('m{t="$TESTID"}', ctx().placeholders())
+        render('m{t="$TESTID"}', placeholders(window()))
     with pytest.raises(TemplateError, match=r"\$LABEL.nope"):
-        render('m{t="$LABEL.nope"}', ctx().placeholders())
+        render('m{t="$LABEL.nope"}', placeholders(window()))
     with pytest.raises(TemplateError, match=r"\$CONTEXT"):
-        render('m{t="$CONTEXT"}', ctx(context="").placeholders())
+        render('m{t="$CONTEXT"}', placeholders(window(context="")))
 
 
 def test_longest_name_wins_over_a_colliding_filter() -> None:
     """A filter called DURATION must not eat $DURATION_SECONDS (it would in prometheus-service)."""
-    values = ctx(custom_filters=(("DURATION", "x"),)).placeholders()
+    values = placeholders(window(custom_filters=(("DURATION", "x"),)))
     assert render("[$DURATION_SECONDS] $DURATION", values) == "[300s] x"
 
 
 def test_regex_anchor_dollar_is_left_alone() -> None:
-    assert render('m{url=~".*/api$"}', ctx().placeholders()) == 'm{url=~".*/api$"}'
+    assert render('m{url=~".*/api$"}', placeholders(window())) == 'm{url=~".*/api$"}'
 
 
 def test_comments_are_not_templated() -> None:
-    assert render("m # $NOT_A_PLACEHOLDER\n", ctx().placeholders()) == "m # $NOT_A_PLACEHOLDER\n"
+    assert render("m # $NOT_A_PLACEHOLDER\n", placeholders(window())) == "m # $NOT_A_PLACEHOLDER\n"
 
 
 def test_selector_quotes_values_and_honours_filter_operators() -> None:
-    c = ctx(custom_filters=(("scenario", "=~check.*"), ("status", '!=5"00')))
+    c = window(custom_filters=(("scenario", "=~check.*"), ("status", '!=5"00')))
     assert scope_selector(c, with_context=True) == (
         'keptn_project="shop",keptn_stage="staging",keptn_service="web",'
         'keptn_context="6a1f0c2e-3b44-4e8e-9a51-7d2b9c0f4e21",scenario=~"check.*",status!="5\\"00"'
@@ -125,4 +126,4 @@ def test_selector_quotes_values_and_honours_filter_operators() -> None:
 
 def test_selector_rejects_a_filter_key_that_is_no_label_name() -> None:
     with pytest.raises(TemplateError, match="not a valid Prometheus label name"):
-        scope_selector(ctx(custom_filters=(('a"}or{', "x"),)))
+        scope_selector(window(custom_filters=(('a"}or{', "x"),)))

@@ -29,8 +29,9 @@ from sli_provider.gate.table import render_table
 from sli_provider.k6.invocation import RunTags, build_invocation
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.service.app import make_evaluator, make_prometheus
-from sli_provider.service.evaluation import IndicatorResult, ProviderUnavailable, Window
+from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.window import SLIWindow
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
 
@@ -160,7 +161,7 @@ async def _fetch(
     except TimestampError as exc:
         raise GateError(str(exc)) from None
     indicators = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
-    window = Window(
+    window = SLIWindow(
         project=args.g_project, stage=args.g_stage, service=args.g_service,
         start_s=start_s, end_s=end_s, indicators=indicators,
         custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
@@ -172,7 +173,7 @@ async def _fetch(
             evaluator = make_evaluator(
                 settings, session=session, prometheus=prometheus, metrics=metrics
             )
-            results: list[IndicatorResult] = await evaluator.evaluate(window)
+            results: list[MeasuredIndicator] = await evaluator.evaluate(window)
     except ProviderUnavailable as exc:
         raise GateError(str(exc)) from None
     finally:

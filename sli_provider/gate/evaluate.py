@@ -25,8 +25,8 @@ from sli_provider.gate.results import (
     Evaluation,
     EvaluationDetails,
     IndicatorLike,
-    IndicatorResult,
     IndicatorValue,
+    ScoredIndicator,
     SLIValue,
     Target,
     encode_slo_file,
@@ -44,7 +44,7 @@ class ScoringError(ValueError):
 class ObjectivesOutcome:
     """What ``evaluateObjectives`` hands to the scoring step."""
 
-    indicator_results: tuple[IndicatorResult, ...] | None
+    indicator_results: tuple[ScoredIndicator, ...] | None
     maximum_achievable_score: float
     key_sli_failed: bool
     message: str = ""  # the leftover-SLI hint
@@ -153,7 +153,7 @@ def evaluate_objectives(
         # Lighthouse returns a maximum of 100 here, so the score becomes 0 rather than 100.
         return ObjectivesOutcome(None, 100.0, False)
     remaining = list(indicator_values)
-    results: list[IndicatorResult] = []
+    results: list[ScoredIndicator] = []
     maximum = 0.0
     key_sli_failed = False
     for objective in slo.objectives:
@@ -197,7 +197,7 @@ def take_indicator(remaining: list[IndicatorValue], sli: str) -> IndicatorValue 
 
 def _scored(
     objective: Objective, value: IndicatorValue, aggregated: float | None
-) -> tuple[IndicatorResult, bool]:
+) -> tuple[ScoredIndicator, bool]:
     """A retrieved value against the pass, then warning criteria. Returns (result, key failed).
 
     Raises CriteriaError when a *pass* criterion cannot be evaluated.
@@ -221,7 +221,7 @@ def _scored(
     failed = not passed and not warned
     if failed:
         score, status = 0.0, "fail"
-    result = IndicatorResult(
+    result = ScoredIndicator(
         score=score,
         value=SLIValue(value.metric, value.value, compared.value, value.success, value.message),
         status=status,
@@ -263,13 +263,13 @@ def _any_set(
     return satisfied, tuple(targets)
 
 
-def _missing(objective: Objective, aggregated: float | None) -> IndicatorResult:
+def _missing(objective: Objective, aggregated: float | None) -> ScoredIndicator:
     """An objective whose SLI is not among the indicator values (getEmptyTargets branch).
 
     Lighthouse neither copies key_sli here nor marks a key SLI as failed, reports [] rather
     than null for absent criteria, and uses the bare aggregate as relative targets' value.
     """
-    return IndicatorResult(
+    return ScoredIndicator(
         score=0.0,
         value=SLIValue(objective.sli, 0.0, 0.0, False, NO_VALUE_MESSAGE),
         status="fail",
@@ -294,7 +294,7 @@ def _placeholder_targets(
     return tuple(targets)
 
 
-def _unsuccessful(objective: Objective, value: IndicatorValue) -> IndicatorResult:
+def _unsuccessful(objective: Objective, value: IndicatorValue) -> ScoredIndicator:
     """A value the provider marked ``success: false``.
 
     Keptn 1.0 failed the whole evaluation here ("error with X: cannot evaluate invalid SLI
@@ -309,7 +309,7 @@ def _unsuccessful(objective: Objective, value: IndicatorValue) -> IndicatorResul
             return None
         return tuple(Target(c, 0.0, True) for s in sets for c in s.criteria)
 
-    return IndicatorResult(
+    return ScoredIndicator(
         score=0.0,
         value=SLIValue(value.metric, value.value, 0.0, False, value.message),
         status="fail" if objective.pass_criteria else "info",
@@ -337,7 +337,7 @@ def _leftover_message(remaining: Sequence[IndicatorValue]) -> str:
 
 def calculate_score(
     maximum_achievable_score: float,
-    indicator_results: Sequence[IndicatorResult],
+    indicator_results: Sequence[ScoredIndicator],
     total_score: TotalScore | None,
     key_sli_failed: bool,
 ) -> ScoreOutcome:

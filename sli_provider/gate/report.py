@@ -26,7 +26,7 @@ from sli_provider.gate.report_chart import (
     is_relative,
     number_html,
 )
-from sli_provider.gate.results import Evaluation, IndicatorResult, Target
+from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
 from sli_provider.gate.slo import SLOParseError, parse_slo
 
 _CSS = """
@@ -184,7 +184,7 @@ def _scope(
     return f'<dl class="scope" id="scope">{cells}</dl>'
 
 
-def _row(result: IndicatorResult, weight: float | None) -> str:
+def _row(result: ScoredIndicator, weight: float | None) -> str:
     value = result.value
     name = result.display_name or value.metric
     sli = f'<code class="sli">{escape_html(value.metric)}</code>' if name != value.metric else ""

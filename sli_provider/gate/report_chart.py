@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from sli_provider.gate.criteria import CriteriaError, parse_criteria
-from sli_provider.gate.results import IndicatorResult, Target
+from sli_provider.gate.results import ScoredIndicator, Target
 
 SERIES_COLOUR = "#1f6feb"
 TARGET_COLOURS = {"pass": "#2da44e", "warning": "#d4a72c"}  # dashed target lines
@@ -50,7 +50,7 @@ class Run:
     invalidated: bool = False
 
 
-def chart_svg(index: int, result: IndicatorResult, runs: list[Run]) -> str:
+def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
     metric = result.value.metric
     points = [(i, run.values.get(metric)) for i, run in enumerate(runs)]
     values = [v for _, v in points if v is not None and math.isfinite(v)]

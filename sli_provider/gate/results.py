@@ -55,7 +55,9 @@ class Target:
 
 
 @dataclass(frozen=True)
-class IndicatorResult:
+class ScoredIndicator:
+    """One objective's indicator as scored: ``indicatorResults[]`` (lighthouse's SLIEvaluationResult)."""
+
     score: float
     value: SLIValue
     status: str  # pass | warning | fail | info
@@ -84,7 +86,7 @@ class EvaluationDetails:
     time_end: str
     result: str
     score: float
-    indicator_results: tuple[IndicatorResult, ...] | None = None  # None serialises as null
+    indicator_results: tuple[ScoredIndicator, ...] | None = None  # None serialises as null
     compared_events: tuple[str, ...] = ()
     slo_file_content: str | None = None  # base64, as lighthouse sends it; None: left out
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
+from sli_provider.sli.window import SLIWindow
 
 TASK = "get-sli"
 
@@ -19,16 +20,11 @@ class InvalidRequest(ValueError):
 
 @dataclass(frozen=True)
 class GetSLIRequest:
-    scope: Scope
+    """A valid get-sli.triggered: what to evaluate, and start/end as sent (echoed in the reply)."""
+
+    window: SLIWindow
     start: str
     end: str
-    start_s: float
-    end_s: float
-    indicators: tuple[str, ...]
-    custom_filters: tuple[tuple[str, str], ...] = ()
-    deployment: str = ""
-    context: str = ""
-    gitcommitid: str = ""
 
 
 class IndicatorLike(Protocol):
@@ -151,18 +147,20 @@ def parse_request(event: KeptnEvent) -> GetSLIRequest:
         filters.append((item["key"], item["value"]))
 
     deployment = data.get("deployment")
-    return GetSLIRequest(
-        scope=scope,
-        start=start_text,
-        end=end_text,
+    window = SLIWindow(
+        project=scope.project,
+        stage=scope.stage,
+        service=scope.service,
         start_s=start_s,
         end_s=end_s,
         indicators=tuple(raw_indicators),
         custom_filters=tuple(filters),
+        labels=scope.labels,
         deployment=deployment if isinstance(deployment, str) else "",
         context=event.shkeptncontext,
         gitcommitid=event.gitcommitid,
     )
+    return GetSLIRequest(window=window, start=start_text, end=end_text)
 
 
 def decide_outcome(values: Sequence[IndicatorValue]) -> Outcome:

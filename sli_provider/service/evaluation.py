@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
@@ -25,15 +25,15 @@ from sli_provider.sli.config import (
 )
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_queries
 from sli_provider.sli.results import ValueFailure, single_value
-from sli_provider.sli.templating import TemplateContext
+from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 
 
-async def run_has_series(prometheus: Querier, ctx: TemplateContext) -> bool:
-    """Whether Prometheus holds k6 series of the run ``ctx.context`` in the window."""
-    for query in run_probe_queries(ctx):
-        if await prometheus.instant(query, ctx.end_s):
+async def run_has_series(prometheus: Querier, window: SLIWindow) -> bool:
+    """Whether Prometheus holds k6 series of the run ``window.context`` in the window."""
+    for query in run_probe_queries(window):
+        if await prometheus.instant(query, window.end_s):
             return True
     return False
 
@@ -43,24 +43,9 @@ class ProviderUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class Window:
-    """What to evaluate: the scope, the window and the request's extras."""
+class MeasuredIndicator:
+    """One indicator's value as Prometheus gave it, with the query that was sent (or why none)."""
 
-    project: str
-    stage: str
-    service: str
-    start_s: float
-    end_s: float
-    indicators: tuple[str, ...] | None = None  # None: every indicator known for the scope
-    custom_filters: tuple[tuple[str, str], ...] = ()
-    labels: Mapping[str, str] = field(default_factory=dict)
-    deployment: str = ""
-    context: str = ""
-    gitcommitid: str = ""
-
-
-@dataclass(frozen=True)
-class IndicatorResult:
     metric: str
     query: str
     value: float
@@ -124,7 +109,7 @@ class SLIEvaluator:
             ) from None
         return merge_levels(f for f in (r.result() for r in reads) if f is not None)
 
-    async def evaluate(self, window: Window) -> list[IndicatorResult]:
+    async def evaluate(self, window: SLIWindow) -> list[MeasuredIndicator]:
         configured = await self.load_config(
             window.project, window.stage, window.service, window.gitcommitid
         )
@@ -133,26 +118,15 @@ class SLIEvaluator:
             indicators = list(configured) + [b for b in self._builtins if b not in configured]
         else:
             indicators = window.indicators
-        ctx = TemplateContext(
-            project=window.project,
-            stage=window.stage,
-            service=window.service,
-            start_s=window.start_s,
-            end_s=window.end_s,
-            context=window.context,
-            deployment=window.deployment,
-            labels=window.labels,
-            custom_filters=window.custom_filters,
-        )
         prometheus = self._prometheus.for_project(window.project)
         run_present = False
         if window.context and needs_builtin(indicators, configured, self._builtins):
-            run_present = await self._run_series_present(prometheus, ctx)
+            run_present = await self._run_series_present(prometheus, window)
         planned = plan_queries(
             indicators,
             configured=configured,
             builtins=self._builtins,
-            ctx=ctx,
+            window=window,
             run_series_present=run_present,
         )
         answers = await self._run_all(prometheus, planned, window.end_s)
@@ -160,7 +134,7 @@ class SLIEvaluator:
         for item in planned:
             if item.failure:
                 results.append(
-                    IndicatorResult(
+                    MeasuredIndicator(
                         item.indicator, item.query, 0.0, False, item.failure, 0.0, item.origin
                     )
                 )
@@ -170,7 +144,7 @@ class SLIEvaluator:
             if value is None and answer.code == "no_data" and item.on_empty == "zero":
                 value, message = 0.0, "no data, which this indicator counts as 0 (on_empty: zero)"
             results.append(
-                IndicatorResult(
+                MeasuredIndicator(
                     metric=item.indicator,
                     query=item.query,
                     value=value if value is not None else 0.0,
@@ -182,9 +156,9 @@ class SLIEvaluator:
             )
         return results
 
-    async def _run_series_present(self, prometheus: Querier, ctx: TemplateContext) -> bool:
+    async def _run_series_present(self, prometheus: Querier, window: SLIWindow) -> bool:
         try:
-            return await run_has_series(prometheus, ctx)
+            return await run_has_series(prometheus, window)
         except PrometheusUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
         except PrometheusError as exc:

@@ -15,7 +15,7 @@ from sli_provider.keptn.getsli import (
     get_sli_section,
     parse_request,
 )
-from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator, Window
+from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
 
@@ -56,21 +56,7 @@ class GetSLIHandler:
     async def _values(self, event: KeptnEvent, finished: Callable[[Outcome], Finished]) -> Finished:
         try:
             request = parse_request(event)
-            results = await self._evaluator.evaluate(
-                Window(
-                    project=request.scope.project,
-                    stage=request.scope.stage,
-                    service=request.scope.service,
-                    start_s=request.start_s,
-                    end_s=request.end_s,
-                    indicators=request.indicators,
-                    custom_filters=request.custom_filters,
-                    labels=request.scope.labels,
-                    deployment=request.deployment,
-                    context=request.context,
-                    gitcommitid=request.gitcommitid,
-                )
-            )
+            results = await self._evaluator.evaluate(request.window)
         except InvalidRequest as exc:
             return finished(errored(f"invalid get-sli.triggered: {exc}"))
         except ProviderUnavailable as exc:

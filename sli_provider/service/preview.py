@@ -6,14 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
-from sli_provider.service.evaluation import IndicatorResult, Window
+from sli_provider.service.evaluation import MeasuredIndicator
+from sli_provider.sli.window import SLIWindow
 
 
 class PreviewError(ValueError):
     """The preview request is malformed; the text says which field and why."""
 
 
-def window_from_json(body: Any) -> Window:
+def window_from_json(body: Any) -> SLIWindow:
     if not isinstance(body, Mapping):
         raise PreviewError("body must be a JSON object")
     return _window(
@@ -24,7 +25,7 @@ def window_from_json(body: Any) -> Window:
     )
 
 
-def window_from_query(query: Mapping[str, str], multi: Mapping[str, Sequence[str]]) -> Window:
+def window_from_query(query: Mapping[str, str], multi: Mapping[str, Sequence[str]]) -> SLIWindow:
     """GET parameters: the same fields; lists repeat or use commas, pairs are ``key=value``."""
     indicators = [n for item in multi.get("indicators", []) for n in item.split(",") if n]
     return _window(
@@ -41,7 +42,7 @@ def _window(
     indicators: list[str] | None,
     filters: list[tuple[str, str]],
     labels: dict[str, str],
-) -> Window:
+) -> SLIWindow:
     def text(name: str, required: bool) -> str:
         value = fields.get(name)
         if value is None or value == "":
@@ -64,7 +65,7 @@ def _window(
     start_s, end_s = moment("start"), moment("end")
     if end_s < start_s:
         raise PreviewError("end is before start")
-    return Window(
+    return SLIWindow(
         project=text("project", True),
         stage=text("stage", True),
         service=text("service", True),
@@ -109,7 +110,7 @@ def _split_pair(raw: str, name: str) -> tuple[str, str]:
     return key, value
 
 
-def results_as_json(results: Sequence[IndicatorResult]) -> dict[str, Any]:
+def results_as_json(results: Sequence[MeasuredIndicator]) -> dict[str, Any]:
     return {
         "indicators": [
             {
@@ -125,7 +126,7 @@ def results_as_json(results: Sequence[IndicatorResult]) -> dict[str, Any]:
     }
 
 
-def results_as_table(results: Sequence[IndicatorResult]) -> str:
+def results_as_table(results: Sequence[MeasuredIndicator]) -> str:
     rows = [("indicator", "value", "ok", "ms", "message / query")]
     for r in results:
         rows.append(

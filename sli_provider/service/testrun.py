@@ -40,7 +40,7 @@ from sli_provider.runner.workloads import (
 from sli_provider.service.evaluation import run_has_series
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
-from sli_provider.sli.templating import TemplateContext
+from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 k6_log = logging.getLogger("sli_provider.k6")
@@ -246,7 +246,7 @@ class TestRunner:
         )
 
     async def _wrote_metrics(self, request: TestRequest, start: float, end: float) -> bool:
-        ctx = TemplateContext(
+        ctx = SLIWindow(
             project=request.scope.project,
             stage=request.scope.stage,
             service=request.scope.service,

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import IndicatorSpec, OnEmpty
 from sli_provider.sli.templating import (
-    TemplateContext,
     TemplateError,
+    duration_seconds,
     label_matchers,
+    placeholders,
     render,
     scope_selector,
 )
+from sli_provider.sli.window import SLIWindow
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class PlannedQuery:
     on_empty: OnEmpty = "fail"
 
 
-def run_probe_queries(ctx: TemplateContext) -> tuple[str, ...]:
+def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
     """Does this run (keptn_context) have k6 series in the window? Cheap queries, in order.
 
     k6 writes ``vus_max`` as one series with only the global tags, so asking for it reads one
@@ -35,14 +37,14 @@ def run_probe_queries(ctx: TemplateContext) -> tuple[str, ...]:
     """
     matchers = label_matchers(
         [
-            ("keptn_project", ctx.project),
-            ("keptn_stage", ctx.stage),
-            ("keptn_service", ctx.service),
-            ("keptn_context", ctx.context),
+            ("keptn_project", window.project),
+            ("keptn_stage", window.stage),
+            ("keptn_service", window.service),
+            ("keptn_context", window.context),
         ]
     )
     return tuple(
-        f"count(last_over_time({metric}{{{matchers}}}[{ctx.duration_seconds}s])) > 0"
+        f"count(last_over_time({metric}{{{matchers}}}[{duration_seconds(window)}s])) > 0"
         for metric in ("k6_vus_max", "k6_iterations_total")
     )
 
@@ -60,14 +62,14 @@ def plan_queries(
     *,
     configured: Mapping[str, tuple[IndicatorSpec, str]],
     builtins: Mapping[str, IndicatorSpec],
-    ctx: TemplateContext,
+    window: SLIWindow,
     run_series_present: bool,
 ) -> list[PlannedQuery]:
     """One entry per requested indicator, in the requested order."""
     try:
-        user_values = ctx.placeholders()
-        builtin_values = ctx.placeholders(
-            scope_selector(ctx, with_context=run_series_present and bool(ctx.context))
+        user_values = placeholders(window)
+        builtin_values = placeholders(
+            window, scope_selector(window, with_context=run_series_present and bool(window.context))
         )
     except TemplateError as exc:
         # A customFilter that cannot become a label matcher spoils $SELECTOR for every query.

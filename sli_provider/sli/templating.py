@@ -25,7 +25,9 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from sli_provider.sli.window import SLIWindow
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_:.]*")
@@ -45,48 +47,39 @@ class Value:
     trusted: bool = False
 
 
-@dataclass(frozen=True)
-class TemplateContext:
-    project: str
-    stage: str
-    service: str
-    start_s: float
-    end_s: float
-    context: str = ""
-    deployment: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    custom_filters: Sequence[tuple[str, str]] = ()
+def duration_seconds(window: SLIWindow) -> int:
+    """The window's length in whole seconds (at least 1), for PromQL ranges."""
+    return max(1, math.ceil(window.end_s - window.start_s))
 
-    @property
-    def duration_seconds(self) -> int:
-        return max(1, math.ceil(self.end_s - self.start_s))
 
-    def resolved_deployment(self) -> str:
-        # prometheus-service: the event's deployment, else the label, else "primary".
-        return self.deployment or self.labels.get("deployment", "") or "primary"
+def placeholders(window: SLIWindow, selector: str | None = None) -> dict[str, Value]:
+    """Every placeholder's value for ``window``; ``selector`` replaces the scope's $SELECTOR."""
+    values: dict[str, Value] = {
+        "PROJECT": Value(window.project),
+        "STAGE": Value(window.stage),
+        "SERVICE": Value(window.service),
+        "DEPLOYMENT": Value(_deployment(window)),
+        "DURATION_SECONDS": Value(f"{duration_seconds(window)}s", trusted=True),
+        "START": Value(_unix(window.start_s), trusted=True),
+        "END": Value(_unix(window.end_s), trusted=True),
+    }
+    if window.context:
+        values["CONTEXT"] = Value(window.context)
+    values["SELECTOR"] = Value(
+        selector if selector is not None else scope_selector(window), trusted=True
+    )
+    for key, raw in window.custom_filters:
+        cleaned = raw.replace("'", "").replace('"', "")
+        values[key] = Value(cleaned)
+        values[key.upper()] = Value(cleaned)
+    for key, raw in window.labels.items():
+        values[LABEL_PREFIX + key] = Value(raw)
+    return values
 
-    def placeholders(self, selector: str | None = None) -> dict[str, Value]:
-        values: dict[str, Value] = {
-            "PROJECT": Value(self.project),
-            "STAGE": Value(self.stage),
-            "SERVICE": Value(self.service),
-            "DEPLOYMENT": Value(self.resolved_deployment()),
-            "DURATION_SECONDS": Value(f"{self.duration_seconds}s", trusted=True),
-            "START": Value(_unix(self.start_s), trusted=True),
-            "END": Value(_unix(self.end_s), trusted=True),
-        }
-        if self.context:
-            values["CONTEXT"] = Value(self.context)
-        values["SELECTOR"] = Value(
-            selector if selector is not None else scope_selector(self), trusted=True
-        )
-        for key, raw in self.custom_filters:
-            cleaned = raw.replace("'", "").replace('"', "")
-            values[key] = Value(cleaned)
-            values[key.upper()] = Value(cleaned)
-        for key, raw in self.labels.items():
-            values[LABEL_PREFIX + key] = Value(raw)
-        return values
+
+def _deployment(window: SLIWindow) -> str:
+    # prometheus-service: the event's deployment, else the label, else "primary".
+    return window.deployment or window.labels.get("deployment", "") or "primary"
 
 
 def _unix(seconds: float) -> str:
@@ -127,16 +120,16 @@ def label_matchers(matchers: Sequence[tuple[str, str]]) -> str:
     return ",".join(parts)
 
 
-def scope_selector(ctx: TemplateContext, *, with_context: bool = False) -> str:
+def scope_selector(window: SLIWindow, *, with_context: bool = False) -> str:
     """Matchers for the k6 series of this project/stage/service (and run), plus customFilters."""
     matchers = [
-        ("keptn_project", ctx.project),
-        ("keptn_stage", ctx.stage),
-        ("keptn_service", ctx.service),
+        ("keptn_project", window.project),
+        ("keptn_stage", window.stage),
+        ("keptn_service", window.service),
     ]
     if with_context:
-        matchers.append(("keptn_context", ctx.context))
-    matchers.extend(ctx.custom_filters)
+        matchers.append(("keptn_context", window.context))
+    matchers.extend(window.custom_filters)
     return label_matchers(matchers)
 
 
