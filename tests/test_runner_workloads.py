@@ -221,3 +221,44 @@ async def test_the_runner_answers_errored_naming_a_path_that_escapes_and_writes_
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     assert written == ["a", "a/runs"]
     assert not any(r.path.endswith("evil.js") for r in fake_keptn.resource_requests)
+
+
+async def test_a_workloads_files_are_staged_beside_its_script_or_named_when_missing(
+    fake_keptn: FakeKeptn, prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    main = (
+        "import { path } from './lib/helper.js';\n"
+        "import http from 'k6/http';\n"
+        "export const options = { iterations: 1 };\n"
+        "export default function () { http.get(__ENV.TARGET_URL + path); }\n"
+    )
+    project = "files"
+    fake_keptn.set_resource(
+        conf({"teststrategy": "ok", "script": "k6/main.js", "files": ["k6/lib/helper.js"]},
+             {"teststrategy": "missing", "script": "k6/main.js", "files": ["k6/lib/gone.js"]}),
+        "k6/k6.conf.yaml", project=project,
+    )  # fmt: skip
+    fake_keptn.set_resource(main, "k6/main.js", project=project)
+    fake_keptn.set_resource("export const path = '/';\n", "k6/lib/helper.js", project=project)
+    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
+                        runner_work_dir=tmp_path, reply_attempts=2)  # fmt: skip
+    finished = {}
+    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+        for strategy in ("ok", "missing"):
+            event = make_test_triggered(project=project, stage="dev", service="web",
+                                        teststrategy=strategy, uris_local=[target.url])  # fmt: skip
+            async with session.post(url + "/", json=event) as response:
+                assert response.status == 202
+            (finished[strategy],) = await fake_keptn.wait_for_events(
+                type="sh.keptn.event.test.finished",
+                shkeptncontext=event["shkeptncontext"],
+                timeout=60,
+            )
+
+    ok, missing = finished["ok"]["data"], finished["missing"]["data"]
+    assert (ok["status"], ok["result"]) == ("succeeded", "pass"), ok["message"]
+    assert ok["k6"]["metrics"]["http_reqs"]["count"] == 1
+    assert (missing["status"], missing["result"]) == ("errored", "fail")
+    assert missing["message"].startswith("file 'k6/lib/gone.js' of the workload not found; tried: ")
+    assert missing["message"].count("k6%2Flib%2Fgone.js") == 3  # service, stage, project level
+    assert list(tmp_path.iterdir()) == []
