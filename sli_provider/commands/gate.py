@@ -78,7 +78,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to the script")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
-                        help="seconds before k6 is killed (default: %(default)g, as the runner)")  # fmt: skip
+                        help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
 
 
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
