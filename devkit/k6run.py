@@ -1,4 +1,4 @@
-"""Run the devkit load script the way the service's test runner will, and keep k6's summary."""
+"""Run the devkit load script the way the service's test runner does, and keep k6's summary."""
 
 from __future__ import annotations
 
@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sli_provider.adapters.k6_process import K6Outcome, run_k6
-from sli_provider.k6.invocation import RunTags, build_invocation, remote_write_url
+from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_url
+from sli_provider.runner.backend import K6Outcome
+from sli_provider.runner.core import run_plan
+from sli_provider.runner.local import LocalK6Backend
+from sli_provider.runner.plan import LocalScript, RunPlan
+from sli_provider.runner.report import COMPLETED_RETURNCODES, THRESHOLDS_CROSSED
 
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 LOAD_SCRIPT = SCRIPTS_DIR / "load.js"
 ONE_SCRIPT = SCRIPTS_DIR / "one.js"
-
-# 0: all thresholds held; 99: some were crossed. Both are finished runs with a summary.
-COMPLETED_RETURNCODES = frozenset({0, 99})
 
 
 class LoadRunError(RuntimeError):
@@ -38,7 +39,7 @@ class LoadRun:
 
     @property
     def thresholds_crossed(self) -> bool:
-        return self.outcome.returncode == 99
+        return self.outcome.returncode == THRESHOLDS_CROSSED
 
 
 async def run_load(
@@ -56,10 +57,10 @@ async def run_load(
 ) -> LoadRun:
     """Run ``script`` (default ``load.js``) against ``target_url``, writing into Prometheus."""
     summary_path = _fresh_summary_path(workdir, tags)
-    invocation = build_invocation(
-        script=script or LOAD_SCRIPT,
-        remote_write_url=remote_write_url(prometheus_url),
+    plan = RunPlan(
         tags=tags,
+        script=LocalScript((script or LOAD_SCRIPT).resolve()),
+        remote_write=RemoteWriteTarget(remote_write_url(prometheus_url)),
         script_env={
             "TARGET_URL": target_url,
             "VUS": str(vus),
@@ -68,9 +69,9 @@ async def run_load(
             "SLOW_MS": str(slow_ms),
             "SUMMARY_PATH": str(summary_path),
         },
-        home=workdir,
+        timeout_seconds=timeout,
     )
-    outcome = await run_k6(invocation, timeout=timeout, cwd=workdir)
+    outcome = (await run_plan(plan, LocalK6Backend(work_dir=workdir))).outcome
     if outcome.returncode not in COMPLETED_RETURNCODES:
         raise LoadRunError(f"k6 exited with code {outcome.returncode}", outcome)
     summary = _read_summary(summary_path, outcome)

@@ -1,4 +1,4 @@
-"""The k6 process adapter against the real k6 binary."""
+"""The local back-end's process handling (runner/process.py) against the real k6 binary."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sli_provider.adapters.k6_process import K6Timeout, run_k6
-from sli_provider.k6.invocation import K6Invocation, find_k6_binary
+from sli_provider.runner.backend import K6Outcome, K6Timeout
+from sli_provider.runner.local import find_k6_binary
+from sli_provider.runner.process import run_process
 
 QUICK_SCRIPT = """
 export const options = { vus: 1, iterations: 1 };
@@ -26,11 +28,19 @@ export default function () { console.log('tick'); sleep(1); }
 """
 
 
-def _invocation(tmp_path: Path, source: str, *extra: str) -> K6Invocation:
+Command = tuple[tuple[str, ...], dict[str, str]]
+
+
+def _invocation(tmp_path: Path, source: str, *extra: str) -> Command:
     script = tmp_path / "script.js"
     script.write_text(source, encoding="utf-8")
     argv = (find_k6_binary(), "run", "--no-usage-report", "--quiet", *extra, str(script))
-    return K6Invocation(argv=argv, env={"HOME": str(tmp_path), "K6_NO_COLOR": "true"})
+    return argv, {"HOME": str(tmp_path), "K6_NO_COLOR": "true"}
+
+
+async def run_k6(command: Command, **options: Any) -> K6Outcome:
+    argv, env = command
+    return await run_process(argv, env=env, **options)
 
 
 def _pids_running(marker: str) -> list[int]:
@@ -127,7 +137,7 @@ async def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
 async def test_timeout_kills_children_in_the_group(tmp_path: Path) -> None:
     # k6 starts no children, so a shell stands in to prove the whole group is killed.
     marker = f"sleep 3{os.getpid() % 97}.5"
-    invocation = K6Invocation(argv=("/bin/sh", "-c", f"{marker} & {marker} & wait"), env={})
+    invocation: Command = (("/bin/sh", "-c", f"{marker} & {marker} & wait"), {})
 
     with pytest.raises(K6Timeout):
         await run_k6(invocation, timeout=0.5)
@@ -150,7 +160,7 @@ async def test_cancellation_kills_k6_and_propagates(tmp_path: Path) -> None:
 
 
 async def test_missing_binary_raises_before_anything_runs(tmp_path: Path) -> None:
-    invocation = K6Invocation(argv=(str(tmp_path / "no-such-k6"), "run"), env={})
+    invocation: Command = ((str(tmp_path / "no-such-k6"), "run"), {})
 
     with pytest.raises(FileNotFoundError):
         await run_k6(invocation, timeout=5)

@@ -33,7 +33,12 @@ import yaml
 from requests.auth import AuthBase
 
 from sli_provider.config import ConfigError, Secret, Settings
-from sli_provider.k6.invocation import remote_write_url
+from sli_provider.k6.invocation import (
+    RemoteWriteTarget,
+    SecretFile,
+    SecretSource,
+    remote_write_url,
+)
 
 
 @dataclass(frozen=True)
@@ -88,28 +93,32 @@ class PrometheusAccess:
             session.cert = (str(self.cert_file), str(self.key_file))
         return session
 
-    def k6_env(self) -> dict[str, str]:
-        """k6's remote-write output settings for the same credentials (k6's env, not the script's)."""
-        env: dict[str, str] = {}
+    def remote_write_target(self) -> RemoteWriteTarget:
+        """k6's remote-write output for the same URL, credentials, headers and TLS.
+
+        Credentials stay wrapped (a token file is read only when k6 starts, so rotation is
+        seen); the back-end decides where they go, which is never the script's environment.
+        """
+        settings: dict[str, str] = {}
+        secrets: dict[str, SecretSource] = {}
         if self.username is not None:
-            env["K6_PROMETHEUS_RW_USERNAME"] = self.username
-            env["K6_PROMETHEUS_RW_PASSWORD"] = self.password.reveal() if self.password else ""
-        token = self.bearer_token.reveal() if self.bearer_token else None
-        if token is None and self.bearer_token_file is not None:
-            token = self.bearer_token_file.read_text().strip()
-        if token:
-            env["K6_PROMETHEUS_RW_BEARER_TOKEN"] = token
+            settings["K6_PROMETHEUS_RW_USERNAME"] = self.username
+            secrets["K6_PROMETHEUS_RW_PASSWORD"] = self.password or Secret("")
+        if self.bearer_token is not None:
+            secrets["K6_PROMETHEUS_RW_BEARER_TOKEN"] = self.bearer_token
+        elif self.bearer_token_file is not None:
+            secrets["K6_PROMETHEUS_RW_BEARER_TOKEN"] = SecretFile(self.bearer_token_file)
         for name, value in self.headers.items():
-            env[f"K6_PROMETHEUS_RW_HEADERS_{name}"] = value
+            settings[f"K6_PROMETHEUS_RW_HEADERS_{name}"] = value
         if self.insecure_skip_verify:
-            env["K6_PROMETHEUS_RW_INSECURE_SKIP_TLS_VERIFY"] = "true"
+            settings["K6_PROMETHEUS_RW_INSECURE_SKIP_TLS_VERIFY"] = "true"
         elif self.ca_file is not None:
             # k6 has no CA option for remote write; Go reads extra roots from SSL_CERT_FILE.
-            env["SSL_CERT_FILE"] = str(self.ca_file)
+            settings["SSL_CERT_FILE"] = str(self.ca_file)
         if self.cert_file is not None and self.key_file is not None:
-            env["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE"] = str(self.cert_file)
-            env["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE_KEY"] = str(self.key_file)
-        return env
+            settings["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE"] = str(self.cert_file)
+            settings["K6_PROMETHEUS_RW_CLIENT_CERTIFICATE_KEY"] = str(self.key_file)
+        return RemoteWriteTarget(self.write_url, settings, secrets)
 
 
 class _Bearer(AuthBase):

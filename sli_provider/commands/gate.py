@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -19,15 +18,21 @@ from typing import Any
 import aiohttp
 
 from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
-from sli_provider.adapters.k6_process import K6Timeout, run_k6
+from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.config import Settings
 from sli_provider.gate import evaluate, parse_slo
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
-from sli_provider.k6.invocation import RunTags, build_invocation
+from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
+from sli_provider.runner.backend import RunnerError
+from sli_provider.runner.core import RunResult, run_plan
+from sli_provider.runner.local import LocalK6Backend
+from sli_provider.runner.plan import LocalScript, RunPlan
+from sli_provider.runner.series import prometheus_series_check
+from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_env
 from sli_provider.service.app import make_evaluator, make_prometheus
 from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
 from sli_provider.service.metrics import ServiceMetrics
@@ -73,7 +78,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to the script")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before k6 is killed")
+    parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
+                        help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
 
 
 def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
@@ -95,14 +101,20 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_gate(settings: Settings, args: argparse.Namespace) -> int:
-    """Run k6 with the runner's invocation, fetch that run's SLIs, score, store and report."""
+    """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
     try:
         slo_text, slo = _read_slo(args.slo)
         context = str(uuid.uuid4())
-        started, ended, returncode = asyncio.run(_run_k6(settings, args, context))
-        print(f"k6 exited with {returncode}"
-              f"{' (thresholds crossed)' if returncode == 99 else ''}", file=sys.stderr)  # fmt: skip
-        start, end = format_keptn(started), format_keptn(ended)
+        run = asyncio.run(_run_k6(settings, args, context))
+        crossed_note = " (thresholds crossed)" if run.thresholds_crossed else ""
+        print(f"k6 exited with {run.returncode}{crossed_note}", file=sys.stderr)
+        for threshold in run.crossed_thresholds:
+            print(f"threshold crossed: {threshold.metric}: {threshold.expression}",
+                  file=sys.stderr)  # fmt: skip
+        missing = run.missing_series_message()
+        if missing is not None:
+            raise GateError(missing)
+        start, end = format_keptn(run.outcome.started_at), format_keptn(run.outcome.ended_at)
         values = asyncio.run(_fetch(settings, args, slo, start, end, context))
         return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
                                  context)  # fmt: skip
@@ -184,37 +196,40 @@ async def _fetch(
     ]
 
 
-async def _run_k6(
-    settings: Settings, args: argparse.Namespace, context: str
-) -> tuple[float, float, int]:
-    env = {"TARGET_URL": args.target}
+async def _run_k6(settings: Settings, args: argparse.Namespace, context: str) -> RunResult:
+    """The same plan, back-end and series check as the service's runner, for a local script."""
+    extra = {}
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep:
             raise GateError(f"--env {item!r} is not KEY=VALUE")
-        env[key] = value
+        extra[key] = value
+    tags = RunTags(args.g_project, args.g_stage, args.g_service, context)
     # The same target and credentials the service's runner would use for this project.
-    access = make_prometheus(settings, ServiceMetrics()).access_for(args.g_project)
-    with tempfile.TemporaryDirectory(prefix="k6-gate-") as home:
-        invocation = build_invocation(
-            script=args.script.resolve(), remote_write_url=access.write_url,
-            output_env=access.k6_env(),
-            tags=RunTags(args.g_project, args.g_stage, args.g_service, context),
-            k6_binary=settings.k6_binary, script_env=env, vus=args.vus, duration=args.duration,
-            home=Path(home),
-        )  # fmt: skip
-        try:
-            outcome = await run_k6(invocation, timeout=args.timeout, cwd=args.script.resolve().parent,
-                                   on_line=lambda line: print(line, file=sys.stderr))  # fmt: skip
-        except K6Timeout as exc:
-            raise GateError(str(exc)) from None
-        except OSError as exc:
-            raise GateError(f"k6 could not be started: {exc}") from None
-    if outcome.returncode not in (0, 99):
+    prometheus = make_prometheus(settings, ServiceMetrics())
+    plan = RunPlan(
+        tags=tags, script=LocalScript(args.script.resolve()),
+        remote_write=prometheus.access_for(tags.project).remote_write_target(),
+        script_env=keptn_script_env(tags, target_url=args.target, extra=extra),
+        vus=args.vus, duration=args.duration, timeout_seconds=args.timeout,
+    )  # fmt: skip
+    backend = LocalK6Backend(
+        k6_binary=settings.k6_binary, on_line=lambda line: print(line, file=sys.stderr)
+    )
+    try:
+        check = prometheus_series_check(prometheus.for_project(tags.project))
+        run = await run_plan(plan, backend, series_check=check)
+    except RunnerError as exc:
+        raise GateError(str(exc)) from None
+    except PrometheusError as exc:
+        raise GateError(f"could not check k6's metrics in Prometheus: {exc}") from None
+    finally:
+        await prometheus.aclose()
+    if not run.completed:
         raise GateError(
-            f"k6 exited with {outcome.returncode}:\n" + "\n".join(outcome.output_tail[-15:])
+            f"k6 exited with {run.returncode}:\n" + "\n".join(run.outcome.output_tail[-15:])
         )
-    return outcome.started_at, outcome.ended_at, outcome.returncode
+    return run
 
 
 def _score_and_report(

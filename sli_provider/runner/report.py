@@ -10,6 +10,9 @@ from typing import Any
 from sli_provider.keptn.envelope import Result, Status
 
 THRESHOLDS_CROSSED = 99
+# k6 ran the test to its end: all thresholds held, or some were crossed. Anything else means
+# the test did not run as written (script error, abort, bad option), see K6_EXIT_MEANINGS.
+COMPLETED_RETURNCODES = frozenset({0, THRESHOLDS_CROSSED})
 # Metrics whose summary goes into test.finished; the full export stays out of Keptn's payloads.
 SUMMARY_METRICS = (
     "http_reqs", "http_req_duration", "http_req_failed", "checks", "iterations", "vus_max",
@@ -91,3 +94,12 @@ def outcome_for_exit(
     meaning = K6_EXIT_MEANINGS.get(returncode, "an error")
     tail = "\n".join(output_tail[-15:])
     return Status.ERRORED, Result.FAIL, f"k6 exited with code {returncode} ({meaning}):\n{tail}"
+
+
+def no_series_message(remote_write_url: str, returncode: int) -> str:
+    """Why a completed run without series in Prometheus is an error (k6 does not notice)."""
+    return (
+        f"k6 wrote no metrics to Prometheus ({remote_write_url}): is its remote-write receiver "
+        "enabled (--web.enable-remote-write-receiver)? k6 itself exits "
+        f"{returncode} when remote write fails."
+    )

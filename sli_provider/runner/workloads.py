@@ -9,6 +9,8 @@ from typing import Literal
 
 import yaml
 
+from sli_provider.errors import SliProviderError
+from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.test_task import TestRequest
 
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
@@ -19,7 +21,7 @@ _DURATION = re.compile(
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class WorkloadError(ValueError):
+class WorkloadError(SliProviderError, ValueError):
     """k6.conf.yaml exists but cannot be used; the text names the problem."""
 
 
@@ -150,15 +152,34 @@ def target_url(request: TestRequest, workload: Workload) -> str:
 
 def script_env(request: TestRequest, workload: Workload) -> dict[str, str]:
     """What the script sees in ``__ENV``: the event's facts, then the workload's own env."""
+    return keptn_script_env(
+        RunTags(request.scope.project, request.scope.stage, request.scope.service, request.context),
+        target_url=target_url(request, workload),
+        teststrategy=request.teststrategy,
+        labels=request.scope.labels,
+        extra=workload.env,
+    )
+
+
+def keptn_script_env(
+    tags: RunTags,
+    *,
+    target_url: str,
+    teststrategy: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The script's ``__ENV`` for a run of ``tags``, the same for every launcher."""
     env = {
-        "TARGET_URL": target_url(request, workload),
-        "KEPTN_PROJECT": request.scope.project,
-        "KEPTN_STAGE": request.scope.stage,
-        "KEPTN_SERVICE": request.scope.service,
-        "KEPTN_CONTEXT": request.context,
-        "KEPTN_TESTSTRATEGY": request.teststrategy,
+        "TARGET_URL": target_url,
+        "KEPTN_PROJECT": tags.project,
+        "KEPTN_STAGE": tags.stage,
+        "KEPTN_SERVICE": tags.service,
+        "KEPTN_CONTEXT": tags.context,
     }
-    for key, value in request.scope.labels.items():
+    if teststrategy is not None:
+        env["KEPTN_TESTSTRATEGY"] = teststrategy
+    for key, value in (labels or {}).items():
         env["LABEL_" + re.sub(r"[^A-Za-z0-9_]", "_", key).upper()] = value
-    env.update(workload.env)
+    env.update(extra or {})
     return env

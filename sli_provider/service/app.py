@@ -30,6 +30,7 @@ from sli_provider.adapters.prometheus_access import (
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import ConfigError, Settings
+from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.getsli import GetSLIHandler
@@ -171,9 +172,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             test_runner = TestRunner(
                 config=RunnerConfig(
                     config_resource=settings.k6_config_resource,
-                    k6_binary=settings.k6_binary,
                     max_parallel=settings.max_parallel_tests,
+                ),
+                backend=LocalK6Backend(
+                    k6_binary=settings.k6_binary,
                     work_dir=settings.runner_work_dir,
+                    on_line=log_k6_line,
                 ),
                 resources=make_resources(settings, session),
                 prometheus=prometheus,

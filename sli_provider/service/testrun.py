@@ -1,26 +1,21 @@
 """Running k6 for test.triggered and reporting k6's thresholds back to Keptn.
 
-Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → a private
-directory with the script and its files → k6 (tagged, one slot of MAX_PARALLEL_TESTS) → check
-that Prometheus received the run's series → finished → directory removed.
+Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → the script and its
+files read from Keptn's resources → a ``RunPlan`` → the runner core and its back-end (one slot of
+MAX_PARALLEL_TESTS) → check that Prometheus received the run's series → finished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from sli_provider.adapters.k6_process import K6Timeout, run_k6
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.k6.invocation import RunTags, build_invocation
+from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import (
     TASK,
@@ -28,7 +23,11 @@ from sli_provider.keptn.test_task import (
     parse_test_request,
     test_finished_payload,
 )
-from sli_provider.runner.report import RunReport, outcome_for_exit, read_summary_export
+from sli_provider.runner.backend import K6Timeout, RunnerBackend, RunnerError
+from sli_provider.runner.core import RunResult, run_plan
+from sli_provider.runner.plan import RunPlan, StagedScript
+from sli_provider.runner.report import outcome_for_exit
+from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.workloads import (
     Workload,
     WorkloadError,
@@ -37,23 +36,16 @@ from sli_provider.runner.workloads import (
     script_env,
     select,
 )
-from sli_provider.service.evaluation import run_has_series
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
-from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
-k6_log = logging.getLogger("sli_provider.k6")
-
-SUMMARY_FILE = ".summary-export.json"
 
 
 @dataclass(frozen=True)
 class RunnerConfig:
     config_resource: str
-    k6_binary: str | None
     max_parallel: int
-    work_dir: Path | None
 
 
 @dataclass(frozen=True)
@@ -63,7 +55,7 @@ class _Found:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _Workload:
     workload: Workload
     script: _Found | None
     tried: tuple[str, ...]
@@ -85,6 +77,7 @@ class TestRunner:
         self,
         *,
         config: RunnerConfig,
+        backend: RunnerBackend,
         resources: ResourceReader,
         prometheus: PrometheusRouter,
         send: SendEvent,
@@ -92,6 +85,7 @@ class TestRunner:
         metrics: ServiceMetrics,
     ) -> None:
         self._config = config
+        self._backend = backend
         self._resources = resources
         self._prometheus = prometheus
         self._send = send
@@ -105,7 +99,7 @@ class TestRunner:
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )
         try:
-            plan = await self._plan(request)
+            found = await self._workload(request)
         except (ResourceError, WorkloadError) as exc:
             message = f"cannot read the k6 workload configuration: {exc}"
             await replies.run(
@@ -114,14 +108,14 @@ class TestRunner:
                 on_error=_on_error,
             )
             return
-        if plan is None:
+        if found is None:
             log.info(
                 "no k6 workload for teststrategy %r; leaving the event to other runners",
                 request.teststrategy,
             )
             return
         await replies.run(
-            lambda: self._run(request, plan),
+            lambda: self._run(request, found),
             on_shutdown=lambda: _errored_now(
                 "the service shut down during the k6 run; k6 was stopped"
             ),
@@ -141,7 +135,7 @@ class TestRunner:
                 return _Found(content, where), tried
         return None, tried
 
-    async def _plan(self, request: TestRequest) -> _Plan | None:
+    async def _workload(self, request: TestRequest) -> _Workload | None:
         if not request.teststrategy or not request.scope.project:
             return None
         config, _ = await self._find(self._config.config_resource, request)
@@ -149,137 +143,87 @@ class TestRunner:
             workload = default_workload(request.teststrategy)
             script, tried = await self._find(workload.script, request)
             # Without a config file the script's presence is what makes the event ours.
-            return _Plan(workload, script, tuple(tried)) if script else None
+            return _Workload(workload, script, tuple(tried)) if script else None
         workload_or_none = select(
             parse_workloads(config.content, config.where), request.teststrategy
         )
         if workload_or_none is None:
             return None
         script, tried = await self._find(workload_or_none.script, request)
-        return _Plan(workload_or_none, script, tuple(tried))
+        return _Workload(workload_or_none, script, tuple(tried))
 
-    async def _run(self, request: TestRequest, plan: _Plan) -> Finished:
-        if plan.script is None:
-            return _errored_now(
-                f"k6 script {plan.workload.script!r} not found; tried: " + "; ".join(plan.tried)
-            )
-        async with self._slots:
-            root = Path(
-                await asyncio.to_thread(
-                    tempfile.mkdtemp, prefix="k6-run-", dir=self._config.work_dir
-                )
-            )
-            try:
-                return await self._run_in(root, request, plan.workload, plan.script)
-            except _RunFailed as exc:
-                return _errored_now(str(exc))
-            finally:
-                await asyncio.to_thread(shutil.rmtree, root, True)
+    async def _run(self, request: TestRequest, found: _Workload) -> Finished:
+        try:
+            plan = await self._plan(request, found)
+            async with self._slots:
+                result = await self._execute(plan, found.workload)
+        except _RunFailed as exc:
+            return _errored_now(str(exc))
+        return _finished(result, found.workload)
 
-    async def _run_in(
-        self, root: Path, request: TestRequest, workload: Workload, script: _Found
-    ) -> Finished:
-        await _write(root, workload.script, script.content)
+    async def _plan(self, request: TestRequest, found: _Workload) -> RunPlan:
+        workload = found.workload
+        if found.script is None:
+            raise _RunFailed(
+                f"k6 script {workload.script!r} not found; tried: " + "; ".join(found.tried)
+            )
+        files = {workload.script: found.script.content}
         for name in workload.files:
-            found, tried = await self._find(name, request)
-            if found is None:
+            file, tried = await self._find(name, request)
+            if file is None:
                 raise _RunFailed(
                     f"file {name!r} of the workload not found; tried: " + "; ".join(tried)
                 )
-            await _write(root, name, found.content)
-        access = self._prometheus.access_for(request.scope.project)
-        remote_write = access.write_url
-        invocation = build_invocation(
-            script=root / workload.script,
-            remote_write_url=remote_write,
-            output_env=access.k6_env(),
+            files[name] = file.content
+        return RunPlan(
             tags=RunTags(
                 request.scope.project, request.scope.stage, request.scope.service, request.context
             ),
-            k6_binary=self._config.k6_binary,
+            script=StagedScript(workload.script, files),
+            remote_write=self._prometheus.access_for(request.scope.project).remote_write_target(),
             script_env=script_env(request, workload),
             vus=workload.vus,
             duration=workload.duration,
-            summary_export=root / SUMMARY_FILE,
-            home=root,
+            timeout_seconds=workload.effective_timeout(),
         )
-        timeout = workload.effective_timeout()
-        log.info("starting k6", extra={"fields": {"script": workload.script, "timeout_s": timeout}})
+
+    async def _execute(self, plan: RunPlan, workload: Workload) -> RunResult:
+        log.info(
+            "starting k6",
+            extra={"fields": {"script": workload.script, "timeout_s": plan.timeout_seconds}},
+        )
+        check = prometheus_series_check(self._prometheus.for_project(plan.tags.project))
         try:
-            outcome = await run_k6(invocation, timeout=timeout, cwd=root, on_line=_log_k6_line)
+            return await run_plan(plan, self._backend, series_check=check)
         except K6Timeout as exc:
             tail = "\n".join(exc.output_tail[-15:])
             raise _RunFailed(
-                f"k6 ran past the workload's timeout of {timeout:g} s; its process group was "
-                f"killed. Last output:\n{tail}"
+                f"k6 ran past the workload's timeout of {exc.timeout:g} s; its process group "
+                f"was killed. Last output:\n{tail}"
             ) from None
-        except OSError as exc:
-            raise _RunFailed(f"k6 could not be started: {exc}") from None
-        report = await _read_report(root / SUMMARY_FILE)
-        status, result, message = outcome_for_exit(
-            outcome.returncode,
-            report.thresholds,
-            on_threshold_failure=workload.on_threshold_failure,
-            output_tail=outcome.output_tail,
-        )
-        if status is Status.SUCCEEDED and not await self._wrote_metrics(
-            request, outcome.started_at, outcome.ended_at
-        ):
-            status, result = Status.ERRORED, Result.FAIL
-            message = (
-                f"k6 wrote no metrics to Prometheus ({remote_write}): is its "
-                "remote-write receiver enabled (--web.enable-remote-write-receiver)? k6 itself "
-                f"exits {outcome.returncode} when remote write fails. " + message
-            )
-        k6_data: dict[str, Any] = {
-            "exitCode": outcome.returncode,
-            "durationMs": round((outcome.ended_at - outcome.started_at) * 1000, 3),
-            "thresholds": [t.as_data() for t in report.thresholds],
-            "metrics": report.metrics,
-            "script": workload.script,
-        }
-        return Finished(
-            status,
-            result,
-            message,
-            test_finished_payload(outcome.started_at, outcome.ended_at, k6_data),
-        )
-
-    async def _wrote_metrics(self, request: TestRequest, start: float, end: float) -> bool:
-        ctx = SLIWindow(
-            project=request.scope.project,
-            stage=request.scope.stage,
-            service=request.scope.service,
-            start_s=start,
-            end_s=end,
-            context=request.context,
-        )
-        try:
-            return await run_has_series(self._prometheus.for_project(request.scope.project), ctx)
+        except RunnerError as exc:
+            raise _RunFailed(str(exc)) from None
         except PrometheusError as exc:
             raise _RunFailed(f"could not check k6's metrics in Prometheus: {exc}") from None
 
 
-async def _write(root: Path, relative: str, content: bytes) -> None:
-    path = root.joinpath(*relative.split("/"))
-
-    def write() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-
-    await asyncio.to_thread(write)
-
-
-async def _read_report(path: Path) -> RunReport:
-    try:
-        return read_summary_export(await asyncio.to_thread(path.read_bytes))
-    except (OSError, ValueError):
-        # k6 writes no export when the script fails before the test starts.
-        return RunReport((), {})
-
-
-def _log_k6_line(line: str) -> None:
-    k6_log.info("%s", line)
+def _finished(result: RunResult, workload: Workload) -> Finished:
+    outcome = result.outcome
+    status, test_result, message = outcome_for_exit(
+        outcome.returncode,
+        outcome.summary.thresholds,
+        on_threshold_failure=workload.on_threshold_failure,
+        output_tail=outcome.output_tail,
+    )
+    missing = result.missing_series_message()
+    if missing is not None:
+        status, test_result, message = Status.ERRORED, Result.FAIL, f"{missing} {message}"
+    return Finished(
+        status,
+        test_result,
+        message,
+        test_finished_payload(outcome.started_at, outcome.ended_at, result.k6_data()),
+    )
 
 
 async def _errored(message: str) -> Finished:

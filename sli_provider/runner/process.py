@@ -1,7 +1,9 @@
 """Run one k6 process to completion, streaming its output, and never leave it behind.
 
 k6 runs in its own process group so that a timeout or a cancelled caller can kill everything it
-started with one signal, without touching the service's own group.
+started with one signal, without touching the service's own group. The local back-end
+(``runner/local.py``) is its only caller; the arguments are the exact argv and the whole
+environment (nothing is inherited from this process).
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from sli_provider.k6.invocation import K6Invocation
+from sli_provider.runner.backend import K6Outcome, K6Timeout
 
 _READ_CHUNK = 64 * 1024
 # A single console.log of a large object can be one huge line; cap what is kept of it.
@@ -27,32 +28,10 @@ _REAP_TIMEOUT = 5.0
 _DRAIN_TIMEOUT = 2.0
 
 
-class K6Error(Exception):
-    """k6 could not be run to completion."""
-
-
-class K6Timeout(K6Error, TimeoutError):
-    """k6 ran longer than allowed and was killed; ``output_tail`` holds its last lines."""
-
-    def __init__(self, timeout: float, output_tail: tuple[str, ...]) -> None:
-        super().__init__(f"k6 did not finish within {timeout:g} s and was killed")
-        self.timeout = timeout
-        self.output_tail = output_tail
-
-
-@dataclass(frozen=True)
-class K6Outcome:
-    """How a k6 run ended. ``started_at``/``ended_at`` are unix seconds around the process."""
-
-    returncode: int
-    started_at: float
-    ended_at: float
-    output_tail: tuple[str, ...]
-
-
-async def run_k6(
-    invocation: K6Invocation,
+async def run_process(
+    argv: Sequence[str],
     *,
+    env: Mapping[str, str],
     # An own deadline rather than the caller's asyncio.timeout: expiry must become K6Timeout
     # with the output tail, which a bare cancellation cannot carry.
     timeout: float,
@@ -60,12 +39,15 @@ async def run_k6(
     on_line: Callable[[str], None] | None = None,
     tail_lines: int = 40,
 ) -> K6Outcome:
-    """Run k6 and wait for it; kill its process group on timeout, error or cancellation."""
+    """Run ``argv`` and wait for it; kill its process group on timeout, error or cancellation.
+
+    The outcome's ``summary`` is left empty: reading k6's summary is the back-end's part.
+    """
     tail: deque[str] = deque(maxlen=max(tail_lines, 0))
     started_at = time.time()
     process = await asyncio.create_subprocess_exec(
-        *invocation.argv,
-        env=dict(invocation.env),
+        *argv,
+        env=dict(env),
         cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

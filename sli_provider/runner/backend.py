@@ -1,0 +1,58 @@
+"""Where a planned k6 run executes: the interface every back-end implements, and its outcome.
+
+A back-end owns everything about the machine k6 runs on: which binary, where the script and
+its files are staged, how k6's environment is set (credentials included) and how k6's summary
+is read back. The local process (``runner/local.py``) is the first implementation; one that
+creates k6-operator TestRuns would be another.
+
+Errors: ``RunnerError`` (k6 could not be run to completion) splits into ``K6StartError`` (no
+binary, staging failed, exec failed) and ``K6Timeout`` (killed at the plan's deadline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sli_provider.errors import SliProviderError
+from sli_provider.runner.plan import RunPlan
+from sli_provider.runner.report import RunReport
+
+
+class RunnerError(SliProviderError):
+    """k6 could not be run to completion; the message says why."""
+
+
+class K6StartError(RunnerError):
+    """k6 could not be started: no binary, its files could not be staged, exec failed."""
+
+
+class K6Timeout(RunnerError, TimeoutError):
+    """k6 ran longer than allowed and was killed; ``output_tail`` holds its last lines."""
+
+    def __init__(self, timeout: float, output_tail: Sequence[str]) -> None:
+        super().__init__(f"k6 did not finish within {timeout:g} s and was killed")
+        self.timeout = timeout
+        self.output_tail = tuple(output_tail)
+
+
+@dataclass(frozen=True)
+class K6Outcome:
+    """How a k6 run ended. ``started_at``/``ended_at`` are unix seconds around the process;
+    ``summary`` is what k6's summary export said (empty when k6 wrote none)."""
+
+    returncode: int
+    started_at: float
+    ended_at: float
+    output_tail: tuple[str, ...]
+    summary: RunReport = field(default_factory=lambda: RunReport((), {}))
+
+
+class RunnerBackend(Protocol):
+    """Executes one planned k6 run to its end, or raises ``RunnerError``.
+
+    Cancelling ``execute`` stops k6 before it returns; nothing of the run is left behind.
+    """
+
+    async def execute(self, plan: RunPlan) -> K6Outcome: ...

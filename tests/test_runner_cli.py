@@ -1,0 +1,99 @@
+"""`sli-provider run` goes through the runner core as the service does: env, thresholds, series."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from devkit.prometheus import PrometheusServer
+from devkit.target import TargetServer
+from sli_provider.adapters.history_store import HistoryStore
+
+REPO = Path(__file__).resolve().parents[1]
+SCOPE = ("shop", "ci", "web")
+ENV_SCRIPT = """
+import http from 'k6/http';
+export const options = {
+  vus: 1, iterations: 2, thresholds: { http_req_failed: ['rate<0.01'] },
+};
+export default function () {
+  console.log('SCRIPT_ENV=' + JSON.stringify(__ENV));
+  http.get(__ENV.TARGET_URL + '/fail');
+}
+"""
+SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+
+
+async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str,
+                  ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``sli-provider run`` with a script that prints its __ENV and crosses its threshold."""
+    script, slo = tmp_path / "env.js", tmp_path / "slo.yaml"
+    script.write_text(ENV_SCRIPT)
+    slo.write_text(SLO)
+    command = [
+        sys.executable, "-m", "sli_provider", "run", "--slo", str(slo),
+        "--project", SCOPE[0], "--stage", SCOPE[1], "--service", SCOPE[2],
+        "--history", str(tmp_path / "history.sqlite3"), "--script", str(script),
+        "--target", target_url, "--env", "EXTRA=1", "--format", "json",
+    ]  # fmt: skip
+    # Not subprocess.run: the target answering k6 lives on this test's event loop.
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        cwd=REPO,
+        # This checkout's code, whichever checkout the installed console script points at.
+        env={
+            "PYTHONPATH": str(REPO),
+            "PROMETHEUS_URL": prometheus_url,
+            "SLI_CONFIG_DIR": str(tmp_path),
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+
+
+async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresholds(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    result = await run_cli(tmp_path, prometheus.url, target.url)
+
+    assert result.returncode == 0, result.stderr[-3000:]  # the SLO passes; k6's thresholds do not
+    assert json.loads(result.stdout)["result"] == "pass"
+    assert "k6 exited with 99 (thresholds crossed)" in result.stderr
+    assert "threshold crossed: http_req_failed: rate<0.01" in result.stderr
+    with HistoryStore(tmp_path / "history.sqlite3") as store:
+        (record,) = store.list(*SCOPE)
+    line = next(line for line in result.stderr.splitlines() if "SCRIPT_ENV=" in line)
+    env = json.loads(line.split("SCRIPT_ENV=", 1)[1].split('" source=')[0].replace('\\"', '"'))
+    assert env == {
+        "TARGET_URL": target.url,
+        "KEPTN_PROJECT": SCOPE[0],
+        "KEPTN_STAGE": SCOPE[1],
+        "KEPTN_SERVICE": SCOPE[2],
+        "KEPTN_CONTEXT": record.context,  # the tag the fetched SLIs were filtered on
+        "EXTRA": "1",
+    }
+
+
+async def test_run_without_metrics_in_prometheus_cannot_gate(
+    target: TargetServer, tmp_path: Path
+) -> None:
+    """k6 exits 0 or 99 when its remote write fails; the gate must not score an empty run."""
+    async with PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain:
+        write_url = plain.remote_write_url
+        result = await run_cli(tmp_path, plain.url, target.url)
+
+    assert result.returncode == 2, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        f"sli-provider run: k6 wrote no metrics to Prometheus ({write_url}): is its "
+        "remote-write receiver enabled (--web.enable-remote-write-receiver)? k6 itself exits 99"
+    ), last
+    assert result.stdout == ""  # nothing scored
+    with HistoryStore(tmp_path / "history.sqlite3") as store:
+        assert store.list(*SCOPE) == []
