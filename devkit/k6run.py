@@ -12,7 +12,7 @@ from sli_provider.runner.backend import K6Outcome
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
-from sli_provider.runner.report import COMPLETED_RETURNCODES, THRESHOLDS_CROSSED
+from sli_provider.runner.summary import COMPLETED_RETURNCODES, THRESHOLDS_CROSSED
 
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
 LOAD_SCRIPT = SCRIPTS_DIR / "load.js"

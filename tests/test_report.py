@@ -23,15 +23,15 @@ import pytest
 
 from devkit.png import Image, PNGError, read_png
 from sli_provider.gate import Evaluation, evaluate, parse_slo
-from sli_provider.gate.records import StoredEvaluation
-from sli_provider.gate.report import render_html
-from sli_provider.gate.report_chart import (
+from sli_provider.gate.html_chart import (
     ERRORED_COLOUR,
     RESULT_COLOURS,
     SERIES_COLOUR,
     TARGET_COLOURS,
     format_number,
 )
+from sli_provider.gate.html_report import render_html
+from sli_provider.gate.records import StoredEvaluation
 
 SLO_YAML = """\
 spec_version: "1.0"

@@ -281,7 +281,7 @@ def _report(args: argparse.Namespace, evaluation: Evaluation, history: list[Stor
     if args.format == "json":
         text = json.dumps(evaluation.to_keptn(), indent=2, allow_nan=False)
     elif args.format == "html":
-        from sli_provider.gate.report import render_html  # only the html format needs it
+        from sli_provider.gate.html_report import render_html  # only the html format needs it
 
         text = render_html(evaluation, history, project=scope[0], stage=scope[1], service=scope[2])
     else:

@@ -25,7 +25,7 @@ from sli_provider.gate.evaluate import (
     evaluate_objectives,
     take_indicator,
 )
-from sli_provider.gate.history import (
+from sli_provider.gate.previous import (
     PreviousEvaluation,
     PreviousIndicatorResult,
     previous_values,

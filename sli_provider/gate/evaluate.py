@@ -20,7 +20,7 @@ from sli_provider.gate.criteria import (
     parse_criteria,
 )
 from sli_provider.gate.gonum import format_float, parse_float
-from sli_provider.gate.history import PreviousEvaluation, previous_values, select_previous
+from sli_provider.gate.previous import PreviousEvaluation, previous_values, select_previous
 from sli_provider.gate.results import (
     Evaluation,
     EvaluationDetails,

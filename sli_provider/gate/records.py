@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sli_provider.gate.history import PreviousEvaluation
+from sli_provider.gate.previous import PreviousEvaluation
 
 
 @dataclass(frozen=True)

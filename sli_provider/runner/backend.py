@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sli_provider.errors import SliProviderError
 from sli_provider.runner.plan import RunPlan
-from sli_provider.runner.report import RunReport
+from sli_provider.runner.summary import RunReport
 
 
 class RunnerError(SliProviderError):

@@ -14,7 +14,7 @@ from typing import Any
 from sli_provider.k6.invocation import RunTags
 from sli_provider.runner.backend import K6Outcome, RunnerBackend
 from sli_provider.runner.plan import LocalScript, RunPlan
-from sli_provider.runner.report import (
+from sli_provider.runner.summary import (
     COMPLETED_RETURNCODES,
     THRESHOLDS_CROSSED,
     Threshold,

@@ -20,7 +20,7 @@ from sli_provider.k6.invocation import K6Invocation
 from sli_provider.runner.backend import K6Outcome, K6StartError, K6Timeout
 from sli_provider.runner.plan import LocalScript, RunPlan, ScriptSource
 from sli_provider.runner.process import run_process
-from sli_provider.runner.report import RunReport, read_summary_export
+from sli_provider.runner.summary import RunReport, read_summary_export
 
 SUMMARY_FILE = ".summary-export.json"
 OUTPUT_TAIL_LINES = 40

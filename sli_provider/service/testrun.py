@@ -26,8 +26,8 @@ from sli_provider.keptn.test_task import (
 from sli_provider.runner.backend import K6Timeout, RunnerBackend, RunnerError
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.plan import RunPlan, StagedScript
-from sli_provider.runner.report import outcome_for_exit
 from sli_provider.runner.series import prometheus_series_check
+from sli_provider.runner.summary import outcome_for_exit
 from sli_provider.runner.workloads import (
     Workload,
     WorkloadError,

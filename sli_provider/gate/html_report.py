@@ -12,8 +12,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sli_provider.gate.records import StoredEvaluation
-from sli_provider.gate.report_chart import (
+from sli_provider.gate.html_chart import (
     ERRORED_COLOUR,
     MAX_RUNS,
     OTHER_COLOUR,
@@ -26,6 +25,7 @@ from sli_provider.gate.report_chart import (
     is_relative,
     number_html,
 )
+from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
 from sli_provider.gate.slo import SLOParseError, parse_slo
 

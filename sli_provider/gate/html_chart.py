@@ -1,6 +1,6 @@
 """The history chart of one SLI: inline SVG drawn here, no scripts (pure).
 
-Split from report.py, which lays out the page; both share the formatting helpers below.
+Split from html_report.py, which lays out the page; both share the formatting helpers below.
 """
 
 from __future__ import annotations
