@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sli_provider.errors import SliProviderError
 from sli_provider.k6.invocation import K6Invocation
 
 _READ_CHUNK = 64 * 1024
@@ -27,7 +28,7 @@ _REAP_TIMEOUT = 5.0
 _DRAIN_TIMEOUT = 2.0
 
 
-class K6Error(Exception):
+class K6Error(SliProviderError):
     """k6 could not be run to completion."""
 
 

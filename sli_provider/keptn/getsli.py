@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 
 TASK = "get-sli"
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(SliProviderError, ValueError):
     """A get-sli.triggered that is ours but cannot be answered with values; the text says why."""
 
 

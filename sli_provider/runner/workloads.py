@@ -9,6 +9,7 @@ from typing import Literal
 
 import yaml
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.test_task import TestRequest
 
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
@@ -19,7 +20,7 @@ _DURATION = re.compile(
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class WorkloadError(ValueError):
+class WorkloadError(SliProviderError, ValueError):
     """k6.conf.yaml exists but cannot be used; the text names the problem."""
 
 

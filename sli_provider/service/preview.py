@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.service.evaluation import IndicatorResult, Window
 
 
-class PreviewError(ValueError):
+class PreviewError(SliProviderError, ValueError):
     """The preview request is malformed; the text says which field and why."""
 
 

@@ -27,13 +27,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sli_provider.errors import SliProviderError
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_:.]*")
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LABEL_PREFIX = "LABEL."
 
 
-class TemplateError(ValueError):
+class TemplateError(SliProviderError, ValueError):
     """The template cannot be rendered safely; the message names the placeholder."""
 
 
