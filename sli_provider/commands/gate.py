@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
 from sli_provider.adapters.k6_process import K6Timeout, run_k6
+from sli_provider.adapters.prometheus_access import PrometheusAccess
 from sli_provider.config import Settings
+from sli_provider.errors import SliProviderError
 from sli_provider.gate import evaluate, parse_slo
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation
@@ -28,14 +28,13 @@ from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
 from sli_provider.k6.invocation import RunTags, build_invocation
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
-from sli_provider.service.app import make_evaluator, make_prometheus
 from sli_provider.service.evaluation import IndicatorResult, ProviderUnavailable, Window
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.wiring import Configuration, evaluate_once
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
 
 
-class GateError(Exception):
+class GateError(SliProviderError):
     """The gate cannot run; the message is for the user."""
 
 
@@ -75,14 +74,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before k6 is killed")
 
 
-def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
         slo_text, slo = _read_slo(args.slo)
         if args.values is not None:
             values, status, result, message, start, end = _values_from_file(args.values)
         elif args.g_start and args.g_end:
             start, end = args.g_start, args.g_end
-            values = asyncio.run(_fetch(settings, args, slo, start, end, args.g_context))
+            values = asyncio.run(_fetch(configuration, args, slo, start, end, args.g_context))
             status, result, message = "succeeded", "pass", ""
         else:
             raise GateError("give --values FILE, or --start and --end to fetch from Prometheus")
@@ -93,16 +92,19 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         return CANNOT_RUN
 
 
-def run_gate(settings: Settings, args: argparse.Namespace) -> int:
+def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 with the runner's invocation, fetch that run's SLIs, score, store and report."""
+    settings = configuration.settings
+    # The same target and credentials the service's runner would use for this project.
+    access = configuration.prometheus.access_for(args.g_project)
     try:
         slo_text, slo = _read_slo(args.slo)
         context = str(uuid.uuid4())
-        started, ended, returncode = asyncio.run(_run_k6(settings, args, context))
+        started, ended, returncode = asyncio.run(_run_k6(settings, access, args, context))
         print(f"k6 exited with {returncode}"
               f"{' (thresholds crossed)' if returncode == 99 else ''}", file=sys.stderr)  # fmt: skip
         start, end = format_keptn(started), format_keptn(ended)
-        values = asyncio.run(_fetch(settings, args, slo, start, end, context))
+        values = asyncio.run(_fetch(configuration, args, slo, start, end, context))
         return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
                                  context)  # fmt: skip
     except GateError as exc:
@@ -147,7 +149,7 @@ def _values_from_file(path: Path) -> tuple[list[Any], str, str, str, str, str]:
 
 
 async def _fetch(
-    settings: Settings,
+    configuration: Configuration,
     args: argparse.Namespace,
     slo: SLO | None,
     start: str,
@@ -165,18 +167,10 @@ async def _fetch(
         start_s=start_s, end_s=end_s, indicators=indicators,
         custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
     )  # fmt: skip
-    metrics = ServiceMetrics()
-    prometheus = make_prometheus(settings, metrics)
     try:
-        async with aiohttp.ClientSession() as session:
-            evaluator = make_evaluator(
-                settings, session=session, prometheus=prometheus, metrics=metrics
-            )
-            results: list[IndicatorResult] = await evaluator.evaluate(window)
+        results: list[IndicatorResult] = await evaluate_once(configuration, window)
     except ProviderUnavailable as exc:
         raise GateError(str(exc)) from None
-    finally:
-        await prometheus.aclose()
     return [
         {"metric": r.metric, "value": r.value, "success": r.success, "message": r.message}
         for r in results
@@ -184,7 +178,7 @@ async def _fetch(
 
 
 async def _run_k6(
-    settings: Settings, args: argparse.Namespace, context: str
+    settings: Settings, access: PrometheusAccess, args: argparse.Namespace, context: str
 ) -> tuple[float, float, int]:
     env = {"TARGET_URL": args.target}
     for item in args.env:
@@ -192,8 +186,6 @@ async def _run_k6(
         if not sep:
             raise GateError(f"--env {item!r} is not KEY=VALUE")
         env[key] = value
-    # The same target and credentials the service's runner would use for this project.
-    access = make_prometheus(settings, ServiceMetrics()).access_for(args.g_project)
     with tempfile.TemporaryDirectory(prefix="k6-gate-") as home:
         invocation = build_invocation(
             script=args.script.resolve(), remote_write_url=access.write_url,
