@@ -11,11 +11,13 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 import sli_provider
 from sli_provider.adapters.prometheus_access import load_prometheus_targets
 from sli_provider.config import ConfigError, LogLevel, Secret, Settings, settings_from
 from sli_provider.errors import SliProviderError
+from sli_provider.service.app import COMPONENTS, build_app
 from sli_provider.wiring import load_configuration
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,3 +243,32 @@ def test_every_public_exception_of_the_project_is_a_sli_provider_error() -> None
             ):
                 stray.append(f"{module.__name__}.{name}")
     assert stray == []
+
+
+async def test_the_service_uses_the_loaded_configuration_and_reads_no_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = tmp_path / "password"
+    password.write_text("pw")
+    projects = tmp_path / "projects.yaml"
+    projects.write_text(f"projects:\n  shop:\n    username: u\n    password_file: {password}\n")
+    configuration = load_configuration(
+        Settings(prometheus_projects_file=projects, runner_enabled=False)
+    )
+    reads: list[Path] = []
+    original = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        reads.append(self)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    app = build_app(configuration)
+    runner = web.AppRunner(app)
+    await runner.setup()  # the lifecycle: clients, evaluator, runner
+    try:
+        assert app[COMPONENTS].prometheus.targets is configuration.prometheus
+        assert app[COMPONENTS].prometheus.access_for("shop").password == Secret("pw")
+    finally:
+        await runner.cleanup()
+    assert reads == []
