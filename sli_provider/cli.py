@@ -17,8 +17,9 @@ from sli_provider.commands.gate import (
     run_gate,
 )
 from sli_provider.commands.history import add_history_arguments, run_history
-from sli_provider.config import ConfigError, add_arguments, settings_from
+from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError
+from sli_provider.flags import add_arguments
 from sli_provider.logs import configure_logging
 from sli_provider.service.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (

@@ -4,12 +4,11 @@ Nothing else in the package reads ``os.environ``: the CLI calls :func:`settings_
 environment and the parsed flags, and passes the result down. Values arrive typed (numbers,
 booleans, paths, a header mapping, a log level); one that cannot be typed is a :class:`ConfigError`
 naming its variable. Secrets are never flags, which every user of the host can read in ``ps``:
-they come from the environment, or from a file named by ``<VARIABLE>_FILE``.
+they come from the environment, or from a file named by ``<VARIABLE>_FILE`` (the flags: flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -335,67 +334,9 @@ def _env_name(field_name: str) -> str:
     raise KeyError(field_name)
 
 
-def _separate_file_setting(setting: Setting) -> bool:
+def has_own_file_setting(setting: Setting) -> bool:
     """Whether a secret's ``_FILE`` variant is a setting of its own (re-read, not read once)."""
     return any(f.metadata["setting"].env == setting.file_env for f in fields(Settings))
-
-
-class _RefusedSecretFlag(argparse.Action):
-    """A secret given as a flag: refused with the way to give it, without echoing the value."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        env = self.metavar
-        parser.error(
-            f"{option_string} is not accepted: a secret on the command line shows in ps; "
-            f"set {env} in the environment, or {env}_FILE to a file holding it"
-        )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per setting but the secrets; the default is taken from the environment later.
-
-    A secret gets a ``--<name>-file`` flag instead: a path in ``ps`` gives nothing away.
-    """
-    for f in fields(Settings):
-        setting: Setting = f.metadata["setting"]
-        flag = "--" + f.name.replace("_", "-")
-        if not setting.secret:
-            parser.add_argument(
-                flag, dest=f.name, default=None, help=f"{setting.help} [{setting.env}]"
-            )
-            continue
-        parser.add_argument(
-            flag, action=_RefusedSecretFlag, nargs="?", metavar=setting.env,
-            dest=f"refused_{f.name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS,
-        )  # fmt: skip
-        if not _separate_file_setting(setting):
-            parser.add_argument(
-                flag + "-file", dest=f"{f.name}_file", default=None, metavar="PATH",
-                help=f"file holding the {setting.help}, read once at start [{setting.file_env}]",
-            )  # fmt: skip
-    parser.epilog = secrets_help()
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-
-
-def secrets_help() -> str:
-    """The ``--help`` epilog: which settings are secret, and where they may come from."""
-    lines = [
-        "Every setting is an environment variable (in brackets above); a flag wins over it.",
-        "Secrets have no flag (flags show in ps); give them in the environment, or in a file",
-        "whose path is in the _FILE variable:",
-    ]
-    for f in fields(Settings):
-        setting: Setting = f.metadata["setting"]
-        if setting.secret:
-            how = "re-read when it changes" if _separate_file_setting(setting) else "read once"
-            lines.append(f"  {setting.env:<24} or {setting.file_env} ({how})")
-    return "\n".join(lines)
 
 
 def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
@@ -423,7 +364,7 @@ def _secret_from(
     environ: Mapping[str, str], file_flag: str | None, setting: Setting
 ) -> Secret | None:
     value = environ.get(setting.env) or None
-    if _separate_file_setting(setting) or setting.file_env is None:
+    if has_own_file_setting(setting) or setting.file_env is None:
         return Secret(value) if value is not None else None
     path = file_flag or environ.get(setting.file_env) or None
     if value is not None and path is not None:
