@@ -64,7 +64,8 @@ class FakeKeptn(LoopbackServer):
         self.violations: list[str] = []
         self.resource_requests: list[ResourceRequest] = []
         self.event_posts: list[EventPost] = []
-        self._resources: dict[tuple[_Scope, str], bytes] = {}
+        # (scope, uri) -> content per commit id; None is the branch's HEAD.
+        self._resources: dict[tuple[_Scope, str], dict[str | None, bytes]] = {}
         self._scopes: set[_Scope] = set()
         self._resource_failure: int | None = None
         self._event_failure: int | None = None
@@ -99,10 +100,17 @@ class FakeKeptn(LoopbackServer):
         project: str,
         stage: str | None = None,
         service: str | None = None,
+        commit: str | None = None,
     ) -> None:
-        """Store ``content`` at ``uri`` (decoded, e.g. ``k6/sli.yaml``) on one level."""
+        """Store ``content`` at ``uri`` (decoded, e.g. ``k6/sli.yaml``) on one level.
+
+        With ``commit``, it is the content as of that commit, served for ``?gitCommitID=<commit>``
+        as the resource service checks the commit out; without, it is the content at HEAD,
+        served without a gitCommitID and for a commit that has no content of its own.
+        """
         scope = self._add_scope(project, stage, service)
-        self._resources[(scope, uri)] = content.encode() if isinstance(content, str) else content
+        versions = self._resources.setdefault((scope, uri), {})
+        versions[commit] = content.encode() if isinstance(content, str) else content
 
     def add_scope(self, project: str, stage: str | None = None, service: str | None = None) -> None:
         """Make a project/stage/service exist without resources (404s say "Resource")."""
@@ -259,10 +267,11 @@ class FakeKeptn(LoopbackServer):
         missing = self._missing_scope(scope)
         if missing is not None:
             return _error(404, f"{missing} not found")
-        content = self._resources.get((scope, uri))
+        commit = request.query.get("gitCommitID")
+        versions = self._resources.get((scope, uri), {})
+        content = versions.get(commit, versions.get(None))
         if content is None:
             return _error(404, "Resource not found")
-        commit = request.query.get("gitCommitID")
         return web.json_response(
             {
                 "resourceURI": uri,

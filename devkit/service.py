@@ -19,13 +19,14 @@ from devkit.ports import free_port
 from sli_provider.config import Settings
 from sli_provider.service.app import build_app, drain
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.wiring import load_configuration
 
 
 @asynccontextmanager
 async def running_service(settings: Settings) -> AsyncIterator[str]:
     """Yield the service's base URL; on exit the app shuts down as it would on SIGTERM."""
     settings = replace(settings, host="127.0.0.1", port=free_port())
-    app = build_app(settings, ServiceMetrics())
+    app = build_app(load_configuration(settings), ServiceMetrics())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

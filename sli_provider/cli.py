@@ -9,8 +9,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-import aiohttp
-
 from sli_provider import __version__
 from sli_provider.commands.gate import (
     add_evaluate_arguments,
@@ -19,11 +17,11 @@ from sli_provider.commands.gate import (
     run_gate,
 )
 from sli_provider.commands.history import add_history_arguments, run_history
-from sli_provider.config import ConfigError, Settings, add_arguments, settings_from
+from sli_provider.config import ConfigError, settings_from
+from sli_provider.errors import SliProviderError
+from sli_provider.flags import add_arguments
 from sli_provider.logs import configure_logging
-from sli_provider.service.app import make_evaluator, make_prometheus
-from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (
     PreviewError,
     results_as_json,
@@ -31,18 +29,24 @@ from sli_provider.service.preview import (
     window_from_query,
 )
 from sli_provider.service.server import serve
-from sli_provider.sli.window import SLIWindow
+from sli_provider.wiring import Configuration, evaluate_once, load_configuration
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sli-provider", description=__doc__)
+    # No abbreviations: --prometheus-password would otherwise be taken for
+    # --prometheus-password-file, and the password for a path in an error message.
+    parser = argparse.ArgumentParser(prog="sli-provider", description=__doc__, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve_cmd = commands.add_parser("serve", help="run the HTTP service (Keptn SLI provider)")
+    serve_cmd = commands.add_parser(
+        "serve", help="run the HTTP service (Keptn SLI provider)", allow_abbrev=False
+    )
     add_arguments(serve_cmd)
 
-    preview_cmd = commands.add_parser("preview", help="render and run indicators, print a table")
+    preview_cmd = commands.add_parser(
+        "preview", help="render and run indicators, print a table", allow_abbrev=False
+    )
     add_arguments(preview_cmd)
     for name in ("project", "stage", "service", "start", "end"):
         preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True)
@@ -74,48 +78,60 @@ def _parser() -> argparse.ArgumentParser:
     preview_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     evaluate_cmd = commands.add_parser(
-        "evaluate", help="score slo.yaml like Keptn's lighthouse (values from a file or Prometheus)"
+        "evaluate",
+        help="score slo.yaml like Keptn's lighthouse (values from a file or Prometheus)",
+        allow_abbrev=False,
     )
     add_arguments(evaluate_cmd)
     add_evaluate_arguments(evaluate_cmd)
     run_cmd = commands.add_parser(
-        "run", help="run k6, fetch its SLIs, score slo.yaml, store and report: a CI quality gate"
+        "run",
+        help="run k6, fetch its SLIs, score slo.yaml, store and report: a CI quality gate",
+        allow_abbrev=False,
     )
     add_arguments(run_cmd)
     add_run_arguments(run_cmd)
-    history_cmd = commands.add_parser("history", help="the gate's stored evaluations")
+    history_cmd = commands.add_parser(
+        "history", help="the gate's stored evaluations", allow_abbrev=False
+    )
     add_history_arguments(history_cmd)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Exit codes: 0 done (or passed), 1 failed, 2 could not run (a configuration error among them:
+    one line on stderr, never a traceback)."""
     args = _parser().parse_args(argv)
     if args.command == "history":
         return run_history(args)
     flags = vars(args)
     try:
+        # The one place settings are read and the files they name are parsed, once per process.
         settings = settings_from(os.environ if environ is None else environ, flags)
-    except ConfigError as exc:
-        print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        # Credentials files and per-project overrides are checked before anything starts.
-        make_prometheus(settings, ServiceMetrics())
+        configuration = load_configuration(settings)
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    if args.command == "serve":
-        asyncio.run(serve(settings))
+    try:
+        return _run(args.command, configuration, args)
+    except SliProviderError as exc:
+        print(f"sli-provider {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(command: str, configuration: Configuration, args: argparse.Namespace) -> int:
+    if command == "serve":
+        asyncio.run(serve(configuration))
         return 0
-    if args.command == "evaluate":
-        return run_evaluate(settings, args)
-    if args.command == "run":
-        return run_gate(settings, args)
-    return _preview(settings, flags)
+    if command == "evaluate":
+        return run_evaluate(configuration, args)
+    if command == "run":
+        return run_gate(configuration, args)
+    return _preview(configuration, vars(args))
 
 
-def _preview(settings: Settings, flags: Mapping[str, object]) -> int:
+def _preview(configuration: Configuration, flags: Mapping[str, object]) -> int:
     fields = {k[2:]: str(v) for k, v in flags.items() if k.startswith("q_") and isinstance(v, str)}
     multi = {
         "indicators": list(flags["q_indicators"]),  # type: ignore[call-overload]
@@ -128,7 +144,7 @@ def _preview(settings: Settings, flags: Mapping[str, object]) -> int:
         print(f"sli-provider preview: {exc}", file=sys.stderr)
         return 2
     try:
-        results = asyncio.run(_evaluate(settings, window))
+        results = asyncio.run(evaluate_once(configuration, window))
     except ProviderUnavailable as exc:
         print(f"sli-provider preview: {exc}", file=sys.stderr)
         return 1
@@ -137,19 +153,6 @@ def _preview(settings: Settings, flags: Mapping[str, object]) -> int:
     else:
         print(results_as_table(results))
     return 0 if all(r.success for r in results) else 1
-
-
-async def _evaluate(settings: Settings, window: SLIWindow) -> list[MeasuredIndicator]:
-    metrics = ServiceMetrics()
-    prometheus = make_prometheus(settings, metrics)
-    try:
-        async with aiohttp.ClientSession() as session:
-            evaluator = make_evaluator(
-                settings, session=session, prometheus=prometheus, metrics=metrics
-            )
-            return await evaluator.evaluate(window)
-    finally:
-        await prometheus.aclose()
 
 
 if __name__ == "__main__":

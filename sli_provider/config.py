@@ -1,23 +1,39 @@
 """The service's one configuration object, built at the edge from the environment and flags.
 
 Nothing else in the package reads ``os.environ``: the CLI calls :func:`settings_from` with the
-environment and the parsed flags, and passes the result down.
+environment and the parsed flags, and passes the result down. Values arrive typed (numbers,
+booleans, paths, a header mapping, a log level); one that cannot be typed is a :class:`ConfigError`
+naming its variable. Secrets are never flags, which every user of the host can read in ``ps``:
+they come from the environment, or from a file named by ``<VARIABLE>_FILE`` (the flags: flags.py).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from functools import cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
+
+from sli_provider.errors import SliProviderError
 
 DISTRIBUTOR_URL = "http://localhost:8081"
 
 
-class ConfigError(ValueError):
+class ConfigError(SliProviderError, ValueError):
     """A setting has a value the service cannot use; the message names the variable."""
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
 
 
 class Secret:
@@ -45,11 +61,19 @@ class Secret:
 
 @dataclass(frozen=True)
 class Setting:
-    """How one field is read: its environment variable, flag and help text."""
+    """How one field is read: its environment variable, flag and help text.
+
+    A secret has no flag; besides its variable it can be read from the file that
+    ``<env>_FILE`` names.
+    """
 
     env: str
     help: str
     secret: bool = False
+
+    @property
+    def file_env(self) -> str | None:
+        return f"{self.env}_FILE" if self.secret else None
 
 
 def _setting(env: str, help: str, *, secret: bool = False) -> dict[str, Any]:
@@ -81,8 +105,8 @@ class Settings:
             "PROMETHEUS_BEARER_TOKEN_FILE", "file holding the bearer token; re-read when it changes"
         ),
     )
-    prometheus_headers: str = field(
-        default="",
+    prometheus_headers: Mapping[str, str] = field(
+        default_factory=dict,
         metadata=_setting(
             "PROMETHEUS_HEADERS", "extra headers as Name=value,Name=value (e.g. X-Scope-OrgID=team)"
         ),
@@ -199,7 +223,7 @@ class Settings:
         default=None,
         metadata=_setting(
             "PREVIEW_TOKEN",
-            "when set, /preview requires 'Authorization: Bearer <token>'",
+            "token /preview then requires as 'Authorization: Bearer <token>' (unset: open)",
             secret=True,
         ),
     )
@@ -237,7 +261,9 @@ class Settings:
             "RUNNER_WORK_DIR", "parent of each run's private temporary directory (default: TMPDIR)"
         ),
     )
-    log_level: str = field(default="INFO", metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING"))
+    log_level: LogLevel = field(
+        default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
+    )
 
     @property
     def event_url(self) -> str:
@@ -264,8 +290,11 @@ class Settings:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
-        if not self.prometheus_url.startswith(("http://", "https://")):
-            raise ConfigError(f"PROMETHEUS_URL must be an http(s) URL, not {self.prometheus_url!r}")
+        for name in ("prometheus_url", "keptn_api_url", "distributor_url", "resource_service_url"):
+            url = getattr(self, name)
+            if url is not None and not _is_http_url(url):
+                shown = _without_userinfo(url)
+                raise ConfigError(f"{_env_name(name)} must be an http(s) URL, not {shown!r}")
         return self
 
     def describe(self) -> dict[str, str]:
@@ -275,11 +304,19 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata["setting"].secret:
                 shown[f.name] = "set" if value else "unset"
+            elif isinstance(value, Mapping):
+                # Header values may carry tenant or auth details: names only.
+                shown[f.name] = ",".join(sorted(value))
             elif isinstance(value, str) and "://" in value:
                 shown[f.name] = _without_userinfo(value)
             else:
                 shown[f.name] = str(value)
         return shown
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _without_userinfo(url: str) -> str:
@@ -297,41 +334,138 @@ def _env_name(field_name: str) -> str:
     raise KeyError(field_name)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per setting; the default is taken from the environment later."""
-    for f in fields(Settings):
-        setting: Setting = f.metadata["setting"]
-        flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, default=None, help=f"{setting.help} [{setting.env}]")
+def has_own_file_setting(setting: Setting) -> bool:
+    """Whether a secret's ``_FILE`` variant is a setting of its own (re-read, not read once)."""
+    return any(f.metadata["setting"].env == setting.file_env for f in fields(Settings))
 
 
 def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
-    """Flags win over environment variables, which win over defaults."""
+    """Flags win over environment variables, which win over defaults; secrets are never flags."""
     values: dict[str, Any] = {}
     flags = flags or {}
+    hints = _field_types()
     for f in fields(Settings):
         setting: Setting = f.metadata["setting"]
+        if setting.secret:
+            secret = _secret_from(environ, flags.get(f"{f.name}_file"), setting)
+            if secret is not None:
+                values[f.name] = secret
+            continue
         raw = flags.get(f.name)
         if raw is None:
             raw = environ.get(setting.env)
         if raw is None or raw == "":
             continue
-        values[f.name] = _convert(f.name, setting, str(raw), f.default)
+        values[f.name] = _parser_for(hints[f.name])(str(raw), setting.env)
     return Settings(**values).validate()
 
 
-def _convert(name: str, setting: Setting, raw: str, default: Any) -> Any:
-    if setting.secret:
-        return Secret(raw)
-    if name.endswith(("_dir", "_file")):
-        return Path(raw)
+def _secret_from(
+    environ: Mapping[str, str], file_flag: str | None, setting: Setting
+) -> Secret | None:
+    value = environ.get(setting.env) or None
+    if has_own_file_setting(setting) or setting.file_env is None:
+        return Secret(value) if value is not None else None
+    path = file_flag or environ.get(setting.file_env) or None
+    if value is not None and path is not None:
+        raise ConfigError(f"{setting.env} and {setting.file_env} are both set; give one")
+    if path is not None:
+        return Secret(read_secret_file(Path(path), setting.file_env))
+    return Secret(value) if value is not None else None
+
+
+def read_secret_file(path: Path, where: str) -> str:
+    """The file's text without surrounding whitespace (editors add a final newline)."""
     try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {path} is not UTF-8 text") from None
+    if not text.strip():
+        raise ConfigError(f"{where}: {path} is empty")
+    return text.strip()
+
+
+@cache
+def _field_types() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
+def _parser_for(hint: Any) -> Callable[[str, str], Any]:
+    """How the text of a setting becomes its field's type (``X | None`` is parsed as ``X``)."""
+    kind = hint
+    if get_origin(hint) in (Union, UnionType):
+        (kind,) = (k for k in hint.__args__ if k is not type(None))
+    if kind is Path:
+        return lambda raw, _name: Path(raw)
+    if kind is bool:
+        return parse_bool
+    if kind is int:
+        return _parse_int
+    if kind is float:
+        return _parse_float
+    if kind is LogLevel:
+        return _parse_log_level
+    if get_origin(kind) is Mapping:
+        return parse_headers
+    return lambda raw, _name: raw
+
+
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+def parse_bool(raw: str, name: str) -> bool:
+    word = raw.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true, false, 1, 0, yes or no (any case), not {raw!r}")
+
+
+def _parse_int(raw: str, name: str) -> int:
+    try:
+        return int(raw)
     except ValueError:
-        raise ConfigError(f"{setting.env} must be a number, not {raw!r}") from None
-    return raw
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+
+def _parse_float(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, not {raw!r}")
+    return value
+
+
+def _parse_log_level(raw: str, name: str) -> LogLevel:
+    try:
+        return LogLevel(raw.strip().upper())
+    except ValueError:
+        known = ", ".join(LogLevel)
+        raise ConfigError(f"{name} must be one of {known}, not {raw!r}") from None
+
+
+# RFC 9110 token characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_headers(raw: str, name: str) -> dict[str, str]:
+    """``Name=value,Other=value`` → headers; commas inside values are not supported.
+
+    Errors name the entry's position, not its text: a value may be a tenant's credential.
+    """
+    headers: dict[str, str] = {}
+    items = [part.strip() for part in raw.split(",")]
+    for position, item in enumerate(items, 1):
+        if not item:
+            continue
+        header, sep, value = item.partition("=")
+        header = header.strip()
+        if not sep or not _HEADER_NAME.fullmatch(header):
+            raise ConfigError(f"{name}: entry {position} is not Name=value with a valid name")
+        headers[header] = value.strip()
+    return headers

@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from sli_provider.config import LogLevel
+
 keptn_context: contextvars.ContextVar[str] = contextvars.ContextVar("keptn_context", default="")
 event_id: contextvars.ContextVar[str] = contextvars.ContextVar("event_id", default="")
 
@@ -36,11 +38,11 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: LogLevel) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level.value)
     # aiohttp's access log repeats what our own lines say; keep it for debugging only.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from devkit.k6run import LoadRun
+from devkit.k6run import ONE_SCRIPT, LoadRun
+from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
+from devkit.target import TargetServer
+from sli_provider import cli
 from sli_provider.config import ConfigError, Secret, Settings, settings_from
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.logs import JSONFormatter
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_defaults_match_the_documented_ones() -> None:
@@ -72,9 +81,15 @@ def test_log_lines_are_json_with_context() -> None:
     assert line["shkeptncontext"] == "ctx-9"
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "sli-provider"), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    # `python -m sli_provider` from the checkout is the `sli-provider` script of this very code
+    # (the installed script may belong to another checkout sharing the virtualenv).
+    command = [sys.executable, "-m", "sli_provider", *args]
+    return subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_cli_preview_prints_a_table_and_json(
@@ -107,3 +122,146 @@ def test_cli_reports_configuration_errors() -> None:
     result = run_cli("serve", env={"PORT": "x"})
     assert result.returncode == 2
     assert "PORT must be a number" in result.stderr
+
+
+# --- configuration errors: one line, exit 2 ---------------------------------------------------------
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    """A ``serve`` that would start if the configuration were accepted (on a free port)."""
+    return {"HOST": "127.0.0.1", "PORT": str(free_port()), **extra}
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+        ({"RUNNER_ENABLED": "flase"}, "RUNNER_ENABLED must be true, false, 1, 0, yes or no"),
+        ({"PROMETHEUS_INSECURE_SKIP_VERIFY": "on"}, "PROMETHEUS_INSECURE_SKIP_VERIFY must be"),
+        ({"PROMETHEUS_BEARER_TOKEN_FILE": "/nonexistent/token"}, "PROMETHEUS_BEARER_TOKEN_FILE"),
+        ({"KEPTN_API_URL": "https://keptn.example.org/api",
+          "KEPTN_API_TOKEN_FILE": "/nonexistent/token"}, "KEPTN_API_TOKEN_FILE: cannot read"),
+        ({"SLI_TEMPLATES_DIR": "/nonexistent"}, "SLI_TEMPLATES_DIR: no built-in SLI templates"),
+    ],
+    ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
+)  # fmt: skip
+def test_serve_with_a_bad_setting_says_so_in_one_line(env: dict[str, str], needle: str) -> None:
+    # Before these were checked, some of them served on regardless: the timeout catches that.
+    assert_one_line(run_cli("serve", env=serve_env(**env), timeout=20), needle)
+
+
+def test_a_missing_password_file_of_a_project_is_one_line_naming_it(tmp_path: Path) -> None:
+    projects = tmp_path / "projects.yaml"
+    missing = tmp_path / "shop-password"
+    projects.write_text(f"projects:\n  shop:\n    username: u\n    password_file: {missing}\n")
+    result = run_cli("serve", env=serve_env(PROMETHEUS_PROJECTS_FILE=str(projects)), timeout=20)
+    assert_one_line(result, f"password_file: cannot read {missing}: No such file or directory")
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "WARNING"}
+        result = run_cli("serve", env=env, timeout=20)
+    assert_one_line(
+        result, f"cannot listen on 127.0.0.1:{port} (HOST, PORT): Address already in use"
+    )
+
+
+# --- secrets are never flags --------------------------------------------------------------------------
+
+SECRETS = [f.metadata["setting"].env for f in fields(Settings) if f.metadata["setting"].secret]
+PREVIEW = ["preview", "--project", "p", "--stage", "s", "--service", "v", "--start", "x",
+           "--end", "y"]  # fmt: skip
+
+
+@pytest.mark.parametrize("env", SECRETS)
+@pytest.mark.parametrize("form", ["separate", "joined"])
+def test_a_secret_given_as_a_flag_is_refused_without_echoing_it(
+    env: str, form: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    flag = "--" + env.lower().replace("_", "-")
+    given = [flag, "s3cret"] if form == "separate" else [f"{flag}=s3cret"]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*PREVIEW, *given], environ={})
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag} is not accepted" in err and f"{env}_FILE" in err
+    assert "s3cret" not in err
+
+
+@pytest.mark.parametrize("command", ["serve", "preview", "evaluate", "run"])
+def test_help_says_which_settings_are_secret_and_where_they_come_from(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"], environ={})
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "Secrets have no flag" in out
+    for env in SECRETS:
+        flag = "--" + env.lower().replace("_", "-")
+        assert f"{env:<24} or {env}_FILE" in out
+        assert f"[{flag} " not in out  # the flag is not offered, only its -file variant
+
+
+# --- what settings point to is read once per process ----------------------------------------------
+
+
+@pytest.fixture
+def spied_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
+    """Every Path.read_text of this process, in order; logging restored after the CLI ran."""
+    reads: list[Path] = []
+    original = Path.read_text
+
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        reads.append(self)
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield reads
+    finally:
+        root.handlers[:], root.level = handlers, level
+
+
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+async def test_prometheus_access_is_read_once_per_command(
+    command: str, prometheus: PrometheusServer, target: TargetServer, tmp_path: Path,
+    spied_reads: list[Path],
+) -> None:  # fmt: skip
+    password = tmp_path / "shop-password"
+    password.write_text("pw\n")
+    projects = tmp_path / "projects.yaml"
+    projects.write_text(
+        f"projects:\n  shop:\n    url: {prometheus.url}\n    username: k6\n"
+        f"    password_file: {password}\n"
+    )
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("objectives:\n  - sli: http_reqs_total\ntotal_score: {pass: '90%'}\n")
+    gate = ["--slo", str(slo), "--project", "shop", "--stage", "dev", "--service", "web",
+            "--history", str(tmp_path / "history.sqlite3"), "--no-store"]  # fmt: skip
+    if command == "evaluate":
+        args = ["evaluate", *gate, "--start", "2024-01-01T00:00:00.000Z",
+                "--end", "2024-01-01T00:01:00.000Z"]  # fmt: skip
+    else:
+        args = ["run", *gate, "--script", str(ONE_SCRIPT), "--target", target.url]
+    environ = {"PROMETHEUS_PROJECTS_FILE": str(projects), "SLI_CONFIG_DIR": str(tmp_path),
+               "LOG_LEVEL": "ERROR", "QUERY_ATTEMPTS": "1"}  # fmt: skip
+    # In a thread: the CLI runs its own event loop, as it does in its own process.
+    code = await asyncio.to_thread(cli.main, args, environ)
+    assert code in (0, 1)  # the gate ran to a verdict; the verdict is not the point here
+    assert spied_reads.count(projects) == 1
+    assert spied_reads.count(password) == 1

@@ -12,12 +12,13 @@ from cloudevents.core.exceptions import BaseCloudEventException, CloudEventValid
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent
 
 _FORMAT = JSONFormat()
 
 
-class BadEvent(ValueError):
+class BadEvent(SliProviderError, ValueError):
     """The request is not a usable CloudEvent; the text is safe to return to the sender."""
 
 

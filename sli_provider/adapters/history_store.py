@@ -15,6 +15,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 
@@ -39,7 +40,7 @@ CREATE INDEX IF NOT EXISTS evaluations_scope_time
 """
 
 
-class HistoryError(ValueError):
+class HistoryError(SliProviderError, ValueError):
     """The history file or an imported event cannot be used; the text says why."""
 
 

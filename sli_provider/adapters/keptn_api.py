@@ -24,12 +24,13 @@ import aiohttp
 from yarl import URL
 
 from sli_provider.adapters.retry import with_retries
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import encode_event
 
 log = logging.getLogger(__name__)
 
 
-class KeptnAPIError(Exception):
+class KeptnAPIError(SliProviderError):
     pass
 
 

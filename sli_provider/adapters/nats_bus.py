@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from sli_provider.adapters.retry import with_retries
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import (
     InvalidKeptnMessage,
     KeptnEvent,
@@ -31,7 +32,7 @@ from sli_provider.keptn.envelope import (
 log = logging.getLogger(__name__)
 
 
-class NatsError(Exception):
+class NatsError(SliProviderError):
     pass
 
 

@@ -28,11 +28,12 @@ from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
 from sli_provider.adapters.retry import with_retries
+from sli_provider.errors import SliProviderError
 
 log = logging.getLogger(__name__)
 
 
-class PrometheusError(Exception):
+class PrometheusError(SliProviderError):
     pass
 
 

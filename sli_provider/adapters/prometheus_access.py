@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import requests
 import yaml
 from requests.auth import AuthBase
 
-from sli_provider.config import ConfigError, Secret, Settings
+from sli_provider.config import ConfigError, Secret, Settings, parse_bool, read_secret_file
 from sli_provider.k6.invocation import (
     RemoteWriteTarget,
     SecretFile,
@@ -55,7 +55,8 @@ class PrometheusAccess:
     insecure_skip_verify: bool = False
     remote_write_url: str | None = None
 
-    def validate(self, where: str) -> PrometheusAccess:
+    def validate(self, where: str, name: Callable[[str], str] = str) -> PrometheusAccess:
+        """``name`` turns a field into what the user wrote (a variable, or a key of the file)."""
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}: the Prometheus URL must be http(s), not {self.url!r}")
         if self.bearer_token and self.bearer_token_file:
@@ -64,9 +65,10 @@ class PrometheusAccess:
             raise ConfigError(f"{where}: give basic auth or a bearer token, not both")
         if bool(self.cert_file) != bool(self.key_file):
             raise ConfigError(f"{where}: a client certificate needs its key and vice versa")
-        for path in (self.ca_file, self.cert_file, self.key_file, self.bearer_token_file):
-            if path is not None and not path.is_file():
-                raise ConfigError(f"{where}: {path} is not a readable file")
+        for attribute in ("ca_file", "cert_file", "key_file", "bearer_token_file"):
+            path: Path | None = getattr(self, attribute)
+            if path is not None:
+                _check_readable(path, f"{where}: {name(attribute)}")
         return self
 
     @property
@@ -121,6 +123,42 @@ class PrometheusAccess:
         return RemoteWriteTarget(self.write_url, settings, secrets)
 
 
+def _check_readable(path: Path, where: str) -> None:
+    """Found at start, not at the first query: the file exists, is a file and can be opened."""
+    if not path.is_file():
+        raise ConfigError(f"{where}: {path} is not a readable file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+@dataclass(frozen=True)
+class PrometheusTargets:
+    """The default Prometheus and each project's own, parsed once per process."""
+
+    default: PrometheusAccess
+    projects: Mapping[str, PrometheusAccess] = field(default_factory=dict)
+
+    def access_for(self, project: str) -> PrometheusAccess:
+        return self.projects.get(project, self.default)
+
+
+def load_prometheus_targets(settings: Settings) -> PrometheusTargets:
+    """The settings' Prometheus access, with PROMETHEUS_PROJECTS_FILE and its files read once."""
+    default = default_access(settings)
+    path = settings.prometheus_projects_file
+    if path is None:
+        return PrometheusTargets(default)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"PROMETHEUS_PROJECTS_FILE {path}: {reason}") from None
+    return PrometheusTargets(default, project_overrides(text, str(path), default))
+
+
 class _Bearer(AuthBase):
     def __init__(self, token: Any) -> None:
         self._token = token
@@ -149,17 +187,6 @@ class _FileToken:
             return self._token
 
 
-def parse_headers(text: str) -> dict[str, str]:
-    """``Name=value,Other=value`` → headers; commas inside values are not supported."""
-    headers: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(f"PROMETHEUS_HEADERS: {item!r} is not Name=value")
-        headers[name.strip()] = value.strip()
-    return headers
-
-
 def default_access(settings: Settings) -> PrometheusAccess:
     return PrometheusAccess(
         url=settings.prometheus_url.rstrip("/"),
@@ -167,13 +194,13 @@ def default_access(settings: Settings) -> PrometheusAccess:
         password=settings.prometheus_password,
         bearer_token=settings.prometheus_bearer_token,
         bearer_token_file=settings.prometheus_bearer_token_file,
-        headers=parse_headers(settings.prometheus_headers),
+        headers=dict(settings.prometheus_headers),
         ca_file=settings.prometheus_ca_file,
         cert_file=settings.prometheus_cert_file,
         key_file=settings.prometheus_key_file,
         insecure_skip_verify=settings.prometheus_insecure_skip_verify,
         remote_write_url=settings.prometheus_remote_write_url,
-    ).validate("Prometheus settings")
+    ).validate("Prometheus settings", lambda attribute: f"PROMETHEUS_{attribute.upper()}")
 
 
 def project_overrides(
@@ -216,8 +243,11 @@ def _project_access(raw: Mapping[str, Any], where: str, base: PrometheusAccess) 
         return None if value is None else Path(value)
 
     password = text("password")
-    if password is None and raw.get("password_file") is not None:
-        password = Path(str(raw["password_file"])).read_text().strip()
+    password_file = path("password_file")
+    if password is not None and password_file is not None:
+        raise ConfigError(f"{where}: give password or password_file, not both")
+    if password_file is not None:
+        password = read_secret_file(password_file, f"{where}: password_file")
     headers = raw.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError(f"{where}: headers must map names to values")
@@ -232,6 +262,13 @@ def _project_access(raw: Mapping[str, Any], where: str, base: PrometheusAccess) 
         ca_file=path("ca_file"),
         cert_file=path("cert_file"),
         key_file=path("key_file"),
-        insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
+        insecure_skip_verify=_flag(raw.get("insecure_skip_verify", False), where),
         remote_write_url=text("remote_write_url"),
     )
+
+
+def _flag(value: object, where: str) -> bool:
+    # A quoted "false" is a non-empty string, which bool() would turn into True.
+    if isinstance(value, bool):
+        return value
+    return parse_bool(str(value), f"{where}: insecure_skip_verify")

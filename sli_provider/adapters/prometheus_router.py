@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from sli_provider.adapters.prometheus import Querier
-from sli_provider.adapters.prometheus_access import PrometheusAccess
+from sli_provider.adapters.prometheus_access import PrometheusAccess, PrometheusTargets
 
 
 class PrometheusRouter:
     def __init__(
         self,
-        default: PrometheusAccess,
-        overrides: Mapping[str, PrometheusAccess],
+        targets: PrometheusTargets,
         make_client: Callable[[PrometheusAccess], Querier],
     ) -> None:
-        self._default = default
-        self._overrides = dict(overrides)
+        self.targets = targets
         self._make_client = make_client
         self._clients: dict[str, Querier] = {}  # keyed by project, "" for the default
 
     def access_for(self, project: str) -> PrometheusAccess:
-        return self._overrides.get(project, self._default)
+        return self.targets.access_for(project)
 
     def for_project(self, project: str) -> Querier:
-        key = project if project in self._overrides else ""
+        key = project if project in self.targets.projects else ""
         client = self._clients.get(key)
         if client is None:
             client = self._clients[key] = self._make_client(self.access_for(project))

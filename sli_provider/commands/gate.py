@@ -15,11 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
 from sli_provider.adapters.prometheus import PrometheusError
-from sli_provider.config import Settings
+from sli_provider.errors import SliProviderError
 from sli_provider.gate import evaluate, parse_slo
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation
@@ -33,15 +31,15 @@ from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_env
-from sli_provider.service.app import make_evaluator, make_prometheus
 from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.window import SLIWindow
+from sli_provider.wiring import Configuration, evaluate_once, make_prometheus
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
 
 
-class GateError(Exception):
+class GateError(SliProviderError):
     """The gate cannot run; the message is for the user."""
 
 
@@ -82,14 +80,14 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
 
 
-def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
         slo_text, slo = _read_slo(args.slo)
         if args.values is not None:
             values, status, result, message, start, end = _values_from_file(args.values)
         elif args.g_start and args.g_end:
             start, end = args.g_start, args.g_end
-            values = asyncio.run(_fetch(settings, args, slo, start, end, args.g_context))
+            values = asyncio.run(_fetch(configuration, args, slo, start, end, args.g_context))
             status, result, message = "succeeded", "pass", ""
         else:
             raise GateError("give --values FILE, or --start and --end to fetch from Prometheus")
@@ -100,12 +98,12 @@ def run_evaluate(settings: Settings, args: argparse.Namespace) -> int:
         return CANNOT_RUN
 
 
-def run_gate(settings: Settings, args: argparse.Namespace) -> int:
+def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
     try:
         slo_text, slo = _read_slo(args.slo)
         context = str(uuid.uuid4())
-        run = asyncio.run(_run_k6(settings, args, context))
+        run = asyncio.run(_run_k6(configuration, args, context))
         crossed_note = " (thresholds crossed)" if run.thresholds_crossed else ""
         print(f"k6 exited with {run.returncode}{crossed_note}", file=sys.stderr)
         for threshold in run.crossed_thresholds:
@@ -115,7 +113,7 @@ def run_gate(settings: Settings, args: argparse.Namespace) -> int:
         if missing is not None:
             raise GateError(missing)
         start, end = format_keptn(run.outcome.started_at), format_keptn(run.outcome.ended_at)
-        values = asyncio.run(_fetch(settings, args, slo, start, end, context))
+        values = asyncio.run(_fetch(configuration, args, slo, start, end, context))
         return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
                                  context)  # fmt: skip
     except GateError as exc:
@@ -160,7 +158,7 @@ def _values_from_file(path: Path) -> tuple[list[Any], str, str, str, str, str]:
 
 
 async def _fetch(
-    settings: Settings,
+    configuration: Configuration,
     args: argparse.Namespace,
     slo: SLO | None,
     start: str,
@@ -178,25 +176,19 @@ async def _fetch(
         start_s=start_s, end_s=end_s, indicators=indicators,
         custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
     )  # fmt: skip
-    metrics = ServiceMetrics()
-    prometheus = make_prometheus(settings, metrics)
     try:
-        async with aiohttp.ClientSession() as session:
-            evaluator = make_evaluator(
-                settings, session=session, prometheus=prometheus, metrics=metrics
-            )
-            results: list[MeasuredIndicator] = await evaluator.evaluate(window)
+        results: list[MeasuredIndicator] = await evaluate_once(configuration, window)
     except ProviderUnavailable as exc:
         raise GateError(str(exc)) from None
-    finally:
-        await prometheus.aclose()
     return [
         {"metric": r.metric, "value": r.value, "success": r.success, "message": r.message}
         for r in results
     ]
 
 
-async def _run_k6(settings: Settings, args: argparse.Namespace, context: str) -> RunResult:
+async def _run_k6(
+    configuration: Configuration, args: argparse.Namespace, context: str
+) -> RunResult:
     """The same plan, back-end and series check as the service's runner, for a local script."""
     extra = {}
     for item in args.env:
@@ -206,7 +198,7 @@ async def _run_k6(settings: Settings, args: argparse.Namespace, context: str) ->
         extra[key] = value
     tags = RunTags(args.g_project, args.g_stage, args.g_service, context)
     # The same target and credentials the service's runner would use for this project.
-    prometheus = make_prometheus(settings, ServiceMetrics())
+    prometheus = make_prometheus(configuration, ServiceMetrics())
     plan = RunPlan(
         tags=tags, script=LocalScript(args.script.resolve()),
         remote_write=prometheus.access_for(tags.project).remote_write_target(),
@@ -214,7 +206,8 @@ async def _run_k6(settings: Settings, args: argparse.Namespace, context: str) ->
         vus=args.vus, duration=args.duration, timeout_seconds=args.timeout,
     )  # fmt: skip
     backend = LocalK6Backend(
-        k6_binary=settings.k6_binary, on_line=lambda line: print(line, file=sys.stderr)
+        k6_binary=configuration.settings.k6_binary,
+        on_line=lambda line: print(line, file=sys.stderr),
     )
     try:
         check = prometheus_series_check(prometheus.for_project(tags.project))

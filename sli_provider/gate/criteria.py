@@ -12,10 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sli_provider.errors import SliProviderError
 from sli_provider.gate.gonum import parse_float
 
 
-class CriteriaError(ValueError):
+class CriteriaError(SliProviderError, ValueError):
     """A criterion lighthouse cannot evaluate; ``str()`` is lighthouse's error text."""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.gate.criteria import (
     CriteriaError,
     aggregate_previous,
@@ -36,7 +37,7 @@ from sli_provider.gate.slo import SLO, CriteriaSet, Objective, SLOParseError, To
 NO_VALUE_MESSAGE = "no value received from SLI provider"
 
 
-class ScoringError(ValueError):
+class ScoringError(SliProviderError, ValueError):
     """calculateScore failed; lighthouse then sends an errored evaluation with this text."""
 
 

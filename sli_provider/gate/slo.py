@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
+from sli_provider.errors import SliProviderError
 
-class SLOParseError(ValueError):
+
+class SLOParseError(SliProviderError, ValueError):
     """The document cannot be decoded into lighthouse's SLO structure."""
 
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.timestamps import format_keptn
 
 EVENT_PREFIX = "sh.keptn.event."
@@ -135,7 +136,7 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, allow_nan=False, separators=(",", ":")).encode()
 
 
-class InvalidKeptnMessage(ValueError):
+class InvalidKeptnMessage(SliProviderError, ValueError):
     """A NATS message that is not a Keptn event."""
 
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.sli.window import SLIWindow
@@ -14,7 +15,7 @@ from sli_provider.sli.window import SLIWindow
 TASK = "get-sli"
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(SliProviderError, ValueError):
     """A get-sli.triggered that is ours but cannot be answered with values; the text says why."""
 
 

@@ -6,12 +6,14 @@ import math
 import re
 from datetime import UTC, datetime
 
+from sli_provider.errors import SliProviderError
+
 _UNIX_SECONDS = re.compile(r"^\d+(\.\d+)?$")
 # Go's RFC 3339 may carry up to nine fractional digits; Python's parser takes at most six.
 _FRACTION = re.compile(r"\.(\d+)")
 
 
-class TimestampError(ValueError):
+class TimestampError(SliProviderError, ValueError):
     """A timestamp string that no Keptn component would produce."""
 
 

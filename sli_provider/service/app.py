@@ -15,21 +15,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
-from sli_provider.adapters.keptn_api import (
-    EventSender,
-    KeptnResourceReader,
-    LocalResourceReader,
-    ResourceReader,
-)
+from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.adapters.nats_bus import NatsBus
-from sli_provider.adapters.prometheus import PrometheusClient
-from sli_provider.adapters.prometheus_access import (
-    PrometheusAccess,
-    default_access,
-    project_overrides,
-)
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.config import ConfigError, Settings
+from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
@@ -44,7 +33,7 @@ from sli_provider.service.preview import (
 from sli_provider.service.replying import SendEvent
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
-from sli_provider.sli.builtin import load_builtin_templates
+from sli_provider.wiring import Configuration, make_evaluator, make_prometheus, make_resources
 
 log = logging.getLogger(__name__)
 
@@ -70,72 +59,15 @@ class Components:
 
 
 COMPONENTS = web.AppKey("components", Components)
+CONFIGURATION = web.AppKey("configuration", Configuration)
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", ServiceMetrics)
-
-
-def make_resources(settings: Settings, session: aiohttp.ClientSession) -> ResourceReader:
-    """Keptn's resource service, or the local directory in local mode."""
-    if settings.sli_config_dir is not None:
-        return LocalResourceReader(settings.sli_config_dir)
-    return KeptnResourceReader(
-        session,
-        settings.resources_url,
-        token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
-        timeout=settings.http_timeout_seconds,
-        attempts=settings.reply_attempts,
-        max_wait=settings.retry_max_wait_seconds,
-    )
-
-
-def make_evaluator(
-    settings: Settings,
-    *,
-    session: aiohttp.ClientSession,
-    prometheus: PrometheusRouter,
-    metrics: ServiceMetrics,
-) -> SLIEvaluator:
-    """The SLI pipeline for the settings; the CLI's preview uses it without the HTTP app."""
-    return SLIEvaluator(
-        resources=make_resources(settings, session),
-        resource_uri=settings.sli_resource,
-        prometheus=prometheus,
-        builtins=load_builtin_templates(settings.templates_dir),
-        concurrency=settings.query_concurrency,
-        metrics=metrics,
-    )
-
-
-def make_prometheus(settings: Settings, metrics: ServiceMetrics) -> PrometheusRouter:
-    """The default Prometheus and each project's override (PROMETHEUS_PROJECTS_FILE)."""
-    default = default_access(settings)
-    overrides = {}
-    if settings.prometheus_projects_file is not None:
-        path = settings.prometheus_projects_file
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"PROMETHEUS_PROJECTS_FILE {path}: {exc.strerror}") from None
-        overrides = project_overrides(text, str(path), default)
-
-    def client(access: PrometheusAccess) -> PrometheusClient:
-        return PrometheusClient(
-            access.url,
-            session=access.session(),
-            concurrency=settings.query_concurrency,
-            timeout=settings.query_timeout_seconds,
-            attempts=settings.query_attempts,
-            max_wait=settings.retry_max_wait_seconds,
-            on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
-        )
-
-    return PrometheusRouter(default, overrides, client)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings, metrics = app[SETTINGS], app[METRICS]
     session = aiohttp.ClientSession()
-    prometheus = make_prometheus(settings, metrics)
+    prometheus = make_prometheus(app[CONFIGURATION], metrics)
     get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
     nats_bus: NatsBus | None = None
     try:
@@ -162,7 +94,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
             ).send
         evaluator = make_evaluator(
-            settings, session=session, prometheus=prometheus, metrics=metrics
+            app[CONFIGURATION], session=session, prometheus=prometheus, metrics=metrics
         )
         get_sli = GetSLIHandler(
             evaluator=evaluator, send=send, source=settings.source, metrics=metrics
@@ -333,9 +265,13 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def build_app(settings: Settings, metrics: ServiceMetrics | None = None) -> web.Application:
+def build_app(
+    configuration: Configuration, metrics: ServiceMetrics | None = None
+) -> web.Application:
+    """The app for a configuration already loaded (:func:`sli_provider.wiring.load_configuration`)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app[SETTINGS] = settings
+    app[CONFIGURATION] = configuration
+    app[SETTINGS] = configuration.settings
     app[METRICS] = metrics or ServiceMetrics()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_post("/", receive_event)

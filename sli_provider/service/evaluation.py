@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
 from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.config import (
@@ -38,7 +39,7 @@ async def run_has_series(prometheus: Querier, window: SLIWindow) -> bool:
     return False
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(SliProviderError):
     """The provider cannot work at all for this request: errored/fail, not per indicator."""
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.service.evaluation import MeasuredIndicator
 from sli_provider.sli.window import SLIWindow
 
 
-class PreviewError(ValueError):
+class PreviewError(SliProviderError, ValueError):
     """The preview request is malformed; the text says which field and why."""
 
 

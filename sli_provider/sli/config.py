@@ -17,11 +17,13 @@ from typing import Literal
 
 import yaml
 
+from sli_provider.errors import SliProviderError
+
 OnEmpty = Literal["fail", "zero"]
 _SPEC_KEYS = {"query", "on_empty"}
 
 
-class SLIConfigError(ValueError):
+class SLIConfigError(SliProviderError, ValueError):
     """An sli.yaml exists but cannot be used; the provider cannot work (errored, not per indicator)."""
 
 

@@ -6,8 +6,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 
-class ValueFailure(ValueError):
+
+class ValueFailure(SliProviderError, ValueError):
     """The query ran but gave no single finite value; ``code`` is stable, the text says why."""
 
     def __init__(self, code: str, message: str) -> None:

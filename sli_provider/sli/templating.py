@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from sli_provider.errors import SliProviderError
 from sli_provider.sli.window import SLIWindow
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -35,7 +36,7 @@ _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LABEL_PREFIX = "LABEL."
 
 
-class TemplateError(ValueError):
+class TemplateError(SliProviderError, ValueError):
     """The template cannot be rendered safely; the message names the placeholder."""
 
 

@@ -1,0 +1,117 @@
+"""How the parts are put together, for every front end: the web app and the CLI's commands.
+
+What the settings point to (PROMETHEUS_PROJECTS_FILE and the credential files it names, the
+built-in SLI templates) is read once, at the edge, by :func:`load_configuration`; the factories
+below take the resulting :class:`Configuration` and read nothing from disk themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+
+from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
+from sli_provider.adapters.prometheus import PrometheusClient
+from sli_provider.adapters.prometheus_access import (
+    PrometheusAccess,
+    PrometheusTargets,
+    load_prometheus_targets,
+)
+from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.config import ConfigError, Settings
+from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.builtin import load_builtin_templates
+from sli_provider.sli.config import IndicatorSpec, SLIConfigError
+from sli_provider.sli.window import SLIWindow
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """The settings and what they point to, read once per process."""
+
+    settings: Settings
+    prometheus: PrometheusTargets
+    builtins: Mapping[str, IndicatorSpec]
+
+
+def load_configuration(settings: Settings) -> Configuration:
+    """Read every file the settings name; a ConfigError says which setting is wrong."""
+    return Configuration(settings, load_prometheus_targets(settings), _builtins(settings))
+
+
+def _builtins(settings: Settings) -> dict[str, IndicatorSpec]:
+    where = "SLI_TEMPLATES_DIR" if settings.templates_dir else "built-in SLI templates"
+    try:
+        return load_builtin_templates(settings.templates_dir)
+    except SLIConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {exc.filename}: {exc.strerror or exc}") from None
+
+
+def make_prometheus(configuration: Configuration, metrics: ServiceMetrics) -> PrometheusRouter:
+    """A client for the default Prometheus and for each project's own, made on first use."""
+    settings = configuration.settings
+
+    def client(access: PrometheusAccess) -> PrometheusClient:
+        return PrometheusClient(
+            access.url,
+            session=access.session(),
+            concurrency=settings.query_concurrency,
+            timeout=settings.query_timeout_seconds,
+            attempts=settings.query_attempts,
+            max_wait=settings.retry_max_wait_seconds,
+            on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
+        )
+
+    return PrometheusRouter(configuration.prometheus, client)
+
+
+def make_resources(settings: Settings, session: aiohttp.ClientSession) -> ResourceReader:
+    """Keptn's resource service, or the local directory in local mode."""
+    if settings.sli_config_dir is not None:
+        return LocalResourceReader(settings.sli_config_dir)
+    return KeptnResourceReader(
+        session,
+        settings.resources_url,
+        token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
+        timeout=settings.http_timeout_seconds,
+        attempts=settings.reply_attempts,
+        max_wait=settings.retry_max_wait_seconds,
+    )
+
+
+def make_evaluator(
+    configuration: Configuration,
+    *,
+    session: aiohttp.ClientSession,
+    prometheus: PrometheusRouter,
+    metrics: ServiceMetrics,
+) -> SLIEvaluator:
+    """The SLI pipeline: the service's get-sli and /preview, the CLI's preview and gate."""
+    settings = configuration.settings
+    return SLIEvaluator(
+        resources=make_resources(settings, session),
+        resource_uri=settings.sli_resource,
+        prometheus=prometheus,
+        builtins=configuration.builtins,
+        concurrency=settings.query_concurrency,
+        metrics=metrics,
+    )
+
+
+async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list[MeasuredIndicator]:
+    """One evaluation outside the service, with clients made and closed around it."""
+    metrics = ServiceMetrics()
+    prometheus = make_prometheus(configuration, metrics)
+    try:
+        async with aiohttp.ClientSession() as session:
+            evaluator = make_evaluator(
+                configuration, session=session, prometheus=prometheus, metrics=metrics
+            )
+            return await evaluator.evaluate(window)
+    finally:
+        await prometheus.aclose()
