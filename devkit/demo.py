@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from devkit.cli import command_env, sli_provider_command
 from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT
@@ -154,10 +155,10 @@ async def gate(workdir: Path, finished: dict[str, Any], run: int) -> str:
 
 
 async def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    executable = Path(sys.executable).parent / "sli-provider"
     return await asyncio.to_thread(
-        subprocess.run, [str(executable), *args], capture_output=True, text=True, timeout=120
-    )
+        subprocess.run, sli_provider_command(*args), env=command_env(os.environ),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 async def demo(workdir: Path) -> int:

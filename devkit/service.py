@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -15,6 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from devkit.cli import command_env, sli_provider_command
 from devkit.ports import free_port
 from sli_provider.config import Settings
 from sli_provider.service.app import build_app, drain
@@ -55,8 +55,8 @@ async def serve_process(env: Mapping[str, str], log_path: Path) -> AsyncIterator
     child_env = {"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port), "HOST": "127.0.0.1"}
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "sli-provider"), "serve",
-            env=child_env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
+            *sli_provider_command("serve"),
+            env=command_env(child_env), stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
     service = ServiceProcess(process, f"http://127.0.0.1:{port}")
     try:

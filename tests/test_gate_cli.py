@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
@@ -34,8 +34,10 @@ SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "sli-provider"), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env or {})
+    command = sli_provider_command(*args)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=60, env=command_env(env or {})
+    )
 
 
 @pytest.fixture
@@ -174,9 +176,12 @@ def test_values_fetched_from_prometheus(
 
 async def acli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The CLI without blocking the event loop that serves the test's target."""
-    command = [str(Path(sys.executable).parent / "sli-provider"), *args]
+    command = sli_provider_command(*args)
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *command,
+        env=command_env(env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
