@@ -92,6 +92,7 @@ class EventSender:
     ) -> None:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         self._url = url
+        self._shown_url = str(URL(url).with_user(None))  # no userinfo in messages and logs
         self._headers = {"Content-Type": "application/cloudevents+json"}
         if token:
             self._headers["x-token"] = token
@@ -116,8 +117,8 @@ class EventSender:
                 if response.status >= 500 or response.status == 429:
                     raise _RetryableStatus(response.status, text)
                 if response.status >= 300:
-                    raise ReplyNotDelivered(
-                        f"{self._url} refused {kind}: HTTP {response.status} {text[:200]}",
+                    raise EventDeliveryError(
+                        f"{self._shown_url} refused {kind}: HTTP {response.status} {text[:200]}",
                         maybe_sent=False,
                     )
 
@@ -132,9 +133,13 @@ class EventSender:
             )
         except (TimeoutError, aiohttp.ClientError, _RetryableStatus) as exc:
             maybe_sent = not _not_sent(exc)
-            what = "may have been delivered, not confirmed" if maybe_sent else "not delivered"
+            what = (
+                "not confirmed; it may have arrived, so it is not sent again"
+                if maybe_sent
+                else "not delivered"
+            )
             raise EventDeliveryError(
-                f"{kind} to {self._url} {what} (not sent again): {exc or type(exc).__name__}",
+                f"{kind} to {self._shown_url}: {what}: {exc or type(exc).__name__}",
                 maybe_sent=maybe_sent,
             ) from exc
 

@@ -182,8 +182,8 @@ class PrometheusClient:
             ) from None
         except requests.ConnectionError as exc:
             raise PrometheusUnavailable(
-                f"Prometheus at {self._shown_url} is unreachable after {self._attempts} tries: "
-                f"{_reason(exc)}"
+                f"Prometheus at {self._shown_url} is unreachable (retried for up to "
+                f"{self._timeout:g} s, {self._attempts} tries): {_reason(exc)}"
             ) from None
         except (ValueError, KeyError) as exc:
             raise QueryFailed(
@@ -198,7 +198,10 @@ class PrometheusClient:
         if exc.status == 503 and exc.error_type == "timeout":
             return QueryTimeout(f"Prometheus gave up on the query: {exc.error}")
         if exc.status >= 500 or exc.status == 429:
-            return QueryFailed(f"Prometheus failed after {self._attempts} tries: {exc}")
+            return QueryFailed(
+                f"Prometheus failed (retried for up to {self._timeout:g} s, {self._attempts} "
+                f"tries): {exc}"
+            )
         if not exc.error_type:
             # Prometheus explains a bad query with an errorType; a bare 4xx means the URL does
             # not lead to Prometheus' API (wrong path, http to an https port, a proxy's error).
