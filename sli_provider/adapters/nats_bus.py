@@ -103,17 +103,21 @@ class NatsBus:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
+                for subject in self._subjects:
+                    self._subscriptions.append(
+                        await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
+                    )
+                # Until the server has the subscriptions, events published now would be lost
+                # though /ready already says yes.
+                await client.flush(timeout=max(1, int(self._timeout)))
         except (OSError, nats.errors.Error, TimeoutError) as exc:
+            self._subscriptions.clear()
             await client.close()
             raise NatsError(
                 f"cannot connect to NATS at {self._url} within {self._timeout:g} s: "
                 f"{exc or type(exc).__name__}"
             ) from exc
         self._client = client
-        for subject in self._subjects:
-            self._subscriptions.append(
-                await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
-            )
         log.info(
             "subscribed to NATS",
             extra={"fields": {"subjects": list(self._subjects), "queue_group": self._queue_group}},
