@@ -133,8 +133,10 @@ class NatsBus:
         except (ValueError, InvalidKeptnMessage) as exc:
             self._on_malformed(f"the message on {message.subject} is not a Keptn event: {exc}")
             return
-        # Not awaiting the task: nats-py runs one subscription's callbacks one after another.
-        await self._on_event(event)
+        # The intake logged and counted the decision. Its task is not awaited here: nats-py
+        # runs one subscription's callbacks one after another, and core NATS has no ack.
+        admission = await self._on_event(event)
+        log.debug("NATS message on %s: %s", message.subject, admission.disposition)
 
     async def publish(self, event: Mapping[str, Any]) -> None:
         """Publish a reply on the subject equal to its type, once; confirmed by a flush.
