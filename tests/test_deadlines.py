@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
@@ -15,7 +16,7 @@ from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
-from sli_provider.config import Settings
+from sli_provider.config import ConfigError, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 
@@ -91,3 +92,37 @@ async def test_query_retries_end_at_the_query_timeout(
     assert "503" in item["message"]
     assert 900 < item["duration_ms"] < 3000
     assert 2 <= tries <= 3
+
+
+async def test_resource_retries_end_at_the_http_timeout(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """The resource service answers 503 to every read. With 50 tries allowed the reads give up
+    at HTTP_TIMEOUT_SECONDS (1 s) and the event is answered errored, not after ~20 s."""
+    fake_keptn.fail_resources_with(503)
+    event = get_sli_triggered(
+        project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
+        start=format_keptn(load_run.start), end=format_keptn(load_run.end),
+        indicators=["vus_max"], context=load_tags.context,
+    )  # fmt: skip
+    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
+                        http_timeout_seconds=1, reply_attempts=50,
+                        retry_max_wait_seconds=0.5)  # fmt: skip
+    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        async with session.post(url + "/", json=event) as response:
+            assert response.status == 202
+        (finished,) = await fake_keptn.wait_for_events(
+            type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
+        )
+        took = loop.time() - began
+    assert took < 3
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert "503" in finished["data"]["message"]
+
+
+@pytest.mark.parametrize("field", ["get_sli_deadline_seconds", "nats_timeout_seconds"])
+def test_deadline_settings_must_be_positive(field: str) -> None:
+    with pytest.raises(ConfigError, match="must be positive"):
+        Settings(**{field: 0}).validate()
