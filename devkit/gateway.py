@@ -6,6 +6,7 @@ what it saw, so tests can check the headers the service sends.
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Self
 
@@ -24,6 +25,9 @@ class TenantGateway(LoopbackServer):
         # (status, Retry-After) to answer instead of forwarding, in order
         self._failures: list[tuple[int, str | None]] = []
         self.seen: list[dict[str, str]] = []
+        # Queries containing one of these texts get no answer until the gateway closes.
+        self._held_texts: list[str] = []
+        self._release = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
         super().__init__(app)
@@ -39,6 +43,7 @@ class TenantGateway(LoopbackServer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._release.set()
         await super().__aexit__(exc_type, exc, tb)
         if self._session is not None:
             await self._session.close()
@@ -47,8 +52,17 @@ class TenantGateway(LoopbackServer):
         """Answer the next ``times`` requests with ``status`` instead of forwarding them."""
         self._failures.extend([(status, retry_after)] * times)
 
+    def hold_queries_containing(self, text: str) -> None:
+        """Never answer a query whose PromQL contains ``text`` (like a Prometheus stuck on
+        it) until the gateway closes."""
+        self._held_texts.append(text)
+
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
+        query = request.rel_url.query.get("query", "")
+        if any(text in query for text in self._held_texts):
+            await self._release.wait()
+            return web.Response(status=503, text="the gateway closed\n")
         if self.tenant is not None and request.headers.get("X-Scope-OrgID") != self.tenant:
             return web.Response(status=401, text="no org id\n")
         if (

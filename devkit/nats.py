@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -33,6 +35,20 @@ class NatsServer:
     @property
     def url(self) -> str:
         return f"nats://{LOOPBACK}:{self._port}"
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Stop the server (SIGSTOP) and let it go on afterwards (SIGCONT): connections stay
+        open but nothing is answered, like a stalled server or network; clients' writes wait
+        in the kernel's buffers and are processed on resume."""
+        if self._process is None or self._process.returncode is not None:
+            raise RuntimeError("nats-server is not running")
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            await _stopped(self._process.pid)
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     async def __aenter__(self) -> Self:
         self._port, monitor = free_port(), free_port()
@@ -73,3 +89,16 @@ class NatsServer:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+async def _stopped(pid: int) -> None:
+    """Wait until the kernel shows the process stopped: a signal is delivered asynchronously,
+    and a server still running for a moment would answer what the test sends next."""
+    stat = Path(f"/proc/{pid}/stat")
+    async with asyncio.timeout(5):
+        while True:
+            # The state follows the parenthesised command name, which may contain spaces.
+            state = (await asyncio.to_thread(stat.read_text)).rpartition(")")[2].split()[0]
+            if state in {"T", "t"}:
+                return
+            await asyncio.sleep(0.01)

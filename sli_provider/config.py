@@ -261,6 +261,22 @@ class Settings:
             "RUNNER_WORK_DIR", "parent of each run's private temporary directory (default: TMPDIR)"
         ),
     )
+    nats_timeout_seconds: float = field(
+        default=10.0,
+        metadata=_setting(
+            "NATS_TIMEOUT_SECONDS",
+            "deadline of the first connection to NATS, of publishing one reply (until the server "
+            "confirms it) and of the drain at shutdown",
+        ),
+    )
+    get_sli_deadline_seconds: float = field(
+        default=60.0,
+        metadata=_setting(
+            "GET_SLI_DEADLINE_SECONDS",
+            "time a get-sli gets for its configuration and queries; then it is answered with the "
+            "values it has",
+        ),
+    )
     log_level: LogLevel = field(
         default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     )
@@ -286,6 +302,9 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_env_name(name)} must be positive")
+        for name in ("nats_timeout_seconds", "get_sli_deadline_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         if self.keptn_api_token and not self.keptn_api_url:

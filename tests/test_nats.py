@@ -16,13 +16,17 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
+from devkit.events import GET_SLI_TRIGGERED as GET_SLI
 from devkit.events import get_sli_triggered
 from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
+from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
-from devkit.service import ServiceProcess, serve_process
+from devkit.service import ServiceProcess, running_service, serve_process
+from sli_provider.adapters.nats_bus import NatsBus, NatsError, NatsPublishError
+from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
+from sli_provider.keptn.envelope import KeptnEvent, to_keptn_model
 from sli_provider.keptn.timestamps import format_keptn
 
 
@@ -37,19 +41,29 @@ def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[Servi
 
 
 class Listener:
-    """Plays lighthouse and shipyard: collects every get-sli reply published on NATS."""
+    """Plays lighthouse and shipyard: collects every get-sli reply published on NATS.
+
+    nats-py swallows what a callback raises, so checks made here are collected in
+    ``problems`` for the test body to assert, instead of surfacing as a timeout."""
 
     def __init__(self) -> None:
         self.replies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.problems: list[str] = []
         self.changed = asyncio.Event()
 
     async def on_message(self, message: Msg) -> None:
-        event = json.loads(message.data)
-        if event["type"].endswith(".triggered"):
+        try:
+            event = json.loads(message.data)
+        except ValueError as exc:
+            self.problems.append(f"not JSON on {message.subject}: {exc}")
             return
-        assert message.subject == event["type"]
-        assert "contenttype" in event and "datacontenttype" not in event  # Keptn's NATS model
-        self.replies[event["triggeredid"]].append(event)
+        if event.get("type", "").endswith(".triggered"):
+            return
+        if message.subject != event.get("type"):
+            self.problems.append(f"{event.get('type')} published on {message.subject}")
+        if "contenttype" not in event or "datacontenttype" in event:
+            self.problems.append(f"{event.get('id')} is not in Keptn's NATS model: {sorted(event)}")
+        self.replies[event.get("triggeredid", "")].append(event)
         self.changed.set()
 
     async def wait_finished(self, count: int, timeout: float) -> None:
@@ -115,6 +129,7 @@ async def test_three_replicas_share_300_events_exactly_once(
     finally:
         await client.close()
 
+    assert listener.problems == []
     counts = {e["id"]: [r["type"] for r in listener.replies[e["id"]]] for e in [*events, extra]}
     wrong = {k: v for k, v in counts.items()
              if v != ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]}  # fmt: skip
@@ -168,9 +183,117 @@ async def test_sigterm_drains_not_ready_then_errored_finished_and_exit_zero(
             writer.close()
         blackhole.close()
         await blackhole.wait_closed()
+    assert listener.problems == []
     types = [e["type"] for e in listener.replies[event["id"]]]
     assert types == ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]
     finished = listener.replies[event["id"]][1]
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert "shut down" in finished["data"]["message"]
     assert 2.0 <= elapsed < 8.0
+
+
+def received(metrics_text: str, type_: str, disposition: str) -> float:
+    row = f'sli_provider_events_received_total{{disposition="{disposition}",type="{type_}"}} '
+    line = next((r for r in metrics_text.splitlines() if r.startswith(row)), None)
+    return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+
+async def test_empty_shkeptncontext_is_rejected_the_same_on_both_ingresses(
+    nats_server: NatsServer, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """One rule in the dispatcher: over HTTP a 400, over NATS no reply; both counted as
+    rejected get-sli events. A NATS message that is not an event is counted like a bad body."""
+    settings = Settings(nats_url=nats_server.url, prometheus_url=prometheus.url,
+                        sli_config_dir=tmp_path, nats_queue_group="empty-context")  # fmt: skip
+    listener = Listener()
+    client = await nats.connect(nats_server.url)
+    try:
+        for kind in ("started", "finished"):  # not *: the test's own bad message would show
+            await client.subscribe(f"sh.keptn.event.get-sli.{kind}", cb=listener.on_message)
+        async with running_service(settings) as url, aiohttp.ClientSession() as session:
+            over_http = get_sli_triggered(project="p", stage="s", service="v", indicators=None,
+                                          start="2026-01-01T00:00:00.000Z",
+                                          end="2026-01-01T00:05:00.000Z")  # fmt: skip
+            over_nats = {**over_http, "id": "over-nats", "shkeptncontext": ""}
+            over_http["shkeptncontext"] = ""
+            async with session.post(url + "/", json=over_http) as response:
+                assert response.status == 400
+                assert "shkeptncontext" in (await response.json())["error"]
+            await client.publish(GET_SLI, json.dumps(to_keptn_model(over_nats)).encode())
+            await client.publish(GET_SLI, b"{not json")
+            await client.flush()
+            async with asyncio.timeout(10):
+                while True:
+                    async with session.get(url + "/metrics") as response:
+                        text = await response.text()
+                    if received(text, "invalid", "rejected") >= 1:
+                        break
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # time for a reply that must not come
+            async with session.get(url + "/metrics") as response:
+                text = await response.text()
+    finally:
+        await client.close()
+    assert received(text, GET_SLI, "rejected") == 2  # one per ingress
+    assert received(text, GET_SLI, "accepted") == 0
+    assert received(text, "invalid", "rejected") == 1
+    assert listener.replies == {} and listener.problems == []
+
+
+async def test_a_publish_whose_flush_times_out_is_not_published_twice(tmp_path: Path) -> None:
+    """The server stalls after the reply was handed to the client: the flush times out, the
+    reply is reported as maybe sent, and once the server is back it holds exactly one copy."""
+    finished = "sh.keptn.event.get-sli.finished"
+    copies: list[bytes] = []
+    arrived = asyncio.Event()
+
+    async def count(message: Msg) -> None:
+        copies.append(message.data)
+        arrived.set()
+
+    async def not_subscribed(event: KeptnEvent) -> Any:
+        raise AssertionError("no subscriptions in this test")
+
+    async with NatsServer(tmp_path / "nats.log") as server:
+        watcher = await nats.connect(server.url)
+        bus = NatsBus(server.url, queue_group="q", subjects=(), on_event=not_subscribed,
+                      on_malformed=lambda reason: None, timeout=1.0, attempts=4,
+                      max_wait=0.05)  # fmt: skip
+        try:
+            await watcher.subscribe(finished, cb=count)
+            await watcher.flush()
+            await bus.start()
+            loop = asyncio.get_running_loop()
+            async with server.paused():
+                began = loop.time()
+                with pytest.raises(NatsPublishError) as lost:
+                    await bus.publish({"type": finished, "id": "once", "data": {}})
+                took = loop.time() - began
+            async with asyncio.timeout(10):
+                await arrived.wait()
+            await asyncio.sleep(1.0)  # further copies would have arrived by now
+        finally:
+            await bus.aclose()
+            await watcher.close()
+    assert len(copies) == 1
+    assert lost.value.maybe_sent
+    assert 0.9 < took < 3  # NATS_TIMEOUT_SECONDS bounds publish + flush
+
+
+async def test_the_first_connection_has_a_deadline() -> None:
+    """nats-py retries a first connection forever when reconnects are unlimited; the service
+    must fail its start within NATS_TIMEOUT_SECONDS instead of hanging."""
+
+    async def not_subscribed(event: KeptnEvent) -> Any:
+        raise AssertionError("never connected")
+
+    bus = NatsBus(f"nats://127.0.0.1:{free_port()}", queue_group="q", subjects=(GET_SLI,),
+                  on_event=not_subscribed, on_malformed=lambda reason: None, timeout=1.0,
+                  attempts=1, max_wait=0.05)  # fmt: skip
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    async with asyncio.timeout(15):
+        with pytest.raises(NatsError, match="within 1 s"):
+            await bus.start()
+    assert loop.time() - began < 5
+    assert not bus.connected

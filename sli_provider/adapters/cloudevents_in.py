@@ -61,11 +61,8 @@ def _to_keptn(event: BaseCloudEvent) -> KeptnEvent:
     if not isinstance(data, dict):
         raise BadEvent("data must be a JSON object")
     attributes = event.get_attributes()
-    context = attributes.get("shkeptncontext")
-    if not isinstance(context, str) or not context.strip():
-        # Keptn's schema requires it, and a reply without it cannot be correlated by anyone.
-        raise BadEvent("not a Keptn event: the shkeptncontext extension is missing or empty")
 
+    # A missing or empty shkeptncontext is the dispatcher's to reject, the same on every ingress.
     def extension(name: str) -> str:
         value = attributes.get(name)
         return value if isinstance(value, str) else ""

@@ -5,7 +5,8 @@ straight to the Keptn API with the ``x-token`` header (keptn-protocol.md §4.1, 
 Error tree::
 
     KeptnAPIError
-    ├── EventDeliveryError    a reply could not be delivered after all tries
+    ├── EventDeliveryError    a reply not confirmed (also a ReplyNotDelivered: maybe_sent says
+    │                         whether it may have arrived all the same)
     └── ResourceError         a resource level answered something other than 200 or 404
 """
 
@@ -23,7 +24,8 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from sli_provider.adapters.retry import with_retries
+from sli_provider.adapters.delivery import ReplyNotDelivered
+from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import encode_event
 
@@ -34,7 +36,7 @@ class KeptnAPIError(SliProviderError):
     pass
 
 
-class EventDeliveryError(KeptnAPIError):
+class EventDeliveryError(KeptnAPIError, ReplyNotDelivered):
     pass
 
 
@@ -49,17 +51,37 @@ class _RetryableStatus(Exception):
 
 
 def _transient(error: BaseException) -> bool:
+    """For reads, which may be repeated: any connection trouble, timeout or 5xx."""
     return isinstance(
         error, aiohttp.ClientConnectionError | asyncio.TimeoutError | _RetryableStatus
     )
 
 
+def _not_sent(error: BaseException) -> bool:
+    """For replies: only failures after which the event certainly was not taken.
+
+    No connection could be made (each reply opens its own, so this cannot be a stale pooled
+    one), or the receiver answered that it did not take the event: the distributor answers 500
+    when it could not decode or forward it, a proxy 502/503, a rate limit 429. A timeout, a
+    dropped connection or 504 after the request went out may have delivered it, so it is not
+    repeated. Keptn's go-utils sender repeats on any undelivered result, but it has no timeout
+    of its own (an answer that comes late still counts); a timeout here bounds the wait and
+    must not become a second finished (keptn-delivery.md).
+    """
+    if isinstance(error, _RetryableStatus):
+        return error.status != 504
+    return isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
 class EventSender:
-    """Posts structured CloudEvents; retries connection errors and 5xx with backoff."""
+    """Posts structured CloudEvents; repeats one only when it certainly did not arrive.
+
+    ``timeout`` is the deadline of one reply, every try included. Owns its HTTP session: each
+    POST goes over a new connection, so a connection error tells "not sent" from "maybe sent".
+    """
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
         url: str,
         *,
         token: str | None,
@@ -68,29 +90,36 @@ class EventSender:
         max_wait: float,
         on_retry: Callable[[BaseException, int], None] | None = None,
     ) -> None:
-        self._session = session
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         self._url = url
+        self._shown_url = str(URL(url).with_user(None))  # no userinfo in messages and logs
         self._headers = {"Content-Type": "application/cloudevents+json"}
         if token:
             self._headers["x-token"] = token
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
         self._on_retry = on_retry
 
     async def send(self, event: Mapping[str, Any]) -> None:
         body = encode_event(event)
+        kind = event.get("type")
+        deadline = Deadline(self._timeout)
 
         async def post() -> None:
             async with self._session.post(
-                self._url, data=body, headers=self._headers, timeout=self._timeout
+                self._url,
+                data=body,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=deadline.remaining()),
             ) as response:
                 text = await response.text()
-                if response.status >= 500:
+                if response.status >= 500 or response.status == 429:
                     raise _RetryableStatus(response.status, text)
                 if response.status >= 300:
                     raise EventDeliveryError(
-                        f"{self._url} refused {event.get('type')}: HTTP {response.status} {text[:200]}"
+                        f"{self._shown_url} refused {kind}: HTTP {response.status} {text[:200]}",
+                        maybe_sent=False,
                     )
 
         try:
@@ -98,14 +127,24 @@ class EventSender:
                 post,
                 attempts=self._attempts,
                 max_wait=self._max_wait,
-                retryable=_transient,
+                retryable=_not_sent,
+                deadline=deadline,
                 on_retry=self._on_retry,
             )
         except (TimeoutError, aiohttp.ClientError, _RetryableStatus) as exc:
+            maybe_sent = not _not_sent(exc)
+            what = (
+                "not confirmed; it may have arrived, so it is not sent again"
+                if maybe_sent
+                else "not delivered"
+            )
             raise EventDeliveryError(
-                f"could not deliver {event.get('type')} to {self._url} after "
-                f"{self._attempts} tries: {exc or type(exc).__name__}"
+                f"{kind} to {self._shown_url}: {what}: {exc or type(exc).__name__}",
+                maybe_sent=maybe_sent,
             ) from exc
+
+    async def aclose(self) -> None:
+        await self._session.close()
 
 
 class ResourceReader(Protocol):
@@ -119,7 +158,10 @@ class ResourceReader(Protocol):
 
 
 class KeptnResourceReader:
-    """Keptn's resource service (through the distributor or the API gateway)."""
+    """Keptn's resource service (through the distributor or the API gateway).
+
+    ``timeout`` is the deadline of one read, every try included; a read may be repeated freely.
+    """
 
     def __init__(
         self,
@@ -134,7 +176,7 @@ class KeptnResourceReader:
         self._session = session
         self._base = base_url.rstrip("/")
         self._headers = {"x-token": token} if token else {}
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
 
@@ -156,10 +198,13 @@ class KeptnResourceReader:
         url = URL(self._base + self._path(uri, project, stage, service), encoded=True)
         if commit:
             url = url.update_query({"gitCommitID": commit})
+        deadline = Deadline(self._timeout)
 
         async def get() -> bytes | None:
             async with self._session.get(
-                url, headers=self._headers, timeout=self._timeout
+                url,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=deadline.remaining()),
             ) as response:
                 if response.status == 404:
                     return None
@@ -181,7 +226,11 @@ class KeptnResourceReader:
 
         try:
             return await with_retries(
-                get, attempts=self._attempts, max_wait=self._max_wait, retryable=_transient
+                get,
+                attempts=self._attempts,
+                max_wait=self._max_wait,
+                retryable=_transient,
+                deadline=deadline,
             )
         except (TimeoutError, aiohttp.ClientError, _RetryableStatus) as exc:
             raise ResourceError(

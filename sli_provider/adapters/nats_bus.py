@@ -11,15 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from sli_provider.adapters.retry import with_retries
+from sli_provider.adapters.delivery import ReplyNotDelivered
+from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import (
     InvalidKeptnMessage,
@@ -36,14 +37,40 @@ class NatsError(SliProviderError):
     pass
 
 
+class NatsPublishError(NatsError, ReplyNotDelivered):
+    pass
+
+
+class Admission(Protocol):
+    """What the intake (the dispatcher) decided about one event; ``task`` is the work it took on.
+
+    Core NATS has nothing to acknowledge, so only the decision's log line and metric (written
+    by the intake) remain. A JetStream consumer would ack once ``task`` has ended, which is
+    after its finished reply was handed over, and nak a refusal.
+    """
+
+    @property
+    def disposition(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None: ...
+
+
 class NatsBus:
+    """``timeout`` is the deadline of the first connection, of one reply (until the server
+    confirmed it) and of the drain at shutdown (NATS_TIMEOUT_SECONDS)."""
+
     def __init__(
         self,
         url: str,
         *,
         queue_group: str,
         subjects: Sequence[str],
-        on_event: Callable[[KeptnEvent], object],
+        on_event: Callable[[KeptnEvent], Awaitable[Admission]],
+        on_malformed: Callable[[str], object],
         timeout: float,
         attempts: int,
         max_wait: float,
@@ -53,6 +80,7 @@ class NatsBus:
         self._queue_group = queue_group
         self._subjects = tuple(subjects)
         self._on_event = on_event
+        self._on_malformed = on_malformed
         self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
@@ -61,22 +89,35 @@ class NatsBus:
         self._subscriptions: list[Subscription] = []
 
     async def start(self) -> None:
+        client = Client()
         try:
-            self._client = await nats.connect(
-                self._url,
-                name=self._name,
-                connect_timeout=max(1, int(self._timeout)),
-                max_reconnect_attempts=-1,  # keep trying: the control plane may restart
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            )
-        except (OSError, nats.errors.Error) as exc:
-            raise NatsError(f"cannot connect to NATS at {self._url}: {exc}") from exc
-        for subject in self._subjects:
-            self._subscriptions.append(
-                await self._client.subscribe(subject, queue=self._queue_group, cb=self._receive)
-            )
+            # Reconnecting forever (below) also makes nats-py retry the first connection
+            # forever; the deadline keeps a wrong NATS_URL from hanging the start.
+            async with asyncio.timeout(self._timeout):
+                await client.connect(
+                    self._url,
+                    name=self._name,
+                    connect_timeout=max(1, int(self._timeout)),
+                    max_reconnect_attempts=-1,  # keep trying: the control plane may restart
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+                for subject in self._subjects:
+                    self._subscriptions.append(
+                        await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
+                    )
+                # Until the server has the subscriptions, events published now would be lost
+                # though /ready already says yes.
+                await client.flush(timeout=max(1, int(self._timeout)))
+        except (OSError, nats.errors.Error, TimeoutError) as exc:
+            self._subscriptions.clear()
+            await client.close()
+            raise NatsError(
+                f"cannot connect to NATS at {self._url} within {self._timeout:g} s: "
+                f"{exc or type(exc).__name__}"
+            ) from exc
+        self._client = client
         log.info(
             "subscribed to NATS",
             extra={"fields": {"subjects": list(self._subjects), "queue_group": self._queue_group}},
@@ -90,30 +131,52 @@ class NatsBus:
         try:
             event = from_keptn_model(json.loads(message.data))
         except (ValueError, InvalidKeptnMessage) as exc:
-            log.warning(
-                "ignoring a NATS message on %s that is not a Keptn event: %s", message.subject, exc
-            )
+            self._on_malformed(f"the message on {message.subject} is not a Keptn event: {exc}")
             return
-        self._on_event(event)
+        # The intake logged and counted the decision. Its task is not awaited here: nats-py
+        # runs one subscription's callbacks one after another, and core NATS has no ack.
+        admission = await self._on_event(event)
+        log.debug("NATS message on %s: %s", message.subject, admission.disposition)
 
     async def publish(self, event: Mapping[str, Any]) -> None:
-        """Publish a reply on the subject equal to its type; flushed, so it left this process."""
+        """Publish a reply on the subject equal to its type, once; confirmed by a flush.
+
+        Raises NatsPublishError; ``maybe_sent`` once the client has the payload: it goes out
+        with the next write (after a reconnect too), so a flush that times out is not a reason
+        to publish again. Only a publish the client refused before taking it is tried again.
+        """
+        subject = str(event["type"])
         client = self._client
         if client is None or client.is_closed:
-            raise NatsError("the NATS connection is closed")
+            raise NatsPublishError(f"{subject} not published: no NATS connection", maybe_sent=False)
         payload = encode_event(to_keptn_model(event))
-        subject = str(event["type"])
-
-        async def send() -> None:
-            await client.publish(subject, payload)
-            await client.flush(timeout=max(1, int(self._timeout)))
-
-        await with_retries(
-            send,
-            attempts=self._attempts,
-            max_wait=self._max_wait,
-            retryable=lambda e: isinstance(e, nats.errors.Error | asyncio.TimeoutError),
-        )
+        deadline = Deadline(self._timeout)
+        try:
+            await with_retries(
+                lambda: client.publish(subject, payload),
+                attempts=self._attempts,
+                max_wait=self._max_wait,
+                # The reconnect buffer is full: nothing was taken, trying later is safe.
+                retryable=lambda e: isinstance(e, nats.errors.OutboundBufferLimitError),
+                deadline=deadline,
+            )
+        except nats.errors.Error as exc:
+            # nats-py checks everything before it queues the payload: refused means not taken.
+            raise NatsPublishError(f"{subject} not published: {exc}", maybe_sent=False) from exc
+        except TimeoutError as exc:
+            # Only a forced flush of a full buffer waits inside publish, after queueing.
+            raise NatsPublishError(
+                f"{subject} published but not confirmed within {self._timeout:g} s",
+                maybe_sent=True,
+            ) from exc
+        try:
+            await client.flush(timeout=max(deadline.remaining(), 0.001))  # type: ignore[arg-type]
+        except Exception as exc:  # whatever failed, the payload may be out: never again
+            raise NatsPublishError(
+                f"{subject} published but NATS did not confirm it within {self._timeout:g} s "
+                f"({exc or type(exc).__name__}); not published again",
+                maybe_sent=True,
+            ) from exc
 
     async def stop_receiving(self) -> None:
         """Drain the subscriptions: no new events, the connection stays up for replies."""

@@ -27,7 +27,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
-from sli_provider.adapters.retry import with_retries
+from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 
 log = logging.getLogger(__name__)
@@ -146,10 +146,16 @@ class PrometheusClient:
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     async def instant(self, query: str, at: float) -> Any:
-        params = {"time": f"{at:.3f}", "timeout": f"{self._timeout:g}s"}
+        # ``timeout`` is the deadline of the whole query, retries included: each try gets what
+        # is left, so a query never takes tries times timeout (issue 14).
+        deadline = Deadline(self._timeout)
 
         def call() -> Any:
-            return self._client.custom_query(query=query, params=params)
+            # Measured when the try starts in its thread, so time spent queued counts too.
+            left = max(deadline.remaining(), 0.001)
+            # Prometheus' durations take integer units: "9.5s" is refused, "9500ms" is not.
+            params = {"time": f"{at:.3f}", "timeout": f"{max(1, int(left * 1000))}ms"}
+            return self._client.custom_query(query=query, params=params, timeout=left)
 
         try:
             return await with_retries(
@@ -157,9 +163,14 @@ class PrometheusClient:
                 attempts=self._attempts,
                 max_wait=self._max_wait,
                 retryable=_transient,
+                deadline=deadline,
                 on_retry=self._on_retry,
                 server_wait=_retry_after,
             )
+        except TimeoutError:
+            raise QueryTimeout(
+                f"no answer from Prometheus within {self._timeout:g} s (retries included)"
+            ) from None
         except _HTTPStatusError as exc:
             raise self._classify(exc) from None
         except requests.exceptions.SSLError as exc:
@@ -167,11 +178,13 @@ class PrometheusClient:
                 f"TLS failure talking to {self._shown_url}: {_reason(exc)}"
             ) from None
         except requests.Timeout:
-            raise QueryTimeout(f"no answer from Prometheus within {self._timeout:g} s") from None
+            raise QueryTimeout(
+                f"no answer from Prometheus within {self._timeout:g} s (retries included)"
+            ) from None
         except requests.ConnectionError as exc:
             raise PrometheusUnavailable(
-                f"Prometheus at {self._shown_url} is unreachable after {self._attempts} tries: "
-                f"{_reason(exc)}"
+                f"Prometheus at {self._shown_url} is unreachable (retried for up to "
+                f"{self._timeout:g} s, {self._attempts} tries): {_reason(exc)}"
             ) from None
         except (ValueError, KeyError) as exc:
             raise QueryFailed(
@@ -186,7 +199,10 @@ class PrometheusClient:
         if exc.status == 503 and exc.error_type == "timeout":
             return QueryTimeout(f"Prometheus gave up on the query: {exc.error}")
         if exc.status >= 500 or exc.status == 429:
-            return QueryFailed(f"Prometheus failed after {self._attempts} tries: {exc}")
+            return QueryFailed(
+                f"Prometheus failed (retried for up to {self._timeout:g} s, {self._attempts} "
+                f"tries): {exc}"
+            )
         if not exc.error_type:
             # Prometheus explains a bad query with an errorType; a bare 4xx means the URL does
             # not lead to Prometheus' API (wrong path, http to an https port, a proxy's error).

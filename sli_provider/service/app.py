@@ -70,6 +70,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     prometheus = make_prometheus(app[CONFIGURATION], metrics)
     get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
     nats_bus: NatsBus | None = None
+    event_sender: EventSender | None = None
     try:
         send: SendEvent
         if settings.nats_url:
@@ -77,27 +78,34 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 settings.nats_url,
                 queue_group=settings.nats_queue_group or settings.sli_provider,
                 subjects=SUBSCRIBED_TYPES,
-                on_event=lambda event: app[COMPONENTS].dispatcher.accept(event),
-                timeout=settings.http_timeout_seconds,
+                on_event=lambda event: app[COMPONENTS].dispatcher.accept(event, ingress="nats"),
+                on_malformed=lambda reason: app[COMPONENTS].dispatcher.malformed(
+                    reason, ingress="nats"
+                ),
+                timeout=settings.nats_timeout_seconds,
                 attempts=settings.reply_attempts,
                 max_wait=settings.retry_max_wait_seconds,
             )
             send = nats_bus.publish
         else:
-            send = EventSender(
-                session,
+            event_sender = EventSender(
                 settings.event_url,
                 token=settings.keptn_api_token.reveal() if settings.keptn_api_token else None,
                 timeout=settings.http_timeout_seconds,
                 attempts=settings.reply_attempts,
                 max_wait=settings.retry_max_wait_seconds,
                 on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
-            ).send
+            )
+            send = event_sender.send
         evaluator = make_evaluator(
             app[CONFIGURATION], session=session, prometheus=prometheus, metrics=metrics
         )
         get_sli = GetSLIHandler(
-            evaluator=evaluator, send=send, source=settings.source, metrics=metrics
+            evaluator=evaluator,
+            send=send,
+            source=settings.source,
+            metrics=metrics,
+            deadline_seconds=settings.get_sli_deadline_seconds,
         )
         test_runner = None
         if settings.runner_enabled:
@@ -145,6 +153,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(test_tasks.close(0.0), get_sli_tasks.close(0.0))
         if nats_bus is not None:
             await nats_bus.aclose()
+        if event_sender is not None:
+            await event_sender.aclose()
         await prometheus.aclose()
         await session.close()
 
@@ -194,9 +204,9 @@ async def receive_event(request: web.Request) -> web.Response:
     try:
         event = parse_cloudevent(request.headers, body)
     except BadEvent as exc:
-        components.metrics.events_received.labels("invalid", "rejected").inc()
+        components.dispatcher.malformed(str(exc), ingress="http")
         return _error(400, str(exc))
-    decision = components.dispatcher.accept(event)
+    decision = await components.dispatcher.accept(event, ingress="http")
     status = _HTTP_STATUS[decision.disposition]
     if status == 400:
         return _error(400, decision.reason)

@@ -1,7 +1,15 @@
-"""Deciding what happens to an inbound event, whichever way it arrived (HTTP or NATS)."""
+"""Deciding what happens to an inbound event, whichever way it arrived (HTTP or NATS).
+
+Every ingress parses its wire format into a KeptnEvent and hands it to :meth:`Dispatcher.accept`
+(or reports an unparsable message to :meth:`Dispatcher.malformed`); the rules, the log line and
+the metric are the same for all of them. An accepted event's decision carries the task that
+answers it; the task ends after the finished reply was handed over, so an ingress that
+acknowledges messages can await it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,8 +20,10 @@ from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import TASK as GET_SLI
 from sli_provider.keptn.getsli import requested_provider
 from sli_provider.keptn.test_task import TASK as TEST
+from sli_provider.service.dedupe import Deduplicator, RecentIds
 from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.service.tasks import RecentIds, TaskSupervisor
+from sli_provider.service.replying import Answered
+from sli_provider.service.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +31,9 @@ GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
 TEST_TRIGGERED = f"sh.keptn.event.{TEST}.triggered"
 SUBSCRIBED_TYPES = (GET_SLI_TRIGGERED, TEST_TRIGGERED)
 
-Handler = Callable[[KeptnEvent], Awaitable[None]]
+# None: the event turned out not to need replies (e.g. no k6 workload for its strategy).
+Handler = Callable[[KeptnEvent], Awaitable[Answered | None]]
+AnswerTask = asyncio.Task[Answered | None]
 
 
 class Disposition(StrEnum):
@@ -36,6 +48,7 @@ class Disposition(StrEnum):
 class Decision:
     disposition: Disposition
     reason: str = ""
+    task: AnswerTask | None = None  # the work answering an accepted event
 
 
 class Dispatcher:
@@ -48,6 +61,7 @@ class Dispatcher:
         test_run: Handler | None,
         test_tasks: TaskSupervisor,
         metrics: ServiceMetrics,
+        seen: Deduplicator | None = None,
     ) -> None:
         self._provider = sli_provider
         self._get_sli = get_sli
@@ -55,21 +69,45 @@ class Dispatcher:
         self._test_run = test_run
         self._test_tasks = test_tasks
         self._metrics = metrics
-        self._recent = RecentIds()
+        self._seen: Deduplicator = seen if seen is not None else RecentIds()
 
-    def accept(self, event: KeptnEvent) -> Decision:
-        decision = self._decide(event)
-        self._metrics.events_received.labels(event.type, decision.disposition.value).inc()
-        if decision.disposition is not Disposition.ACCEPTED:
-            log.info(
-                "event %s %s: %s", event.id, decision.disposition.value, decision.reason,
-                extra={"fields": {"type": event.type, "shkeptncontext": event.shkeptncontext}},
-            )  # fmt: skip
+    async def accept(self, event: KeptnEvent, *, ingress: str) -> Decision:
+        decision = await self._decide(event)
+        self._record(event.type, decision, ingress, event)
         return decision
 
-    def _decide(self, event: KeptnEvent) -> Decision:
+    def malformed(self, reason: str, *, ingress: str) -> Decision:
+        """A message the ingress could not read as a Keptn event at all."""
+        decision = Decision(Disposition.REJECTED, reason)
+        self._record("invalid", decision, ingress, None)
+        return decision
+
+    def _record(
+        self, type_: str, decision: Decision, ingress: str, event: KeptnEvent | None
+    ) -> None:
+        self._metrics.events_received.labels(type_, decision.disposition.value).inc()
+        if decision.disposition is Disposition.ACCEPTED:
+            return  # the task logs "taken" with the event's context
+        fields = {"type": type_, "ingress": ingress, "disposition": decision.disposition.value}
+        if event is not None:
+            fields["shkeptncontext"] = event.shkeptncontext
+        log.info(
+            "event %s %s: %s",
+            event.id if event is not None else "(unreadable)",
+            decision.disposition.value,
+            decision.reason,
+            extra={"fields": fields},
+        )
+
+    async def _decide(self, event: KeptnEvent) -> Decision:
+        if not event.shkeptncontext.strip():
+            # Keptn's schema requires it, and a reply without it cannot be correlated by anyone.
+            return Decision(
+                Disposition.REJECTED,
+                "not a Keptn event: the shkeptncontext extension is missing or empty",
+            )
         if event.type == TEST_TRIGGERED and self._test_run is not None:
-            return self._take(event, self._test_run, self._test_tasks, "test")
+            return await self._take(event, self._test_run, self._test_tasks, "test")
         if event.type != GET_SLI_TRIGGERED:
             return Decision(Disposition.IGNORED, f"{event.type} is not handled here")
         provider = requested_provider(event)
@@ -83,21 +121,22 @@ class Dispatcher:
             return Decision(
                 Disposition.IGNORED, f"sliProvider {provider!r} is not {self._provider!r}"
             )
-        return self._take(event, self._get_sli, self._get_sli_tasks, "get-sli")
+        return await self._take(event, self._get_sli, self._get_sli_tasks, "get-sli")
 
-    def _take(
+    async def _take(
         self, event: KeptnEvent, handler: Handler, tasks: TaskSupervisor, task: str
     ) -> Decision:
-        if tasks.closed:
-            return Decision(Disposition.REFUSED, "shutting down")
-        if not self._recent.first_time(event.id):
+        if not await self._seen.claim(event.id):
             return Decision(Disposition.DUPLICATE, f"event {event.id} was already taken")
-        _ = tasks.spawn(_with_log_context(handler, event, task), name=f"{task} {event.id}")
-        return Decision(Disposition.ACCEPTED)
+        if tasks.closed:  # checked after the claim: a claim may wait, and shutdown not
+            await self._seen.release(event.id)  # so that a redelivery elsewhere is handled
+            return Decision(Disposition.REFUSED, "shutting down")
+        spawned = tasks.spawn(_with_log_context(handler, event, task), name=f"{task} {event.id}")
+        return Decision(Disposition.ACCEPTED, task=spawned)
 
 
-async def _with_log_context(handler: Handler, event: KeptnEvent, task: str) -> None:
+async def _with_log_context(handler: Handler, event: KeptnEvent, task: str) -> Answered | None:
     logs.keptn_context.set(event.shkeptncontext)
     logs.event_id.set(event.id)
     log.info("%s.triggered taken", task)
-    await handler(event)
+    return await handler(event)

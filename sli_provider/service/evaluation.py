@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
 from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.adapters.retry import Deadline
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
@@ -30,6 +32,8 @@ from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 async def run_has_series(prometheus: Querier, window: SLIWindow) -> bool:
     """Whether Prometheus holds k6 series of the run ``window.context`` in the window."""
@@ -41,6 +45,22 @@ async def run_has_series(prometheus: Querier, window: SLIWindow) -> bool:
 
 class ProviderUnavailable(SliProviderError):
     """The provider cannot work at all for this request: errored/fail, not per indicator."""
+
+
+async def _within(deadline: Deadline | None, step: Awaitable[T], doing: str) -> T:
+    """``step`` before the deadline; past it there is no value to answer with at all."""
+    if deadline is None:
+        return await step
+    limit = asyncio.timeout(deadline.remaining())
+    try:
+        async with limit:
+            return await step
+    except TimeoutError:
+        if not limit.expired():
+            raise
+        raise ProviderUnavailable(
+            f"the get-sli deadline of {deadline.seconds:g} s passed while {doing}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -110,9 +130,15 @@ class SLIEvaluator:
             ) from None
         return merge_levels(f for f in (r.result() for r in reads) if f is not None)
 
-    async def evaluate(self, window: SLIWindow) -> list[MeasuredIndicator]:
-        configured = await self.load_config(
-            window.project, window.stage, window.service, window.gitcommitid
+    async def evaluate(
+        self, window: SLIWindow, *, deadline: Deadline | None = None
+    ) -> list[MeasuredIndicator]:
+        """The indicators' values. Past ``deadline`` the queries still running are given up and
+        fail with a message saying so; those that finished keep their values."""
+        configured = await _within(
+            deadline,
+            self.load_config(window.project, window.stage, window.service, window.gitcommitid),
+            "reading the SLI configuration",
         )
         indicators: Sequence[str]
         if window.indicators is None:
@@ -122,7 +148,11 @@ class SLIEvaluator:
         prometheus = self._prometheus.for_project(window.project)
         run_present = False
         if window.context and needs_builtin(indicators, configured, self._builtins):
-            run_present = await self._run_series_present(prometheus, window)
+            run_present = await _within(
+                deadline,
+                self._run_series_present(prometheus, window),
+                "looking for the run's series",
+            )
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -130,7 +160,7 @@ class SLIEvaluator:
             window=window,
             run_series_present=run_present,
         )
-        answers = await self._run_all(prometheus, planned, window.end_s)
+        answers = await self._run_all(prometheus, planned, window.end_s, deadline)
         results = []
         for item in planned:
             if item.failure:
@@ -167,9 +197,13 @@ class SLIEvaluator:
             return False
 
     async def _run_all(
-        self, prometheus: Querier, planned: Sequence[PlannedQuery], at: float
+        self,
+        prometheus: Querier,
+        planned: Sequence[PlannedQuery],
+        at: float,
+        deadline: Deadline | None,
     ) -> dict[str, _Answer]:
-        """Each distinct query once, at most ``concurrency`` at a time."""
+        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``."""
         unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
         semaphore = asyncio.Semaphore(self._concurrency)
         answers: dict[str, _Answer] = {}
@@ -178,12 +212,31 @@ class SLIEvaluator:
             async with semaphore:
                 answers[query] = await self._run_one(prometheus, query, at)
 
+        began = time.perf_counter()
+        # At the deadline the group cancels the queries still running; what finished stays.
+        limit = asyncio.timeout(deadline.remaining() if deadline is not None else None)
         try:
-            async with asyncio.TaskGroup() as group:
-                for query in unique:
-                    group.create_task(run(query))
-        except* PrometheusUnavailable as errors:
-            raise ProviderUnavailable(str(errors.exceptions[0])) from None
+            async with limit:
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for query in unique:
+                            group.create_task(run(query))
+                except* PrometheusUnavailable as errors:
+                    raise ProviderUnavailable(str(errors.exceptions[0])) from None
+        except TimeoutError:
+            if not limit.expired() or deadline is None:
+                raise
+            elapsed = time.perf_counter() - began
+            late = _Answer(
+                None,
+                f"no answer before the get-sli deadline of {deadline.seconds:g} s passed",
+                round(elapsed * 1000, 3),
+                "deadline",
+            )
+            for query in unique:
+                if query not in answers:
+                    self._metrics.query_duration.labels("deadline").observe(elapsed)
+                    answers[query] = late
         return answers
 
     async def _run_one(self, prometheus: Querier, query: str, at: float) -> _Answer:

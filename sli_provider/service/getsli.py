@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sli_provider.adapters.retry import Deadline
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.getsli import (
     TASK,
@@ -17,19 +18,30 @@ from sli_provider.keptn.getsli import (
 )
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.service.replying import Finished, SendEvent, TaskReplies
+from sli_provider.service.replying import Answered, Finished, SendEvent, TaskReplies
 
 
 class GetSLIHandler:
+    """``deadline_seconds`` (GET_SLI_DEADLINE_SECONDS) bounds the whole evaluation: past it the
+    finished reply goes out with the values that are there (lighthouse waits for it forever)."""
+
     def __init__(
-        self, *, evaluator: SLIEvaluator, send: SendEvent, source: str, metrics: ServiceMetrics
+        self,
+        *,
+        evaluator: SLIEvaluator,
+        send: SendEvent,
+        source: str,
+        metrics: ServiceMetrics,
+        deadline_seconds: float,
     ) -> None:
         self._evaluator = evaluator
         self._send = send
         self._source = source
         self._metrics = metrics
+        self._deadline_seconds = deadline_seconds
 
-    async def handle(self, event: KeptnEvent) -> None:
+    async def handle(self, event: KeptnEvent) -> Answered | None:
+        deadline = Deadline(self._deadline_seconds)
         section = get_sli_section(event.data) or {}
         # lighthouse copies these into the evaluation; echo them even when they are invalid.
         echoed = {k: section[k] for k in ("start", "end") if isinstance(section.get(k), str)}
@@ -44,7 +56,7 @@ class GetSLIHandler:
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )
         await replies.run(
-            lambda: self._values(event, finished),
+            lambda: self._values(event, finished, deadline),
             on_shutdown=lambda: finished(
                 errored("the SLI provider shut down before the values were retrieved")
             ),
@@ -52,11 +64,14 @@ class GetSLIHandler:
                 errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
             ),
         )
+        return replies.answered
 
-    async def _values(self, event: KeptnEvent, finished: Callable[[Outcome], Finished]) -> Finished:
+    async def _values(
+        self, event: KeptnEvent, finished: Callable[[Outcome], Finished], deadline: Deadline
+    ) -> Finished:
         try:
             request = parse_request(event)
-            results = await self._evaluator.evaluate(request.window)
+            results = await self._evaluator.evaluate(request.window, deadline=deadline)
         except InvalidRequest as exc:
             return finished(errored(f"invalid get-sli.triggered: {exc}"))
         except ProviderUnavailable as exc:

@@ -28,8 +28,19 @@ class ServiceMetrics:
             "events_answered",
             Counter(
                 "sli_provider_events_answered",
-                "Finished replies sent, by task, status and result",
+                "Finished replies delivered, by task, status and result",
                 ["task", "status", "result"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "replies_undelivered",
+            Counter(
+                "sli_provider_replies_undelivered",
+                "Replies not confirmed, by task, kind (started/finished) and whether they may "
+                "have arrived anyway (maybe_sent); none is sent twice",
+                ["task", "kind", "maybe_sent"],
                 registry=r,
             ),
         )
@@ -60,6 +71,7 @@ class ServiceMetrics:
     # Declared for type checkers; set in __post_init__ on the frozen instance.
     events_received: Counter = field(init=False, repr=False)
     events_answered: Counter = field(init=False, repr=False)
+    replies_undelivered: Counter = field(init=False, repr=False)
     query_duration: Histogram = field(init=False, repr=False)
     retries: Counter = field(init=False, repr=False)
     in_flight: Gauge = field(init=False, repr=False)

@@ -1,4 +1,10 @@
-"""Exactly one started and one finished per task event, whatever fails or shuts down."""
+"""Exactly one started and one finished per task event, whatever fails or shuts down.
+
+"Exactly one" is about what this process sends: each reply is handed to the sender once (the
+sender repeats it only where it certainly did not arrive, adapters/delivery.py), and only a
+confirmed finished counts as answered. One that could not be delivered is logged as an error
+and counted in ``sli_provider_replies_undelivered_total``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply
 from sli_provider.service.metrics import ServiceMetrics
 
@@ -29,8 +36,17 @@ class Finished:
     payload: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Answered:
+    """What became of one event's replies: what an ingress that acknowledges waits for."""
+
+    finished: Finished
+    started_delivered: bool
+    finished_delivered: bool
+
+
 class TaskReplies:
-    """The replies to one triggered event; ``run`` guarantees the finished reply goes out."""
+    """The replies to one triggered event; ``run`` guarantees the finished reply is tried once."""
 
     def __init__(
         self,
@@ -40,13 +56,25 @@ class TaskReplies:
         send: SendEvent,
         source: str,
         metrics: ServiceMetrics,
+        last_reply_timeout: float = LAST_REPLY_TIMEOUT,
     ) -> None:
         self._trigger = trigger
         self._task = task
         self._send = send
         self._source = source
         self._metrics = metrics
+        self._last_reply_timeout = last_reply_timeout
         self._scope = Scope.from_data(trigger.data)
+        self._started_delivered = False
+        self._finished: Finished | None = None
+        self._finished_delivered = False
+
+    @property
+    def answered(self) -> Answered | None:
+        """After ``run``: the finished reply and whether each reply was delivered."""
+        if self._finished is None:
+            return None
+        return Answered(self._finished, self._started_delivered, self._finished_delivered)
 
     async def run(
         self,
@@ -58,24 +86,42 @@ class TaskReplies:
         """Send started, do the work, send finished; cancellation still gets a finished reply."""
         self._metrics.in_flight.labels(self._task).inc()
         try:
-            await self._deliver(
-                build_reply(self._trigger, kind="started", source=self._source, scope=self._scope)
-            )
             try:
+                started = build_reply(
+                    self._trigger, kind="started", source=self._source, scope=self._scope
+                )
+                self._started_delivered = await self._deliver(started, "started")
                 finished = await work()
             except asyncio.CancelledError:
-                last = on_shutdown()
-                await asyncio.wait_for(asyncio.shield(self._finish(last)), LAST_REPLY_TIMEOUT)
+                await self._last_reply(on_shutdown())
                 raise
             except Exception as exc:  # the finished reply must still go out
                 log.exception("unexpected error while handling %s", self._trigger.type)
                 finished = on_error(exc)
+            # Cancelled from here on, the finished is already on its way: it is not sent again.
             await self._finish(finished)
             return finished
         finally:
             self._metrics.in_flight.labels(self._task).dec()
 
+    async def _last_reply(self, finished: Finished) -> None:
+        """The finished of cancelled work, within a bound; past it the send is cancelled and
+        awaited here, so nothing is left running (a second cancellation ends it at once)."""
+        try:
+            async with asyncio.timeout(self._last_reply_timeout):
+                await self._finish(finished)
+        except TimeoutError:
+            log.error(
+                "%s finished reply not confirmed within %g s of shutting down; given up",
+                self._task,
+                self._last_reply_timeout,
+            )
+
     async def _finish(self, finished: Finished) -> None:
+        if self._finished is not None:  # a bug if reached: Keptn must not see two finished
+            log.error("a second finished reply for %s was not sent", self._trigger.id)
+            return
+        self._finished = finished
         reply = build_reply(
             self._trigger,
             kind="finished",
@@ -86,7 +132,9 @@ class TaskReplies:
             message=finished.message,
             payload=finished.payload,
         )
-        await self._deliver(reply)
+        self._finished_delivered = await self._deliver(reply, "finished")
+        if not self._finished_delivered:
+            return
         self._metrics.events_answered.labels(
             self._task, finished.status.value, finished.result.value
         ).inc()
@@ -96,9 +144,28 @@ class TaskReplies:
             extra={"fields": {"status": finished.status.value, "result": finished.result.value}},
         )
 
-    async def _deliver(self, reply: Mapping[str, Any]) -> None:
+    async def _deliver(self, reply: Mapping[str, Any], kind: str) -> bool:
+        """Hand ``reply`` to the sender once; whether it was confirmed. Never raises but for
+        cancellation: a lost started must not keep the finished from being tried."""
         try:
             await self._send(reply)
-        except Exception:
-            # Logged, not raised: a lost started must not keep the finished from being tried.
-            log.exception("could not deliver %s", reply.get("type"))
+        except ReplyNotDelivered as exc:
+            self._undelivered(kind, str(exc), maybe_sent=exc.maybe_sent)
+            return False
+        except asyncio.CancelledError:
+            self._undelivered(kind, "cancelled while sending", maybe_sent=True)
+            raise
+        except Exception as exc:  # a failure the sender did not classify: it may have left
+            self._undelivered(kind, f"{type(exc).__name__}: {exc}", maybe_sent=True)
+            return False
+        return True
+
+    def _undelivered(self, kind: str, reason: str, *, maybe_sent: bool) -> None:
+        self._metrics.replies_undelivered.labels(self._task, kind, str(maybe_sent).lower()).inc()
+        log.error(
+            "%s.%s not delivered: %s",
+            self._task,
+            kind,
+            reason,
+            extra={"fields": {"reply": kind, "maybe_sent": maybe_sent}},
+        )
