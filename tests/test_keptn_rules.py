@@ -8,7 +8,7 @@ import math
 import pytest
 
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply, encode_event
-from sli_provider.keptn.getsli import (
+from sli_provider.keptn.get_sli_task import (
     GetSLIRequest,
     IndicatorValue,
     InvalidRequest,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # The indicator value is the same object the SLI provider sends; re-exported for the gate.
-from sli_provider.keptn.getsli import IndicatorLike as IndicatorLike
-from sli_provider.keptn.getsli import IndicatorValue as IndicatorValue
+from sli_provider.keptn.get_sli_task import IndicatorLike as IndicatorLike
+from sli_provider.keptn.get_sli_task import IndicatorValue as IndicatorValue
 
 
 @dataclass(frozen=True)

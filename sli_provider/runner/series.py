@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sli_provider.adapters.prometheus import Querier
 from sli_provider.k6.invocation import RunTags
+from sli_provider.k6.series import run_has_series
 from sli_provider.runner.core import SeriesCheck
-from sli_provider.service.evaluation import run_has_series
 from sli_provider.sli.window import SLIWindow
 
 

@@ -22,7 +22,7 @@ from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
-from sli_provider.service.getsli import GetSLIHandler
+from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
     PreviewError,

@@ -17,8 +17,8 @@ from enum import StrEnum
 
 from sli_provider import logs
 from sli_provider.keptn.envelope import KeptnEvent
-from sli_provider.keptn.getsli import TASK as GET_SLI
-from sli_provider.keptn.getsli import requested_provider
+from sli_provider.keptn.get_sli_task import TASK as GET_SLI
+from sli_provider.keptn.get_sli_task import requested_provider
 from sli_provider.keptn.test_task import TASK as TEST
 from sli_provider.service.dedupe import Deduplicator, RecentIds
 from sli_provider.service.metrics import ServiceMetrics

@@ -17,7 +17,8 @@ from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavaila
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.retry import Deadline
 from sli_provider.errors import SliProviderError
-from sli_provider.keptn.getsli import IndicatorValue
+from sli_provider.k6.series import run_has_series
+from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -26,21 +27,13 @@ from sli_provider.sli.config import (
     merge_levels,
     parse_sli_yaml,
 )
-from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_queries
+from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-async def run_has_series(prometheus: Querier, window: SLIWindow) -> bool:
-    """Whether Prometheus holds k6 series of the run ``window.context`` in the window."""
-    for query in run_probe_queries(window):
-        if await prometheus.instant(query, window.end_s):
-            return True
-    return False
 
 
 class ProviderUnavailable(SliProviderError):

@@ -1,6 +1,6 @@
 """What to evaluate: a scope, a time window and the request's extras.
 
-The one shape every layer passes on: the get-sli event holds one (``keptn.getsli.GetSLIRequest``),
+The one shape every layer passes on: the get-sli event holds one (``keptn.get_sli_task.GetSLIRequest``),
 /preview and the CLI build one, the evaluator reads the SLI configuration and Prometheus for one,
 and the templates take their placeholders from it (``sli.templating.placeholders``).
 """

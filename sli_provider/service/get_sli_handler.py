@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sli_provider.adapters.retry import Deadline
 from sli_provider.keptn.envelope import KeptnEvent
-from sli_provider.keptn.getsli import (
+from sli_provider.keptn.get_sli_task import (
     TASK,
     InvalidRequest,
     Outcome,
