@@ -261,6 +261,19 @@ class Settings:
             "RUNNER_WORK_DIR", "parent of each run's private temporary directory (default: TMPDIR)"
         ),
     )
+    k6_binaries: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_setting(
+            "K6_BINARIES", "more k6 builds (xk6) as name=path,name=path; K6_BINARY is 'default'"
+        ),
+    )
+    k6_auto_extension_resolution: bool = field(
+        default=False,
+        metadata=_setting(
+            "K6_AUTO_EXTENSION_RESOLUTION",
+            "let k6 download a build with the script's extensions at run time (needs internet)",
+        ),
+    )
     log_level: LogLevel = field(
         default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     )
