@@ -164,8 +164,18 @@ class K6Registry:
         """A binary that can list a script's dependencies itself (``k6 deps``)."""
         return next((b for b in self._binaries.values() if b.has_deps), None)
 
-    def choose(self, needed: frozenset[str], requested: str | None = None) -> K6Binary:
-        """The binary for a script that imports ``needed``; ``NoSuitableK6`` when none fits."""
+    def choose(
+        self,
+        needed: frozenset[str],
+        requested: str | None = None,
+        *,
+        auto_extension_resolution: bool = False,
+    ) -> K6Binary:
+        """The binary for a script that imports ``needed``; ``NoSuitableK6`` when none fits.
+
+        With ``auto_extension_resolution`` a binary that lacks imports is started anyway (the
+        named one, else the default): k6 >= 1.2 then fetches a build that has them.
+        """
         if requested is not None:
             binary = self._binaries.get(requested)
             if binary is None:
@@ -180,6 +190,8 @@ class K6Registry:
         for binary in candidates:
             if needed <= binary.provides:
                 return binary
+        if auto_extension_resolution and candidates:
+            return candidates[0]
         if requested is not None:
             problem = f"k6 {requested!r} lacks " + ", ".join(
                 sorted(needed - candidates[0].provides)

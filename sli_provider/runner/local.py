@@ -94,11 +94,13 @@ class LocalK6Backend:
             raise K6StartError(f"cannot stage the k6 script and its files: {exc}") from None
         await asyncio.to_thread(binaries.refresh)
         needed = await needed_extensions(script, cwd, deps_binary=binaries.deps_binary(), home=root)
-        binary = binaries.choose(needed, plan.k6)
+        auto = self._auto_extension_resolution
+        binary = binaries.choose(needed, plan.k6, auto_extension_resolution=auto)
         invocation = plan.invocation(script)
         summary = root / SUMMARY_FILE
-        env = await asyncio.to_thread(_process_env, invocation, home=root)
-        env["K6_AUTO_EXTENSION_RESOLUTION"] = "true" if self._auto_extension_resolution else "false"
+        env = await asyncio.to_thread(
+            process_env, invocation, home=root, auto_extension_resolution=auto
+        )
         try:
             outcome = await run_process(
                 invocation.argv(binary.path, "--summary-export", str(summary)),
@@ -135,12 +137,20 @@ def _stage(root: Path, script: ScriptSource) -> tuple[Path, Path]:
     return root.joinpath(*script.entry.split("/")), root
 
 
-def _process_env(invocation: K6Invocation, *, home: Path) -> dict[str, str]:
+def process_env(
+    invocation: K6Invocation, *, home: Path, auto_extension_resolution: bool = False
+) -> dict[str, str]:
     """k6's whole environment: nothing of this process's own, credentials revealed only here.
 
     k6 runs with --include-system-env-vars=false, so none of this reaches the script.
     """
-    env = {**invocation.env, "HOME": str(home)}  # k6 keeps a config directory under $HOME
+    env = {
+        **invocation.env,
+        "HOME": str(home),  # k6 keeps a config directory under $HOME
+        # k6 >= 1.2 otherwise asks Grafana's build service for a build with the script's
+        # extensions, which waits on a network a cluster may not have; older k6 ignores it.
+        "K6_AUTO_EXTENSION_RESOLUTION": "true" if auto_extension_resolution else "false",
+    }
     for name, secret in invocation.secrets.items():
         try:
             env[name] = secret.reveal()
