@@ -24,5 +24,5 @@ def extension_k6(copy_to: Path) -> Path:
         copy_to.mkdir(parents=True, exist_ok=True)
         target = copy_to / "k6-faker"
         shutil.copyfile(source, target)
-    os.chmod(target, os.stat(target).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.chmod(target, os.stat(target).st_mode | stat.S_IXUSR)
     return target

@@ -138,7 +138,7 @@ def test_a_changed_file_is_asked_again_before_a_run(tmp_path: Path, faker_k6: Pa
     registry.refresh()
     assert registry.binaries[0].provides == EXTENSION_K6_IMPORTS
     shutil.copyfile("/bin/echo", path)
-    with pytest.raises(K6StartError, match="'x'.*does not answer.*changed since start-up"):
+    with pytest.raises(K6StartError, match=r"'x'.*does not answer.*changed since start-up"):
         registry.refresh()
 
 
@@ -170,7 +170,7 @@ def test_a_workload_can_name_a_binary_but_never_give_a_path() -> None:
     item = '{"workloads": [{"teststrategy": "t", "script": "k6/a.js", "k6": %s}]}'
     assert parse_workloads(item % '"faker"', "k6.conf.yaml")[0].k6 == "faker"
     for bad in ('"/usr/bin/k6"', '"../k6"', '"bin/k6"', "3"):
-        with pytest.raises(WorkloadError, match="'k6' must be the name of a binary.*not allowed"):
+        with pytest.raises(WorkloadError, match=r"'k6' must be the name of a binary.*not allowed"):
             parse_workloads(item % bad, "k6.conf.yaml")
 
 
