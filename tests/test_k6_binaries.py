@@ -23,6 +23,7 @@ from sli_provider.runner.binaries import (
     parse_version_text,
     probe,
 )
+from sli_provider.runner.deps import needed_extensions
 from sli_provider.runner.extensions import extension_imports, module_specifiers
 from sli_provider.runner.local import find_k6_binary, process_env
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
@@ -211,3 +212,19 @@ def test_probe_runs_without_a_shell() -> None:
     # A path with shell metacharacters is a file name, not a command line.
     with pytest.raises(K6BinaryError, match="cannot be run"):
         probe("odd", f"{sys.executable}; echo hi")
+
+
+async def test_k6_deps_adds_what_only_k6_knows_where_a_binary_has_it(
+    tmp_path: Path, faker_k6: Path
+) -> None:
+    script = tmp_path / "main.js"
+    script.write_text(
+        '"use k6 with k6/x/faker > 0.4";\nimport "./lib.js";\nexport default function () {}\n'
+    )
+    (tmp_path / "lib.js").write_text('const sql = require("k6/x/sql");\n')
+    with_deps = await needed_extensions(
+        script, tmp_path, deps_binary=probe("faker", str(faker_k6)), home=tmp_path
+    )
+    assert with_deps == {"k6/x/faker", "k6/x/sql"}
+    read_only = await needed_extensions(script, tmp_path, deps_binary=None, home=tmp_path)
+    assert read_only == {"k6/x/sql"}

@@ -1,6 +1,7 @@
-"""What a staged script needs: ``k6 deps --json`` where a configured k6 has it, else its source.
+"""What a staged script needs: its source read for imports, plus ``k6 deps --json`` where a
+configured k6 has it.
 
-Either way the answer is the set of ``k6/x/...`` imports the script and its local modules use.
+The answer is the set of ``k6/x/...`` imports the script and its local modules use.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ log = logging.getLogger(__name__)
 async def needed_extensions(
     script: Path, root: Path, *, deps_binary: K6Binary | None, home: Path
 ) -> frozenset[str]:
-    """The script's ``k6/x/...`` imports; ``root`` is where its relative modules resolve from."""
+    """The script's ``k6/x/...`` imports; ``root`` is where its relative modules resolve from.
+
+    Both sources are used where ``k6 deps`` exists: k6 resolves what a reader cannot (its own
+    module loader), but it does not list ``require("k6/x/...")`` calls in a local module.
+    """
+    read = await asyncio.to_thread(_read_imports, script, root)
     if deps_binary is not None:
         listed = await _k6_deps(deps_binary, script, home)
         if listed is not None:
-            return listed
-    return await asyncio.to_thread(_read_imports, script, root)
+            return read | listed
+    return read
 
 
 def parse_deps_json(text: str) -> frozenset[str] | None:
@@ -38,7 +44,10 @@ def parse_deps_json(text: str) -> frozenset[str] | None:
         return None
     if not isinstance(document, dict) or not isinstance(document.get("imports"), list):
         return None
-    return frozenset(str(i) for i in document["imports"] if str(i).startswith(EXTENSION_PREFIX))
+    # "buildDependencies" also holds what a `"use k6 with k6/x/..."` directive asks for.
+    build = document.get("buildDependencies")
+    names = [*document["imports"], *(build if isinstance(build, dict) else {})]
+    return frozenset(str(n) for n in names if str(n).startswith(EXTENSION_PREFIX))
 
 
 async def _k6_deps(binary: K6Binary, script: Path, home: Path) -> frozenset[str] | None:
