@@ -13,7 +13,7 @@ import pytest
 from devkit.cli import command_env, sli_provider_command
 from devkit.k6binaries import EXTENSION_K6_IMPORTS, EXTENSION_K6_VERSION, extension_k6
 from sli_provider.config import ConfigError, Settings
-from sli_provider.k6.invocation import K6Invocation
+from sli_provider.k6.invocation import K6Invocation, RemoteWriteTarget, RunTags
 from sli_provider.runner.backend import K6StartError
 from sli_provider.runner.binaries import (
     K6BinaryError,
@@ -25,7 +25,8 @@ from sli_provider.runner.binaries import (
 )
 from sli_provider.runner.deps import needed_extensions
 from sli_provider.runner.extensions import extension_imports, module_specifiers
-from sli_provider.runner.local import find_k6_binary, process_env
+from sli_provider.runner.local import LocalK6Backend, find_k6_binary, process_env
+from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
 from sli_provider.wiring import load_k6_registry
 
@@ -228,3 +229,23 @@ async def test_k6_deps_adds_what_only_k6_knows_where_a_binary_has_it(
     assert with_deps == {"k6/x/faker", "k6/x/sql"}
     read_only = await needed_extensions(script, tmp_path, deps_binary=None, home=tmp_path)
     assert read_only == {"k6/x/sql"}
+
+
+async def test_the_backend_asks_a_changed_binary_again_before_starting_it(
+    tmp_path: Path, faker_k6: Path
+) -> None:
+    path = tmp_path / "bin" / "k6-faker"
+    path.parent.mkdir()
+    shutil.copyfile(faker_k6, path)
+    path.chmod(0o755)
+    backend = LocalK6Backend(binaries=K6Registry([probe("faker", str(path))]), work_dir=tmp_path)
+    plan = RunPlan(
+        tags=RunTags("p", "s", "v", "c"),
+        script=StagedScript("a.js", {"a.js": b'import f from "k6/x/faker";\n'}),
+        remote_write=RemoteWriteTarget("http://127.0.0.1:9/api/v1/write"),
+        iterations=1,
+    )
+    shutil.copyfile(find_k6_binary(), path)  # replaced in place by a build without faker
+    with pytest.raises(NoSuitableK6, match=r"k6/x/faker.*faker \(.*k6 v1\.1\.0\): no extensions"):
+        await backend.execute(plan)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]  # its directory is gone
