@@ -81,7 +81,7 @@ class LocalK6Backend:
     async def _registry(self) -> K6Registry:
         if self._binaries is None:
             try:
-                default = probe(DEFAULT_NAME, find_k6_binary())
+                default = await asyncio.to_thread(probe, DEFAULT_NAME, find_k6_binary())
             except (FileNotFoundError, K6BinaryError) as exc:
                 raise K6StartError(str(exc)) from None
             self._binaries = K6Registry([default])
