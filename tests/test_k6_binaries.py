@@ -249,3 +249,15 @@ async def test_the_backend_asks_a_changed_binary_again_before_starting_it(
     with pytest.raises(NoSuitableK6, match=r"k6/x/faker.*faker \(.*k6 v1\.1\.0\): no extensions"):
         await backend.execute(plan)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bin"]  # its directory is gone
+
+
+def test_without_any_stock_k6_the_configured_builds_are_enough(
+    tmp_path: Path, faker_k6: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    registry = load_k6_registry(Settings(k6_binaries={"faker": str(faker_k6)}))
+    assert [b.name for b in registry.binaries] == ["faker"]
+    assert registry.choose(frozenset()).name == "faker"
+    with pytest.raises(ConfigError, match="k6 binary not found"):
+        load_k6_registry(Settings())
