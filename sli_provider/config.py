@@ -242,7 +242,9 @@ class Settings:
     )
     k6_binary: str | None = field(
         default=None,
-        metadata=_setting("K6_BINARY", "the k6 executable (default: beside Python, then PATH)"),
+        metadata=_setting(
+            "K6_BINARY", "the k6 named 'default' (default: beside Python, then PATH)"
+        ),
     )
     k6_config_resource: str = field(
         default="k6/k6.conf.yaml",
@@ -275,6 +277,19 @@ class Settings:
             "GET_SLI_DEADLINE_SECONDS",
             "time a get-sli gets for its configuration and queries; then it is answered with the "
             "values it has",
+        ),
+    )
+    k6_binaries: Mapping[str, str] = field(
+        default_factory=dict,
+        metadata=_setting(
+            "K6_BINARIES", "more k6 builds (xk6) as name=path,name=path; K6_BINARY is 'default'"
+        ),
+    )
+    k6_auto_extension_resolution: bool = field(
+        default=False,
+        metadata=_setting(
+            "K6_AUTO_EXTENSION_RESOLUTION",
+            "let k6 download a build with the script's extensions at run time (needs internet)",
         ),
     )
     log_level: LogLevel = field(

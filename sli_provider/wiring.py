@@ -21,6 +21,8 @@ from sli_provider.adapters.prometheus_access import (
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import ConfigError, Settings
+from sli_provider.runner.binaries import K6Registry, configured_paths
+from sli_provider.runner.local import find_k6_binary
 from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.builtin import load_builtin_templates
@@ -35,11 +37,34 @@ class Configuration:
     settings: Settings
     prometheus: PrometheusTargets
     builtins: Mapping[str, IndicatorSpec]
+    # The probed k6 binaries; None where this process runs no k6 (evaluate, preview).
+    k6: K6Registry | None = None
 
 
-def load_configuration(settings: Settings) -> Configuration:
-    """Read every file the settings name; a ConfigError says which setting is wrong."""
-    return Configuration(settings, load_prometheus_targets(settings), _builtins(settings))
+def load_configuration(settings: Settings, *, k6: bool | None = None) -> Configuration:
+    """Read every file the settings name; a ConfigError says which setting is wrong.
+
+    ``k6``: whether this process runs k6 (default: when the service's runner is enabled), so
+    the k6 binaries are asked what they are now, at start-up, rather than at the first run.
+    """
+    runs_k6 = settings.runner_enabled if k6 is None else k6
+    return Configuration(
+        settings,
+        load_prometheus_targets(settings),
+        _builtins(settings),
+        load_k6_registry(settings) if runs_k6 else None,
+    )
+
+
+def load_k6_registry(settings: Settings) -> K6Registry:
+    """K6_BINARY (or the k6 found beside Python / on PATH) as ``default``, then K6_BINARIES."""
+    try:
+        default: str | None = find_k6_binary(settings.k6_binary)
+    except FileNotFoundError as exc:
+        if not settings.k6_binaries:
+            raise ConfigError(str(exc)) from None
+        default = None  # the configured builds are enough
+    return K6Registry.probe_all(configured_paths(default, settings.k6_binaries))
 
 
 def _builtins(settings: Settings) -> dict[str, IndicatorSpec]:

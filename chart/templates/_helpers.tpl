@@ -122,3 +122,12 @@ Combinations the service would refuse at start-up, or that would go wrong silent
 {{- fail "give preview.token or preview.tokenSecret.name, not both" }}
 {{- end }}
 {{- end }}
+
+{{/* K6_BINARIES from runner.k6Binaries: name=path of each copy in the shared emptyDir. */}}
+{{- define "k6-sli-provider.k6Binaries" -}}
+{{- $pairs := list }}
+{{- range . }}
+{{- $pairs = append $pairs (printf "%s=/opt/k6-binaries/%s" .name .name) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}

@@ -26,6 +26,7 @@ from sli_provider.gate.table import render_table
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.runner.backend import RunnerError
+from sli_provider.runner.binaries import K6BinaryError
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
@@ -34,7 +35,7 @@ from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_
 from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.window import SLIWindow
-from sli_provider.wiring import Configuration, evaluate_once, make_prometheus
+from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
 
@@ -78,6 +79,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="passed to the script")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
                         help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
+    parser.add_argument("--k6", metavar="NAME_OR_PATH",
+                        help="a K6_BINARIES name or a k6 executable (default: chosen by the "
+                             "script's k6/x/... imports)")  # fmt: skip
 
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
@@ -203,10 +207,18 @@ async def _run_k6(
         tags=tags, script=LocalScript(args.script.resolve()),
         remote_write=prometheus.access_for(tags.project).remote_write_target(),
         script_env=keptn_script_env(tags, target_url=args.target, extra=extra),
-        vus=args.vus, duration=args.duration, timeout_seconds=args.timeout,
+        vus=args.vus, duration=args.duration, timeout_seconds=args.timeout, k6=args.k6,
     )  # fmt: skip
+    binaries = configuration.k6 or load_k6_registry(configuration.settings)
+    if args.k6 is not None and args.k6 not in {b.name for b in binaries.binaries}:
+        # A path is fine here: it is the user's own machine (the service takes names only).
+        try:
+            binaries = binaries.including(args.k6, args.k6)
+        except K6BinaryError as exc:
+            raise GateError(f"--k6: {exc}") from None
     backend = LocalK6Backend(
-        k6_binary=configuration.settings.k6_binary,
+        binaries=binaries,
+        auto_extension_resolution=configuration.settings.k6_auto_extension_resolution,
         on_line=lambda line: print(line, file=sys.stderr),
     )
     try:

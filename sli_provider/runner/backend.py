@@ -38,6 +38,15 @@ class K6Timeout(RunnerError, TimeoutError):
 
 
 @dataclass(frozen=True)
+class UsedBinary:
+    """Which k6 ran: its configured name, k6's version, the ``k6/x/...`` imports the script used."""
+
+    name: str
+    version: str
+    extensions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class K6Outcome:
     """How a k6 run ended. ``started_at``/``ended_at`` are unix seconds around the process;
     ``summary`` is what k6's summary export said (empty when k6 wrote none)."""
@@ -47,6 +56,7 @@ class K6Outcome:
     ended_at: float
     output_tail: tuple[str, ...]
     summary: RunReport = field(default_factory=lambda: RunReport((), {}))
+    binary: UsedBinary | None = None
 
 
 class RunnerBackend(Protocol):

@@ -59,12 +59,16 @@ class RunResult:
     def k6_data(self) -> dict[str, Any]:
         """The ``k6`` section of test.finished: compact, never k6's whole export."""
         script = self.plan.script
+        binary = self.outcome.binary
         return {
             "exitCode": self.outcome.returncode,
             "durationMs": round((self.outcome.ended_at - self.outcome.started_at) * 1000, 3),
             "thresholds": [t.as_data() for t in self.outcome.summary.thresholds],
             "metrics": self.outcome.summary.metrics,
             "script": script.path.name if isinstance(script, LocalScript) else script.entry,
+            "binary": binary.name if binary else None,
+            "version": binary.version if binary else None,
+            "extensions": list(binary.extensions) if binary else [],
         }
 
 

@@ -1,7 +1,8 @@
 """The local-process back-end: k6 as a child process of this one, in a private directory.
 
-Per run: pick the binary, make a private directory (k6's HOME, the staged files, the summary
-export), reveal the remote-write credentials into k6's own environment only, run k6 in its own
+Per run: make a private directory (k6's HOME, the staged files, the summary export), find the
+``k6/x/...`` imports the script needs and choose the binary that provides them (``binaries.py``),
+reveal the remote-write credentials into k6's own environment only, run k6 in its own
 process group (``runner/process.py``), read the summary export, remove the directory.
 """
 
@@ -12,12 +13,14 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from sli_provider.k6.invocation import K6Invocation
-from sli_provider.runner.backend import K6Outcome, K6StartError, K6Timeout
+from sli_provider.runner.backend import K6Outcome, K6StartError, K6Timeout, UsedBinary
+from sli_provider.runner.binaries import DEFAULT_NAME, K6Binary, K6BinaryError, K6Registry, probe
+from sli_provider.runner.deps import needed_extensions
 from sli_provider.runner.plan import LocalScript, RunPlan, ScriptSource
 from sli_provider.runner.process import run_process
 from sli_provider.runner.summary import RunReport, read_summary_export
@@ -54,38 +57,54 @@ class LocalK6Backend:
     def __init__(
         self,
         *,
-        k6_binary: str | None = None,
+        binaries: K6Registry | None = None,
+        auto_extension_resolution: bool = False,
         work_dir: Path | None = None,
         on_line: Callable[[str], None] | None = None,
         tail_lines: int = OUTPUT_TAIL_LINES,
     ) -> None:
-        self._k6_binary = k6_binary
+        # None: the k6 found beside Python or on PATH, asked what it is at the first run.
+        self._binaries = binaries
+        self._auto_extension_resolution = auto_extension_resolution
         self._work_dir = work_dir
         self._on_line = on_line
         self._tail_lines = tail_lines
 
     async def execute(self, plan: RunPlan) -> K6Outcome:
-        try:
-            binary = find_k6_binary(self._k6_binary)
-        except FileNotFoundError as exc:
-            raise K6StartError(str(exc)) from None
+        binaries = await self._registry()
         root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="k6-run-", dir=self._work_dir))
         try:
-            return await self._execute_in(root, binary, plan)
+            return await self._execute_in(root, binaries, plan)
         finally:
             await asyncio.to_thread(shutil.rmtree, root, True)
 
-    async def _execute_in(self, root: Path, binary: str, plan: RunPlan) -> K6Outcome:
+    async def _registry(self) -> K6Registry:
+        if self._binaries is None:
+            try:
+                default = await asyncio.to_thread(probe, DEFAULT_NAME, find_k6_binary())
+            except (FileNotFoundError, K6BinaryError) as exc:
+                raise K6StartError(str(exc)) from None
+            self._binaries = K6Registry([default])
+        return self._binaries
+
+    async def _execute_in(self, root: Path, binaries: K6Registry, plan: RunPlan) -> K6Outcome:
         try:
             script, cwd = await asyncio.to_thread(_stage, root, plan.script)
         except OSError as exc:
             raise K6StartError(f"cannot stage the k6 script and its files: {exc}") from None
+        await asyncio.to_thread(binaries.refresh)
+        needed = await needed_extensions(script, cwd, deps_binary=binaries.deps_binary(), home=root)
+        auto = self._auto_extension_resolution
+        binary = binaries.choose(needed, plan.k6, auto_extension_resolution=auto)
         invocation = plan.invocation(script)
         summary = root / SUMMARY_FILE
+        env = await asyncio.to_thread(
+            process_env, invocation, home=root, auto_extension_resolution=auto
+        )
         try:
             outcome = await run_process(
-                invocation.argv(binary, "--summary-export", str(summary)),
-                env=await asyncio.to_thread(_process_env, invocation, home=root),
+                invocation.argv(binary.path, "--summary-export", str(summary)),
+                env=env,
                 timeout=plan.timeout_seconds,
                 cwd=cwd,
                 on_line=self._on_line,
@@ -95,7 +114,15 @@ class LocalK6Backend:
             raise  # a TimeoutError, hence an OSError, but not a failure to start
         except OSError as exc:
             raise K6StartError(f"k6 could not be started: {exc}") from None
-        return replace(outcome, summary=await asyncio.to_thread(_read_summary, summary))
+        return replace(
+            outcome,
+            summary=await asyncio.to_thread(_read_summary, summary),
+            binary=_used(binary, needed),
+        )
+
+
+def _used(binary: K6Binary, needed: frozenset[str]) -> UsedBinary:
+    return UsedBinary(binary.name, binary.version, tuple(sorted(needed)))
 
 
 def _stage(root: Path, script: ScriptSource) -> tuple[Path, Path]:
@@ -110,12 +137,20 @@ def _stage(root: Path, script: ScriptSource) -> tuple[Path, Path]:
     return root.joinpath(*script.entry.split("/")), root
 
 
-def _process_env(invocation: K6Invocation, *, home: Path) -> Mapping[str, str]:
+def process_env(
+    invocation: K6Invocation, *, home: Path, auto_extension_resolution: bool = False
+) -> dict[str, str]:
     """k6's whole environment: nothing of this process's own, credentials revealed only here.
 
     k6 runs with --include-system-env-vars=false, so none of this reaches the script.
     """
-    env = {**invocation.env, "HOME": str(home)}  # k6 keeps a config directory under $HOME
+    env = {
+        **invocation.env,
+        "HOME": str(home),  # k6 keeps a config directory under $HOME
+        # k6 >= 1.2 otherwise asks Grafana's build service for a build with the script's
+        # extensions, which waits on a network a cluster may not have; older k6 ignores it.
+        "K6_AUTO_EXTENSION_RESOLUTION": "true" if auto_extension_resolution else "false",
+    }
     for name, secret in invocation.secrets.items():
         try:
             env[name] = secret.reveal()

@@ -2,7 +2,7 @@
 
 Every launcher (the service's test.triggered handler, ``sli-provider run``, the devkit) builds a
 ``RunPlan`` and hands it to a back-end (``runner/backend.py``); how and where k6 runs is the
-back-end's business, so the plan holds no binary, no directory and no revealed secret.
+back-end's business, so the plan holds no binary path, no directory and no revealed secret.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ class RunPlan:
     duration: str | None = None
     iterations: int | None = None
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # A configured binary's name (a workload's ``k6:``), never a path; None: the back-end
+    # chooses by the extensions the script imports.
+    k6: str | None = None
 
     def invocation(self, script_path: str | Path) -> K6Invocation:
         """k6's arguments for this plan, with the script where the back-end put it."""

@@ -19,6 +19,9 @@ _DURATION = re.compile(
     r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The same names K6_BINARIES accepts: never a path, so the config repository cannot make the
+# service's pod run a program of its choosing.
+_BINARY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class WorkloadError(SliProviderError, ValueError):
@@ -36,6 +39,8 @@ class Workload:
     target: Literal["local", "public"] = "local"
     on_threshold_failure: Literal["fail", "warning"] = "fail"
     files: tuple[str, ...] = ()
+    # A name from K6_BINARIES (or "default"); None: chosen by the script's extension imports.
+    k6: str | None = None
 
     def effective_timeout(self) -> float:
         """The workload's own timeout, else its duration plus a minute, else 30 minutes."""
@@ -81,7 +86,7 @@ def _workload(item: object, where: str) -> Workload:
         raise WorkloadError(f"{where}: must be a mapping")
     unknown = set(item) - {
         "teststrategy", "script", "vus", "duration", "env", "timeout", "target",
-        "on_threshold_failure", "files",
+        "on_threshold_failure", "files", "k6",
     }  # fmt: skip
     if unknown:
         raise WorkloadError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -115,6 +120,12 @@ def _workload(item: object, where: str) -> Workload:
         raise WorkloadError(f"{where}: 'files' must be a list of resource paths")
     for path in [script, *files]:
         check_relative_path(path, where)
+    k6 = item.get("k6")
+    if k6 is not None and (not isinstance(k6, str) or not _BINARY_NAME.fullmatch(k6)):
+        raise WorkloadError(
+            f"{where}: 'k6' must be the name of a binary from K6_BINARIES (or 'default'), "
+            f"not {k6!r}; paths are not allowed"
+        )
     return Workload(
         teststrategy=strategy,
         script=script,
@@ -125,6 +136,7 @@ def _workload(item: object, where: str) -> Workload:
         target=target,
         on_threshold_failure=on_failure,
         files=tuple(files),
+        k6=k6,
     )
 
 

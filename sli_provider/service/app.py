@@ -115,7 +115,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                     max_parallel=settings.max_parallel_tests,
                 ),
                 backend=LocalK6Backend(
-                    k6_binary=settings.k6_binary,
+                    binaries=app[CONFIGURATION].k6,
+                    auto_extension_resolution=settings.k6_auto_extension_resolution,
                     work_dir=settings.runner_work_dir,
                     on_line=log_k6_line,
                 ),

@@ -185,6 +185,7 @@ class TestRunner:
             vus=workload.vus,
             duration=workload.duration,
             timeout_seconds=workload.effective_timeout(),
+            k6=workload.k6,
         )
 
     async def _execute(self, plan: RunPlan, workload: Workload) -> RunResult:
