@@ -13,6 +13,7 @@ from sli_provider.adapters.history_store import (
     HistoryStore,
     events_from_document,
 )
+from sli_provider.flags import CommandHelpFormatter
 from sli_provider.keptn.timestamps import format_keptn
 
 HISTORY_EPILOG = """\
@@ -21,28 +22,34 @@ never create a history: a missing file exits 2 and says so."""
 
 
 def add_history_arguments(parser: argparse.ArgumentParser) -> None:
-    history_help = f"the SQLite history file (default: {DEFAULT_HISTORY})"
+    history_help = "the SQLite history file"
     parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
                         help=history_help)  # fmt: skip
     parser.epilog = HISTORY_EPILOG
     actions = parser.add_subparsers(dest="history_action", required=True, metavar="ACTION")
     imp = actions.add_parser(
-        "import", help="load evaluation.finished events from Keptn", allow_abbrev=False,
+        "import", help="load evaluation.finished events from Keptn", allow_abbrev=False, formatter_class=CommandHelpFormatter,
         description="Load evaluation.finished events (as mongodb-datastore returns them). "
         "With --project/--stage/--service the import is refused, and nothing stored, if an event "
         "names another scope; without them each event keeps its own scope.",
     )  # fmt: skip
     imp.add_argument("file", type=Path, help='{"events": [...]} or a JSON list, newest first')
     listing = actions.add_parser(
-        "list", help="the stored evaluations of a scope, newest first", allow_abbrev=False
+        "list",
+        help="the stored evaluations of a scope, newest first",
+        allow_abbrev=False,
+        formatter_class=CommandHelpFormatter,
     )
     invalidate = actions.add_parser(
-        "invalidate", help="never compare with an evaluation again", allow_abbrev=False
+        "invalidate",
+        help="never compare with an evaluation again",
+        allow_abbrev=False,
+        formatter_class=CommandHelpFormatter,
     )
     for sub in (imp, listing, invalidate):
         # Also after the action, where users put it; SUPPRESS keeps a value given before it.
         sub.add_argument("--history", type=Path, default=argparse.SUPPRESS, metavar="FILE",
-                         help=history_help)  # fmt: skip
+                         help=f"{history_help} (default: {DEFAULT_HISTORY})")  # fmt: skip
         sub.epilog = HISTORY_EPILOG
     for sub, required, what in (
         (imp, False, "required of every event, which is refused otherwise; fills in what an "
