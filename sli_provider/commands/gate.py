@@ -297,6 +297,7 @@ def _report(args: argparse.Namespace, evaluation: Evaluation, history: list[Stor
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        print(f"{evaluation.result.upper()}: report written to {args.output}", file=sys.stderr)
+        verdict = "errored" if evaluation.errored else evaluation.result
+        print(f"verdict: {verdict}; report written to {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from sli_provider.gate.display import INFORMATIONAL, is_informational, target_note
 from sli_provider.gate.html_chart import (
     ERRORED_COLOUR,
     MAX_RUNS,
@@ -63,6 +64,10 @@ svg.chart{display:block;font:11px system-ui,sans-serif}footer{margin-top:28px;co
 .legend i{display:inline-block;vertical-align:middle;margin-right:5px}
 .legend .ln{width:18px;height:0;border-top:3px solid}.legend .dash{border-top-style:dashed}
 .legend .dot{width:10px;height:10px;border-radius:50%}
+tr.informational td{background:#f6f8fa;color:#57606a;font-style:italic}
+tr.informational td:first-child{border-left:4px dashed #8c959f}
+.badge.info{background:#eaeef2;color:#57606a;border-color:#8c959f}
+.target.unevaluated{color:#57606a;white-space:normal}.target .note{font-style:italic}
 """
 
 
@@ -93,7 +98,7 @@ def render_html(
         "<th>Status</th><th>Score / weight</th></tr></thead><tbody>",
     ]
     weights = _weights(evaluation, len(results))
-    parts += [_row(result, weights[i]) for i, result in enumerate(results)]
+    parts += [_row(result, weights[i], evaluation) for i, result in enumerate(results)]
     if not results:
         parts.append('<tr><td colspan="7" class="empty">No objectives were scored.</td></tr>')
     parts.append("</tbody></table>")
@@ -184,7 +189,7 @@ def _scope(
     return f'<dl class="scope" id="scope">{cells}</dl>'
 
 
-def _row(result: ScoredIndicator, weight: float | None) -> str:
+def _row(result: ScoredIndicator, weight: float | None, evaluation: Evaluation) -> str:
     value = result.value
     name = result.display_name or value.metric
     sli = f'<code class="sli">{escape_html(value.metric)}</code>' if name != value.metric else ""
@@ -197,33 +202,46 @@ def _row(result: ScoredIndicator, weight: float | None) -> str:
     )
     targets = (result.pass_targets or ()) + (result.warning_targets or ())
     compared = number_html(value.compared_value) if any(map(is_relative, targets)) else "—"
-    if result.status == "info":
-        score = "info"
+    informational = is_informational(result)
+    if informational:
+        score = "not scored"
     elif weight is None:
         score = format_number(result.score)
     else:
         score = f"{format_number(result.score)} / {format_number(weight)}"
+    info = f'<span class="badge info" title="{INFORMATIONAL}">INFO</span>' if informational else ""
+    row_class = "objective informational" if informational else "objective"
     return (
-        f'<tr class="objective" data-sli="{escape_html(value.metric)}" '
+        f'<tr class="{row_class}" data-sli="{escape_html(value.metric)}" '
         f'data-status="{escape_html(result.status)}"><td><strong>{escape_html(name)}</strong>'
-        f'{key if result.key_sli else ""}{sli}</td><td class="num">{shown}{message}</td>'
-        f'<td class="num">{compared}</td><td>{_targets(result.pass_targets)}</td>'
-        f"<td>{_targets(result.warning_targets)}</td>"
+        f'{key if result.key_sli else ""}{info}{sli}</td><td class="num">{shown}{message}</td>'
+        f'<td class="num">{compared}</td><td>{_targets(result.pass_targets, result, evaluation)}</td>'
+        f"<td>{_targets(result.warning_targets, result, evaluation)}</td>"
         f'<td><span class="status status-{escape_html(result.status)}">{escape_html(result.status)}</span></td>'
         f'<td class="num">{score}</td></tr>'
     )
 
 
-def _targets(targets: tuple[Target, ...] | None) -> str:
+def _targets(
+    targets: tuple[Target, ...] | None, result: ScoredIndicator, evaluation: Evaluation
+) -> str:
     if not targets:
         return "—"
-    items = "".join(
-        f'<li class="target {"violated" if t.violated else "met"}" '
-        f'title="{"violated" if t.violated else "met"}">{"✗" if t.violated else "✓"} '
-        f"<code>{escape_html(t.criteria)}</code> → {number_html(t.target_value)}</li>"
-        for t in targets
-    )
-    return f'<ul class="targets">{items}</ul>'
+    items = []
+    for t in targets:
+        note = target_note(t, result, evaluation)
+        if note is not None:  # lighthouse's placeholder 0 is no target: say what it is
+            items.append(
+                f'<li class="target unevaluated"><code>{escape_html(t.criteria)}</code> '
+                f'<span class="note">{escape_html(note)}</span></li>'
+            )
+            continue
+        state = "violated" if t.violated else "met"
+        items.append(
+            f'<li class="target {state}" title="{state}">{"✗" if t.violated else "✓"} '
+            f"<code>{escape_html(t.criteria)}</code> → {number_html(t.target_value)}</li>"
+        )
+    return f'<ul class="targets">{"".join(items)}</ul>'
 
 
 def _weights(evaluation: Evaluation, count: int) -> list[float | None]:
