@@ -43,6 +43,10 @@ class ProviderUnavailable(SliProviderError):
     """The provider cannot work at all for this request: errored/fail, not per indicator."""
 
 
+class SLIConfigInvalid(ProviderUnavailable):
+    """The sli.yaml that applies cannot be parsed: the request's configuration, not the provider."""
+
+
 @dataclass(frozen=True)
 class MeasuredIndicator:
     """One indicator's value as Prometheus gave it, with the query that was sent (or why none)."""
@@ -105,9 +109,9 @@ class SLIEvaluator:
             async with asyncio.TaskGroup() as group:
                 reads = [group.create_task(read(level)) for level in levels]
         except* (ResourceError, SLIConfigError) as errors:
-            raise ProviderUnavailable(
-                f"cannot read the SLI configuration: {errors.exceptions[0]}"
-            ) from None
+            first = errors.exceptions[0]
+            kind = SLIConfigInvalid if isinstance(first, SLIConfigError) else ProviderUnavailable
+            raise kind(f"cannot read the SLI configuration: {first}") from None
         return merge_levels(f for f in (r.result() for r in reads) if f is not None)
 
     async def evaluate(self, window: SLIWindow) -> list[MeasuredIndicator]:
