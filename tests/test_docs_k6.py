@@ -13,7 +13,7 @@ from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, build_invocat
 from sli_provider.runner.workloads import keptn_script_env
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ["README.md", "chart/README.md"]
+DOCS = ["README.md", "chart/README.md", "bench/README.md", "tests/gate_cases/README.md"]
 # Repository paths begin with one of these; anything else (k6/sli.yaml, /etc/...) is a Keptn
 # resource or a path inside a container. "docs" is there because a docs/ link is an easy slip.
 _TOP = sorted({p.split("/")[0] for p in subprocess.run(
