@@ -19,7 +19,7 @@ from sli_provider.commands.gate import (
 from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError
-from sli_provider.flags import add_arguments
+from sli_provider.flags import CommandHelpFormatter, add_arguments
 from sli_provider.logs import configure_logging
 from sli_provider.service.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (
@@ -42,21 +42,28 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser(
         "serve", help="run the HTTP service (Keptn SLI provider)", allow_abbrev=False
     )
-    add_arguments(serve_cmd)
+    add_arguments(serve_cmd, grouped=False)
 
     preview_cmd = commands.add_parser(
         "preview", help="render and run indicators, print a table", allow_abbrev=False
     )
     add_arguments(preview_cmd)
-    for name in ("project", "stage", "service", "start", "end"):
-        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True)
-    preview_cmd.add_argument("--context", dest="q_context", default="")
-    preview_cmd.add_argument("--deployment", dest="q_deployment", default="")
+    for name in ("project", "stage", "service"):
+        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True,
+                                 help=f"the Keptn {name} (scope of k6's series)")  # fmt: skip
+    for name in ("start", "end"):
+        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True, metavar="TIME",
+                                 help=f"window {name}, e.g. 2026-11-29T10:00:00Z")  # fmt: skip
+    preview_cmd.add_argument("--context", dest="q_context", default="",
+                             help="only the k6 run of this keptn_context")  # fmt: skip
+    preview_cmd.add_argument("--deployment", dest="q_deployment", default="",
+                             help="the deployment, for $DEPLOYMENT in queries")  # fmt: skip
     preview_cmd.add_argument(
         "--indicators",
         dest="q_indicators",
         action="append",
         default=[],
+        metavar="NAMES",
         help="comma-separated names (default: every known indicator)",
     )
     preview_cmd.add_argument(
@@ -92,8 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(run_cmd)
     add_run_arguments(run_cmd)
     history_cmd = commands.add_parser(
-        "history", help="the gate's stored evaluations", allow_abbrev=False
-    )
+        "history", help="the gate's stored evaluations", allow_abbrev=False,
+        formatter_class=CommandHelpFormatter,
+    )  # fmt: skip
     add_history_arguments(history_cmd)
     return parser
 

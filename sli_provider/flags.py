@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import fields
+from typing import Any
 
 from sli_provider.config import Setting, Settings, has_own_file_setting
 
@@ -25,30 +27,81 @@ class _RefusedSecretFlag(argparse.Action):
         )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+SETTINGS_TITLE = "service settings (each also an environment variable, in brackets; a flag wins)"
+_SETTING_MARK = "_sli_provider_setting"
+
+
+class CommandHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """``--help`` that reads well: metavars named after the option (``--project PROJECT``, not
+    ``G_PROJECT``), each default shown, and the settings left out of the usage line (they
+    have their own section at the end)."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        longest = max(action.option_strings, key=len)
+        return longest.lstrip("-").replace("-", "_").upper()
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default" in text or default in (None, False, "", [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def add_usage(
+        self,
+        usage: str | None,
+        actions: Iterable[argparse.Action],
+        groups: Iterable[argparse._MutuallyExclusiveGroup],
+        prefix: str | None = None,
+    ) -> None:
+        own = [a for a in actions if not getattr(a, _SETTING_MARK, False)]
+        if len(own) < len(list(actions)):
+            own.append(
+                argparse.Action([], dest="settings", metavar="--SETTING VALUE ...", nargs="?")
+            )
+        super().add_usage(usage, own, groups, prefix)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> None:
     """One ``--flag`` per setting but the secrets; the default is taken from the environment later.
 
     A secret gets a ``--<name>-file`` flag instead: a path in ``ps`` gives nothing away.
+    ``grouped``: under their own heading after the command's own options (for every command but
+    ``serve``, whose only options they are).
     """
+    target: argparse._ActionsContainer = (
+        parser.add_argument_group(SETTINGS_TITLE) if grouped else parser
+    )
+
+    def add(*names: str, **options: Any) -> None:
+        action = target.add_argument(*names, **options)
+        if grouped:
+            setattr(action, _SETTING_MARK, True)
+
     for f in fields(Settings):
         setting: Setting = f.metadata["setting"]
         flag = "--" + f.name.replace("_", "-")
         if not setting.secret:
-            parser.add_argument(
-                flag, dest=f.name, default=None, help=f"{setting.help} [{setting.env}]"
-            )
+            add(flag, dest=f.name, default=None, metavar=_metavar(f.name),
+                help=f"{setting.help} [{setting.env}]")  # fmt: skip
             continue
-        parser.add_argument(
+        add(
             flag, action=_RefusedSecretFlag, nargs="?", metavar=setting.env,
             dest=f"refused_{f.name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS,
         )  # fmt: skip
         if not has_own_file_setting(setting):
-            parser.add_argument(
+            add(
                 flag + "-file", dest=f"{f.name}_file", default=None, metavar="PATH",
                 help=f"file holding the {setting.help}, read once at start [{setting.file_env}]",
             )  # fmt: skip
     parser.epilog = secrets_help()
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.formatter_class = CommandHelpFormatter
+
+
+def _metavar(name: str) -> str:
+    if name.endswith(("_file", "_dir", "_binary")):
+        return "PATH"
+    return "URL" if name.endswith("_url") else "VALUE"
 
 
 def secrets_help() -> str:

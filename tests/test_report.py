@@ -6,6 +6,7 @@ quality gate would report. The browser part needs Debian's ``chromium`` package.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -219,8 +220,9 @@ def test_page_is_self_contained_and_complete() -> None:
     assert len(lines) == 2
     targets = [e for e in found if e.get("chart") == SLIS[0] and e["tag"] == "line"]
     assert {t["class"] for t in targets if "target" in t.get("class", "")} == {
-        "target target-pass",
-        "target target-warning",
+        "target target-pass",  # <600, flat
+        "target target-warning",  # <=800, flat
+        "target-relative-run target-pass",  # <=+10%, one per run that had something to compare
     }
 
 
@@ -268,7 +270,9 @@ def test_value_not_retrieved_draws_fixed_targets_only() -> None:
     # lighthouse reports every target of a failed retrieval as 0; the chart uses the criteria
     assert {t.target_value for t in current.details.indicator_results[0].pass_targets} == {0}  # type: ignore[union-attr,index]
     found = elements(render(current, history))
-    lines = [e for e in found if e.get("chart") == SLIS[0] and "target" in e.get("class", "")]
+    lines = [
+        e for e in found if e.get("chart") == SLIS[0] and e.get("class", "").startswith("target ")
+    ]
     assert sorted(e["text"] for e in lines) == [
         "pass target <600 → 600",
         "warning target <=800 → 800",
@@ -281,7 +285,10 @@ def test_errored_evaluation_has_no_objectives() -> None:
     page = render(evaluation, [])
     verdict = next(e for e in elements(page) if e.get("id") == "verdict")
     assert "ERRORED" in verdict["text"] and "Could not parse SLO file" in verdict["text"]
-    assert "No objectives were scored" in page and "<svg" not in page
+    assert "<svg" not in page and 'id="objectives"' not in page  # no empty table
+    reason = next(e for e in elements(page) if e.get("id") == "no-objectives")
+    assert reason["text"].startswith("The evaluation errored, so no objective has a value: ")
+    assert "Could not parse SLO file" in reason["text"]
 
 
 def test_user_strings_are_escaped() -> None:
@@ -350,7 +357,11 @@ def test_extreme_magnitudes_render(scale: float) -> None:
         history.insert(0, StoredEvaluation(f"r{i}", "p", "s", "v", "c", START + i, "pass", 1, data))
     page = render(evaluation, history)
     assert finite_geometry(page) > 50
-    ticks = [e["text"] for e in elements(page) if e.get("text-anchor") == "end"]
+    ticks = [
+        e["text"]
+        for e in elements(page)
+        if e.get("text-anchor") == "end" and "target-off" not in e.get("class", "")
+    ]
     assert ticks and all(len(tick) <= 9 for tick in ticks), ticks  # <= 4 significant digits
 
 
@@ -502,3 +513,118 @@ def test_browser_does_not_run_hostile_strings(tmp_path: Path) -> None:
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert not [e for e in elements(dom.stdout) if e["tag"] == "script"]
     assert re.search(r"&lt;script&gt;alert\(1\)&lt;/script&gt;", dom.stdout)
+
+
+# --- what the report shows per run (issue 12, item 17) -----------------------------------------
+
+
+def _history_of(
+    slo: dict[str, object], runs: list[tuple[float, float]]
+) -> tuple[Evaluation, list[StoredEvaluation]]:
+    """(time, value of "p") runs scored in turn, newest first, the last one as evaluated."""
+    history: list[StoredEvaluation] = []
+    evaluation: Evaluation | None = None
+    for number, (at, value) in enumerate(runs):
+        values = [{"metric": "p", "value": value, "success": True}]
+        evaluation = evaluate(slo, values, [h.as_previous() for h in history],
+                              time_start=_iso(at - 60), time_end=_iso(at))  # fmt: skip
+        data = json.loads(json.dumps(evaluation.to_keptn()))
+        history.insert(0, StoredEvaluation(f"r{number}", "p", "s", "v", "c", at,
+                                           evaluation.result, evaluation.details.score, data))  # fmt: skip
+    assert evaluation is not None
+    return evaluation, history
+
+
+def _tick_values(found: list[dict[str, str]], sli: str) -> list[float]:
+    return [
+        float(e["text"])
+        for e in found
+        if e.get("chart") == sli and e["tag"] == "text" and e.get("text-anchor") == "end"
+        and "target-off" not in e.get("class", "")
+    ]  # fmt: skip
+
+
+def test_y_axis_fits_the_values_not_a_far_fixed_target() -> None:
+    slo = {"objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
+           "total_score": {"pass": "90%"}}  # fmt: skip
+    evaluation, history = _history_of(slo, [(START + i * 600, 3.0 + i) for i in range(4)])
+    found = elements(render(evaluation, history))
+    ticks = _tick_values(found, "p")
+    assert max(ticks) <= 10 and min(ticks) >= 0, ticks  # values 3..6, not 0..600
+    off = [e for e in found if e.get("chart") == "p" and "target-off" in e.get("class", "")]
+    assert [e["text"] for e in off] == ["▲ pass <600 → 600"]
+    ys = sorted(float(p["cy"]) for p in series_points(found, "p"))
+    assert ys[-1] - ys[0] > 100  # the values spread over the chart's height
+
+
+def test_relative_targets_are_drawn_per_run_from_each_runs_evaluation() -> None:
+    evaluation, history = scenario()
+    found = elements(render(evaluation, history))
+    ticks = [e for e in found if e.get("chart") == SLIS[0]
+             and e.get("class") == "target-relative-run target-pass"]  # fmt: skip
+    # What each run itself computed for <=+10% (the first run had nothing to compare with).
+    expected = []
+    for stored in reversed(history):
+        (p95,) = [r for r in stored.data["evaluation"]["indicatorResults"]
+                  if r["value"]["metric"] == SLIS[0]]  # fmt: skip
+        if stored.data["evaluation"].get("comparedEvents"):
+            expected.append(p95["passTargets"][0]["targetValue"])
+    assert len(ticks) == len(expected) == len(RUNS) - 1
+    assert [t["text"].rsplit("→ ", 1)[1] for t in ticks] == [format_number(v) for v in expected]
+    assert len({t["y1"] for t in ticks}) > 2  # they move with the runs, not one flat line
+    flat = [e["text"] for e in found if e.get("chart") == SLIS[0]
+            and e.get("class", "").startswith("target ")]  # fmt: skip
+    assert not any("+10%" in text for text in flat)
+
+
+@pytest.mark.parametrize("gap", [20.0, 120.0])
+def test_time_labels_stay_distinct_and_apart_for_close_runs(gap: float) -> None:
+    slo = {"objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
+           "total_score": {"pass": "90%"}}  # fmt: skip
+    evaluation, history = _history_of(slo, [(START + i * gap, 100.0 + i) for i in range(12)])
+    found = elements(render(evaluation, history))
+    labels = [e for e in found if e.get("chart") == "p" and e.get("class") == "x-label"]
+    texts = [e["text"] for e in labels]
+    assert len(labels) >= 3 and len(set(texts)) == len(texts), texts
+    xs = [float(e["x"]) for e in labels]
+    widest = max(len(t) for t in texts) * 6.2  # 11 px system-ui, as laid out
+    assert all(b - a >= widest for a, b in itertools.pairwise(xs)), (texts, xs)
+    points = [p for p in series_points(found, "p")]
+    titles = [p["text"].split(": ")[0] for p in points]
+    assert len(set(titles)) == len(titles)  # every point's tooltip names its own time
+
+
+def test_a_points_colour_is_that_slis_status_in_that_run() -> None:
+    evaluation, history = scenario()
+    found = elements(render(evaluation, history))
+    differs = 0
+    for stored, point in zip(reversed(history), series_points(found, SLIS[0]), strict=True):
+        (p95,) = [r for r in stored.data["evaluation"]["indicatorResults"]
+                  if r["value"]["metric"] == SLIS[0]]  # fmt: skip
+        assert point["data-status"] == p95["status"]
+        assert point["fill"] == RESULT_COLOURS[p95["status"]]
+        differs += p95["status"] != stored.result
+    assert differs >= 2  # the scenario has runs where this SLI and the run disagree
+
+
+@needs_chromium
+def test_browser_report_fits_a_640_px_screen(tmp_path: Path) -> None:
+    """Measured by Chromium itself: a copy of the page with a probe script (the real page has
+    none, and its Content-Security-Policy would refuse one)."""
+    evaluation, history = scenario()
+    page = re.sub(
+        r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", render(evaluation, history)
+    )
+    probe = ("<script>const d=document.documentElement;document.body.dataset.scroll="
+             "String(d.scrollWidth);document.body.dataset.client=String(d.clientWidth)</script>")  # fmt: skip
+    copy = tmp_path / "probe.html"
+    copy.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
+    dom = chromium("--dump-dom", "--window-size=640,2000", copy.as_uri())
+    body = next(e for e in elements(dom.stdout) if e["tag"] == "body")
+    assert int(body["data-scroll"]) <= int(body["data-client"]) <= 640, body
+    png = tmp_path / "narrow.png"
+    chromium(f"--screenshot={png}", "--window-size=640,2600", (tmp_path / "probe.html").as_uri())
+    shot = read_png(png.read_bytes()) if png.exists() else None
+    assert shot is not None and shot.width == 640
+    hexed = {f"#{r:02x}{g:02x}{b:02x}" for (r, g, b) in shot.colour_counts()}
+    assert SERIES_COLOUR in hexed and RESULT_COLOURS["fail"] in hexed

@@ -45,9 +45,13 @@ class HistoryError(SliProviderError, ValueError):
 
 
 class HistoryStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create: bool = True) -> None:
+        """``create=False`` opens only an existing history (reading one must not make one)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.is_file():
+            raise HistoryError(f"no history at {path}: nothing has been stored there yet")
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path)
             self._db.executescript(_SCHEMA)
@@ -124,7 +128,8 @@ class HistoryStore:
     ) -> int:
         """Keptn ``evaluation.finished`` events as the datastore returns them; returns the count.
 
-        Each event's own project/stage/service wins; the arguments fill in what it lacks.
+        An argument fills in what an event lacks; an event naming another scope than an argument
+        is refused (HistoryError, nothing stored), so the flags never mislabel a scope.
         Events already stored (same id) are skipped, so importing twice is harmless.
         """
         records = [_from_event(e, project, stage, service) for e in events]
@@ -168,8 +173,14 @@ def _from_event(
     if not isinstance(data, Mapping) or not isinstance(data.get("evaluation"), Mapping):
         raise HistoryError(f"event {event.get('id')!r} has no data.evaluation")
 
-    def scope(key: str, fallback: str | None) -> str:
-        value = data.get(key) or fallback
+    def scope(key: str, given: str | None) -> str:
+        own = data.get(key)
+        if own and given and own != given:
+            raise HistoryError(
+                f"event {event.get('id')!r} is of {key} {own!r}, not {given!r} (--{key}): "
+                "nothing imported; leave the flag out to keep each event's own scope"
+            )
+        value = own or given
         if not isinstance(value, str) or not value:
             raise HistoryError(f"event {event.get('id')!r} has no {key}; pass --{key}")
         return value

@@ -45,25 +45,36 @@ class GateError(SliProviderError):
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--slo", type=Path, required=True, help="the slo.yaml to score against")
+    parser.add_argument("--slo", type=Path, required=True, metavar="FILE",
+                        help="the slo.yaml to score against")  # fmt: skip
     for name in ("project", "stage", "service"):
-        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True)
-    parser.add_argument("--format", choices=("table", "json", "html"), default="table")
-    parser.add_argument("--output", type=Path, help="write the report here (required for html)")
+        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True,
+                            help=f"the Keptn {name}: scope of k6's series and of the history")  # fmt: skip
+    parser.add_argument("--format", choices=("table", "json", "html"), default="table",
+                        help="the report's format")  # fmt: skip
+    parser.add_argument("--output", type=Path, metavar="FILE",
+                        help="write the report here (required for html; default: stdout)")  # fmt: skip
     parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
-    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, help="SQLite history")
+    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
+                        help="the SQLite history of earlier evaluations")  # fmt: skip
     parser.add_argument("--no-store", action="store_true", help="do not add this evaluation")
 
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
     parser.add_argument(
-        "--values", type=Path, help="indicator values: a JSON list or a get-sli.finished event"
+        "--values",
+        type=Path,
+        metavar="FILE",
+        help="indicator values: a JSON list or a get-sli.finished event",
     )
     parser.add_argument(
-        "--start", dest="g_start", help="window start (with --end: fetch from Prometheus)"
+        "--start",
+        dest="g_start",
+        metavar="TIME",
+        help="window start (with --end: fetch from Prometheus), e.g. 2026-11-29T10:00:00Z",
     )
-    parser.add_argument("--end", dest="g_end")
+    parser.add_argument("--end", dest="g_end", metavar="TIME", help="window end")
     parser.add_argument(
         "--context", dest="g_context", default="", help="the k6 run's keptn_context"
     )
@@ -71,13 +82,17 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
-    parser.add_argument("--script", type=Path, required=True, help="the k6 script")
-    parser.add_argument("--target", default="", help="TARGET_URL for the script")
-    parser.add_argument("--vus", type=int)
-    parser.add_argument("--duration")
+    parser.add_argument("--script", type=Path, required=True, metavar="FILE",
+                        help="the k6 script")  # fmt: skip
+    parser.add_argument("--target", default="", metavar="URL", help="TARGET_URL for the script")
+    parser.add_argument("--vus", type=int, metavar="N",
+                        help="virtual users (default: the script's own)")  # fmt: skip
+    parser.add_argument("--duration", metavar="DURATION",
+                        help="test duration, e.g. 30s (default: the script's own)")  # fmt: skip
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to the script")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
+                        metavar="SECONDS",
                         help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
     parser.add_argument("--k6", metavar="NAME_OR_PATH",
                         help="a K6_BINARIES name or a k6 executable (default: chosen by the "
@@ -294,6 +309,7 @@ def _report(args: argparse.Namespace, evaluation: Evaluation, history: list[Stor
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        print(f"{evaluation.result.upper()}: report written to {args.output}", file=sys.stderr)
+        verdict = "errored" if evaluation.errored else evaluation.result
+        print(f"verdict: {verdict}; report written to {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -13,27 +13,61 @@ from sli_provider.adapters.history_store import (
     HistoryStore,
     events_from_document,
 )
+from sli_provider.flags import CommandHelpFormatter
 from sli_provider.keptn.timestamps import format_keptn
+
+HISTORY_EPILOG = """\
+exit codes: 0 done, 1 nothing matched (invalidate), 2 could not run. 'list' and 'invalidate'
+never create a history: a missing file exits 2 and says so."""
 
 
 def add_history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, help="SQLite history")
-    actions = parser.add_subparsers(dest="history_action", required=True)
-    imp = actions.add_parser("import", help="load evaluation.finished events from Keptn")
+    history_help = "the SQLite history file"
+    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
+                        help=history_help)  # fmt: skip
+    parser.epilog = HISTORY_EPILOG
+    actions = parser.add_subparsers(dest="history_action", required=True, metavar="ACTION")
+    imp = actions.add_parser(
+        "import", help="load evaluation.finished events from Keptn", allow_abbrev=False, formatter_class=CommandHelpFormatter,
+        description="Load evaluation.finished events (as mongodb-datastore returns them). "
+        "With --project/--stage/--service the import is refused, and nothing stored, if an event "
+        "names another scope; without them each event keeps its own scope.",
+    )  # fmt: skip
     imp.add_argument("file", type=Path, help='{"events": [...]} or a JSON list, newest first')
-    listing = actions.add_parser("list", help="the stored evaluations of a scope, newest first")
-    invalidate = actions.add_parser("invalidate", help="never compare with an evaluation again")
-    for sub, required in ((imp, False), (listing, True)):
+    listing = actions.add_parser(
+        "list",
+        help="the stored evaluations of a scope, newest first",
+        allow_abbrev=False,
+        formatter_class=CommandHelpFormatter,
+    )
+    invalidate = actions.add_parser(
+        "invalidate",
+        help="never compare with an evaluation again",
+        allow_abbrev=False,
+        formatter_class=CommandHelpFormatter,
+    )
+    for sub in (imp, listing, invalidate):
+        # Also after the action, where users put it; SUPPRESS keeps a value given before it.
+        sub.add_argument("--history", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+                         help=f"{history_help} (default: {DEFAULT_HISTORY})")  # fmt: skip
+        sub.epilog = HISTORY_EPILOG
+    for sub, required, what in (
+        (imp, False, "required of every event, which is refused otherwise; fills in what an "
+                     "event lacks"),
+        (listing, True, "of the evaluations to list"),
+    ):  # fmt: skip
         for name in ("project", "stage", "service"):
-            sub.add_argument(f"--{name}", dest=f"h_{name}", required=required)
+            sub.add_argument(f"--{name}", dest=f"h_{name}", required=required,
+                             metavar=name.upper(), help=f"the Keptn {name} {what}")  # fmt: skip
     which = invalidate.add_mutually_exclusive_group(required=True)
-    which.add_argument("--id", dest="h_id")
-    which.add_argument("--context", dest="h_context")
+    which.add_argument("--id", dest="h_id", metavar="ID", help="an evaluation's id (see list)")
+    which.add_argument("--context", dest="h_context", metavar="CONTEXT",
+                       help="every evaluation of this Keptn context (shkeptncontext)")  # fmt: skip
 
 
 def run_history(args: argparse.Namespace) -> int:
     try:
-        with HistoryStore(args.history) as store:
+        with HistoryStore(args.history, create=args.history_action == "import") as store:
             if args.history_action == "import":
                 try:
                     document = json.loads(args.file.read_text())

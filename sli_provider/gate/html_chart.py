@@ -6,7 +6,7 @@ Split from html_report.py, which lays out the page; both share the formatting he
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
 
@@ -25,6 +25,7 @@ _W, _H = 560, 250
 _LEFT, _RIGHT, _TOP, _BOTTOM = 62, 14, 14, 34
 _INSET = 14  # horizontal gap between the axes and the first/last point
 _WHITE_RING = 'stroke="#fff" stroke-width="1.5"'
+_CHAR_W = 6.2  # average width of an 11 px system-ui character, for laying out x labels
 
 
 def format_number(value: float) -> str:
@@ -42,24 +43,43 @@ def format_number(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class RunTarget:
+    """A relative target as that run computed it (it moves with the runs compared with)."""
+
+    kind: str  # pass | warning
+    criteria: str
+    value: float
+
+
+@dataclass(frozen=True)
 class Run:
     label: str  # x-axis label
     result: str
     values: dict[str, float]
     current: bool = False
     invalidated: bool = False
+    statuses: dict[str, str] = field(default_factory=dict)  # metric → its status in this run
+    relative_targets: dict[str, tuple[RunTarget, ...]] = field(default_factory=dict)
+    when: str = ""  # the full time, for tooltips
+
+    def status_of(self, metric: str) -> str:
+        return self.statuses.get(metric, self.result)
 
 
 def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
     metric = result.value.metric
     points = [(i, run.values.get(metric)) for i, run in enumerate(runs)]
     values = [v for _, v in points if v is not None and math.isfinite(v)]
+    # Fixed targets are flat lines; relative ones move with the runs compared with, so they
+    # are drawn per run (from each run's own evaluation), never as one flat line.
     lines = [(t, "pass", TARGET_COLOURS["pass"]) for t in result.pass_targets or ()]
     lines += [(t, "warning", TARGET_COLOURS["warning"]) for t in result.warning_targets or ()]
-    if not result.value.success:  # lighthouse reports placeholders (0) when there is no value
-        lines = [(fixed, k, c) for t, k, c in lines if (fixed := fixed_target(t)) is not None]
+    lines = [(fixed, k, c) for t, k, c in lines if (fixed := fixed_target(t)) is not None]
     lines = [line for line in lines if math.isfinite(line[0].target_value)]
-    low, high, ticks = axis_scale(values + [t.target_value for t, _, _ in lines])
+    relative = _relative_series(metric, runs)
+    moving = [v for series in relative.values() for _, v in series]
+    near, far = _split_targets(values + moving, lines)
+    low, high, ticks = axis_scale(values + moving + [t.target_value for t, _, _ in near])
     bottom, plot_h = _H - _BOTTOM, _H - _BOTTOM - _TOP
 
     def y_of(v: float) -> float:
@@ -83,20 +103,24 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
             f'shape-rendering="crispEdges"/><text x="{_LEFT - 6}" y="{y + 4}" '
             f'text-anchor="end" fill="#57606a">{format_number(tick)}</text>'
         )
-    step = max(1, math.ceil(len(runs) / 6))
-    shown = [i for i in range(0, len(runs), step) if len(runs) - 1 - i >= step / 2]
-    for i in [*shown, len(runs) - 1]:  # x labels: a few, always the last
+    # x labels: as many as fit side by side (by their estimated width), always the last
+    widest = max(len(run.label) for run in runs) * _CHAR_W + 10
+    spacing = (x_of(1) - x_of(0)) if len(runs) > 1 else float(_W)
+    step = max(1, math.ceil(widest / spacing))
+    shown = [i for i in range(0, len(runs), step) if len(runs) - 1 - i >= step]
+    for i in [*shown, len(runs) - 1]:
         bold = ' font-weight="700"' if runs[i].current else ""
+        half = len(runs[i].label) * _CHAR_W / 2 + 2
         svg.append(
-            f'<text x="{min(max(x_of(i), 36), _W - 36):.1f}" y="{_H - 12}" text-anchor="middle" '
-            f'fill="#57606a"{bold}>{escape_html(runs[i].label)}</text>'
+            f'<text class="x-label" x="{min(max(x_of(i), half), _W - half):.1f}" y="{_H - 12}" '
+            f'text-anchor="middle" fill="#57606a"{bold}>{escape_html(runs[i].label)}</text>'
         )
     svg.append(
         f'<path d="M{_LEFT - 0.5} {_TOP}V{bottom + 0.5}H{_W - _RIGHT}" fill="none" '
         'stroke="#8c959f" shape-rendering="crispEdges"/>'
     )
     labels: list[tuple[float, str, str]] = []
-    for target, kind, colour in lines:
+    for target, kind, colour in near:
         y = round(y_of(target.target_value))
         svg.append(
             f'<line class="target target-{kind}" x1="{_LEFT}" x2="{_W - _RIGHT}" '
@@ -107,6 +131,34 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
         labels.append(
             (y, f"{kind} {target.criteria} → {format_number(target.target_value)}", colour)
         )
+    for target, kind, colour in far:  # off the scale: a note at the edge, not a squashed axis
+        above = target.target_value > high
+        y = _TOP + 11 if above else bottom - 4
+        text = f"{'▲' if above else '▼'} {kind} {target.criteria} → {format_number(target.target_value)}"
+        svg.append(
+            f'<text class="target-off target-{kind}" x="{_W - _RIGHT - 4}" y="{y}" '
+            f'text-anchor="end" fill="{colour}" stroke="#fff" stroke-width="3" '
+            f'paint-order="stroke" font-weight="600">{escape_html(text)}</text>'
+        )
+    half_tick = min(12.0, spacing * 0.35)
+    for (kind, criteria), series in relative.items():
+        colour = TARGET_COLOURS[kind]
+        if len(series) > 1:
+            joined = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in series)
+            svg.append(
+                f'<polyline class="target-relative target-{kind}" points="{joined}" fill="none" '
+                f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="2 3"/>'
+            )
+        for i, v in series:
+            y = round(y_of(v))
+            svg.append(
+                f'<line class="target-relative-run target-{kind}" x1="{x_of(i) - half_tick:.1f}" '
+                f'x2="{x_of(i) + half_tick:.1f}" y1="{y}" y2="{y}" stroke="{colour}" '
+                f'stroke-width="3"><title>{escape_html(runs[i].when or runs[i].label)}: {kind} '
+                f"target {escape_html(criteria)} → {format_number(v)}</title></line>"
+            )
+        _, last_v = series[-1]
+        labels.append((round(y_of(last_v)), f"{kind} {criteria} → {format_number(last_v)}", colour))
     placed: list[float] = []
     for y, text, colour in sorted(labels):  # above the line, else below, else stacked up
         clear = [
@@ -142,16 +194,17 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
         if value is None or not math.isfinite(value):
             continue
         run = runs[i]
-        colour = RESULT_COLOURS.get(run.result, OTHER_COLOUR)
+        status = run.status_of(metric)
+        colour = RESULT_COLOURS.get(status, OTHER_COLOUR)
         ring = f'stroke="{SERIES_COLOUR}" stroke-width="2.5"' if run.current else _WHITE_RING
         note = " (invalidated)" if run.invalidated else ""
         faded = ' opacity="0.45"' if run.invalidated else ""
         svg.append(
             f'<circle class="series{" current" if run.current else ""}" '
             f'cx="{x_of(i):.1f}" cy="{y_of(value):.1f}" r="{7 if run.current else 5}" '
-            f'fill="{colour}" {ring} data-value="{value!r}"'
-            f"{faded}><title>{escape_html(run.label)}: "
-            f"{format_number(value)} ({escape_html(run.result)}){note}</title></circle>"
+            f'fill="{colour}" {ring} data-value="{value!r}" data-status="{escape_html(status)}"'
+            f"{faded}><title>{escape_html(run.when or run.label)}: {format_number(value)} "
+            f"(this SLI: {escape_html(status)}; run: {escape_html(run.result)}){note}</title></circle>"
         )
     svg.append("</svg>")
     current = number_html(result.value.value) if result.value.success else "no value"
@@ -159,7 +212,7 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
     sub = f" <code>{escape_html(metric)}</code>" if name != metric else ""
     legend = [f'<span><i class="ln" style="border-color:{SERIES_COLOUR}"></i>value per run</span>']
     legend += [
-        f'<span><i class="dot" style="background:{RESULT_COLOURS[r]}"></i>run {r}</span>'
+        f'<span><i class="dot" style="background:{RESULT_COLOURS[r]}"></i>SLI {r}</span>'
         for r in ("pass", "warning", "fail")
     ]
     for kind, colour in TARGET_COLOURS.items():
@@ -167,12 +220,46 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
             legend.append(
                 f'<span><i class="ln dash" style="border-color:{colour}"></i>{kind} target</span>'
             )
+        if any(k == kind for k, _ in relative):
+            legend.append(
+                f'<span><i class="ln" style="border-color:{colour}"></i>{kind} target '
+                "of each run (relative)</span>"
+            )
     return (
         f'<figure class="chart-card" data-sli="{escape_html(metric)}"><figcaption><strong>'
         f'{escape_html(name)}</strong>{sub} <span class="sub">· now {current} · '
         f"{len(values)}/{len(runs)} runs with a value</span></figcaption>"
         f'{"".join(svg)}<div class="legend">{"".join(legend)}</div></figure>'
     )
+
+
+def _relative_series(
+    metric: str, runs: list[Run]
+) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    """(kind, criteria) → [(run index, that run's target)] for the runs that computed one."""
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for i, run in enumerate(runs):
+        for target in run.relative_targets.get(metric, ()):
+            if math.isfinite(target.value):
+                series.setdefault((target.kind, target.criteria), []).append((i, target.value))
+    return series
+
+
+_Line = tuple[Target, str, str]
+
+
+def _split_targets(values: list[float], lines: list[_Line]) -> tuple[list[_Line], list[_Line]]:
+    """Fixed targets near enough to the values to share their axis, and the rest.
+
+    A target ten times above every value would squash the values into a flat line at the
+    bottom; it is named at the chart's edge instead. Without values every target is drawn.
+    """
+    if not values:
+        return lines, []
+    low, high = min(values), max(values)
+    reach = max(high - low, abs(high) * 0.5, abs(low) * 0.5) or 1.0
+    near = [line for line in lines if low - reach <= line[0].target_value <= high + reach]
+    return near, [line for line in lines if line not in near]
 
 
 def axis_scale(values: list[float]) -> tuple[float, float, list[float]]:
@@ -201,19 +288,35 @@ def fixed_target(target: Target) -> Target | None:
     return None if criterion.is_comparison else fixed
 
 
-def is_relative(target: Target) -> bool:
-    try:
-        return parse_criteria(target.criteria).is_comparison
-    except CriteriaError:
-        return False
-
-
 def format_time(unix: float, *, seconds: bool = False) -> str:
     try:
         moment = datetime.fromtimestamp(unix, UTC)
     except (OverflowError, OSError, ValueError):
         return format_number(unix)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%m-%d %H:%M")
+
+
+def time_labels(times: list[float | None]) -> list[str]:
+    """x-axis labels as short as they can be while distinct runs keep distinct labels.
+
+    The date is left out when every run is on one day; seconds are added when two runs fall
+    in one minute. ``None`` (a run without a time) is labelled "current".
+    """
+    known = [t for t in times if t is not None]
+    try:
+        days = {datetime.fromtimestamp(t, UTC).date() for t in known}
+    except (OverflowError, OSError, ValueError):
+        return [format_number(t) if t is not None else "current" for t in times]
+    formats = (
+        ["%H:%M", "%H:%M:%S"] if len(days) <= 1 else ["%m-%d", "%m-%d %H:%M", "%m-%d %H:%M:%S"]
+    )
+    distinct = len({int(t) for t in known})
+    for pattern in formats:
+        labels = [datetime.fromtimestamp(t, UTC).strftime(pattern) for t in known]
+        if len(set(labels)) >= distinct:
+            break
+    found = iter(labels)
+    return [next(found) if t is not None else "current" for t in times]
 
 
 def number_html(value: float) -> str:

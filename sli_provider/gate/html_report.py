@@ -11,23 +11,27 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
+from sli_provider.gate.display import INFORMATIONAL, is_informational, is_relative, target_note
 from sli_provider.gate.html_chart import (
     ERRORED_COLOUR,
     MAX_RUNS,
     OTHER_COLOUR,
     RESULT_COLOURS,
     Run,
+    RunTarget,
     chart_svg,
     escape_html,
     format_number,
     format_time,
-    is_relative,
     number_html,
+    time_labels,
 )
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
 from sli_provider.gate.slo import SLOParseError, parse_slo
+from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 
 _CSS = """
 *{box-sizing:border-box}main{max-width:1200px;margin:0 auto}.sli{display:block;color:#57606a}
@@ -63,6 +67,19 @@ svg.chart{display:block;font:11px system-ui,sans-serif}footer{margin-top:28px;co
 .legend i{display:inline-block;vertical-align:middle;margin-right:5px}
 .legend .ln{width:18px;height:0;border-top:3px solid}.legend .dash{border-top-style:dashed}
 .legend .dot{width:10px;height:10px;border-radius:50%}
+tr.informational td{background:#f6f8fa;color:#57606a;font-style:italic}
+tr.informational td:first-child{border-left:4px dashed #8c959f}
+.badge.info{background:#eaeef2;color:#57606a;border-color:#8c959f}
+.target.unevaluated{color:#57606a;white-space:normal}.target .note{font-style:italic}
+.no-objectives{background:#fff;border:1px solid #d0d7de;border-left:4px solid #6e7781;
+border-radius:8px;padding:12px 16px;margin:0}svg.chart{max-width:100%;height:auto}
+@media (max-width:700px){body{padding:10px}.verdict{padding:12px 14px}
+.verdict .word{font-size:26px}.charts{grid-template-columns:minmax(0,1fr)}
+#objectives thead{display:none}#objectives,#objectives tbody,#objectives tr,#objectives td{
+display:block;width:100%}#objectives tr{border-bottom:2px solid #d0d7de}
+#objectives td{border-bottom:0;padding:3px 10px;text-align:left;white-space:normal}
+#objectives td[data-label]::before{content:attr(data-label) ": ";color:#57606a;font-size:12px}
+.targets li{white-space:normal}}
 """
 
 
@@ -88,15 +105,24 @@ def render_html(
         f"<h1>Quality gate · {escape_html(project)} / {escape_html(stage)} / {escape_html(service)}</h1>",
         _banner(evaluation, verdict),
         _scope(evaluation, (project, stage, service), len(history), generated_at),
-        '<h2>Objectives</h2><table id="objectives"><thead><tr><th>Objective</th>'
-        "<th>Value</th><th>Compared</th><th>Pass targets</th><th>Warning targets</th>"
-        "<th>Status</th><th>Score / weight</th></tr></thead><tbody>",
+        "<h2>Objectives</h2>",
     ]
-    weights = _weights(evaluation, len(results))
-    parts += [_row(result, weights[i]) for i, result in enumerate(results)]
-    if not results:
-        parts.append('<tr><td colspan="7" class="empty">No objectives were scored.</td></tr>')
-    parts.append("</tbody></table>")
+    if results:
+        parts.append(
+            '<table id="objectives"><thead><tr><th>Objective</th>'
+            "<th>Value</th><th>Compared</th><th>Pass targets</th><th>Warning targets</th>"
+            "<th>Status</th><th>Score / weight</th></tr></thead><tbody>"
+        )
+        weights = _weights(evaluation, len(results))
+        parts += [_row(result, weights[i], evaluation) for i, result in enumerate(results)]
+        parts.append("</tbody></table>")
+    else:  # an errored run has nothing to tabulate: say why instead
+        reason = evaluation.message or "no reason was given"
+        lead = "The evaluation errored" if evaluation.errored else "No objectives were scored"
+        parts.append(
+            f'<p class="no-objectives" id="no-objectives"><strong>{lead}</strong>, so no '
+            f"objective has a value: {escape_html(reason)}</p>"
+        )
     if results:
         shown = f"the latest {MAX_RUNS} of " if len(runs) > MAX_RUNS else ""
         parts.append(
@@ -124,19 +150,66 @@ def _runs(evaluation: Evaluation, history: Sequence[StoredEvaluation]) -> list[R
         if r.value.success
     }
     stored = bool(history) and _is_current(history[0], evaluation, current_values)
-    runs = [
-        Run(
-            format_time(item.time),
-            item.result,
-            item.values(),
-            index == 0 and stored,
-            item.invalidated,
-        )
-        for index, item in enumerate(history)
-    ][::-1]
+    oldest_first = list(reversed(history))
+    times: list[float | None] = [item.time for item in oldest_first]
     if not stored:
-        runs.append(Run("current", evaluation.result, current_values, current=True))
+        times.append(_end_time(evaluation))
+    labels = time_labels(times)
+    runs = []
+    for index, item in enumerate(oldest_first):
+        statuses, relative = _per_sli(item.data)
+        runs.append(Run(
+            labels[index], item.result, item.values(),
+            current=stored and index == len(oldest_first) - 1, invalidated=item.invalidated,
+            statuses=statuses, relative_targets=relative, when=format_time(item.time, seconds=True),
+        ))  # fmt: skip
+    if not stored:
+        statuses, relative = _per_sli(evaluation.to_keptn())
+        end = times[-1]
+        runs.append(Run(
+            labels[-1], evaluation.result, current_values, current=True, statuses=statuses,
+            relative_targets=relative,
+            when=format_time(end, seconds=True) if end is not None else "current",
+        ))  # fmt: skip
     return runs
+
+
+def _end_time(evaluation: Evaluation) -> float | None:
+    try:
+        return parse_keptn(evaluation.details.time_end)
+    except TimestampError:
+        return None
+
+
+def _per_sli(data: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, tuple[RunTarget, ...]]]:
+    """Each SLI's status in one run, and the relative targets that run computed for it.
+
+    A relative target counts only when the run had a value and something to compare with;
+    otherwise lighthouse's 0 is a placeholder, not a target.
+    """
+    details = data.get("evaluation")
+    if not isinstance(details, Mapping):
+        return {}, {}
+    compared = bool(details.get("comparedEvents"))
+    statuses: dict[str, str] = {}
+    relative: dict[str, tuple[RunTarget, ...]] = {}
+    for item in details.get("indicatorResults") or ():
+        value = item.get("value") if isinstance(item, Mapping) else None
+        if not isinstance(value, Mapping):
+            continue
+        metric = str(value.get("metric"))
+        statuses.setdefault(metric, str(item.get("status", "")))
+        if metric in relative or not (compared and value.get("success")):
+            continue
+        found = []
+        for kind, key in (("pass", "passTargets"), ("warning", "warningTargets")):
+            for target in item.get(key) or ():
+                number = target.get("targetValue") if isinstance(target, Mapping) else None
+                criteria = str(target.get("criteria", "")) if isinstance(target, Mapping) else ""
+                if isinstance(number, int | float) and is_relative(Target(criteria, 0.0, False)):
+                    found.append(RunTarget(kind, criteria, float(number)))
+        relative[metric] = tuple(found)
+    return statuses, relative
 
 
 def _is_current(item: StoredEvaluation, evaluation: Evaluation, values: dict[str, float]) -> bool:
@@ -184,7 +257,7 @@ def _scope(
     return f'<dl class="scope" id="scope">{cells}</dl>'
 
 
-def _row(result: ScoredIndicator, weight: float | None) -> str:
+def _row(result: ScoredIndicator, weight: float | None, evaluation: Evaluation) -> str:
     value = result.value
     name = result.display_name or value.metric
     sli = f'<code class="sli">{escape_html(value.metric)}</code>' if name != value.metric else ""
@@ -197,33 +270,50 @@ def _row(result: ScoredIndicator, weight: float | None) -> str:
     )
     targets = (result.pass_targets or ()) + (result.warning_targets or ())
     compared = number_html(value.compared_value) if any(map(is_relative, targets)) else "—"
-    if result.status == "info":
-        score = "info"
+    informational = is_informational(result)
+    if informational:
+        score = "not scored"
     elif weight is None:
         score = format_number(result.score)
     else:
         score = f"{format_number(result.score)} / {format_number(weight)}"
+    info = f'<span class="badge info" title="{INFORMATIONAL}">INFO</span>' if informational else ""
+    row_class = "objective informational" if informational else "objective"
     return (
-        f'<tr class="objective" data-sli="{escape_html(value.metric)}" '
+        f'<tr class="{row_class}" data-sli="{escape_html(value.metric)}" '
         f'data-status="{escape_html(result.status)}"><td><strong>{escape_html(name)}</strong>'
-        f'{key if result.key_sli else ""}{sli}</td><td class="num">{shown}{message}</td>'
-        f'<td class="num">{compared}</td><td>{_targets(result.pass_targets)}</td>'
-        f"<td>{_targets(result.warning_targets)}</td>"
-        f'<td><span class="status status-{escape_html(result.status)}">{escape_html(result.status)}</span></td>'
-        f'<td class="num">{score}</td></tr>'
+        f"{key if result.key_sli else ''}{info}{sli}</td>"
+        f'<td class="num" data-label="Value">{shown}{message}</td>'
+        f'<td class="num" data-label="Compared">{compared}</td>'
+        f'<td data-label="Pass targets">{_targets(result.pass_targets, result, evaluation)}</td>'
+        f'<td data-label="Warning targets">'
+        f"{_targets(result.warning_targets, result, evaluation)}</td>"
+        f'<td data-label="Status"><span class="status status-{escape_html(result.status)}">'
+        f"{escape_html(result.status)}</span></td>"
+        f'<td class="num" data-label="Score / weight">{score}</td></tr>'
     )
 
 
-def _targets(targets: tuple[Target, ...] | None) -> str:
+def _targets(
+    targets: tuple[Target, ...] | None, result: ScoredIndicator, evaluation: Evaluation
+) -> str:
     if not targets:
         return "—"
-    items = "".join(
-        f'<li class="target {"violated" if t.violated else "met"}" '
-        f'title="{"violated" if t.violated else "met"}">{"✗" if t.violated else "✓"} '
-        f"<code>{escape_html(t.criteria)}</code> → {number_html(t.target_value)}</li>"
-        for t in targets
-    )
-    return f'<ul class="targets">{items}</ul>'
+    items = []
+    for t in targets:
+        note = target_note(t, result, evaluation)
+        if note is not None:  # lighthouse's placeholder 0 is no target: say what it is
+            items.append(
+                f'<li class="target unevaluated"><code>{escape_html(t.criteria)}</code> '
+                f'<span class="note">{escape_html(note)}</span></li>'
+            )
+            continue
+        state = "violated" if t.violated else "met"
+        items.append(
+            f'<li class="target {state}" title="{state}">{"✗" if t.violated else "✓"} '
+            f"<code>{escape_html(t.criteria)}</code> → {number_html(t.target_value)}</li>"
+        )
+    return f'<ul class="targets">{"".join(items)}</ul>'
 
 
 def _weights(evaluation: Evaluation, count: int) -> list[float | None]:

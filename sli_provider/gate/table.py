@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-from sli_provider.gate.results import Evaluation, Target
+from sli_provider.gate.display import INFORMATIONAL, NO_VALUE, is_informational, target_note
+from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
 
 
 def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def _targets(targets: tuple[Target, ...] | None) -> str:
+def _targets(
+    targets: tuple[Target, ...] | None, item: ScoredIndicator, evaluation: Evaluation
+) -> str:
     if not targets:
         return "-"
-    return " ".join(
-        f"{t.criteria}{'✗' if t.violated else '✓'}({_number(t.target_value)})" for t in targets
-    )
+    if not item.value.success:
+        return " ".join(t.criteria for t in targets) + f" ({NO_VALUE})"
+    cells = []
+    for t in targets:
+        shown = target_note(t, item, evaluation) or _number(t.target_value)
+        cells.append(f"{t.criteria}{'✗' if t.violated else '✓'}({shown})")
+    return " ".join(cells)
 
 
 def render_table(evaluation: Evaluation, *, scope: str) -> str:
@@ -32,15 +39,18 @@ def render_table(evaluation: Evaluation, *, scope: str) -> str:
         name = item.display_name or item.value.metric
         if item.key_sli:
             name += " (key)"
+        informational = is_informational(item)
+        if informational:
+            name += " (info)"
         rows.append(
             (
                 name,
                 _number(item.value.value) if item.value.success else "n/a",
                 _number(item.value.compared_value),
                 item.status,
-                _number(item.score),
-                _targets(item.pass_targets),
-                _targets(item.warning_targets),
+                "-" if informational else _number(item.score),
+                _targets(item.pass_targets, item, evaluation),
+                _targets(item.warning_targets, item, evaluation),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -54,4 +64,6 @@ def render_table(evaluation: Evaluation, *, scope: str) -> str:
     ]
     if failures:
         lines += ["", "indicators without a value:", *failures]
+    if any(is_informational(item) for item in details.indicator_results or ()):
+        lines += ["", f"(info): {INFORMATIONAL}"]
     return "\n".join(lines)

@@ -4,7 +4,7 @@ The service's runner, ``sli-provider run`` and the devkit all build their k6 arg
 (through the runner's back-end), so the tags the SLI templates filter on and the options under
 which the built-in SLIs equal k6's own end-of-test summary cannot drift apart.
 
-Why these options (see docs/k6-metrics.md in the README for the long version):
+Why these options (the README's "Running k6 yourself" shows them as one command line):
 
 * ``-o experimental-prometheus-rw`` ships with k6 >= 0.42; no xk6 build is needed.
 * ``--system-tags ""`` leaves one series per metric (only the keptn_* tags split series), so the

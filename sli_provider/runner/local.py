@@ -9,12 +9,14 @@ process group (``runner/process.py``), read the summary export, remove the direc
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sli_provider.k6.invocation import K6Invocation
@@ -31,9 +33,54 @@ OUTPUT_TAIL_LINES = 40
 k6_log = logging.getLogger("sli_provider.k6")
 
 
+# k6's start banner: the logo (only these characters, and the word "Grafana"), then header
+# lines such as "execution: local", "script: x.js", "output: ...", "scenarios: ..." and one
+# "* name: ..." line per scenario.
+_LOGO = re.compile(r"^[\s/\\|_()‾]*(Grafana)?[\s/\\|_()‾]*$")
+_HEADER = re.compile(r"^\s*(execution|script|output|scenarios):\s|^\s*\* [^\s:]+: ")
+
+
+@dataclass
+class _Banner:
+    lines: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+# One per k6 process: run_process reads each process's output in a task of its own, and each
+# task has its own context, so concurrent runs never share (or interleave) a banner.
+_banner: contextvars.ContextVar[_Banner | None] = contextvars.ContextVar("k6_banner", default=None)
+
+
 def log_k6_line(line: str) -> None:
-    """k6's output as log lines (they carry the Keptn context of the task that runs k6)."""
+    """k6's output as log lines (they carry the Keptn context of the task that runs k6).
+
+    Blank lines are dropped, and the start banner (logo and header, a dozen lines) becomes one
+    line, ``k6 started: execution: local; script: ...; scenarios: ...``.
+    """
+    if not line.strip():
+        banner = _banner.get()
+        if banner is not None and any("scenarios:" in kept for kept in banner.lines):
+            _flush(banner)  # the blank line after the scenario list ends the header
+        return
+    banner = _banner.get()
+    if banner is None:
+        banner = _Banner()
+        _banner.set(banner)
+    if not banner.done:
+        if _HEADER.match(line):
+            banner.lines.append(" ".join(line.split()))
+            return
+        if _LOGO.match(line):
+            return
+        _flush(banner)
     k6_log.info("%s", line)
+
+
+def _flush(banner: _Banner) -> None:
+    if banner.lines:
+        k6_log.info("k6 started: %s", "; ".join(banner.lines))
+    banner.lines.clear()
+    banner.done = True
 
 
 def find_k6_binary(explicit: str | None = None) -> str:

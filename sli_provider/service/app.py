@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
@@ -21,7 +22,7 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
-from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
+from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
@@ -190,6 +191,20 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (413 from ``request.read()``, 404, 405) as JSON, like ours."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        text = exc.text or ""
+        message = text if text and not text.startswith(f"{exc.status}:") else exc.reason
+        kept = {k: v for k, v in exc.headers.items() if k not in ("Content-Type", "Content-Length")}
+        return web.json_response({"error": message}, status=exc.status, headers=kept)
+
+
 _HTTP_STATUS = {
     Disposition.ACCEPTED: 202,
     Disposition.IGNORED: 202,
@@ -240,15 +255,17 @@ async def preview(request: web.Request) -> web.Response:
             try:
                 body: Any = json.loads(await request.read())
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise PreviewError(f"body is not JSON: {exc}") from None
+                raise PreviewError([f"body is not JSON: {exc}"]) from None
             window = window_from_json(body)
         else:
             multi = {k: request.query.getall(k) for k in request.query}
             window = window_from_query(request.query, multi)
     except PreviewError as exc:
-        return _error(400, str(exc))
+        return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
     try:
         results = await request.app[COMPONENTS].evaluator.evaluate(window)
+    except SLIConfigInvalid as exc:  # the caller's sli.yaml: their error, with the reason
+        return _error(400, str(exc))
     except ProviderUnavailable as exc:
         return _error(502, str(exc))
     return web.json_response(
@@ -280,7 +297,7 @@ def build_app(
     configuration: Configuration, metrics: ServiceMetrics | None = None
 ) -> web.Application:
     """The app for a configuration already loaded (:func:`sli_provider.wiring.load_configuration`)."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[json_errors])
     app[CONFIGURATION] = configuration
     app[SETTINGS] = configuration.settings
     app[METRICS] = metrics or ServiceMetrics()

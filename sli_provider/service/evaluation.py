@@ -40,6 +40,10 @@ class ProviderUnavailable(SliProviderError):
     """The provider cannot work at all for this request: errored/fail, not per indicator."""
 
 
+class SLIConfigInvalid(ProviderUnavailable):
+    """The sli.yaml that applies cannot be parsed: the request's configuration, not the provider."""
+
+
 async def _within(deadline: Deadline | None, step: Awaitable[T], doing: str) -> T:
     """``step`` before the deadline; past it there is no value to answer with at all."""
     if deadline is None:
@@ -118,9 +122,9 @@ class SLIEvaluator:
             async with asyncio.TaskGroup() as group:
                 reads = [group.create_task(read(level)) for level in levels]
         except* (ResourceError, SLIConfigError) as errors:
-            raise ProviderUnavailable(
-                f"cannot read the SLI configuration: {errors.exceptions[0]}"
-            ) from None
+            first = errors.exceptions[0]
+            kind = SLIConfigInvalid if isinstance(first, SLIConfigError) else ProviderUnavailable
+            raise kind(f"cannot read the SLI configuration: {first}") from None
         return merge_levels(f for f in (r.result() for r in reads) if f is not None)
 
     async def evaluate(

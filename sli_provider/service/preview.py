@@ -12,33 +12,56 @@ from sli_provider.sli.window import SLIWindow
 
 
 class PreviewError(SliProviderError, ValueError):
-    """The preview request is malformed; the text says which field and why."""
+    """The preview request is malformed; ``problems`` lists every field that is wrong and why."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+# Names that would leave their directory (local sli.yaml) or the resource URL: refused as
+# input, before anything is read, so they are the caller's error and not the provider's.
+_UNSAFE_NAME_PARTS = ("/", "\\", "\0")
+
+
+class _Problems:
+    """Every problem of one request, so the caller fixes them all in one go."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def add(self, problem: str) -> None:
+        self.found.append(problem)
 
 
 def window_from_json(body: Any) -> SLIWindow:
     if not isinstance(body, Mapping):
-        raise PreviewError("body must be a JSON object")
-    return _window(
-        body,
-        indicators=_names(body.get("indicators")),
-        filters=_pairs(body.get("customFilters"), "customFilters"),
-        labels=dict(_pairs(body.get("labels"), "labels")),
-    )
+        raise PreviewError(["body must be a JSON object"])
+    problems = _Problems()
+    indicators = _names(body.get("indicators"), problems)
+    filters = _pairs(body.get("customFilters"), "customFilters", problems)
+    labels = dict(_pairs(body.get("labels"), "labels", problems))
+    return _window(body, problems, indicators=indicators, filters=filters, labels=labels)
 
 
 def window_from_query(query: Mapping[str, str], multi: Mapping[str, Sequence[str]]) -> SLIWindow:
     """GET parameters: the same fields; lists repeat or use commas, pairs are ``key=value``."""
+    problems = _Problems()
     indicators = [n for item in multi.get("indicators", []) for n in item.split(",") if n]
+    filters = [_split_pair(p, "customFilters", problems) for p in multi.get("customFilters", [])]
+    labels = [_split_pair(p, "labels", problems) for p in multi.get("labels", [])]
     return _window(
         query,
+        problems,
         indicators=indicators or None,
-        filters=[_split_pair(p, "customFilters") for p in multi.get("customFilters", [])],
-        labels=dict(_split_pair(p, "labels") for p in multi.get("labels", [])),
+        filters=[f for f in filters if f is not None],
+        labels=dict(pair for pair in labels if pair is not None),
     )
 
 
 def _window(
     fields: Mapping[str, Any],
+    problems: _Problems,
     *,
     indicators: list[str] | None,
     filters: list[tuple[str, str]],
@@ -48,49 +71,68 @@ def _window(
         value = fields.get(name)
         if value is None or value == "":
             if required:
-                raise PreviewError(f"{name} is required")
+                problems.add(f"{name} is required")
             return ""
         if not isinstance(value, str):
-            raise PreviewError(f"{name} must be a string")
+            problems.add(f"{name} must be a string, not {type(value).__name__}")
+            return ""
         return value
 
-    def moment(name: str) -> float:
+    def scope_name(name: str) -> str:
+        value = text(name, True)
+        if value in (".", "..") or any(part in value for part in _UNSAFE_NAME_PARTS):
+            problems.add(
+                f"{name} {value!r} cannot be a Keptn {name}: a name is one path segment, "
+                "not '.', '..' or one with '/', '\\' or NUL"
+            )
+        return value
+
+    def moment(name: str) -> float | None:
         raw = fields.get(name)
         if isinstance(raw, int | float) and not isinstance(raw, bool):
             return float(raw)
+        given = text(name, True)
+        if not given:
+            return None
         try:
-            return parse_keptn(text(name, True))
+            return parse_keptn(given)
         except TimestampError as exc:
-            raise PreviewError(f"{name}: {exc}") from None
+            problems.add(f"{name}: {exc}")
+            return None
 
+    project, stage, service = scope_name("project"), scope_name("stage"), scope_name("service")
     start_s, end_s = moment("start"), moment("end")
-    if end_s < start_s:
-        raise PreviewError("end is before start")
+    if start_s is not None and end_s is not None and end_s < start_s:
+        problems.add("end is before start")
+    deployment, context = text("deployment", False), text("context", False)
+    if start_s is None or end_s is None or problems.found:  # a missing time added a problem
+        raise PreviewError(problems.found)
     return SLIWindow(
-        project=text("project", True),
-        stage=text("stage", True),
-        service=text("service", True),
+        project=project,
+        stage=stage,
+        service=service,
         start_s=start_s,
         end_s=end_s,
         indicators=tuple(indicators) if indicators else None,
         custom_filters=tuple(filters),
         labels=labels,
-        deployment=text("deployment", False),
-        context=text("context", False),
+        deployment=deployment,
+        context=context,
     )
 
 
-def _names(raw: Any) -> list[str] | None:
+def _names(raw: Any, problems: _Problems) -> list[str] | None:
     if raw is None:
         return None
     if isinstance(raw, str):
         return [n for n in raw.split(",") if n]
     if isinstance(raw, list) and all(isinstance(n, str) and n for n in raw):
         return list(raw)
-    raise PreviewError("indicators must be a list of names")
+    problems.add("indicators must be a list of names")
+    return None
 
 
-def _pairs(raw: Any, name: str) -> list[tuple[str, str]]:
+def _pairs(raw: Any, name: str, problems: _Problems) -> list[tuple[str, str]]:
     if raw is None:
         return []
     if isinstance(raw, Mapping):
@@ -98,16 +140,19 @@ def _pairs(raw: Any, name: str) -> list[tuple[str, str]]:
     elif isinstance(raw, list) and all(isinstance(i, Mapping) for i in raw):
         items = [(i.get("key"), i.get("value")) for i in raw]
     else:
-        raise PreviewError(f"{name} must be an object or a list of {{key, value}}")
+        problems.add(f"{name} must be an object or a list of {{key, value}}")
+        return []
     if not all(isinstance(k, str) and k and isinstance(v, str) for k, v in items):
-        raise PreviewError(f"{name} keys and values must be strings")
+        problems.add(f"{name} keys and values must be strings")
+        return []
     return [(str(k), str(v)) for k, v in items]
 
 
-def _split_pair(raw: str, name: str) -> tuple[str, str]:
+def _split_pair(raw: str, name: str, problems: _Problems) -> tuple[str, str] | None:
     key, sep, value = raw.partition("=")
     if not sep or not key:
-        raise PreviewError(f"{name} must be given as key=value, not {raw!r}")
+        problems.add(f"{name} must be given as key=value, not {raw!r}")
+        return None
     return key, value
 
 

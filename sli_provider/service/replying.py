@@ -138,11 +138,14 @@ class TaskReplies:
         self._metrics.events_answered.labels(
             self._task, finished.status.value, finished.result.value
         ).inc()
-        log.info(
-            "%s answered",
-            self._task,
-            extra={"fields": {"status": finished.status.value, "result": finished.result.value}},
-        )
+        fields = {"status": finished.status.value, "result": finished.result.value}
+        if finished.status is Status.SUCCEEDED and finished.result is Result.PASS:
+            log.info("%s answered", self._task, extra={"fields": fields})
+        else:  # an operator reading the log needs the reason, not only the outcome
+            log.warning(
+                "%s answered %s/%s: %s", self._task, finished.status.value,
+                finished.result.value, finished.message, extra={"fields": fields},
+            )  # fmt: skip
 
     async def _deliver(self, reply: Mapping[str, Any], kind: str) -> bool:
         """Hand ``reply`` to the sender once; whether it was confirmed. Never raises but for

@@ -1,0 +1,73 @@
+"""``sli-provider history`` as users type it: options after the action, no history made by reading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sli_provider.adapters.history_store import HistoryStore
+from sli_provider.cli import main
+
+
+def _event(i: int, project: str) -> dict[str, Any]:
+    return {
+        "id": f"ev-{i}", "type": "sh.keptn.event.evaluation.finished",
+        "time": f"2023-05-0{i}T10:00:00.000Z", "shkeptncontext": f"ctx-{i}",
+        "data": {"project": project, "stage": "dev", "service": "web", "result": "pass",
+                 "evaluation": {"result": "pass", "score": 100, "indicatorResults": []}},
+    }  # fmt: skip
+
+
+def test_history_option_after_the_action(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "h.sqlite3"
+    export = tmp_path / "events.json"
+    export.write_text(json.dumps([_event(1, "shop")]))
+    assert main(["history", "import", str(export), "--history", str(history)]) == 0
+    assert history.is_file()
+    scope = ["--project", "shop", "--stage", "dev", "--service", "web"]
+    assert main(["history", "list", *scope, "--history", str(history)]) == 0
+    assert "ev-1" in capsys.readouterr().out
+    assert main(["history", "invalidate", "--id", "ev-1", "--history", str(history)]) == 0
+    # Before the action still works, and the value given there is not reset by the action.
+    assert main(["history", "--history", str(history), "list", *scope]) == 0
+    assert "(invalidated)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", [["list", "--project", "p", "--stage", "s", "--service", "v"],
+                                    ["invalidate", "--id", "x"]])  # fmt: skip
+def test_reading_a_missing_history_says_so_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: list[str]
+) -> None:
+    missing = tmp_path / "sub" / "history.sqlite3"
+    assert main(["history", *action, "--history", str(missing)]) == 2
+    assert f"no history at {missing}" in capsys.readouterr().err
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_import_with_a_scope_flag_refuses_events_of_another_scope(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "h.sqlite3"
+    export = tmp_path / "events.json"
+    export.write_text(json.dumps([_event(1, "shop"), _event(2, "other")]))
+    assert main(["history", "import", str(export), "--project", "shop",
+                 "--history", str(history)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "'ev-2' is of project 'other', not 'shop'" in err
+    with HistoryStore(history) as store:  # nothing stored, under either scope
+        assert store.list("shop", "dev", "web") == [] and store.list("other", "dev", "web") == []
+    # Without the flag each event keeps its own scope.
+    assert main(["history", "import", str(export), "--history", str(history)]) == 0
+    with HistoryStore(history) as store:
+        assert [r.id for r in store.list("other", "dev", "web")] == ["ev-2"]
+
+
+def test_import_help_says_other_scopes_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["history", "import", "--help"])
+    assert "refused" in capsys.readouterr().out
