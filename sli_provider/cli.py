@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from sli_provider import __version__
 from sli_provider.commands.gate import (
@@ -29,7 +31,11 @@ from sli_provider.service.preview import (
     window_from_query,
 )
 from sli_provider.service.server import serve
+from sli_provider.sli.local_file import outside_keptn
 from sli_provider.wiring import Configuration, evaluate_once, load_configuration
+
+# Outside a Keptn cluster these read ./k6/sli.yaml (sli/local_file.py); `serve` never does.
+LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,8 +113,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     flags = vars(args)
     try:
         # The one place settings are read and the files they name are parsed, once per process.
-        settings = settings_from(os.environ if environ is None else environ, flags)
+        env = os.environ if environ is None else environ
+        settings = settings_from(env, flags)
         configuration = load_configuration(settings)
+        if args.command in LOCAL_COMMANDS and outside_keptn(env, flags):
+            local = Path.cwd() / settings.sli_resource
+            configuration = dataclasses.replace(configuration, local_sli_file=local)
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2
