@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sli_provider import __version__
+from sli_provider.commands.check import add_check_arguments, run_check
 from sli_provider.commands.gate import (
     add_evaluate_arguments,
     add_run_arguments,
@@ -101,6 +102,11 @@ def _parser() -> argparse.ArgumentParser:
         "history", help="the gate's stored evaluations", allow_abbrev=False
     )
     add_history_arguments(history_cmd)
+    check_cmd = commands.add_parser(
+        "check", help="validate slo.yaml and sli.yaml: every problem, with line numbers",
+        allow_abbrev=False,
+    )  # fmt: skip
+    add_check_arguments(check_cmd)
     return parser
 
 
@@ -110,6 +116,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     if args.command == "history":
         return run_history(args)
+    if args.command == "check":
+        return run_check(args)
     flags = vars(args)
     try:
         # The one place settings are read and the files they name are parsed, once per process.
