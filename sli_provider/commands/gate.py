@@ -327,7 +327,8 @@ def _score_and_report(
         shown = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
         warnings.append(GateWarning("slo_invalid", f"slo.yaml is invalid ({shown}); the result "
                                     "is lighthouse's for this file (see sli-provider check)"))  # fmt: skip
-    warnings.extend(key_sli_warnings(evaluation))
+    key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
+    warnings.extend(key_sli_warnings(evaluation, key_slis))
     verdict = decide(evaluation, warnings, k6=k6, policy=getattr(args, "thresholds", "fail"))
     for warning in verdict.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)

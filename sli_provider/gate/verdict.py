@@ -8,7 +8,7 @@ without series, and k6's own thresholds, which fail the gate by default (``--thr
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,17 +129,21 @@ def with_html_section(document: str, section: str) -> str:
     return document + section if index == -1 else document[:index] + section + document[index:]
 
 
-def key_sli_warnings(evaluation: Evaluation) -> list[GateWarning]:
-    """Key SLIs without a value: lighthouse lets them pass the gate; say so."""
+def key_sli_warnings(evaluation: Evaluation, key_slis: Collection[str]) -> list[GateWarning]:
+    """Key SLIs (by slo.yaml) without a value: lighthouse may let them pass the gate; say so.
+
+    ``key_slis`` comes from slo.yaml because lighthouse does not mark an indicator it received
+    no value for as key (``keySli: false``), which is how such a run passes.
+    """
     return [
         GateWarning(
             "key_sli_without_value",
             f"key SLI {item.value.metric!r} has no value"
             + (f" ({item.value.message})" if item.value.message else "")
-            + "; lighthouse does not fail the gate on it (--strict does)",
+            + "; lighthouse does not fail the gate for that alone (--strict does)",
         )
         for item in evaluation.details.indicator_results or ()
-        if item.key_sli and not item.value.success
+        if (item.key_sli or item.value.metric in key_slis) and not item.value.success
     ]
 
 
