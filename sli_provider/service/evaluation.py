@@ -17,6 +17,7 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.getsli import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
     SLIConfigError,
@@ -24,6 +25,7 @@ from sli_provider.sli.config import (
     merge_levels,
     parse_sli_yaml,
 )
+from sli_provider.sli.diagnosis import explain_no_data
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries, run_probe_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
@@ -131,6 +133,12 @@ class SLIEvaluator:
             run_series_present=run_present,
         )
         answers = await self._run_all(prometheus, planned, window.end_s)
+        # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
+        silent = [
+            p.query for p in planned
+            if p.origin == BUILTIN_ORIGIN and not p.failure and answers[p.query].code == "no_data"
+        ]  # fmt: skip
+        reasons = await explain_no_data(prometheus, window, silent, time.time()) if silent else {}
         results = []
         for item in planned:
             if item.failure:
@@ -142,6 +150,8 @@ class SLIEvaluator:
                 continue
             answer = answers[item.query]
             value, message = answer.value, answer.message
+            if reasons.get(item.query):
+                message = f"{message}; {reasons[item.query]}"
             if value is None and answer.code == "no_data" and item.on_empty == "zero":
                 value, message = 0.0, "no data, which this indicator counts as 0 (on_empty: zero)"
             results.append(
