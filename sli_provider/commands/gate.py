@@ -363,7 +363,12 @@ def _report(args: argparse.Namespace, verdict: Verdict, history: list[StoredEval
         if verdict.k6 is not None or verdict.warnings or verdict.reasons:
             text = with_html_section(text, verdict.html_section())
     else:
-        text = "\n".join([render_table(evaluation, scope="/".join(scope)), *verdict.text_lines()])
+        text = "\n".join(
+            [
+                render_table(evaluation, scope="/".join(scope)),
+                *verdict.text_lines(with_warnings=args.output is not None),
+            ]
+        )
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

@@ -85,14 +85,16 @@ class Verdict:
             }  # fmt: skip
         return data
 
-    def text_lines(self) -> list[str]:
-        """Lines after the table: the thresholds, the warnings, a verdict that differs."""
+    def text_lines(self, *, with_warnings: bool) -> list[str]:
+        """Lines after the table: the thresholds, the warnings (unless already on stderr
+        beside the table), a verdict that differs."""
         lines: list[str] = []
         if self.k6 is not None:
             lines.append(f"k6 exit code {self.k6.exit_code}; thresholds ({self.policy}):")
             lines += [f"  {'ok     ' if t.ok else 'CROSSED'} {t.metric}: {t.expression}"
                       for t in self.k6.thresholds] or ["  (none)"]  # fmt: skip
-        lines += [f"warning: {w.message}" for w in self.warnings]
+        if with_warnings:
+            lines += [f"warning: {w.message}" for w in self.warnings]
         if self.reasons:
             lines.append(f"gate: {self.result.upper()} ({'; '.join(self.reasons)})")
         return lines
