@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from sli_provider import __version__
+from sli_provider.commands.check import add_check_arguments, run_check
 from sli_provider.commands.gate import (
     add_evaluate_arguments,
     add_run_arguments,
@@ -29,7 +32,11 @@ from sli_provider.service.preview import (
     window_from_query,
 )
 from sli_provider.service.server import serve
+from sli_provider.sli.local_file import outside_keptn
 from sli_provider.wiring import Configuration, evaluate_once, load_configuration
+
+# Outside a Keptn cluster these read ./k6/sli.yaml (sli/local_file.py); `serve` never does.
+LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -103,6 +110,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=CommandHelpFormatter,
     )  # fmt: skip
     add_history_arguments(history_cmd)
+    check_cmd = commands.add_parser(
+        "check", help="validate slo.yaml and sli.yaml: every problem, with line numbers",
+        allow_abbrev=False,
+    )  # fmt: skip
+    add_check_arguments(check_cmd)
     return parser
 
 
@@ -112,12 +124,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = _parser().parse_args(argv)
     if args.command == "history":
         return run_history(args)
+    if args.command == "check":
+        return run_check(args)
     flags = vars(args)
     try:
         # The one place settings are read and the files they name are parsed, once per process.
-        settings = settings_from(os.environ if environ is None else environ, flags)
+        env = os.environ if environ is None else environ
+        settings = settings_from(env, flags)
         runs_k6 = args.command == "run" or (args.command == "serve" and settings.runner_enabled)
         configuration = load_configuration(settings, k6=runs_k6)
+        if args.command in LOCAL_COMMANDS and outside_keptn(env, flags):
+            local = Path.cwd() / settings.sli_resource
+            configuration = dataclasses.replace(configuration, local_sli_file=local)
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2

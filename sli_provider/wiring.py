@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -27,6 +28,7 @@ from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.config import IndicatorSpec, SLIConfigError
+from sli_provider.sli.local_file import WorkingDirectorySLIFile
 from sli_provider.sli.window import SLIWindow
 
 
@@ -39,6 +41,8 @@ class Configuration:
     builtins: Mapping[str, IndicatorSpec]
     # The probed k6 binaries; None where this process runs no k6 (evaluate, preview).
     k6: K6Registry | None = None
+    # The CLI outside Keptn: this one sli.yaml instead of Keptn's resources (sli/local_file.py).
+    local_sli_file: Path | None = None
 
 
 def load_configuration(settings: Settings, *, k6: bool | None = None) -> Configuration:
@@ -118,8 +122,13 @@ def make_evaluator(
 ) -> SLIEvaluator:
     """The SLI pipeline: the service's get-sli and /preview, the CLI's preview and gate."""
     settings = configuration.settings
+    resources: ResourceReader = (
+        make_resources(settings, session)
+        if configuration.local_sli_file is None
+        else WorkingDirectorySLIFile(configuration.local_sli_file)
+    )
     return SLIEvaluator(
-        resources=make_resources(settings, session),
+        resources=resources,
         resource_uri=settings.sli_resource,
         prometheus=prometheus,
         builtins=configuration.builtins,

@@ -27,8 +27,8 @@ export default function () {
 SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
 
 
-async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str,
-                  ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """``sli-provider run`` with a script that prints its __ENV and crosses its threshold."""
     script, slo = tmp_path / "env.js", tmp_path / "slo.yaml"
     script.write_text(ENV_SCRIPT)
@@ -37,7 +37,7 @@ async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str,
         sys.executable, "-m", "sli_provider", "run", "--slo", str(slo),
         "--project", SCOPE[0], "--stage", SCOPE[1], "--service", SCOPE[2],
         "--history", str(tmp_path / "history.sqlite3"), "--script", str(script),
-        "--target", target_url, "--env", "EXTRA=1", "--format", "json",
+        "--target", target_url, "--env", "EXTRA=1", "--format", "json", *extra,
     ]  # fmt: skip
     # Not subprocess.run: the target answering k6 lives on this test's event loop.
     process = await asyncio.create_subprocess_exec(
@@ -48,6 +48,7 @@ async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str,
             "PYTHONPATH": str(REPO),
             "PROMETHEUS_URL": prometheus_url,
             "SLI_CONFIG_DIR": str(tmp_path),
+            **(env or {}),
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -60,7 +61,7 @@ async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str,
 async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresholds(
     prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    result = await run_cli(tmp_path, prometheus.url, target.url)
+    result = await run_cli(tmp_path, prometheus.url, target.url, "--thresholds", "ignore")
 
     assert result.returncode == 0, result.stderr[-3000:]  # the SLO passes; k6's thresholds do not
     assert json.loads(result.stdout)["result"] == "pass"
@@ -81,12 +82,14 @@ async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresho
 
 
 async def test_run_without_metrics_in_prometheus_cannot_gate(
-    target: TargetServer, tmp_path: Path
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    """k6 exits 0 or 99 when its remote write fails; the gate must not score an empty run."""
+    """k6 exits 0 or 99 when its remote write fails; the gate must not score an empty run.
+    (k6 writes into another Prometheus, so the pre-flight's remote-write probe passes.)"""
+    write_url = prometheus.remote_write_url
     async with PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain:
-        write_url = plain.remote_write_url
-        result = await run_cli(tmp_path, plain.url, target.url)
+        result = await run_cli(tmp_path, plain.url, target.url,
+                               env={"PROMETHEUS_REMOTE_WRITE_URL": write_url})  # fmt: skip
 
     assert result.returncode == 2, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]

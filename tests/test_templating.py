@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sli_provider.sli.templating import TemplateError, placeholders, render, scope_selector
+from sli_provider.sli.templating import (
+    TemplateError,
+    label_matchers,
+    placeholders,
+    render,
+    scope_selector,
+)
 from sli_provider.sli.window import SLIWindow
 
 
@@ -116,14 +122,18 @@ def test_comments_are_not_templated() -> None:
     assert render("m # $NOT_A_PLACEHOLDER\n", placeholders(window())) == "m # $NOT_A_PLACEHOLDER\n"
 
 
-def test_selector_quotes_values_and_honours_filter_operators() -> None:
-    c = window(custom_filters=(("scenario", "=~check.*"), ("status", '!=5"00')))
+def test_selector_is_the_scope_only_and_never_carries_custom_filters() -> None:
+    """prometheus-service puts a filter only where a query names it; $SELECTOR names none."""
+    c = window(custom_filters=(("scenario", "=~check.*"), ('a"}or{', "x")))
     assert scope_selector(c, with_context=True) == (
         'keptn_project="shop",keptn_stage="staging",keptn_service="web",'
-        'keptn_context="6a1f0c2e-3b44-4e8e-9a51-7d2b9c0f4e21",scenario=~"check.*",status!="5\\"00"'
+        'keptn_context="6a1f0c2e-3b44-4e8e-9a51-7d2b9c0f4e21"'
     )
 
 
-def test_selector_rejects_a_filter_key_that_is_no_label_name() -> None:
+def test_label_matchers_quote_values_and_honour_filter_operators() -> None:
+    assert label_matchers([("scenario", "=~check.*"), ("status", '!=5"00')]) == (
+        'scenario=~"check.*",status!="5\\"00"'
+    )
     with pytest.raises(TemplateError, match="not a valid Prometheus label name"):
-        scope_selector(window(custom_filters=(('a"}or{', "x"),)))
+        label_matchers([('a"}or{', "x")])

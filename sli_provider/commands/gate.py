@@ -17,13 +17,31 @@ from typing import Any
 
 from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
 from sli_provider.adapters.prometheus import PrometheusError
+from sli_provider.commands.preflight import (
+    PreflightError,
+    check_history,
+    check_services,
+    check_slo_text,
+)
 from sli_provider.errors import SliProviderError
 from sli_provider.gate import evaluate, parse_slo
+from sli_provider.gate.lint import slo_problems
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
+from sli_provider.gate.verdict import (
+    THRESHOLD_POLICIES,
+    GateWarning,
+    K6Run,
+    ThresholdResult,
+    Verdict,
+    decide,
+    key_sli_warnings,
+    with_html_section,
+)
 from sli_provider.k6.invocation import RunTags
+from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.runner.backend import RunnerError
 from sli_provider.runner.binaries import K6BinaryError
@@ -31,8 +49,12 @@ from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.series import prometheus_series_check
+from sli_provider.runner.summary import K6_EXIT_MEANINGS
 from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_env
-from sli_provider.service.evaluation import MeasuredIndicator, ProviderUnavailable
+from sli_provider.service.evaluation import (
+    MeasuredIndicator,
+    ProviderUnavailable,
+)
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.window import SLIWindow
 from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
@@ -97,21 +119,31 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k6", metavar="NAME_OR_PATH",
                         help="a K6_BINARIES name or a k6 executable (default: chosen by the "
                              "script's k6/x/... imports)")  # fmt: skip
+    parser.add_argument("--thresholds", choices=THRESHOLD_POLICIES, default="fail",
+                        help="what crossed k6 thresholds do to the gate (default: %(default)s)")  # fmt: skip
 
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
         slo_text, slo = _read_slo(args.slo)
+        warnings: list[GateWarning] = []
+        if args.values is not None and (args.g_start or args.g_end):
+            raise GateError(
+                "--values and --start/--end exclude each other: the values are either read "
+                "from the file or fetched from Prometheus for the window"
+            )
         if args.values is not None:
             values, status, result, message, start, end = _values_from_file(args.values)
         elif args.g_start and args.g_end:
             start, end = args.g_start, args.g_end
-            values = asyncio.run(_fetch(configuration, args, slo, start, end, args.g_context))
+            values = asyncio.run(
+                _fetch(configuration, args, slo, start, end, args.g_context, warnings)
+            )
             status, result, message = "succeeded", "pass", ""
         else:
             raise GateError("give --values FILE, or --start and --end to fetch from Prometheus")
         return _score_and_report(args, slo_text, slo, values, status, result, message, start, end,
-                                 args.g_context)  # fmt: skip
+                                 args.g_context, warnings)  # fmt: skip
     except GateError as exc:
         print(f"sli-provider evaluate: {exc}", file=sys.stderr)
         return CANNOT_RUN
@@ -121,6 +153,7 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
     try:
         slo_text, slo = _read_slo(args.slo)
+        _preflight(configuration, args, slo_text)
         context = str(uuid.uuid4())
         run = asyncio.run(_run_k6(configuration, args, context))
         crossed_note = " (thresholds crossed)" if run.thresholds_crossed else ""
@@ -132,12 +165,24 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
         if missing is not None:
             raise GateError(missing)
         start, end = format_keptn(run.outcome.started_at), format_keptn(run.outcome.ended_at)
-        values = asyncio.run(_fetch(configuration, args, slo, start, end, context))
+        values = asyncio.run(_fetch(configuration, args, slo, start, end, context, []))
+        k6 = K6Run(run.returncode, tuple(ThresholdResult(t.metric, t.expression, t.held)
+                                         for t in run.outcome.summary.thresholds))  # fmt: skip
         return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
-                                 context)  # fmt: skip
+                                 context, [], k6=k6)  # fmt: skip
     except GateError as exc:
         print(f"sli-provider run: {exc}", file=sys.stderr)
         return CANNOT_RUN
+
+
+def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text: str) -> None:
+    """Everything the gate needs after k6, checked before k6 runs (commands/preflight.py)."""
+    try:
+        check_slo_text(slo_text)
+        check_history(args.history)
+        asyncio.run(check_services(configuration, args.g_project, args.g_stage, args.g_service))
+    except PreflightError as exc:
+        raise GateError(f"before starting k6: {exc}") from None
 
 
 def _read_slo(path: Path) -> tuple[str, SLO | None]:
@@ -183,8 +228,13 @@ async def _fetch(
     start: str,
     end: str,
     context: str,
+    warnings: list[GateWarning],
 ) -> list[dict[str, Any]]:
-    """The SLIs the slo.yaml names, fetched exactly as the service fetches them."""
+    """The SLIs the slo.yaml names, fetched exactly as the service fetches them.
+
+    A ``context`` without series in the window adds a warning: the built-ins then describe
+    every run of the scope, not that one.
+    """
     try:
         start_s, end_s = parse_keptn(start), parse_keptn(end)
     except TimestampError as exc:
@@ -196,6 +246,12 @@ async def _fetch(
         custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
     )  # fmt: skip
     try:
+        if context and not await _context_has_series(configuration, window):
+            warnings.append(GateWarning(
+                "context_not_found",
+                f"no k6 series of context {context!r} in the window; the built-in SLIs use "
+                f"every run of {window.project}/{window.stage}/{window.service}",
+            ))  # fmt: skip
         results: list[MeasuredIndicator] = await evaluate_once(configuration, window)
     except ProviderUnavailable as exc:
         raise GateError(str(exc)) from None
@@ -203,6 +259,16 @@ async def _fetch(
         {"metric": r.metric, "value": r.value, "success": r.success, "message": r.message}
         for r in results
     ]
+
+
+async def _context_has_series(configuration: Configuration, window: SLIWindow) -> bool:
+    prometheus = make_prometheus(configuration, ServiceMetrics())
+    try:
+        return await run_has_series(prometheus.for_project(window.project), window)
+    except PrometheusError as exc:
+        raise GateError(f"cannot ask Prometheus for the run's series: {exc}") from None
+    finally:
+        await prometheus.aclose()
 
 
 async def _run_k6(
@@ -246,15 +312,24 @@ async def _run_k6(
     finally:
         await prometheus.aclose()
     if not run.completed:
-        raise GateError(
-            f"k6 exited with {run.returncode}:\n" + "\n".join(run.outcome.output_tail[-15:])
-        )
+        raise GateError(script_failure_message(run.returncode, run.outcome.output_tail))
     return run
+
+
+def script_failure_message(returncode: int, output_tail: Sequence[str]) -> str:
+    """What happened, then k6's error lines (its last lines when none is marked an error)."""
+    meaning = K6_EXIT_MEANINGS.get(returncode, "k6 stopped before the test completed")
+    errors = [line for line in output_tail if "level=error" in line or "ERRO" in line]
+    shown = (errors or list(output_tail))[-15:]
+    return f"k6 could not run the script: {meaning} (k6 exit code {returncode})" + "".join(
+        f"\n  {line}" for line in shown
+    )
 
 
 def _score_and_report(
     args: argparse.Namespace, slo_text: str, slo: SLO | None, values: Sequence[Any],
     status: str, result: str, message: str, start: str, end: str, context: str,
+    warnings: list[GateWarning], *, k6: K6Run | None = None,
 ) -> int:  # fmt: skip
     if args.format == "html" and args.output is None:
         raise GateError("--format html needs --output FILE")
@@ -274,12 +349,18 @@ def _score_and_report(
                 history = [record, *history]
     except HistoryError as exc:
         raise GateError(str(exc)) from None
-    _report(args, evaluation, history, scope)
-    if evaluation.errored:
-        return CANNOT_RUN
-    if evaluation.result == "fail" or (evaluation.result == "warning" and args.strict):
-        return FAIL
-    return PASS
+    problems = slo_problems(slo_text)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
+        warnings.append(GateWarning("slo_invalid", f"slo.yaml is invalid ({shown}); the result "
+                                    "is lighthouse's for this file (see sli-provider check)"))  # fmt: skip
+    key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
+    warnings.extend(key_sli_warnings(evaluation, key_slis))
+    verdict = decide(evaluation, warnings, k6=k6, policy=getattr(args, "thresholds", "fail"))
+    for warning in verdict.warnings:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    _report(args, verdict, history, scope)
+    return verdict.exit_code(strict=args.strict)
 
 
 def _record(
@@ -296,20 +377,29 @@ def _record(
     )  # fmt: skip
 
 
-def _report(args: argparse.Namespace, evaluation: Evaluation, history: list[StoredEvaluation],
+def _report(args: argparse.Namespace, verdict: Verdict, history: list[StoredEvaluation],
             scope: tuple[str, str, str]) -> None:  # fmt: skip
+    evaluation = verdict.evaluation
     if args.format == "json":
-        text = json.dumps(evaluation.to_keptn(), indent=2, allow_nan=False)
+        document = {**evaluation.to_keptn(), **verdict.to_data()}
+        text = json.dumps(document, indent=2, allow_nan=False)
     elif args.format == "html":
         from sli_provider.gate.html_report import render_html  # only the html format needs it
 
         text = render_html(evaluation, history, project=scope[0], stage=scope[1], service=scope[2])
+        if verdict.k6 is not None or verdict.warnings or verdict.reasons:
+            text = with_html_section(text, verdict.html_section())
     else:
-        text = render_table(evaluation, scope="/".join(scope))
+        text = "\n".join(
+            [
+                render_table(evaluation, scope="/".join(scope)),
+                *verdict.text_lines(with_warnings=args.output is not None),
+            ]
+        )
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        verdict = "errored" if evaluation.errored else evaluation.result
-        print(f"verdict: {verdict}; report written to {args.output}", file=sys.stderr)
+        shown = "errored" if evaluation.errored else verdict.result
+        print(f"verdict: {shown}; report written to {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -20,6 +20,7 @@ from sli_provider.errors import SliProviderError
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
     SLIConfigError,
@@ -27,6 +28,7 @@ from sli_provider.sli.config import (
     merge_levels,
     parse_sli_yaml,
 )
+from sli_provider.sli.diagnosis import explain_no_data
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
@@ -158,6 +160,12 @@ class SLIEvaluator:
             run_series_present=run_present,
         )
         answers = await self._run_all(prometheus, planned, window.end_s, deadline)
+        # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
+        silent = [
+            p.query for p in planned
+            if p.origin == BUILTIN_ORIGIN and not p.failure and answers[p.query].code == "no_data"
+        ]  # fmt: skip
+        reasons = await self._explain(prometheus, window, silent, deadline) if silent else {}
         results = []
         for item in planned:
             if item.failure:
@@ -169,6 +177,8 @@ class SLIEvaluator:
                 continue
             answer = answers[item.query]
             value, message = answer.value, answer.message
+            if reasons.get(item.query):
+                message = f"{message}; {reasons[item.query]}"
             if value is None and answer.code == "no_data" and item.on_empty == "zero":
                 value, message = 0.0, "no data, which this indicator counts as 0 (on_empty: zero)"
             results.append(
@@ -183,6 +193,26 @@ class SLIEvaluator:
                 )
             )
         return results
+
+    async def _explain(
+        self,
+        prometheus: Querier,
+        window: SLIWindow,
+        silent: Sequence[str],
+        deadline: Deadline | None,
+    ) -> dict[str, str]:
+        """Why the built-ins in ``silent`` have no data; nothing when the deadline leaves no time
+        to ask, since a reason is worth less than answering on time."""
+        if deadline is None:
+            return await explain_no_data(prometheus, window, silent, time.time())
+        limit = asyncio.timeout(deadline.remaining())
+        try:
+            async with limit:
+                return await explain_no_data(prometheus, window, silent, time.time())
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            return {}
 
     async def _run_series_present(self, prometheus: Querier, window: SLIWindow) -> bool:
         try:

@@ -72,7 +72,7 @@ def plan_queries(
             window, scope_selector(window, with_context=run_series_present and bool(window.context))
         )
     except TemplateError as exc:
-        # A customFilter that cannot become a label matcher spoils $SELECTOR for every query.
+        # A scope value that cannot be placed spoils $SELECTOR for every query.
         return [PlannedQuery(name, "", failure=str(exc)) for name in indicators]
 
     planned: list[PlannedQuery] = []

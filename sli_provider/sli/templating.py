@@ -122,7 +122,12 @@ def label_matchers(matchers: Sequence[tuple[str, str]]) -> str:
 
 
 def scope_selector(window: SLIWindow, *, with_context: bool = False) -> str:
-    """Matchers for the k6 series of this project/stage/service (and run), plus customFilters."""
+    """Matchers for the k6 series of this project/stage/service (and run).
+
+    customFilters are not among them: as in prometheus-service a filter reaches a query only
+    where the query names it (``$key``). A filter meant for one custom SLI (e.g. a label that only
+    that SLI's metric has) would otherwise turn every built-in into "no data".
+    """
     matchers = [
         ("keptn_project", window.project),
         ("keptn_stage", window.stage),
@@ -130,7 +135,6 @@ def scope_selector(window: SLIWindow, *, with_context: bool = False) -> str:
     ]
     if with_context:
         matchers.append(("keptn_context", window.context))
-    matchers.extend(window.custom_filters)
     return label_matchers(matchers)
 
 

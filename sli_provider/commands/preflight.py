@@ -1,0 +1,101 @@
+"""What ``sli-provider run`` checks before k6 starts: a problem found after a 30-minute test
+is found too late.
+
+* Prometheus answers a query (with the project's credentials);
+* its remote-write receiver exists: an empty snappy body is POSTed, which a receiver refuses
+  with 400 (``snappy: corrupt input``, nothing written) and a Prometheus without
+  ``--web.enable-remote-write-receiver`` answers with 404;
+* sli.yaml (every level the scope reads) and slo.yaml parse;
+* the history database opens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+import requests
+
+from sli_provider.adapters.history_store import HistoryError, HistoryStore
+from sli_provider.adapters.prometheus import PrometheusError
+from sli_provider.adapters.prometheus_access import PrometheusAccess
+from sli_provider.errors import SliProviderError
+from sli_provider.gate.slo import SLOParseError, parse_slo
+from sli_provider.service.evaluation import ProviderUnavailable
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.wiring import Configuration, make_evaluator, make_prometheus
+
+_EMPTY_WRITE_HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+
+
+class PreflightError(SliProviderError):
+    """``run`` would fail after k6; the message says what to fix first."""
+
+
+def check_slo_text(text: str) -> None:
+    try:
+        parse_slo(text)
+    except SLOParseError as exc:
+        raise PreflightError(f"slo.yaml cannot be read: {exc}") from None
+
+
+def check_history(path: Path) -> None:
+    try:
+        with HistoryStore(path):
+            pass
+    except (HistoryError, OSError) as exc:
+        raise PreflightError(f"the history cannot be opened: {exc}") from None
+
+
+async def check_services(
+    configuration: Configuration, project: str, stage: str, service: str
+) -> None:
+    """Prometheus answers and accepts remote write; the scope's sli.yaml files parse."""
+    metrics = ServiceMetrics()
+    prometheus = make_prometheus(configuration, metrics)
+    access = prometheus.access_for(project)
+    try:
+        try:
+            await prometheus.for_project(project).instant("vector(1)", time.time())
+        except PrometheusError as exc:
+            raise PreflightError(f"Prometheus ({access.url}) does not answer: {exc}") from None
+        await check_remote_write(access, configuration.settings.http_timeout_seconds)
+        async with aiohttp.ClientSession() as session:
+            evaluator = make_evaluator(
+                configuration, session=session, prometheus=prometheus, metrics=metrics
+            )
+            try:
+                await evaluator.load_config(project, stage, service, "")
+            except ProviderUnavailable as exc:
+                raise PreflightError(str(exc)) from None
+    finally:
+        await prometheus.aclose()
+
+
+async def check_remote_write(access: PrometheusAccess, timeout: float) -> None:
+    url = access.remote_write_target().url
+
+    def post() -> int:
+        with access.session() as session:
+            response = session.post(url, data=b"", headers=_EMPTY_WRITE_HEADERS, timeout=timeout)
+            return response.status_code
+
+    try:
+        status = await asyncio.to_thread(post)
+    except requests.RequestException as exc:
+        raise PreflightError(f"k6 could not write to {url}: {type(exc).__name__}") from None
+    if status == 404:
+        raise PreflightError(
+            f"Prometheus does not accept remote write at {url} (404): start it with "
+            "--web.enable-remote-write-receiver, or set PROMETHEUS_REMOTE_WRITE_URL"
+        )
+    if status in (401, 403):
+        raise PreflightError(f"Prometheus refused k6's credentials at {url} (HTTP {status})")
+    if status >= 500:
+        raise PreflightError(f"remote write at {url} answers HTTP {status}")

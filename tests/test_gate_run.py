@@ -1,0 +1,139 @@
+"""`sli-provider run` as a CI gate: pre-flight before k6, k6's thresholds, script errors
+(issue 12, items 2, 3 and 4). Real k6 and Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devkit.cli import command_env, sli_provider_command
+from devkit.prometheus import PrometheusServer
+from devkit.target import TargetServer
+
+SCOPE = ["--project", "shop", "--stage", "ci", "--service", "gate"]
+CROSSING_SCRIPT = """
+import http from 'k6/http';
+export const options = { vus: 1, iterations: 2, thresholds: { http_req_failed: ['rate<0.01'] } };
+export default function () { http.get(__ENV.TARGET_URL + '/fail'); }
+"""
+SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+K6_BANNER = "execution: local"
+
+
+async def gate_run(
+    tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
+    script: str = CROSSING_SCRIPT, env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    (tmp_path / "script.js").write_text(script)
+    slo = tmp_path / "slo.yaml"
+    if not slo.exists():
+        slo.write_text(SLO)
+    command = sli_provider_command(
+        "run", "--slo", str(slo), *SCOPE, "--history", str(tmp_path / "history.sqlite3"),
+        "--script", str(tmp_path / "script.js"), "--target", target_url, *extra,
+    )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=command_env({"PROMETHEUS_URL": prometheus_url, **(env or {})}),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+
+
+async def test_crossed_thresholds_fail_the_gate_by_default(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """k6 exits 99 while the SLOs pass: lighthouse's result stays pass, the gate fails."""
+    result = await gate_run(tmp_path, prometheus.url, target.url, "--format", "json")
+    assert result.returncode == 1, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert (report["result"], report["gateResult"]) == ("pass", "fail")
+    assert report["k6"] == {
+        "exitCode": 99,
+        "thresholdPolicy": "fail",
+        "thresholds": [{"metric": "http_req_failed", "threshold": "rate<0.01", "ok": False,
+                        "status": "crossed"}],
+    }  # fmt: skip
+    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["gateReasons"][0]
+
+
+async def test_threshold_policy_warning_and_the_table_and_html_show_them(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    warned = await gate_run(tmp_path, prometheus.url, target.url, "--thresholds", "warning")
+    assert warned.returncode == 0, warned.stderr[-3000:]
+    assert "CROSSED http_req_failed: rate<0.01" in warned.stdout
+    assert "gate: WARNING (k6 thresholds crossed" in warned.stdout
+    assert "warning: k6 thresholds crossed: http_req_failed: rate<0.01" in warned.stderr
+    report = tmp_path / "report.html"
+    ignored = await gate_run(tmp_path, prometheus.url, target.url, "--thresholds", "ignore",
+                             "--format", "html", "--output", str(report))  # fmt: skip
+    assert ignored.returncode == 0, ignored.stderr[-3000:]
+    html = report.read_text()
+    assert '<section id="gate-notes">' in html
+    assert "<td>http_req_failed</td><td>rate&lt;0.01</td><td>crossed</td>" in html
+    assert html.index('id="gate-notes"') < html.rindex("</body>")
+
+
+async def test_a_script_error_says_k6_could_not_run_the_script(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    result = await gate_run(tmp_path, prometheus.url, target.url,
+                            script="export default function () { let x = ; }\n")  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr[result.stderr.index("sli-provider run: ") :]
+    assert message.startswith(
+        "sli-provider run: k6 could not run the script: a script error (k6 exit code 107)"
+    ), message
+    assert "Unexpected token ;" in message  # k6's own reason follows
+
+
+@pytest.mark.parametrize(
+    ("problem", "expected"),
+    [
+        ("sli", "before starting k6: cannot read the SLI configuration"),
+        ("slo", "before starting k6: slo.yaml cannot be read: objectives: expected a list"),
+        ("history", "before starting k6: the history cannot be opened"),
+        ("prometheus", "before starting k6: Prometheus (http://127.0.0.1:9) does not answer"),
+    ],
+)
+async def test_preflight_finds_problems_before_k6_starts(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path, problem: str,
+    expected: str,
+) -> None:  # fmt: skip
+    url, env = prometheus.url, {"SLI_CONFIG_DIR": str(tmp_path / "config")}
+    extra: list[str] = []
+    if problem == "sli":
+        (tmp_path / "config" / "shop" / "k6").mkdir(parents=True)
+        (tmp_path / "config" / "shop" / "k6" / "sli.yaml").write_text("indicators: [unclosed")
+    elif problem == "slo":
+        (tmp_path / "slo.yaml").write_text("objectives: 5\n")
+    elif problem == "history":
+        (tmp_path / "taken").write_text("a file, not a directory")
+        extra = ["--history", str(tmp_path / "taken" / "history.sqlite3")]
+    else:
+        url, env = "http://127.0.0.1:9", {**env, "QUERY_ATTEMPTS": "1"}
+    result = await gate_run(tmp_path, url, target.url, *extra, env=env)
+    assert result.returncode == 2
+    assert expected in result.stderr, result.stderr[-2000:]
+    assert K6_BANNER not in result.stderr  # k6 never started
+
+
+async def test_preflight_probes_the_remote_write_receiver(
+    target: TargetServer, tmp_path: Path
+) -> None:
+    """An empty remote-write body: 400 from a receiver (nothing written), 404 without one."""
+    async with PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain:
+        url = plain.url
+        result = await gate_run(tmp_path, url, target.url)
+    assert result.returncode == 2
+    assert (
+        f"before starting k6: Prometheus does not accept remote write at {url}/api/v1/write "
+        "(404): start it with --web.enable-remote-write-receiver"
+    ) in result.stderr, result.stderr[-2000:]
+    assert K6_BANNER not in result.stderr

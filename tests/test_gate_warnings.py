@@ -1,0 +1,147 @@
+"""What the gate must not hide: a key SLI without a value, an invalid slo.yaml, a --context
+without series, contradicting options; and `sli-provider check` (issue 12, items 6, 7, 11)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devkit.cli import command_env, sli_provider_command
+from devkit.k6run import LoadRun
+from devkit.prometheus import PrometheusServer
+from sli_provider.k6.invocation import RunTags
+from sli_provider.keptn.timestamps import format_keptn
+
+KEY_SLO = """
+objectives:
+  - sli: p95
+    pass: [{criteria: ["<600"]}]
+  - sli: errors
+    pass: [{criteria: ["<=0.01"]}]
+    key_sli: true
+total_score: {pass: "50%"}
+"""
+SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        sli_provider_command(*args), capture_output=True, text=True, timeout=60,
+        env=command_env(env or {}),
+    )  # fmt: skip
+
+
+def evaluate(tmp_path: Path, slo: str, values: list[dict[str, Any]], *extra: str,
+             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    (tmp_path / "slo.yaml").write_text(slo)
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    return cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--values",
+               str(tmp_path / "values.json"), "--history", str(tmp_path / "h.sqlite3"),
+               "--no-store", *extra)  # fmt: skip
+
+
+def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: Path) -> None:
+    values = [{"metric": "p95", "value": 100, "success": True}]  # no value for the key SLI
+    result = evaluate(tmp_path, KEY_SLO, values, "--format", "json")
+    assert result.returncode == 0, result.stderr  # lighthouse's score: pass
+    report = json.loads(result.stdout)
+    assert (report["result"], report["gateResult"]) == ("pass", "pass")
+    (warning,) = report["warnings"]
+    assert warning["code"] == "key_sli_without_value"
+    assert "key SLI 'errors' has no value" in warning["message"]
+    assert "warning: key SLI 'errors' has no value" in result.stderr
+    strict = evaluate(tmp_path, KEY_SLO, values, "--strict")
+    assert strict.returncode == 1
+
+
+def test_an_unparseable_criterion_says_slo_yaml_is_invalid(tmp_path: Path) -> None:
+    slo = (
+        "objectives:\n  - sli: p95\n    pass: [{criteria: ['<=abc']}]\ntotal_score: {pass: '90%'}\n"
+    )
+    result = evaluate(tmp_path, slo, [{"metric": "p95", "value": 1, "success": True}],
+                      "--format", "json")  # fmt: skip
+    assert result.returncode == 1  # lighthouse's result: the objective fails
+    report = json.loads(result.stdout)
+    assert report["result"] == "fail"
+    (warning,) = report["warnings"]
+    assert warning["code"] == "slo_invalid"
+    assert "slo.yaml is invalid (line 3:" in warning["message"]
+    assert "criterion '<=abc': could not parse criteria target value" in warning["message"]
+    assert "warning: slo.yaml is invalid" in result.stderr
+
+
+def test_check_lists_every_problem_with_its_line(tmp_path: Path) -> None:
+    slo, sli = tmp_path / "slo.yaml", tmp_path / "sli.yaml"
+    slo.write_text(
+        "comparison: {compare_with: last_one}\n"          # 1
+        "objectives:\n"                                   # 2
+        "  - sli: p95\n"                                  # 3
+        "    pass: [{criteria: ['<=abc', '<600']}]\n"     # 4
+        "  - displayName: nameless\n"                     # 5
+        "    key_sli: maybe\n"                            # 6
+        "total_score: {pass: ninety}\n"                   # 7
+    )  # fmt: skip
+    sli.write_text("indicators:\n  ok: up\n  broken: {query: up, on_empty: never}\n")
+    result = cli("check", "--slo", str(slo), "--sli", str(sli))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{slo}:1: comparison.compare_with: 'last_one' is not one of several_results, single_result",
+        f"{slo}:4: objective 'p95' pass: criterion '<=abc': could not parse criteria target value",
+        f"{slo}:5: objectives[1]: 'sli' is missing or empty",
+        f"{slo}:6: objectives[1] key_sli: expected true or false",
+        f"{slo}:7: total_score.pass: expected a percentage such as '90%'",
+        f"{sli}:3: indicator 'broken': on_empty must be fail or zero",
+    ]
+    assert "6 problems found" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["examples/slo.yaml", "tests/gate_cases/quality_gates_short_slo.yaml"]
+)
+def test_check_passes_clean_files(name: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    result = cli("check", "--slo", str(root / name), "--sli", str(root / "sli-templates/k6.yaml"))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("ok: ")
+
+
+def test_check_reports_broken_yaml_with_its_line(tmp_path: Path) -> None:
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("objectives:\n  - sli: p95\n    pass: [unclosed\n")
+    result = cli("check", "--slo", str(slo))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{slo}:4: not valid YAML")
+
+
+def test_values_and_a_window_are_refused_together(tmp_path: Path) -> None:
+    result = evaluate(tmp_path, KEY_SLO, [], "--start", "2026-01-01T00:00:00Z",
+                      "--end", "2026-01-01T00:05:00Z")  # fmt: skip
+    assert result.returncode == 2
+    assert "--values and --start/--end exclude each other" in result.stderr
+
+
+def test_a_context_without_series_is_a_warning(
+    tmp_path: Path, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """The built-ins then use every run of the scope; the user is told so."""
+    (tmp_path / "slo.yaml").write_text(
+        "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\n"
+        "total_score: {pass: '100%'}\n"
+    )
+    result = cli(
+        "evaluate", "--slo", str(tmp_path / "slo.yaml"), "--project", load_tags.project,
+        "--stage", load_tags.stage, "--service", load_tags.service,
+        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
+        "--context", "no-such-run", "--history", str(tmp_path / "h.sqlite3"), "--format", "json",
+        env={"PROMETHEUS_URL": prometheus.url, "SLI_CONFIG_DIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    (warning,) = report["warnings"]
+    assert warning["code"] == "context_not_found"
+    assert "no k6 series of context 'no-such-run'" in warning["message"]
+    assert "warning: no k6 series of context 'no-such-run'" in result.stderr
