@@ -6,6 +6,8 @@ whose editable install points at only one of them, and a test must run the code 
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,3 +23,23 @@ def sli_provider_command(*args: str) -> list[str]:
 def command_env(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` plus what makes ``python -m sli_provider`` import this checkout's package."""
     return {**env, "PYTHONPATH": str(ROOT)}
+
+
+async def run_sli_provider(
+    *args: str, env: Mapping[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``sli-provider ARGS...`` to its end without blocking the event loop, which may be serving
+    the target k6 loads; killed past ``timeout``."""
+    command = sli_provider_command(*args)
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=cwd, env=command_env(env), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
+from devkit.cli import command_env, run_sli_provider, sli_provider_command
 from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
@@ -176,16 +175,7 @@ def test_values_fetched_from_prometheus(
 
 async def acli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The CLI without blocking the event loop that serves the test's target."""
-    command = sli_provider_command(*args)
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        env=command_env(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+    return await run_sli_provider(*args, env=env)
 
 
 async def test_run_is_a_ci_quality_gate(

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
+from devkit.cli import run_sli_provider
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 
@@ -32,17 +31,11 @@ async def gate_run(
     slo = tmp_path / "slo.yaml"
     if not slo.exists():
         slo.write_text(SLO)
-    command = sli_provider_command(
+    return await run_sli_provider(
         "run", "--slo", str(slo), *SCOPE, "--history", str(tmp_path / "history.sqlite3"),
         "--script", str(tmp_path / "script.js"), "--target", target_url, *extra,
+        cwd=tmp_path, env={"PROMETHEUS_URL": prometheus_url, **(env or {})},
     )  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=command_env({"PROMETHEUS_URL": prometheus_url, **(env or {})}),
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
 
 
 async def test_crossed_thresholds_fail_the_gate_by_default(

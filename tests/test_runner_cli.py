@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from devkit.cli import run_sli_provider
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
@@ -33,29 +32,14 @@ async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str, *extra: 
     script, slo = tmp_path / "env.js", tmp_path / "slo.yaml"
     script.write_text(ENV_SCRIPT)
     slo.write_text(SLO)
-    command = [
-        sys.executable, "-m", "sli_provider", "run", "--slo", str(slo),
+    return await run_sli_provider(
+        "run", "--slo", str(slo),
         "--project", SCOPE[0], "--stage", SCOPE[1], "--service", SCOPE[2],
         "--history", str(tmp_path / "history.sqlite3"), "--script", str(script),
         "--target", target_url, "--env", "EXTRA=1", "--format", "json", *extra,
-    ]  # fmt: skip
-    # Not subprocess.run: the target answering k6 lives on this test's event loop.
-    process = await asyncio.create_subprocess_exec(
-        *command,
         cwd=REPO,
-        # This checkout's code, whichever checkout the installed console script points at.
-        env={
-            "PYTHONPATH": str(REPO),
-            "PROMETHEUS_URL": prometheus_url,
-            "SLI_CONFIG_DIR": str(tmp_path),
-            **(env or {}),
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+        env={"PROMETHEUS_URL": prometheus_url, "SLI_CONFIG_DIR": str(tmp_path), **(env or {})},
+    )  # fmt: skip
 
 
 async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresholds(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
+from devkit.cli import run_sli_provider
 from devkit.k6binaries import extension_k6
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
@@ -40,29 +39,18 @@ async def run_cli(
     script, slo = tmp_path / "faker.js", tmp_path / "slo.yaml"
     script.write_text(FAKER_SCRIPT)
     slo.write_text(SLO)
-    command = sli_provider_command(
+    return await run_sli_provider(
         "run", "--slo", str(slo), "--project", SCOPE[0], "--stage", SCOPE[1],
         "--service", SCOPE[2], "--history", str(tmp_path / "history.sqlite3"),
         "--script", str(script), "--target", target.url, "--format", "json", "--no-store", *extra,
-    )  # fmt: skip
-    # Not subprocess.run: the target answering k6 lives on this test's event loop.
-    process = await asyncio.create_subprocess_exec(
-        *command,
         cwd=tmp_path,
-        env=command_env(
-            {
-                "PATH": os.environ.get("PATH", ""),
-                "PROMETHEUS_URL": prometheus.url,
-                "SLI_CONFIG_DIR": str(tmp_path),
-                **(env or {}),
-            }
-        ),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(command, process.returncode, out.decode(), err.decode())
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "PROMETHEUS_URL": prometheus.url,
+            "SLI_CONFIG_DIR": str(tmp_path),
+            **(env or {}),
+        },
+    )  # fmt: skip
 
 
 async def test_run_with_a_path_to_an_extension_build(
