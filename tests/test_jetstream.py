@@ -21,14 +21,18 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 
+from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
+from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
 from tests.test_nats import Listener, trigger
+from tests.test_runner import LOAD_JS, install, k6_processes_under, load_workload, workloads
+from tests.test_runner import trigger as run_trigger
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 ACK_WAIT = 3.0
@@ -233,3 +237,47 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
     assert (lost, doubled) == ([], [])
     assert recoveries >= held
     assert recovered_in < ACK_WAIT + 30
+
+
+async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_another(
+    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The k6 run dies with its replica (SIGKILL); another replica gets the redelivered event
+    and, the journal showing its started, sends only the errored finished."""
+    install(fake_keptn, workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
+            {"k6/load.js": LOAD_JS})  # fmt: skip
+    listener = Listener()
+    await keptn_nats.subscribe("sh.keptn.event.test.*", cb=listener.on_message)
+    dirs = {name: tmp_path / name for name in ("doomed", "heir")}
+    for path in dirs.values():
+        path.mkdir()
+
+    def runner(name: str) -> AbstractAsyncContextManager[ServiceProcess]:
+        env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
+               "DISTRIBUTOR_URL": fake_keptn.url, "RUNNER_WORK_DIR": str(dirs[name]),
+               "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT), "NATS_QUEUE_GROUP": "k6-runner"}  # fmt: skip
+        return serve_process(env, tmp_path / f"{name}.log")
+
+    event = run_trigger(target)
+    async with runner("doomed") as doomed:
+        await wait_ready(doomed)
+        await publish(keptn_nats, [event])
+        async with asyncio.timeout(30):
+            while not k6_processes_under(dirs["doomed"]):  # noqa: ASYNC110 (a process, polled)
+                await asyncio.sleep(0.05)
+        async with runner("heir") as heir:
+            await wait_ready(heir)
+            doomed.process.send_signal(signal.SIGKILL)
+            await doomed.process.wait()
+            await listener.wait_finished(1, timeout=ACK_WAIT + 20)
+            await asyncio.sleep(ACK_WAIT + 1)  # a second finished would show by now
+            assert k6_processes_under(dirs["doomed"]) == []
+            assert k6_processes_under(dirs["heir"]) == []
+    assert listener.problems == []
+    replies = listener.replies[event["id"]]
+    assert [r["type"] for r in replies] == ["sh.keptn.event.test.started",
+                                            "sh.keptn.event.test.finished"]  # fmt: skip
+    finished = replies[1]["data"]
+    assert (finished["status"], finished["result"]) == ("errored", "fail")
+    assert finished["message"] == "the k6 run was interrupted when its replica stopped"

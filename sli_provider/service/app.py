@@ -26,6 +26,7 @@ from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.service.get_sli_handler import GetSLIHandler
+from sli_provider.service.interrupted import InterruptedTestRun
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
     PreviewError,
@@ -148,6 +149,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 test_tasks=test_tasks,
                 metrics=metrics,
                 seen=journal,
+                test_interrupted=InterruptedTestRun(
+                    send=send, source=settings.source, metrics=metrics
+                ).handle,
             ),
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,

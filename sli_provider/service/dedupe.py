@@ -28,6 +28,11 @@ class Deduplicator(Protocol):
         """Forget a claim whose event was not taken after all, so a redelivery is handled."""
         ...
 
+    async def replies_sent(self, event_id: str) -> frozenset[str]:
+        """The reply kinds ("started", "finished") already published for ``event_id``, by
+        whichever process: non-empty for an event taken over from a replica that died."""
+        ...
+
 
 class RecentIds:
     """A bounded in-memory set of the latest event ids (per process)."""
@@ -48,14 +53,13 @@ class RecentIds:
     async def release(self, event_id: str) -> None:
         self._ids.pop(event_id, None)
 
+    async def replies_sent(self, event_id: str) -> frozenset[str]:
+        return frozenset()  # one process: nothing survives it to take over
+
 
 class ReplyJournal(Deduplicator, Protocol):
     """A deduplicator that also remembers which replies of an event went out, so an event
     handled again (after its replica died) gets only the missing ones."""
-
-    async def replies_sent(self, event_id: str) -> frozenset[str]:
-        """The reply kinds ("started", "finished") recorded for ``event_id``."""
-        ...
 
     async def record(self, event_id: str, reply: str) -> None: ...
 
