@@ -156,6 +156,8 @@ async def test_the_same_event_published_twice_is_answered_once(
         await asyncio.sleep(ACK_WAIT + 1)  # a double, or a redelivery, would show by now
         duplicates = 'sli_provider_events_received_total{disposition="duplicate"'
         suppressed = sum([await metric(r, duplicates) for r in replicas])
+        journal = await keptn_nats.jetstream().key_value("k6-durable_journal")
+        assert (await journal.status()).ttl == 86400  # JOURNAL_TTL_SECONDS' default
     assert listener.problems == []
     assert once_each(listener, events) == ([], [])
     assert suppressed == 5
@@ -171,13 +173,22 @@ async def test_events_published_while_every_replica_is_down_are_answered_once(
         await wait_ready(first)
     events = [trigger(load_run, load_tags) for _ in range(50)]
     await publish(keptn_nats, events)  # nobody is subscribed now
+    loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        for i in range(3):
+        started_at = loop.time()
+        replicas = [
             await stack.enter_async_context(
                 replica(nats_server.url, prometheus.url, tmp_path, f"r{i}")
             )
+            for i in range(3)
+        ]
         await listener.wait_finished(50, timeout=60)
+        answered_in = loop.time() - started_at
         await asyncio.sleep(1)
+        pending = 'sli_provider_consumer_pending{consumer="k6-durable-get-sli-triggered"}'
+        assert [await metric(r, pending) for r in replicas] == [0, 0, 0]
+        assert "sli_provider_consumer_pending{" in (await replicas[0].get("/metrics"))[1]
+    print(f"\nreplicas down: events 50, lost 0, answered {answered_in:.1f} s after the start")
     assert listener.problems == []
     assert once_each(listener, events) == ([], [])
 
