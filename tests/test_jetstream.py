@@ -292,3 +292,27 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
     finished = replies[1]["data"]
     assert (finished["status"], finished["result"]) == ("errored", "fail")
     assert finished["message"] == "the k6 run was interrupted when its replica stopped"
+
+
+async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
+    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
+    load_tags: RunTags, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A get-sli whose Prometheus hangs runs until its deadline, three ack waits; in-progress
+    acks keep its message, so it is answered once and never redelivered."""
+    listener = await watch(keptn_nats)
+    async with TenantGateway(prometheus.url, tenant=None, token=None) as stuck:
+        stuck.hold_queries_containing(load_tags.project)
+        async with replica(nats_server.url, stuck.url, tmp_path, "slow",
+                           GET_SLI_DEADLINE_SECONDS=str(3 * ACK_WAIT)) as slow:  # fmt: skip
+            await wait_ready(slow)
+            event = trigger(load_run, load_tags)
+            await publish(keptn_nats, [event])
+            await listener.wait_finished(1, timeout=6 * ACK_WAIT)
+            await asyncio.sleep(ACK_WAIT + 1)
+            redeliveries = await metric(slow, "sli_provider_redeliveries_total")
+            duplicates = 'sli_provider_events_received_total{disposition="duplicate"'
+            assert await metric(slow, duplicates) == 0
+    assert listener.problems == []
+    assert once_each(listener, [event]) == ([], [])
+    assert redeliveries == 0
