@@ -316,3 +316,26 @@ async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
     assert listener.problems == []
     assert once_each(listener, [event]) == ([], [])
     assert redeliveries == 0
+
+
+async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_later(
+    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
+    load_tags: RunTags, tmp_path: Path,
+) -> None:  # fmt: skip
+    """Its journal bucket deleted under it, the replica cannot take an event: the message is
+    nak'ed, the consumer keeps fetching, and once the bucket is back the event is answered."""
+    listener = await watch(keptn_nats)
+    js = keptn_nats.jetstream()
+    async with replica(nats_server.url, prometheus.url, tmp_path, "r") as service:
+        await wait_ready(service)
+        await js.delete_key_value("k6-durable_journal")
+        event = trigger(load_run, load_tags)
+        await publish(keptn_nats, [event])
+        await asyncio.sleep(2)
+        assert listener.replies == {}
+        await js.create_key_value(bucket="k6-durable_journal", ttl=86400)
+        await listener.wait_finished(1, timeout=20)
+        assert (await service.get("/ready"))[0] == 200
+    assert "not taken, delivered again later" in (tmp_path / "r.log").read_text()
+    assert listener.problems == []
+    assert once_each(listener, [event]) == ([], [])

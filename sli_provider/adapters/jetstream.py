@@ -83,7 +83,14 @@ class JetStreamBus(NatsBus):
         # Consumers are bound in the background: the stream may not exist yet.
         loop = asyncio.create_task(self._bind_and_fetch(), name="jetstream consumers")
         self._loops.add(loop)
-        loop.add_done_callback(self._loops.discard)
+        loop.add_done_callback(self._loop_ended)
+
+    def _loop_ended(self, loop: asyncio.Task[None]) -> None:
+        self._loops.discard(loop)
+        if not loop.cancelled() and loop.exception() is not None:
+            # Nothing is fetched any more: say so on /ready rather than look healthy.
+            self._bound.clear()
+            log.error("the JetStream consumers stopped", exc_info=loop.exception())
 
     async def _bind_and_fetch(self) -> None:
         client = self._require_client()
@@ -170,7 +177,12 @@ class JetStreamBus(NatsBus):
         if not self._receiving:
             await _settle(message.nak())
             return
-        admission = await self._on_event(event)
+        try:
+            admission = await self._on_event(event)
+        except Exception as exc:  # e.g. the journal unreachable: this message, not the loop
+            log.warning("event %s not taken, delivered again later: %s", event.id, exc)
+            await _settle(message.nak(delay=_RETRY_DELAY))
+            return
         settle = asyncio.create_task(self._settle_when_done(message, admission))
         self._acks.add(settle)
         settle.add_done_callback(self._acks.discard)
