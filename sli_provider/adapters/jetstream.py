@@ -37,6 +37,9 @@ KEPTN_STREAM = "keptn"
 _FETCH_BATCH = 10
 _FETCH_WAIT = 1.0  # seconds a fetch waits for messages; also how fast a stop is noticed
 _RETRY_DELAY = 1.0
+# About the most messages one replica holds (fetched, not yet acked): the rest stay in the consumer
+# for the other replicas, and a replica that dies takes no more than this into the ack wait.
+MAX_HELD = 64
 
 
 def consumer_name(queue_group: str, subject: str) -> str:
@@ -68,6 +71,7 @@ class JetStreamBus(NatsBus):
         self._receiving = True
         self._loops: set[asyncio.Task[None]] = set()
         self._acks: set[asyncio.Task[None]] = set()  # one per message in flight
+        self._room = asyncio.Condition()  # notified when a held message was settled
 
     @property
     def connected(self) -> bool:
@@ -146,8 +150,11 @@ class JetStreamBus(NatsBus):
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> None:
         while self._receiving:
+            async with self._room:
+                await self._room.wait_for(lambda: len(self._acks) < MAX_HELD)
+                room = MAX_HELD - len(self._acks)
             try:
-                messages = await subscription.fetch(_FETCH_BATCH, timeout=_FETCH_WAIT)
+                messages = await subscription.fetch(min(_FETCH_BATCH, room), timeout=_FETCH_WAIT)
             except TimeoutError:
                 messages = []
             except nats.errors.Error as exc:
@@ -185,9 +192,16 @@ class JetStreamBus(NatsBus):
             return
         settle = asyncio.create_task(self._settle_when_done(message, admission))
         self._acks.add(settle)
-        settle.add_done_callback(self._acks.discard)
 
     async def _settle_when_done(self, message: Msg, admission: Admission) -> None:
+        try:
+            await self._settle_answered(message, admission)
+        finally:
+            self._acks.discard(asyncio.current_task())
+            async with self._room:
+                self._room.notify_all()
+
+    async def _settle_answered(self, message: Msg, admission: Admission) -> None:
         task = admission.task
         if task is None:
             if admission.disposition == "refused":  # shutting down: another replica takes it
