@@ -339,3 +339,41 @@ async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_la
     assert "not taken, delivered again later" in (tmp_path / "r.log").read_text()
     assert listener.problems == []
     assert once_each(listener, [event]) == ([], [])
+
+
+async def test_sigterm_answers_what_the_replica_holds_and_acks_it(
+    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
+    load_tags: RunTags, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A graceful stop answers its event (errored, after the grace) and acks it, so the other
+    replica, which would have good values, does not answer it a second time."""
+    listener = await watch(keptn_nats)
+    async with AsyncExitStack() as stack:
+        stuck = await stack.enter_async_context(
+            TenantGateway(prometheus.url, tenant=None, token=None)
+        )
+        stuck.hold_queries_containing(load_tags.project)
+        stopping = await stack.enter_async_context(
+            replica(nats_server.url, stuck.url, tmp_path, "stopping", SHUTDOWN_GRACE_SECONDS="1")
+        )
+        await wait_ready(stopping)
+        event = trigger(load_run, load_tags)
+        await publish(keptn_nats, [event])
+        async with asyncio.timeout(10):
+            while not listener.replies.get(event["id"]):
+                listener.changed.clear()
+                await listener.changed.wait()
+        other = await stack.enter_async_context(
+            replica(nats_server.url, prometheus.url, tmp_path, "other")
+        )
+        await wait_ready(other)
+        stopping.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(stopping.process.wait(), 15) == 0
+        await listener.wait_finished(1, timeout=5)
+        await asyncio.sleep(ACK_WAIT + 1)  # a redelivery would be answered by now
+        assert await metric(other, "sli_provider_redeliveries_total") == 0
+    assert listener.problems == []
+    assert once_each(listener, [event]) == ([], [])
+    finished = listener.replies[event["id"]][1]["data"]
+    assert (finished["status"], finished["result"]) == ("errored", "fail")
+    assert "shut down" in finished["message"]
