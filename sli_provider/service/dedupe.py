@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sli_provider.adapters.delivery import ReplyNotDelivered
-from sli_provider.errors import SliProviderError
 from sli_provider.service.replying import SendEvent
 
 log = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def journaled(
 async def _sent(journal: ReplyJournal, event_id: str) -> frozenset[str]:
     try:
         return await journal.replies_sent(event_id)
-    except (TimeoutError, SliProviderError, OSError) as exc:
+    except Exception as exc:  # whichever client error: the reply must not be lost over it
         # Unknown: send it. A reply doubled by an outage beats one lost for good.
         log.warning("journal not readable for %s: %s", event_id, exc)
         return frozenset()
