@@ -1,4 +1,5 @@
-"""A real nats-server on loopback, as Keptn's control plane runs one (keptn-nats)."""
+"""A real nats-server on loopback, as Keptn's control plane runs one (keptn-nats): with JetStream
+on and a file store, like Keptn's helm values (keptn-delivery.md)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ def find_nats_server() -> str:
 
 
 class NatsServer:
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, store_dir: Path | None = None) -> None:
         self._log_path = log_path
+        # The store outlives a restart of the server when the caller names it.
+        self._store_dir = store_dir or log_path.parent / "jetstream"
         self._process: asyncio.subprocess.Process | None = None
         self._port = 0
 
@@ -55,7 +58,7 @@ class NatsServer:
         with self._log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
                 find_nats_server(), "-a", LOOPBACK, "-p", str(self._port),
-                "-m", str(monitor),
+                "-m", str(monitor), "-js", "-sd", str(self._store_dir),
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             )  # fmt: skip
         deadline = time.monotonic() + 20

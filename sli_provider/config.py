@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sli_provider.errors import SliProviderError
 
 DISTRIBUTOR_URL = "http://localhost:8081"
+NATS_DELIVERIES = ("jetstream", "core")
 
 
 class ConfigError(SliProviderError, ValueError):
@@ -292,6 +293,28 @@ class Settings:
             "let k6 download a build with the script's extensions at run time (needs internet)",
         ),
     )
+    nats_delivery: str = field(
+        default="jetstream",
+        metadata=_setting(
+            "NATS_DELIVERY",
+            "jetstream: durable consumers on Keptn's 'keptn' stream, nothing lost; core: a queue "
+            "subscription, as Keptn's own services",
+        ),
+    )
+    nats_ack_wait_seconds: float = field(
+        default=30.0,
+        metadata=_setting(
+            "NATS_ACK_WAIT_SECONDS",
+            "jetstream: time after which an event its replica stopped keeping alive is redelivered",
+        ),
+    )
+    journal_ttl_seconds: float = field(
+        default=86400.0,
+        metadata=_setting(
+            "JOURNAL_TTL_SECONDS",
+            "jetstream: how long the replicas' shared journal remembers an event's replies",
+        ),
+    )
     log_level: LogLevel = field(
         default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     )
@@ -319,9 +342,18 @@ class Settings:
         for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
-        for name in ("nats_timeout_seconds", "get_sli_deadline_seconds"):
+        for name in (
+            "nats_timeout_seconds",
+            "get_sli_deadline_seconds",
+            "nats_ack_wait_seconds",
+            "journal_ttl_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
+        if self.nats_delivery not in NATS_DELIVERIES:
+            raise ConfigError(
+                f"NATS_DELIVERY must be jetstream or core, not {self.nats_delivery!r}"
+            )
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
         for name in ("prometheus_url", "keptn_api_url", "distributor_url", "resource_service_url"):

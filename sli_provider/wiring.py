@@ -7,13 +7,17 @@ below take the resulting :class:`Configuration` and read nothing from disk thems
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
+from sli_provider.adapters.jetstream import JetStreamBus
+from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
+from sli_provider.adapters.nats_bus import Admission, NatsBus
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.adapters.prometheus_access import (
     PrometheusAccess,
@@ -22,8 +26,10 @@ from sli_provider.adapters.prometheus_access import (
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import ConfigError, Settings
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.runner.binaries import K6Registry, configured_paths
 from sli_provider.runner.local import find_k6_binary
+from sli_provider.service.dispatch import SUBSCRIBED_TYPES
 from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.builtin import load_builtin_templates
@@ -149,3 +155,51 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
             return await evaluator.evaluate(window)
     finally:
         await prometheus.aclose()
+
+
+@dataclass(frozen=True)
+class NatsIngress:
+    """The NATS side of the service: the bus, and in jetstream mode the journal that keeps
+    replies single across replicas and redeliveries."""
+
+    bus: NatsBus
+    journal: KvJournal | None
+
+
+def make_nats(
+    settings: Settings,
+    metrics: ServiceMetrics,
+    *,
+    on_event: Callable[[KeptnEvent], Awaitable[Admission]],
+    on_malformed: Callable[[str], object],
+) -> NatsIngress:
+    """NATS_DELIVERY chooses the ingress here, and only here."""
+    if not settings.nats_url:
+        raise ConfigError("NATS_URL is not set")
+    group = settings.nats_queue_group or settings.sli_provider
+    common: dict[str, Any] = {
+        "queue_group": group,
+        "subjects": SUBSCRIBED_TYPES,
+        "on_event": on_event,
+        "on_malformed": on_malformed,
+        "timeout": settings.nats_timeout_seconds,
+        "attempts": settings.reply_attempts,
+        "max_wait": settings.retry_max_wait_seconds,
+    }
+    if settings.nats_delivery == "core":
+        return NatsIngress(NatsBus(settings.nats_url, **common), None)
+    journal = KvJournal(
+        bucket_name(group),
+        ttl=settings.journal_ttl_seconds,
+        timeout=settings.nats_timeout_seconds,
+        on_recovery=metrics.journal_recoveries.inc,
+    )
+    bus = JetStreamBus(
+        settings.nats_url,
+        journal=journal,
+        ack_wait=settings.nats_ack_wait_seconds,
+        on_redelivery=metrics.redeliveries.inc,
+        on_pending=lambda consumer, count: metrics.consumer_pending.labels(consumer).set(count),
+        **common,
+    )
+    return NatsIngress(bus, journal)

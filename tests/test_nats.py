@@ -90,7 +90,7 @@ async def test_three_replicas_share_300_events_exactly_once(
 ) -> None:  # fmt: skip
     # Local mode for sli.yaml: no resource service here, the built-in SLIs are enough.
     env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-           "SLI_CONFIG_DIR": str(tmp_path)}  # fmt: skip
+           "SLI_CONFIG_DIR": str(tmp_path), "NATS_DELIVERY": "core"}  # fmt: skip
     listener = Listener()
     client = await nats.connect(nats_server.url)
     try:
@@ -154,7 +154,7 @@ async def test_sigterm_drains_not_ready_then_errored_finished_and_exit_zero(
     blackhole = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = blackhole.sockets[0].getsockname()[1]
     env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": f"http://127.0.0.1:{port}",
-           "SHUTDOWN_GRACE_SECONDS": "2", "NATS_QUEUE_GROUP": "drain-test",
+           "SHUTDOWN_GRACE_SECONDS": "2", "NATS_QUEUE_GROUP": "drain-test", "NATS_DELIVERY": "core",
            "SLI_CONFIG_DIR": str(tmp_path)}  # fmt: skip
     listener = Listener()
     client = await nats.connect(nats_server.url)
@@ -204,7 +204,8 @@ async def test_empty_shkeptncontext_is_rejected_the_same_on_both_ingresses(
     """One rule in the dispatcher: over HTTP a 400, over NATS no reply; both counted as
     rejected get-sli events. A NATS message that is not an event is counted like a bad body."""
     settings = Settings(nats_url=nats_server.url, prometheus_url=prometheus.url,
-                        sli_config_dir=tmp_path, nats_queue_group="empty-context")  # fmt: skip
+                        sli_config_dir=tmp_path, nats_queue_group="empty-context",
+                        nats_delivery="core")  # fmt: skip
     listener = Listener()
     client = await nats.connect(nats_server.url)
     try:

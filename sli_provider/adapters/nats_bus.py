@@ -45,8 +45,8 @@ class Admission(Protocol):
     """What the intake (the dispatcher) decided about one event; ``task`` is the work it took on.
 
     Core NATS has nothing to acknowledge, so only the decision's log line and metric (written
-    by the intake) remain. A JetStream consumer would ack once ``task`` has ended, which is
-    after its finished reply was handed over, and nak a refusal.
+    by the intake) remain. The JetStream consumer (jetstream.py) acks once ``task`` has ended,
+    which is after its finished reply was handed over, and naks a refusal.
     """
 
     @property
@@ -103,29 +103,44 @@ class NatsBus:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
-                for subject in self._subjects:
-                    self._subscriptions.append(
-                        await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
-                    )
-                # Until the server has the subscriptions, events published now would be lost
-                # though /ready already says yes.
-                await client.flush(timeout=max(1, int(self._timeout)))
+                self._client = client
+                await self._subscribe()
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             self._subscriptions.clear()
+            self._client = None
             await client.close()
             raise NatsError(
                 f"cannot connect to NATS at {self._url} within {self._timeout:g} s: "
                 f"{exc or type(exc).__name__}"
             ) from exc
-        self._client = client
+
+    async def _subscribe(self) -> None:
+        """Start receiving; the JetStream ingress (jetstream.py) binds consumers instead."""
+        client = self._require_client()
+        for subject in self._subjects:
+            self._subscriptions.append(
+                await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
+            )
+        # Until the server has the subscriptions, events published now would be lost
+        # though /ready already says yes.
+        await client.flush(timeout=max(1, int(self._timeout)))
         log.info(
             "subscribed to NATS",
             extra={"fields": {"subjects": list(self._subjects), "queue_group": self._queue_group}},
         )
 
+    def _require_client(self) -> Client:
+        if self._client is None:
+            raise NatsError("not connected to NATS")
+        return self._client
+
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
+
+    @property
+    def not_ready_reason(self) -> str:
+        return "not connected to NATS"
 
     async def _receive(self, message: Msg) -> None:
         try:

@@ -16,14 +16,17 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
+from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
-from sli_provider.service.dispatch import SUBSCRIBED_TYPES, Dispatcher, Disposition
+from sli_provider.service.dedupe import journaled
+from sli_provider.service.dispatch import Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.service.get_sli_handler import GetSLIHandler
+from sli_provider.service.interrupted import InterruptedTestRun
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
     PreviewError,
@@ -34,7 +37,13 @@ from sli_provider.service.preview import (
 from sli_provider.service.replying import SendEvent
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
-from sli_provider.wiring import Configuration, make_evaluator, make_prometheus, make_resources
+from sli_provider.wiring import (
+    Configuration,
+    make_evaluator,
+    make_nats,
+    make_prometheus,
+    make_resources,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +80,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     prometheus = make_prometheus(app[CONFIGURATION], metrics)
     get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
     nats_bus: NatsBus | None = None
+    journal: KvJournal | None = None
     event_sender: EventSender | None = None
     try:
         send: SendEvent
         if settings.nats_url:
-            nats_bus = NatsBus(
-                settings.nats_url,
-                queue_group=settings.nats_queue_group or settings.sli_provider,
-                subjects=SUBSCRIBED_TYPES,
+            ingress = make_nats(
+                settings,
+                metrics,
                 on_event=lambda event: app[COMPONENTS].dispatcher.accept(event, ingress="nats"),
                 on_malformed=lambda reason: app[COMPONENTS].dispatcher.malformed(
                     reason, ingress="nats"
                 ),
-                timeout=settings.nats_timeout_seconds,
-                attempts=settings.reply_attempts,
-                max_wait=settings.retry_max_wait_seconds,
             )
+            nats_bus, journal = ingress.bus, ingress.journal
             send = nats_bus.publish
+            if journal is not None:
+                send = journaled(send, journal, metrics.duplicates_suppressed.inc)
         else:
             event_sender = EventSender(
                 settings.event_url,
@@ -139,6 +148,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 test_run=test_runner.handle if test_runner else None,
                 test_tasks=test_tasks,
                 metrics=metrics,
+                seen=journal,
+                test_interrupted=InterruptedTestRun(
+                    send=send, source=settings.source, metrics=metrics
+                ).handle,
             ),
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,
@@ -282,7 +295,7 @@ async def ready(request: web.Request) -> web.Response:
     if components.stopping.is_set():
         return web.json_response({"status": "shutting down"}, status=503)
     if components.nats is not None and not components.nats.connected:
-        return web.json_response({"status": "not connected to NATS"}, status=503)
+        return web.json_response({"status": components.nats.not_ready_reason}, status=503)
     if not await components.prometheus.ready():
         return web.json_response({"status": "prometheus is not ready"}, status=503)
     return web.json_response({"status": "ready"})

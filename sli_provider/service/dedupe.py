@@ -7,8 +7,15 @@ dispatcher.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from sli_provider.adapters.delivery import ReplyNotDelivered
+from sli_provider.service.replying import SendEvent
+
+log = logging.getLogger(__name__)
 
 
 class Deduplicator(Protocol):
@@ -18,6 +25,11 @@ class Deduplicator(Protocol):
 
     async def release(self, event_id: str) -> None:
         """Forget a claim whose event was not taken after all, so a redelivery is handled."""
+        ...
+
+    async def replies_sent(self, event_id: str) -> frozenset[str]:
+        """The reply kinds ("started", "finished") already published for ``event_id``, by
+        whichever process: non-empty for an event taken over from a replica that died."""
         ...
 
 
@@ -39,3 +51,56 @@ class RecentIds:
 
     async def release(self, event_id: str) -> None:
         self._ids.pop(event_id, None)
+
+    async def replies_sent(self, event_id: str) -> frozenset[str]:
+        return frozenset()  # one process: nothing survives it to take over
+
+
+class ReplyJournal(Deduplicator, Protocol):
+    """A deduplicator that also remembers which replies of an event went out, so an event
+    handled again (after its replica died) gets only the missing ones."""
+
+    async def record(self, event_id: str, reply: str) -> None: ...
+
+
+def journaled(
+    send: SendEvent, journal: ReplyJournal, on_suppressed: Callable[[], object]
+) -> SendEvent:
+    """``send`` that skips a reply the journal says went out already, and records each one
+    after it was published (journal.py explains that order)."""
+
+    async def send_once(reply: Mapping[str, Any]) -> None:
+        triggered_id = str(reply.get("triggeredid") or "")
+        kind = str(reply.get("type", "")).rpartition(".")[2]
+        if not triggered_id or kind not in ("started", "finished"):
+            await send(reply)
+            return
+        if kind in await _sent(journal, triggered_id):
+            on_suppressed()
+            log.info("%s of %s was published before; not again", kind, triggered_id)
+            return
+        try:
+            await send(reply)
+        except ReplyNotDelivered as exc:
+            if exc.maybe_sent:  # it may be out: never again, so the journal says so too
+                await _record(journal, triggered_id, kind)
+            raise
+        await _record(journal, triggered_id, kind)
+
+    return send_once
+
+
+async def _sent(journal: ReplyJournal, event_id: str) -> frozenset[str]:
+    try:
+        return await journal.replies_sent(event_id)
+    except Exception as exc:  # whichever client error: the reply must not be lost over it
+        # Unknown: send it. A reply doubled by an outage beats one lost for good.
+        log.warning("journal not readable for %s: %s", event_id, exc)
+        return frozenset()
+
+
+async def _record(journal: ReplyJournal, event_id: str, kind: str) -> None:
+    try:
+        await journal.record(event_id, kind)
+    except Exception as exc:  # the reply is out; a missing record only risks a redelivery's double
+        log.warning("%s of %s published but not recorded in the journal: %s", kind, event_id, exc)

@@ -62,6 +62,7 @@ class Dispatcher:
         test_tasks: TaskSupervisor,
         metrics: ServiceMetrics,
         seen: Deduplicator | None = None,
+        test_interrupted: Handler | None = None,
     ) -> None:
         self._provider = sli_provider
         self._get_sli = get_sli
@@ -70,6 +71,8 @@ class Dispatcher:
         self._test_tasks = test_tasks
         self._metrics = metrics
         self._seen: Deduplicator = seen if seen is not None else RecentIds()
+        # Answers a test event taken over after its replica died mid-run (interrupted.py).
+        self._test_interrupted = test_interrupted
 
     async def accept(self, event: KeptnEvent, *, ingress: str) -> Decision:
         decision = await self._decide(event)
@@ -131,8 +134,18 @@ class Dispatcher:
         if tasks.closed:  # checked after the claim: a claim may wait, and shutdown not
             await self._seen.release(event.id)  # so that a redelivery elsewhere is handled
             return Decision(Disposition.REFUSED, "shutting down")
+        interrupted = self._test_interrupted
+        if task == "test" and interrupted is not None and await self._started_elsewhere(event.id):
+            handler = interrupted
         spawned = tasks.spawn(_with_log_context(handler, event, task), name=f"{task} {event.id}")
         return Decision(Disposition.ACCEPTED, task=spawned)
+
+    async def _started_elsewhere(self, event_id: str) -> bool:
+        try:
+            return "started" in await self._seen.replies_sent(event_id)
+        except Exception as exc:  # unknown: run it; the journal still keeps its started single
+            log.warning("journal not readable for %s: %s", event_id, exc)
+            return False
 
 
 async def _with_log_context(handler: Handler, event: KeptnEvent, task: str) -> Answered | None:

@@ -67,6 +67,44 @@ class ServiceMetrics:
             "in_flight",
             Gauge("sli_provider_events_in_flight", "Events being handled", ["task"], registry=r),
         )
+        # Durable delivery (NATS_DELIVERY=jetstream).
+        object.__setattr__(
+            self,
+            "redeliveries",
+            Counter(
+                "sli_provider_redeliveries",
+                "Events JetStream delivered again (their replica stopped or did not ack)",
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "duplicates_suppressed",
+            Counter(
+                "sli_provider_duplicate_replies_suppressed",
+                "Replies not published because the shared journal says they were already",
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "journal_recoveries",
+            Counter(
+                "sli_provider_journal_recoveries",
+                "Events taken over from a replica that stopped before finishing them",
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "consumer_pending",
+            Gauge(
+                "sli_provider_consumer_pending",
+                "Messages of a JetStream consumer not yet delivered to any replica",
+                ["consumer"],
+                registry=r,
+            ),
+        )
 
     # Declared for type checkers; set in __post_init__ on the frozen instance.
     events_received: Counter = field(init=False, repr=False)
@@ -75,3 +113,7 @@ class ServiceMetrics:
     query_duration: Histogram = field(init=False, repr=False)
     retries: Counter = field(init=False, repr=False)
     in_flight: Gauge = field(init=False, repr=False)
+    redeliveries: Counter = field(init=False, repr=False)
+    duplicates_suppressed: Counter = field(init=False, repr=False)
+    journal_recoveries: Counter = field(init=False, repr=False)
+    consumer_pending: Gauge = field(init=False, repr=False)
