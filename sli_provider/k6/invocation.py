@@ -38,7 +38,9 @@ from typing import Literal, Protocol
 
 TrendMode = Literal["stats", "native-histogram"]
 
-# Order matters only for readability of the generated metric list.
+# The stats the built-ins read first; then a dense quantile curve, from which the service merges
+# the percentiles of a run split over several k6 instances (sli/quantile_merge.py). No fraction
+# below 10: k6 names p(2.5) "_p25", the same as p(25).
 TREND_STATS: tuple[str, ...] = (
     "p(50)",
     "p(90)",
@@ -50,6 +52,10 @@ TREND_STATS: tuple[str, ...] = (
     "med",
     "sum",
     "count",
+    # Every whole percent: a coarser curve misses where a slower instance's samples begin
+    # (measured: 3 % off at p50 with a step every 5 %, README "Several k6 instances").
+    *(f"p({p})" for p in range(1, 99) if p not in (50, 90, 95)),
+    *(f"p({p})" for p in (98.5, 99.3, 99.5, 99.7, 99.9)),
 )
 SUMMARY_TREND_STATS: tuple[str, ...] = (
     "avg",

@@ -1,0 +1,149 @@
+"""A percentile of the whole run from several k6 instances' quantile curves.
+
+Each instance of a distributed run writes its own trend-stat gauges: ``min``, ``max``, its count
+and a dense set of its own percentiles (``k6.invocation.TREND_STATS``). Per-instance percentiles
+alone cannot give the union's; their curves can, closely: each instance's curve, read as a
+piecewise-linear distribution function, is weighted by the instance's count, and the merged
+function is inverted at the wanted percentile. With one instance the wanted percentile is one of
+the curve's own points, so the result is k6's value exactly. The error for several instances is
+measured in tests/test_multi_instance.py and stated in the README.
+
+Input is a Prometheus instant vector of ``k6_<trend>_<stat>`` series; the series of one instance
+are those whose labels, ``__name__`` aside, are equal (``instance_id`` or any other split).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sli_provider.k6.invocation import TREND_STATS
+from sli_provider.sli.results import ValueFailure
+
+# Built-ins computed from their query's curves: name → percent. Their values are in seconds in
+# Prometheus and in ms in the reply.
+MERGED_PERCENTILES: Mapping[str, float] = {
+    "http_req_duration_p50": 50.0,
+    "http_req_duration_p90": 90.0,
+    "http_req_duration_p95": 95.0,
+    "http_req_duration_p99": 99.0,
+    "iteration_duration_p95": 95.0,
+}
+SECONDS_TO_MS = 1000.0
+
+# k6 names p(99.5) "..._p995" and p(50) "..._p50"; the stats asked for have no fraction below 10.
+_STAT = re.compile(r"_(p\d+|min|max|count)$")
+
+
+def stat_percent(stat: str) -> float:
+    """``p95`` → 95.0, ``p995`` → 99.5, ``min`` → 0, ``max`` → 100."""
+    if stat == "min":
+        return 0.0
+    if stat == "max":
+        return 100.0
+    digits = stat[1:]
+    return float(digits if len(digits) <= 2 else f"{digits[:2]}.{digits[2:]}")
+
+
+@dataclass(frozen=True)
+class QuantileCurve:
+    """One instance: ``points`` (percent, value) sorted by percent, 0 = min … 100 = max;
+    ``weight`` its sample count (or proportional to it), None when k6 did not write it."""
+
+    weight: float | None
+    points: tuple[tuple[float, float], ...]
+
+    def holds(self, *percents: float) -> bool:
+        held = {p for p, _ in self.points}
+        return all(p in held for p in percents)
+
+    def at(self, percent: float) -> float:
+        return dict(self.points)[percent]
+
+    def share_at_most(self, value: float) -> float:
+        """The curve read as a distribution function: the share of samples ≤ ``value``."""
+        values = [v for _, v in self.points]
+        if value < values[0]:
+            return 0.0
+        if value >= values[-1]:
+            return 1.0
+        # The last point at or below value; on a flat stretch the highest percent wins.
+        i = bisect.bisect_right(values, value) - 1
+        (p0, v0), (p1, v1) = self.points[i], self.points[i + 1]
+        return (p0 + (p1 - p0) * (value - v0) / (v1 - v0)) / 100.0
+
+
+def curves_from_vector(result: Any) -> list[QuantileCurve]:
+    """Group an instant vector of trend-stat series into one curve per instance."""
+    if not isinstance(result, list):
+        raise ValueFailure("bad_result", f"unexpected result shape {type(result).__name__}")
+    grouped: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
+    for sample in result:
+        labels: Mapping[str, str] = sample.get("metric", {})
+        match = _STAT.search(labels.get("__name__", ""))
+        if match is None:
+            continue
+        key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+        grouped.setdefault(key, {})[match.group(1)] = float(sample["value"][1])
+    curves = []
+    for stats in grouped.values():
+        count = stats.pop("count", None)
+        if count is not None and count <= 0:
+            continue  # an instance that made no request of this kind weighs nothing
+        points = sorted((stat_percent(s), v) for s, v in stats.items() if math.isfinite(v))
+        if points:
+            curves.append(QuantileCurve(count, tuple(points)))
+    if not curves:
+        raise ValueFailure("no_data", "no data: the query returned an empty result")
+    return curves
+
+
+def merged_percentile(curves: Sequence[QuantileCurve], percent: float) -> float:
+    """The value below which ``percent`` % of all instances' samples lie, count-weighted.
+
+    One instance gives its own value exactly. Merging needs every curve's count, min and max
+    (the runner's trend stats); series of a k6 run without them (k6's default writes only p99)
+    give the largest series' value, an upper bound, as one k6 with request tags would.
+    """
+    if not all(c.holds(percent) for c in curves):
+        raise ValueFailure("no_data", missing_stats_reason(percent))
+    if len(curves) == 1:
+        return curves[0].at(percent)
+    if not all(c.weight is not None and c.holds(0.0, 100.0) for c in curves):
+        return max(c.at(percent) for c in curves)
+    total = sum(c.weight or 0.0 for c in curves)
+    target = percent / 100.0
+
+    def share(value: float) -> float:
+        return sum((c.weight or 0.0) * c.share_at_most(value) for c in curves) / total
+
+    # The merged function is piecewise linear between the curves' points: find the stretch
+    # where it reaches the target and interpolate there.
+    breaks = sorted({v for c in curves for _, v in c.points})
+    previous_value, previous_share = breaks[0], share(breaks[0])
+    if previous_share >= target:
+        return previous_value
+    for value in breaks[1:]:
+        current = share(value)
+        if current >= target:
+            fraction = (target - previous_share) / (current - previous_share)
+            return previous_value + (value - previous_value) * fraction
+        previous_value, previous_share = value, current
+    return breaks[-1]
+
+
+def missing_stats_reason(percent: float) -> str:
+    return (
+        f"no data: the k6 series in the window lack the trend stats this indicator reads "
+        f"(p({percent:g}); k6 ran without K6_PROMETHEUS_RW_TREND_STATS={','.join(TREND_STATS)}, "
+        "which `sli-provider run` sets)"
+    )
+
+
+def percentile_of_curves(result: Any, percent: float, scale: float = 1.0) -> float:
+    """An indicator's value from the instant vector of its curve query (``scale``: s → ms)."""
+    return merged_percentile(curves_from_vector(result), percent) * scale
