@@ -1,9 +1,9 @@
 """Built-in SLIs of one run split over N real k6 processes (k6-operator's flags), merged as one run.
 
 The truth is computed from every instance's raw samples (``--out json``), never from the
-service's own numbers: counts exactly, rates to 1e-6, average and max to 0.1 %. Percentiles are
-held to what the README states for the trend-stat gauges: exact for one instance, the largest
-instance's percentile (an upper bound of the union's, up to interpolation) for several.
+service's own numbers: counts exactly, rates to 1e-6, average and max to 0.1 %, every percentile
+within 1 % of the union's exact percentile (one instance: k6's own value exactly). The naive
+max-of-instances error is printed beside the merged one (``-s``) for the README's table.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def test_stat_names_read_as_k6_writes_them() -> None:
 def test_one_instance_gives_its_own_value_exactly() -> None:
     samples = [random.Random(1).lognormvariate(0, 1) for _ in range(500)]
     for pct in (50.0, 90.0, 95.0, 99.0):
-        got = percentile_of_curves(vector("1", samples), pct, 1000.0)
+        got = percentile_of_curves(vector("1", samples), pct, 1000.0, 1000.0)
         assert got == percentile(sorted(samples), pct) * 1000
 
 
@@ -61,7 +61,7 @@ def test_instances_merge_close_to_the_union(shift: float) -> None:
     result = vector("1", fast) + vector("2", slow)
     for pct in (50.0, 90.0, 95.0, 99.0):
         exact = percentile(union, pct)
-        assert percentile_of_curves(result, pct) == pytest.approx(exact, rel=0.01), pct
+        assert percentile_of_curves(result, pct, count_scale=1000.0) == pytest.approx(exact, rel=0.01), pct
         # The instances' counts matter: unweighted, the slow instance would pull p50 up.
     naive = max(percentile(sorted(fast), 50.0), percentile(sorted(slow), 50.0))
     if shift >= 3.0:
@@ -70,7 +70,7 @@ def test_instances_merge_close_to_the_union(shift: float) -> None:
 
 def test_series_without_counts_give_the_largest_value() -> None:
     result = vector("1", [1.0, 2.0], count=False) + vector("2", [3.0, 4.0], count=False)
-    assert merged_percentile(curves_from_vector(result), 50.0) == 3.5
+    assert merged_percentile(curves_from_vector(result, 1000.0), 50.0) == 3.5
 
 
 def test_missing_stat_and_empty_vector_are_no_data() -> None:

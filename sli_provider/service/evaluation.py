@@ -30,7 +30,11 @@ from sli_provider.sli.config import (
 )
 from sli_provider.sli.diagnosis import explain_no_data
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
-from sli_provider.sli.quantile_merge import SECONDS_TO_MS, percentile_of_curves
+from sli_provider.sli.quantile_merge import (
+    SECONDS_TO_MS,
+    TIME_TREND_COUNT_SCALE,
+    percentile_of_curves,
+)
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
@@ -302,7 +306,9 @@ def _answer_for(item: PlannedQuery, answers: Mapping[str, _Answer]) -> _Answer:
     if item.curve_percentile is None or answer.series is None:
         return answer
     try:
-        value = percentile_of_curves(answer.series, item.curve_percentile, SECONDS_TO_MS)
+        value = percentile_of_curves(
+            answer.series, item.curve_percentile, SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
+        )
     except ValueFailure as exc:
         return replace(answer, series=None, message=str(exc), code=exc.code)
     return replace(answer, value=value, series=None)

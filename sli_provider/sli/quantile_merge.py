@@ -34,6 +34,8 @@ MERGED_PERCENTILES: Mapping[str, float] = {
     "iteration_duration_p95": 95.0,
 }
 SECONDS_TO_MS = 1000.0
+# k6 divides a time trend's count stat by 1000 too (../shared k6-prometheus.md, pitfall 9).
+TIME_TREND_COUNT_SCALE = 1000.0
 
 # k6 names p(99.5) "..._p995" and p(50) "..._p50"; the stats asked for have no fraction below 10.
 _STAT = re.compile(r"_(p\d+|min|max|count)$")
@@ -52,9 +54,9 @@ def stat_percent(stat: str) -> float:
 @dataclass(frozen=True)
 class QuantileCurve:
     """One instance: ``points`` (percent, value) sorted by percent, 0 = min … 100 = max;
-    ``weight`` its sample count (or proportional to it), None when k6 did not write it."""
+    ``count`` its number of samples, None when k6 did not write it."""
 
-    weight: float | None
+    count: int | None
     points: tuple[tuple[float, float], ...]
 
     def holds(self, *percents: float) -> bool:
@@ -64,21 +66,37 @@ class QuantileCurve:
     def at(self, percent: float) -> float:
         return dict(self.points)[percent]
 
-    def share_at_most(self, value: float) -> float:
-        """The curve read as a distribution function: the share of samples ≤ ``value``."""
+    def count_at_most(self, value: float) -> int:
+        """How many of the instance's samples are ≤ ``value``, read from the curve.
+
+        k6's p(x) interpolates between the samples at ranks around x/100·(n−1), so the curve is
+        the samples' own piecewise-linear rank function; where its points are denser than the
+        samples (the tail), the count is exact.
+        """
+        n = self.count or 0
         values = [v for _, v in self.points]
         if value < values[0]:
-            return 0.0
+            return 0
         if value >= values[-1]:
-            return 1.0
+            return n
         # The last point at or below value; on a flat stretch the highest percent wins.
         i = bisect.bisect_right(values, value) - 1
         (p0, v0), (p1, v1) = self.points[i], self.points[i + 1]
-        return (p0 + (p1 - p0) * (value - v0) / (v1 - v0)) / 100.0
+        rank = (p0 + (p1 - p0) * (value - v0) / (v1 - v0)) / 100.0 * (n - 1)
+        return min(n, math.floor(rank + _RANK_SLACK) + 1)
 
 
-def curves_from_vector(result: Any) -> list[QuantileCurve]:
-    """Group an instant vector of trend-stat series into one curve per instance."""
+# Interpolation lands a hair below a whole rank it should hit exactly.
+_RANK_SLACK = 1e-9
+_BISECTIONS = 200
+
+
+def curves_from_vector(result: Any, count_scale: float = 1.0) -> list[QuantileCurve]:
+    """Group an instant vector of trend-stat series into one curve per instance.
+
+    ``count_scale``: what k6's count stat must be multiplied by (1000 for time trends, whose
+    count k6 divides by 1000 like their values).
+    """
     if not isinstance(result, list):
         raise ValueFailure("bad_result", f"unexpected result shape {type(result).__name__}")
     grouped: dict[tuple[tuple[str, str], ...], dict[str, float]] = {}
@@ -91,7 +109,8 @@ def curves_from_vector(result: Any) -> list[QuantileCurve]:
         grouped.setdefault(key, {})[match.group(1)] = float(sample["value"][1])
     curves = []
     for stats in grouped.values():
-        count = stats.pop("count", None)
+        raw_count = stats.pop("count", None)
+        count = None if raw_count is None else round(raw_count * count_scale)
         if count is not None and count <= 0:
             continue  # an instance that made no request of this kind weighs nothing
         points = sorted((stat_percent(s), v) for s, v in stats.items() if math.isfinite(v))
@@ -103,37 +122,43 @@ def curves_from_vector(result: Any) -> list[QuantileCurve]:
 
 
 def merged_percentile(curves: Sequence[QuantileCurve], percent: float) -> float:
-    """The value below which ``percent`` % of all instances' samples lie, count-weighted.
+    """k6's percentile of the union of all instances' samples, from their curves.
 
-    One instance gives its own value exactly. Merging needs every curve's count, min and max
-    (the runner's trend stats); series of a k6 run without them (k6's default writes only p99)
-    give the largest series' value, an upper bound, as one k6 with request tags would.
+    One instance gives its own value exactly. Otherwise the union's samples at the ranks
+    around ``percent`` are found by counting, on every curve, the samples at or below a value,
+    and interpolated as k6 does. Merging needs every curve's count, min and max (the runner's
+    trend stats); series of a k6 run without them (k6's default writes only p99) give the
+    largest series' value, an upper bound, as one k6 with request tags would.
     """
     if not all(c.holds(percent) for c in curves):
         raise ValueFailure("no_data", missing_stats_reason(percent))
     if len(curves) == 1:
         return curves[0].at(percent)
-    if not all(c.weight is not None and c.holds(0.0, 100.0) for c in curves):
+    if not all(c.count and c.holds(0.0, 100.0) for c in curves):
         return max(c.at(percent) for c in curves)
-    total = sum(c.weight or 0.0 for c in curves)
-    target = percent / 100.0
+    total = sum(c.count or 0 for c in curves)
+    rank = percent / 100.0 * (total - 1)
+    low = _order_statistic(curves, math.floor(rank))
+    high = _order_statistic(curves, math.ceil(rank))
+    return low + (high - low) * (rank - math.floor(rank))
 
-    def share(value: float) -> float:
-        return sum((c.weight or 0.0) * c.share_at_most(value) for c in curves) / total
 
-    # The merged function is piecewise linear between the curves' points: find the stretch
-    # where it reaches the target and interpolate there.
-    breaks = sorted({v for c in curves for _, v in c.points})
-    previous_value, previous_share = breaks[0], share(breaks[0])
-    if previous_share >= target:
-        return previous_value
-    for value in breaks[1:]:
-        current = share(value)
-        if current >= target:
-            fraction = (target - previous_share) / (current - previous_share)
-            return previous_value + (value - previous_value) * fraction
-        previous_value, previous_share = value, current
-    return breaks[-1]
+def _order_statistic(curves: Sequence[QuantileCurve], rank: int) -> float:
+    """The union's sample at 0-based ``rank``: the least value with more than ``rank`` samples
+    at or below it."""
+    low = min(c.points[0][1] for c in curves)
+    high = max(c.points[-1][1] for c in curves)
+    if sum(c.count_at_most(low) for c in curves) > rank:
+        return low
+    for _ in range(_BISECTIONS):
+        middle = (low + high) / 2
+        if middle in (low, high):
+            break  # adjacent floats: high is the value
+        if sum(c.count_at_most(middle) for c in curves) > rank:
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def missing_stats_reason(percent: float) -> str:
@@ -144,6 +169,8 @@ def missing_stats_reason(percent: float) -> str:
     )
 
 
-def percentile_of_curves(result: Any, percent: float, scale: float = 1.0) -> float:
+def percentile_of_curves(
+    result: Any, percent: float, scale: float = 1.0, count_scale: float = 1.0
+) -> float:
     """An indicator's value from the instant vector of its curve query (``scale``: s → ms)."""
-    return merged_percentile(curves_from_vector(result), percent) * scale
+    return merged_percentile(curves_from_vector(result, count_scale), percent) * scale
