@@ -61,7 +61,9 @@ def test_instances_merge_close_to_the_union(shift: float) -> None:
     result = vector("1", fast) + vector("2", slow)
     for pct in (50.0, 90.0, 95.0, 99.0):
         exact = percentile(union, pct)
-        assert percentile_of_curves(result, pct, count_scale=1000.0) == pytest.approx(exact, rel=0.01), pct
+        assert percentile_of_curves(result, pct, count_scale=1000.0) == pytest.approx(
+            exact, rel=0.01
+        ), pct
         # The instances' counts matter: unweighted, the slow instance would pull p50 up.
     naive = max(percentile(sorted(fast), 50.0), percentile(sorted(slow), 50.0))
     if shift >= 3.0:

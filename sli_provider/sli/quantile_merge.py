@@ -19,9 +19,10 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from sli_provider.k6.invocation import TREND_STATS
+from sli_provider.k6.invocation import TREND_STATS_SHOWN
 from sli_provider.sli.results import ValueFailure
 
 # Built-ins computed from their query's curves: name → percent. Their values are in seconds in
@@ -66,24 +67,55 @@ class QuantileCurve:
     def at(self, percent: float) -> float:
         return dict(self.points)[percent]
 
-    def count_at_most(self, value: float) -> int:
-        """How many of the instance's samples are ≤ ``value``, read from the curve.
+    @cached_property
+    def _ranks(self) -> list[float]:
+        n = self.count or 1
+        return [p / 100.0 * (n - 1) for p, _ in self.points]
 
-        k6's p(x) interpolates between the samples at ranks around x/100·(n−1), so the curve is
-        the samples' own piecewise-linear rank function; where its points are denser than the
-        samples (the tail), the count is exact.
+    @cached_property
+    def _values(self) -> list[float]:
+        return [v for _, v in self.points]
+
+    def sample_at(self, rank: int) -> float:
+        """The instance's sample at 0-based ``rank``, read from the curve.
+
+        k6's p(x) interpolates linearly between the samples at the whole ranks around
+        x/100·(n-1), so the curve is a polyline with a knot at every sample. Two of its points
+        within one whole-rank step fix that step's line, hence the sample at its end exactly
+        (the tail, where the points are denser than the samples); elsewhere the points around
+        the rank are interpolated.
         """
+        ranks, values = self._ranks, self._values
+        i = bisect.bisect_left(ranks, rank - _RANK_SLACK)
+        if i < len(ranks) and abs(ranks[i] - rank) <= _RANK_SLACK:
+            return values[i]
+        # Two points in (rank, rank + 1): extend their line back to the rank.
+        if i + 1 < len(ranks) and ranks[i + 1] < rank + 1:
+            return _line(ranks[i], values[i], ranks[i + 1], values[i + 1], rank)
+        # Two points in (rank - 1, rank): extend their line forward.
+        if i >= 2 and ranks[i - 2] > rank - 1:
+            return _line(ranks[i - 2], values[i - 2], ranks[i - 1], values[i - 1], rank)
+        if i == 0:
+            return values[0]
+        if i >= len(ranks):
+            return values[-1]
+        return _line(ranks[i - 1], values[i - 1], ranks[i], values[i], rank)
+
+    def count_at_most(self, value: float) -> int:
+        """How many of the instance's samples are ≤ ``value`` (samples read with sample_at)."""
         n = self.count or 0
-        values = [v for _, v in self.points]
-        if value < values[0]:
-            return 0
-        if value >= values[-1]:
-            return n
-        # The last point at or below value; on a flat stretch the highest percent wins.
-        i = bisect.bisect_right(values, value) - 1
-        (p0, v0), (p1, v1) = self.points[i], self.points[i + 1]
-        rank = (p0 + (p1 - p0) * (value - v0) / (v1 - v0)) / 100.0 * (n - 1)
-        return min(n, math.floor(rank + _RANK_SLACK) + 1)
+        low, high = 0, n  # samples below low are ≤ value; from high on they are not
+        while low < high:
+            middle = (low + high) // 2
+            if self.sample_at(middle) <= value:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+
+def _line(x0: float, y0: float, x1: float, y1: float, x: float) -> float:
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 # Interpolation lands a hair below a whole rank it should hit exactly.
@@ -164,7 +196,7 @@ def _order_statistic(curves: Sequence[QuantileCurve], rank: int) -> float:
 def missing_stats_reason(percent: float) -> str:
     return (
         f"no data: the k6 series in the window lack the trend stats this indicator reads "
-        f"(p({percent:g}); k6 ran without K6_PROMETHEUS_RW_TREND_STATS={','.join(TREND_STATS)}, "
+        f"(p({percent:g}); k6 ran without K6_PROMETHEUS_RW_TREND_STATS={TREND_STATS_SHOWN}, "
         "which `sli-provider run` sets)"
     )
 
