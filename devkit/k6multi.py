@@ -21,12 +21,12 @@ from typing import Any
 
 import aiohttp
 
-from devkit.k6run import LOAD_SCRIPT, LoadRunError
+from devkit.k6run import LoadRunError, load_env, load_plan
 from devkit.ports import LOOPBACK, free_port
-from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_url
+from sli_provider.k6.invocation import RunTags
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.local import LocalK6Backend
-from sli_provider.runner.plan import LocalScript, RunPlan
+from sli_provider.runner.plan import RunPlan
 from sli_provider.runner.summary import COMPLETED_RETURNCODES
 
 # How long the k6 processes may take to open their REST API before the run is given up.
@@ -102,21 +102,16 @@ async def run_distributed(
     plans: list[RunPlan] = []
     for index, (sample_path, summary_path) in enumerate(paths, start=1):
         flags = operator_args(index, instances, testrun_name, addresses[index - 1])
+        env = load_env(
+            target_url, vus, duration, fail_every, (slow_ms or {}).get(index, 0), summary_path
+        )
         plans.append(
-            RunPlan(
+            load_plan(
+                prometheus_url=prometheus_url,
                 tags=tags,
-                script=LocalScript((script or LOAD_SCRIPT).resolve()),
-                remote_write=RemoteWriteTarget(remote_write_url(prometheus_url)),
-                script_env={
-                    "TARGET_URL": target_url,
-                    "VUS": str(vus),
-                    "DURATION": duration,
-                    "FAIL_EVERY": str(fail_every),
-                    "SLOW_MS": str((slow_ms or {}).get(index, 0)),
-                    "SPREAD_MS": str(spread_ms),
-                    "SUMMARY_PATH": str(summary_path),
-                },
-                timeout_seconds=timeout,
+                script=script,
+                timeout=timeout,
+                script_env={**env, "SPREAD_MS": str(spread_ms)},
                 extra_args=(*flags, "--out", f"json={sample_path}"),
             )
         )

@@ -14,6 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+# The percentile built-ins and the k6 metric and stat each one equals.
+PERCENTILE_SLIS: dict[str, tuple[str, str]] = {
+    "http_req_duration_p50": ("http_req_duration", "p(50)"),
+    "http_req_duration_p90": ("http_req_duration", "p(90)"),
+    "http_req_duration_p95": ("http_req_duration", "p(95)"),
+    "http_req_duration_p99": ("http_req_duration", "p(99)"),
+    "iteration_duration_p95": ("iteration_duration", "p(95)"),
+}
 
 
 def percentile(ordered: Sequence[float], pct: float) -> float:

@@ -20,7 +20,7 @@ import pytest
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6multi import DistributedRun, operator_args, run_distributed
 from devkit.k6summary import expected_values
-from devkit.k6truth import naive_max_of_instances, read_samples, union_metrics
+from devkit.k6truth import PERCENTILE_SLIS, naive_max_of_instances, read_samples, union_metrics
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
@@ -33,13 +33,6 @@ BUILTINS = sorted(load_builtin_templates())
 # What the README states for merged percentiles: measured within 1.2 % of the union's exact
 # percentile on these runs (a sparse p99 tail of a few hundred samples per instance), held to 2 %.
 MERGED_PERCENTILE_BOUND = 0.02
-PERCENTILE_SLIS = {
-    "http_req_duration_p50": ("http_req_duration", "p(50)"),
-    "http_req_duration_p90": ("http_req_duration", "p(90)"),
-    "http_req_duration_p95": ("http_req_duration", "p(95)"),
-    "http_req_duration_p99": ("http_req_duration", "p(99)"),
-    "iteration_duration_p95": ("iteration_duration", "p(95)"),
-}
 
 
 def test_operator_flags_match_k6_operator() -> None:
