@@ -102,22 +102,34 @@ class QuantileCurve:
         return _line(ranks[i - 1], values[i - 1], ranks[i], values[i], rank)
 
     def count_at_most(self, value: float) -> int:
-        """How many of the instance's samples are ≤ ``value`` (samples read with sample_at)."""
+        """How many of the instance's samples are ≤ ``value`` (samples read with sample_at).
+
+        The curve's rank at ``value`` gives the count to within a sample or two; sample_at
+        settles it, so a call costs a few curve look-ups, however many samples there are.
+        """
         n = self.count or 0
-        low, high = 0, n  # samples below low are ≤ value; from high on they are not
-        while low < high:
-            middle = (low + high) // 2
-            if self.sample_at(middle) <= value:
-                low = middle + 1
-            else:
-                high = middle
-        return low
+        values = self._values
+        if value < values[0]:
+            return 0
+        if value >= values[-1]:
+            return n
+        i = bisect.bisect_right(values, value) - 1
+        rank = _line(values[i], self._ranks[i], values[i + 1], self._ranks[i + 1], value)
+        count = min(n, max(0, math.floor(rank + _RANK_SLACK) + 1))
+        while count > 0 and self.sample_at(count - 1) > value:
+            count -= 1
+        while count < n and self.sample_at(count) <= value:
+            count += 1
+        return count
 
 
 def _line(x0: float, y0: float, x1: float, y1: float, x: float) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
+# Labels that tell a curve's series apart, not instances: the stat's name, and the marker the
+# count's series carries so PromQL's `or` keeps it (sli-templates/k6.yaml).
+_NOT_INSTANCE_LABELS = frozenset({"__name__", "curve_part"})
 # Interpolation lands a hair below a whole rank it should hit exactly.
 _RANK_SLACK = 1e-9
 _BISECTIONS = 200
@@ -137,7 +149,7 @@ def curves_from_vector(result: Any, count_scale: float = 1.0) -> list[QuantileCu
         match = _STAT.search(labels.get("__name__", ""))
         if match is None:
             continue
-        key = tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+        key = tuple(sorted((k, v) for k, v in labels.items() if k not in _NOT_INSTANCE_LABELS))
         grouped.setdefault(key, {})[match.group(1)] = float(sample["value"][1])
     curves = []
     for stats in grouped.values():
