@@ -57,25 +57,52 @@ async def run_load(
 ) -> LoadRun:
     """Run ``script`` (default ``load.js``) against ``target_url``, writing into Prometheus."""
     summary_path = _fresh_summary_path(workdir, tags)
-    plan = RunPlan(
+    plan = load_plan(
+        prometheus_url=prometheus_url,
         tags=tags,
-        script=LocalScript((script or LOAD_SCRIPT).resolve()),
-        remote_write=RemoteWriteTarget(remote_write_url(prometheus_url)),
-        script_env={
-            "TARGET_URL": target_url,
-            "VUS": str(vus),
-            "DURATION": duration,
-            "FAIL_EVERY": str(fail_every),
-            "SLOW_MS": str(slow_ms),
-            "SUMMARY_PATH": str(summary_path),
-        },
-        timeout_seconds=timeout,
+        script=script,
+        timeout=timeout,
+        script_env=load_env(target_url, vus, duration, fail_every, slow_ms, summary_path),
     )
     outcome = (await run_plan(plan, LocalK6Backend(work_dir=workdir))).outcome
     if outcome.returncode not in COMPLETED_RETURNCODES:
         raise LoadRunError(f"k6 exited with code {outcome.returncode}", outcome)
     summary = _read_summary(summary_path, outcome)
     return LoadRun(outcome=outcome, summary=summary, start=outcome.started_at, end=outcome.ended_at)
+
+
+def load_env(
+    target_url: str, vus: int, duration: str, fail_every: int, slow_ms: int, summary_path: Path
+) -> dict[str, str]:
+    """The knobs of ``load.js`` (see the script) as its ``--env``."""
+    return {
+        "TARGET_URL": target_url,
+        "VUS": str(vus),
+        "DURATION": duration,
+        "FAIL_EVERY": str(fail_every),
+        "SLOW_MS": str(slow_ms),
+        "SUMMARY_PATH": str(summary_path),
+    }
+
+
+def load_plan(
+    *,
+    prometheus_url: str,
+    tags: RunTags,
+    script: Path | None,
+    timeout: float,
+    script_env: dict[str, str],
+    extra_args: tuple[str, ...] = (),
+) -> RunPlan:
+    """The runner's plan for ``script`` (default ``load.js``), writing into Prometheus."""
+    return RunPlan(
+        tags=tags,
+        script=LocalScript((script or LOAD_SCRIPT).resolve()),
+        remote_write=RemoteWriteTarget(remote_write_url(prometheus_url)),
+        script_env=script_env,
+        timeout_seconds=timeout,
+        extra_args=extra_args,
+    )
 
 
 def _fresh_summary_path(workdir: Path, tags: RunTags) -> Path:

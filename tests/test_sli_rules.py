@@ -128,6 +128,6 @@ def test_builtins_use_the_whole_scope_when_the_run_left_no_series() -> None:
     # sli-templates/k6.yaml's vus_max, with the scope's matchers (no keptn_context) and the
     # window's 60 s as its range.
     assert planned.query == (
-        'max(max_over_time(k6_vus_max{keptn_project="shop",keptn_stage="staging",'
-        'keptn_service="web"}[60s]))'
+        "max(sum by (keptn_context) (max_over_time(k6_vus_max{"
+        'keptn_project="shop",keptn_stage="staging",keptn_service="web"}[60s])))'
     )

@@ -29,7 +29,17 @@ const SLOW_MS = intEnv('SLOW_MS', 0);
 // A short think time keeps 3 VUs at a few hundred requests per second, so the target (which
 // shares the test's event loop) is never the bottleneck.
 const PAUSE_MS = intEnv('PAUSE_MS', 10);
-const OK_PATH = SLOW_MS > 0 ? `/slow?ms=${SLOW_MS}` : '/';
+// SPREAD_MS > 0 adds a delay that depends on the request (0..SPREAD_MS-1 ms), so latency has
+// enough spread for percentiles to differ between the instances of a distributed run.
+const SPREAD_MS = intEnv('SPREAD_MS', 0);
+
+function okPath() {
+  if (SLOW_MS === 0 && SPREAD_MS === 0) {
+    return '/';
+  }
+  const spread = SPREAD_MS > 0 ? (__VU * 7 + __ITER * 13) % SPREAD_MS : 0;
+  return `/slow?ms=${SLOW_MS + spread}`;
+}
 
 export const options = {
   vus: intEnv('VUS', 3),
@@ -43,7 +53,7 @@ export const options = {
 
 export default function () {
   const failing = FAIL_EVERY > 0 && __ITER % FAIL_EVERY === 0;
-  const res = http.get(BASE_URL + (failing ? '/fail' : OK_PATH));
+  const res = http.get(BASE_URL + (failing ? '/fail' : okPath()));
   check(res, {
     'status is 200': (r) => r.status === 200,
     'body is not empty': (r) => typeof r.body === 'string' && r.body.length > 0,

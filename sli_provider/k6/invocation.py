@@ -38,7 +38,9 @@ from typing import Literal, Protocol
 
 TrendMode = Literal["stats", "native-histogram"]
 
-# Order matters only for readability of the generated metric list.
+# The stats the built-ins read first; then a dense quantile curve, from which the service merges
+# the percentiles of a run split over several k6 instances (sli/quantile_merge.py). No fraction
+# below 10: k6 names p(2.5) "_p25", the same as p(25).
 TREND_STATS: tuple[str, ...] = (
     "p(50)",
     "p(90)",
@@ -50,7 +52,15 @@ TREND_STATS: tuple[str, ...] = (
     "med",
     "sum",
     "count",
+    # Every whole percent: a coarser curve misses where a slower instance's samples begin
+    # (measured: 3 % off at p50 with a step every 5 %, README "Several k6 instances").
+    *(f"p({p})" for p in range(1, 94) if p not in (50, 90)),
+    # The tail is where few samples decide: steps of 0.25 and 0.1 (p(99.25) → "_p9925").
+    *(f"p({p / 100:g})" for p in range(9400, 9900, 25) if p not in (9500,)),
+    *(f"p({p / 10:g})" for p in range(991, 1000)),
 )
+# For messages: the stats the built-ins read first, then "…" for the curve.
+TREND_STATS_SHOWN = ",".join(TREND_STATS[:10]) + ",…"
 SUMMARY_TREND_STATS: tuple[str, ...] = (
     "avg",
     "min",

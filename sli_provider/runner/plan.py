@@ -61,6 +61,8 @@ class RunPlan:
     # A configured binary's name (a workload's ``k6:``), never a path; None: the back-end
     # chooses by the extensions the script imports.
     k6: str | None = None
+    # Further k6 options (a distributed run's --execution-segment, --paused, --tag instance_id).
+    extra_args: tuple[str, ...] = ()
 
     def invocation(self, script_path: str | Path) -> K6Invocation:
         """k6's arguments for this plan, with the script where the back-end put it."""
@@ -72,4 +74,5 @@ class RunPlan:
             vus=self.vus,
             duration=self.duration,
             iterations=self.iterations,
+            extra_args=self.extra_args,
         )

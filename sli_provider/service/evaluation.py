@@ -9,8 +9,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
@@ -30,6 +30,11 @@ from sli_provider.sli.config import (
 )
 from sli_provider.sli.diagnosis import explain_no_data
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
+from sli_provider.sli.quantile_merge import (
+    SECONDS_TO_MS,
+    TIME_TREND_COUNT_SCALE,
+    percentile_of_curves,
+)
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
@@ -84,6 +89,7 @@ class _Answer:
     message: str
     duration_ms: float
     code: str = ""  # why there is no value: ValueFailure codes, or the error's type
+    series: Any = None  # the whole result, kept for indicators computed from it
 
 
 class SLIEvaluator:
@@ -159,11 +165,12 @@ class SLIEvaluator:
             window=window,
             run_series_present=run_present,
         )
-        answers = await self._run_all(prometheus, planned, window.end_s, deadline)
+        raw = await self._run_all(prometheus, planned, window.end_s, deadline)
+        answers = await _answers_for(planned, raw)
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
             p.query for p in planned
-            if p.origin == BUILTIN_ORIGIN and not p.failure and answers[p.query].code == "no_data"
+            if p.origin == BUILTIN_ORIGIN and not p.failure and answers[id(p)].code == "no_data"
         ]  # fmt: skip
         reasons = await self._explain(prometheus, window, silent, deadline) if silent else {}
         results = []
@@ -175,7 +182,7 @@ class SLIEvaluator:
                     )
                 )
                 continue
-            answer = answers[item.query]
+            answer = answers[id(item)]
             value, message = answer.value, answer.message
             if reasons.get(item.query):
                 message = f"{message}; {reasons[item.query]}"
@@ -232,12 +239,13 @@ class SLIEvaluator:
     ) -> dict[str, _Answer]:
         """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``."""
         unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
+        keep_series = {p.query for p in planned if p.curve_percentile is not None}
         semaphore = asyncio.Semaphore(self._concurrency)
         answers: dict[str, _Answer] = {}
 
         async def run(query: str) -> None:
             async with semaphore:
-                answers[query] = await self._run_one(prometheus, query, at)
+                answers[query] = await self._run_one(prometheus, query, at, query in keep_series)
 
         began = time.perf_counter()
         # At the deadline the group cancels the queries still running; what finished stays.
@@ -266,11 +274,18 @@ class SLIEvaluator:
                     answers[query] = late
         return answers
 
-    async def _run_one(self, prometheus: Querier, query: str, at: float) -> _Answer:
+    async def _run_one(
+        self, prometheus: Querier, query: str, at: float, keep_series: bool = False
+    ) -> _Answer:
         began = time.perf_counter()
         outcome = "ok"
+        series: Any = None
         try:
-            value: float | None = single_value(await prometheus.instant(query, at))
+            result = await prometheus.instant(query, at)
+            if keep_series:
+                series, value = result, None
+            else:
+                value = single_value(result)
             message = ""
         except ValueFailure as exc:
             value, message, outcome = None, str(exc), exc.code
@@ -281,6 +296,33 @@ class SLIEvaluator:
             value, message, outcome = None, str(exc), type(exc).__name__
         elapsed = time.perf_counter() - began
         self._metrics.query_duration.labels(outcome).observe(elapsed)
-        return _Answer(
-            value, message, round(elapsed * 1000, 3), "" if value is not None else outcome
+        code = "" if value is not None or series is not None else outcome
+        return _Answer(value, message, round(elapsed * 1000, 3), code, series)
+
+
+async def _answers_for(
+    planned: Sequence[PlannedQuery], raw: Mapping[str, _Answer]
+) -> dict[int, _Answer]:
+    """Each planned indicator's answer, by ``id``; merging curves of many series takes a while
+    (0.2 s for 300), so that happens off the event loop."""
+
+    def resolve() -> dict[int, _Answer]:
+        return {id(p): _answer_for(p, raw) for p in planned if not p.failure}
+
+    if any(p.curve_percentile is not None for p in planned):
+        return await asyncio.to_thread(resolve)
+    return resolve()
+
+
+def _answer_for(item: PlannedQuery, answers: Mapping[str, _Answer]) -> _Answer:
+    """The indicator's answer: its query's, or computed from that query's series."""
+    answer = answers[item.query]
+    if item.curve_percentile is None or answer.series is None:
+        return answer
+    try:
+        value = percentile_of_curves(
+            answer.series, item.curve_percentile, SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
         )
+    except ValueFailure as exc:
+        return replace(answer, series=None, message=str(exc), code=exc.code)
+    return replace(answer, value=value, series=None)

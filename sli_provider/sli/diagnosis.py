@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sli_provider.adapters.prometheus import PrometheusError, Querier
-from sli_provider.k6.invocation import TREND_STATS
+from sli_provider.k6.invocation import TREND_STATS_SHOWN
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
 
@@ -77,7 +77,7 @@ def scope_reason(window: SLIWindow, now: float, *, anywhere: bool, in_window: bo
 
 TREND_STATS_REASON = (
     "the k6 series in the window lack the trend stats this indicator reads (k6 ran without "
-    f"K6_PROMETHEUS_RW_TREND_STATS={','.join(TREND_STATS)}, which `sli-provider run` sets)"
+    f"K6_PROMETHEUS_RW_TREND_STATS={TREND_STATS_SHOWN}, which `sli-provider run` sets)"
 )
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import IndicatorSpec, OnEmpty
+from sli_provider.sli.quantile_merge import MERGED_PERCENTILES
 from sli_provider.sli.templating import (
     TemplateError,
     duration_seconds,
@@ -25,6 +26,8 @@ class PlannedQuery:
     query: str = ""
     failure: str = ""  # set when the indicator cannot be queried at all
     on_empty: OnEmpty = "fail"
+    # Set for a built-in computed from its query's series (sli/quantile_merge.py): the percent.
+    curve_percentile: float | None = None
 
 
 def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
@@ -95,7 +98,12 @@ def plan_queries(
             continue
         try:
             query = render(spec.query, values)
-            planned.append(PlannedQuery(name, origin, query=query, on_empty=spec.on_empty))
+            percentile = MERGED_PERCENTILES.get(name) if origin == BUILTIN_ORIGIN else None
+            planned.append(
+                PlannedQuery(
+                    name, origin, query=query, on_empty=spec.on_empty, curve_percentile=percentile
+                )
+            )
         except TemplateError as exc:
             planned.append(PlannedQuery(name, origin, failure=f"{exc} (from {origin})"))
     return planned

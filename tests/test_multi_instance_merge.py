@@ -1,0 +1,96 @@
+"""The quantile-curve merge (sli/quantile_merge.py) on vectors shaped like Prometheus' answers."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from devkit.k6truth import percentile
+from sli_provider.k6.invocation import TREND_STATS
+from sli_provider.sli.quantile_merge import (
+    curves_from_vector,
+    merged_percentile,
+    percentile_of_curves,
+    stat_percent,
+)
+from sli_provider.sli.results import ValueFailure
+
+CURVE_PERCENTS = sorted({float(s[2:-1]) for s in TREND_STATS if s.startswith("p(")} | {0.0, 100.0})
+
+
+def vector(instance: str, samples: list[float], *, count: bool = True) -> list[dict[str, Any]]:
+    """The series k6 writes for one instance's http_req_duration (values in seconds)."""
+    ordered = sorted(samples)
+    series = []
+    for pct in CURVE_PERCENTS:
+        stat = {0.0: "min", 100.0: "max"}.get(pct) or "p" + f"{pct:g}".replace(".", "")
+        value = percentile(ordered, pct)
+        series.append(
+            {"metric": {"__name__": f"k6_http_req_duration_{stat}", "instance_id": instance},
+             "value": [0, str(value)]}
+        )  # fmt: skip
+    if count:
+        series.append(
+            {"metric": {"__name__": "k6_http_req_duration_count", "instance_id": instance},
+             "value": [0, str(len(samples) / 1000)]}  # k6 divides a time trend's count by 1000
+        )  # fmt: skip
+    return series
+
+
+def test_stat_names_read_as_k6_writes_them() -> None:
+    assert [stat_percent(s) for s in ("p1", "p50", "p995", "p999", "min", "max")] == [
+        1.0, 50.0, 99.5, 99.9, 0.0, 100.0
+    ]  # fmt: skip
+
+
+def test_one_instance_gives_its_own_value_exactly() -> None:
+    samples = [random.Random(1).lognormvariate(0, 1) for _ in range(500)]
+    for pct in (50.0, 90.0, 95.0, 99.0):
+        got = percentile_of_curves(vector("1", samples), pct, 1000.0, 1000.0)
+        assert got == percentile(sorted(samples), pct) * 1000
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.5, 3.0])
+def test_instances_merge_close_to_the_union(shift: float) -> None:
+    rng = random.Random(7)
+    fast = [rng.lognormvariate(0, 0.5) for _ in range(3000)]
+    slow = [shift + rng.lognormvariate(0, 0.5) for _ in range(1000)]
+    union = sorted(fast + slow)
+    result = vector("1", fast) + vector("2", slow)
+    for pct in (50.0, 90.0, 95.0, 99.0):
+        exact = percentile(union, pct)
+        assert percentile_of_curves(result, pct, count_scale=1000.0) == pytest.approx(
+            exact, rel=0.01
+        ), pct
+        # The instances' counts matter: unweighted, the slow instance would pull p50 up.
+    naive = max(percentile(sorted(fast), 50.0), percentile(sorted(slow), 50.0))
+    if shift >= 3.0:
+        assert naive > percentile(union, 50.0) * 2
+
+
+def test_series_without_counts_give_the_largest_value() -> None:
+    result = vector("1", [1.0, 2.0], count=False) + vector("2", [3.0, 4.0], count=False)
+    assert merged_percentile(curves_from_vector(result, 1000.0), 50.0) == 3.5
+
+
+def test_missing_stat_and_empty_vector_are_no_data() -> None:
+    only_p99 = [{"metric": {"__name__": "k6_http_req_duration_p99"}, "value": [0, "0.5"]}]
+    assert percentile_of_curves(only_p99, 99.0) == 0.5
+    with pytest.raises(ValueFailure) as missing:
+        percentile_of_curves(only_p99, 95.0)
+    assert missing.value.code == "no_data"
+    assert "lack the trend stats this indicator reads" in str(missing.value)
+    with pytest.raises(ValueFailure) as empty:
+        percentile_of_curves([], 95.0)
+    assert empty.value.code == "no_data"
+
+
+def test_samples_are_read_back_exactly_where_the_curve_is_denser_than_them() -> None:
+    rng = random.Random(3)
+    samples = sorted(rng.expovariate(1.0) for _ in range(300))
+    (curve,) = curves_from_vector(vector("1", samples), 1000.0)
+    # From p(99) on the points are 0.3 ranks apart: every tail sample is recovered exactly.
+    for rank in range(296, 300):
+        assert curve.sample_at(rank) == pytest.approx(samples[rank], rel=1e-9), rank
