@@ -20,6 +20,7 @@ from sli_provider.errors import SliProviderError
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.query_runs import QueryRuns
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -134,32 +135,11 @@ class SLIEvaluator:
     ) -> list[MeasuredIndicator]:
         """The indicators' values. Past ``deadline`` the queries still running are given up and
         fail with a message saying so; those that finished keep their values."""
-        configured = await _within(
-            deadline,
-            self.load_config(window.project, window.stage, window.service, window.gitcommitid),
-            "reading the SLI configuration",
-        )
-        indicators: Sequence[str]
-        if window.indicators is None:
-            indicators = list(configured) + [b for b in self._builtins if b not in configured]
-        else:
-            indicators = window.indicators
         prometheus = self._prometheus.for_project(window.project)
-        run_present = False
-        if window.context and needs_builtin(indicators, configured, self._builtins):
-            run_present = await _within(
-                deadline,
-                self._run_series_present(prometheus, window),
-                "looking for the run's series",
-            )
-        planned = plan_queries(
-            indicators,
-            configured=configured,
-            builtins=self._builtins,
-            window=window,
-            run_series_present=run_present,
-        )
-        answers = await self._run_all(prometheus, planned, window.end_s, deadline)
+        async with QueryRuns(
+            lambda query: self._run_one(prometheus, query, window.end_s), self._concurrency
+        ) as runs:
+            planned, answers = await self._plan_and_run(prometheus, window, runs, deadline)
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
             p.query for p in planned
@@ -194,6 +174,74 @@ class SLIEvaluator:
             )
         return results
 
+    async def _plan_and_run(
+        self,
+        prometheus: Querier,
+        window: SLIWindow,
+        runs: QueryRuns[_Answer],
+        deadline: Deadline | None,
+    ) -> tuple[list[PlannedQuery], dict[str, _Answer]]:
+        """Config read, run probe and queries, overlapped where one does not need the other:
+        the probe is asked while sli.yaml is read (and dropped if no built-in is wanted), and
+        queries whose text the probe cannot change start before it answers. What fails, and
+        when, is what it was when each step waited for the one before."""
+        requested = window.indicators
+        probe: asyncio.Task[bool] | None = None
+        if window.context and (requested is None or any(n in self._builtins for n in requested)):
+            probe = asyncio.create_task(self._run_series_present(prometheus, window))
+        try:
+            configured = await _within(
+                deadline,
+                self.load_config(window.project, window.stage, window.service, window.gitcommitid),
+                "reading the SLI configuration",
+            )
+            indicators: Sequence[str]
+            if requested is None:
+                indicators = list(configured) + [b for b in self._builtins if b not in configured]
+            else:
+                indicators = requested
+            run_present = False
+            if probe is not None and needs_builtin(indicators, configured, self._builtins):
+                runs.start(self._probe_independent(indicators, configured, window))
+                run_present = await _within(deadline, probe, "looking for the run's series")
+        finally:
+            if probe is not None and not probe.done():  # not needed, or the request failed
+                probe.cancel()
+                await asyncio.wait([probe])
+            if probe is not None and not probe.cancelled():
+                probe.exception()  # retrieved: a failure of a probe nobody needed is moot
+        planned = plan_queries(
+            indicators,
+            configured=configured,
+            builtins=self._builtins,
+            window=window,
+            run_series_present=run_present,
+        )
+        return planned, await self._run_all(runs, planned, deadline)
+
+    def _probe_independent(
+        self,
+        indicators: Sequence[str],
+        configured: Mapping[str, tuple[IndicatorSpec, str]],
+        window: SLIWindow,
+    ) -> list[str]:
+        """The queries that read the same whatever the run probe answers."""
+        plans = [
+            plan_queries(
+                indicators,
+                configured=configured,
+                builtins=self._builtins,
+                window=window,
+                run_series_present=present,
+            )
+            for present in (False, True)
+        ]
+        return [
+            a.query
+            for a, b in zip(*plans, strict=True)
+            if not a.failure and not b.failure and a.query == b.query
+        ]
+
     async def _explain(
         self,
         prometheus: Querier,
@@ -225,45 +273,30 @@ class SLIEvaluator:
 
     async def _run_all(
         self,
-        prometheus: Querier,
+        runs: QueryRuns[_Answer],
         planned: Sequence[PlannedQuery],
-        at: float,
         deadline: Deadline | None,
     ) -> dict[str, _Answer]:
-        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``."""
+        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``; at
+        the deadline the queries still running are given up, what finished stays."""
         unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
-        semaphore = asyncio.Semaphore(self._concurrency)
-        answers: dict[str, _Answer] = {}
-
-        async def run(query: str) -> None:
-            async with semaphore:
-                answers[query] = await self._run_one(prometheus, query, at)
-
-        began = time.perf_counter()
-        # At the deadline the group cancels the queries still running; what finished stays.
-        limit = asyncio.timeout(deadline.remaining() if deadline is not None else None)
         try:
-            async with limit:
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        for query in unique:
-                            group.create_task(run(query))
-                except* PrometheusUnavailable as errors:
-                    raise ProviderUnavailable(str(errors.exceptions[0])) from None
-        except TimeoutError:
-            if not limit.expired() or deadline is None:
-                raise
-            elapsed = time.perf_counter() - began
-            late = _Answer(
+            answers, late = await runs.answers(
+                unique, deadline.remaining() if deadline is not None else None
+            )
+        except PrometheusUnavailable as exc:
+            raise ProviderUnavailable(str(exc)) from None
+        if late and deadline is not None:
+            elapsed = runs.seconds_running()
+            answer = _Answer(
                 None,
                 f"no answer before the get-sli deadline of {deadline.seconds:g} s passed",
                 round(elapsed * 1000, 3),
                 "deadline",
             )
-            for query in unique:
-                if query not in answers:
-                    self._metrics.query_duration.labels("deadline").observe(elapsed)
-                    answers[query] = late
+            for query in late:
+                self._metrics.query_duration.labels("deadline").observe(elapsed)
+                answers[query] = answer
         return answers
 
     async def _run_one(self, prometheus: Querier, query: str, at: float) -> _Answer:
