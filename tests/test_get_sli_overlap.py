@@ -7,6 +7,7 @@ real EventSender and the fake Keptn; nothing here measures speed (bench/getsli.p
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -343,3 +344,27 @@ async def test_prometheus_queries_still_follow_the_environments_proxy_settings(
         finally:
             await bypassing.aclose()
         assert len(proxy.urls) == 2
+
+
+async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_by_content(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """Parsing is kept per file content: a changed sli.yaml is used at once, and a broken one
+    fails every request that meets it, not only the first."""
+    scope = f'keptn_project="{load_tags.project}",keptn_context="{load_tags.context}"'
+    first = f"max(max_over_time(k6_vus_max{{{scope}}}[$DURATION_SECONDS]))"
+    second = f"min(min_over_time(k6_vus_max{{{scope}}}[$DURATION_SECONDS]))"
+    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
+    outcomes = []
+    async with running_service(settings) as url:
+        for text in (f"indicators:\n  vus: {first}\n", f"indicators:\n  vus: {second}\n",
+                     "indicators: [unclosed", "indicators: [unclosed"):  # fmt: skip
+            fake_keptn.set_resource(text, "k6/sli.yaml", project=load_tags.project)
+            event = event_for(load_run, load_tags, ["vus"])
+            event["shkeptncontext"] = str(uuid.uuid4())  # its own replies, the same run's data
+            data = (await replies_to(fake_keptn, url, event))["data"]
+            values = data["get-sli"]["indicatorValues"]
+            outcomes.append((data["status"], values[0]["query"][:3] if values else data["message"]))
+    assert outcomes[:2] == [("succeeded", "max"), ("succeeded", "min")]
+    assert [status for status, _ in outcomes[2:]] == ["errored", "errored"]
+    assert all("not valid YAML" in message for _, message in outcomes[2:])
