@@ -235,10 +235,13 @@ class SLIEvaluator:
         configured: Mapping[str, tuple[IndicatorSpec, str]],
         window: SLIWindow,
     ) -> list[str]:
-        """The queries that read the same whatever the run probe answers."""
+        """The queries that read the same whatever the run probe answers. Only the configured
+        indicators can: a built-in's selector is what the probe decides, and planning all 20
+        twice more took about 4 ms a request under the profiler)."""
+        own = [name for name in indicators if name in configured]
         plans = [
             plan_queries(
-                indicators,
+                own,
                 configured=configured,
                 builtins=self._builtins,
                 window=window,
