@@ -237,7 +237,7 @@ class SLIEvaluator:
     ) -> list[str]:
         """The queries that read the same whatever the run probe answers. Only the configured
         indicators can: a built-in's selector is what the probe decides, and planning all 20
-        twice more took about 4 ms a request under the profiler)."""
+        twice more took about 4 ms a request under the profiler."""
         own = [name for name in indicators if name in configured]
         plans = [
             plan_queries(
