@@ -53,6 +53,7 @@ FINISHED = "sh.keptn.event.get-sli.finished"
 SIZES = (1, 10, 20)
 VARIANTS = ("S", "a", "p+a", "b")
 WARMUPS = 2
+GOAL_S_OVER_A = 1.1  # issue 12 item 18, on the small (--minutes 5) and the large dataset
 EVENT_TIMEOUT = 120.0
 
 # The 15 built-ins, the one-indicator case first.
@@ -429,9 +430,9 @@ def render(report: dict[str, Any]) -> str:
             + f" | {s['a_over_b']:5.2f} | {s['S_minus_a_ms']:7.0f} | {s['S_minus_pa_ms']:7.0f}"
         )
     top = report["sizes"][-1]
-    verdict = "met" if top["S_over_a"] <= 1.2 else "NOT met"
+    verdict = "met" if top["S_over_a"] <= GOAL_S_OVER_A else "NOT met"
     lines.append(
-        f"goal at {top['size']} indicators, S <= 1.2 x a: {verdict} (S/a = {top['S_over_a']:.2f}; "
+        f"goal at {top['size']} indicators, S <= {GOAL_S_OVER_A} x a: {verdict} (S/a = {top['S_over_a']:.2f}; "
         f"a/b = {top['a_over_b']:.2f} on {m['cpus']} CPUs)"
     )
     first = report["sizes"][0]

@@ -6,6 +6,7 @@ Used by the get-sli handler and by /preview, so both show exactly the same thing
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -20,6 +21,7 @@ from sli_provider.errors import SliProviderError
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.query_runs import QueryRuns
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -65,6 +67,15 @@ async def _within(deadline: Deadline | None, step: Awaitable[T], doing: str) -> 
         raise ProviderUnavailable(
             f"the get-sli deadline of {deadline.seconds:g} s passed while {doing}"
         ) from None
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_sli_yaml(content: bytes, where: str) -> SLIFile:
+    """parse_sli_yaml, once per distinct file: the same sli.yaml comes back on every get-sli,
+    and PyYAML's pure-Python parser took 2.5 ms of a 1-indicator request's ~8 ms of own work
+    (bench/README.md). SLIFile is frozen and only read; a file that fails is not kept, so it
+    fails the same way each time."""
+    return parse_sli_yaml(content, where)
 
 
 @dataclass(frozen=True)
@@ -123,7 +134,7 @@ class SLIEvaluator:
         async def read(level: tuple[str | None, str | None]) -> SLIFile | None:
             where = self._resources.describe(self._uri, project, *level)
             content = await self._resources.read(self._uri, project, *level, commit)
-            return None if content is None else parse_sli_yaml(content, where)
+            return None if content is None else _parsed_sli_yaml(content, where)
 
         try:
             # A TaskGroup, not gather: when one level fails the other reads are cancelled.
@@ -140,32 +151,13 @@ class SLIEvaluator:
     ) -> list[MeasuredIndicator]:
         """The indicators' values. Past ``deadline`` the queries still running are given up and
         fail with a message saying so; those that finished keep their values."""
-        configured = await _within(
-            deadline,
-            self.load_config(window.project, window.stage, window.service, window.gitcommitid),
-            "reading the SLI configuration",
-        )
-        indicators: Sequence[str]
-        if window.indicators is None:
-            indicators = list(configured) + [b for b in self._builtins if b not in configured]
-        else:
-            indicators = window.indicators
         prometheus = self._prometheus.for_project(window.project)
-        run_present = False
-        if window.context and needs_builtin(indicators, configured, self._builtins):
-            run_present = await _within(
-                deadline,
-                self._run_series_present(prometheus, window),
-                "looking for the run's series",
-            )
-        planned = plan_queries(
-            indicators,
-            configured=configured,
-            builtins=self._builtins,
-            window=window,
-            run_series_present=run_present,
-        )
-        raw = await self._run_all(prometheus, planned, window.end_s, deadline)
+        keep_series: set[str] = set()  # curve queries, filled once planned (built-ins only)
+        async with QueryRuns(
+            lambda query: self._run_one(prometheus, query, window.end_s, query in keep_series),
+            self._concurrency,
+        ) as runs:
+            planned, raw = await self._plan_and_run(prometheus, window, runs, deadline, keep_series)
         answers = await _answers_for(planned, raw)
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
@@ -201,6 +193,81 @@ class SLIEvaluator:
             )
         return results
 
+    async def _plan_and_run(
+        self,
+        prometheus: Querier,
+        window: SLIWindow,
+        runs: QueryRuns[_Answer],
+        deadline: Deadline | None,
+        keep_series: set[str],
+    ) -> tuple[list[PlannedQuery], dict[str, _Answer]]:
+        """Config read, run probe and queries, overlapped where one does not need the other:
+        the probe is asked while sli.yaml is read (and dropped if no built-in is wanted), and
+        queries whose text the probe cannot change start before it answers. What fails, and
+        when, is what it was when each step waited for the one before."""
+        requested = window.indicators
+        probe: asyncio.Task[bool] | None = None
+        if window.context and (requested is None or any(n in self._builtins for n in requested)):
+            probe = asyncio.create_task(self._run_series_present(prometheus, window))
+        try:
+            configured = await _within(
+                deadline,
+                self.load_config(window.project, window.stage, window.service, window.gitcommitid),
+                "reading the SLI configuration",
+            )
+            indicators: Sequence[str]
+            if requested is None:
+                indicators = list(configured) + [b for b in self._builtins if b not in configured]
+            else:
+                indicators = requested
+            run_present = False
+            if probe is not None and needs_builtin(indicators, configured, self._builtins):
+                runs.start(self._probe_independent(indicators, configured, window))
+                run_present = await _within(deadline, probe, "looking for the run's series")
+        finally:
+            if probe is not None and not probe.done():  # not needed, or the request failed
+                probe.cancel()
+                await asyncio.wait([probe])
+            if probe is not None and not probe.cancelled():
+                probe.exception()  # retrieved: a failure of a probe nobody needed is moot
+        planned = plan_queries(
+            indicators,
+            configured=configured,
+            builtins=self._builtins,
+            window=window,
+            run_series_present=run_present,
+        )
+        # Curve percentiles are built-ins, so none of them started before this point: their
+        # whole series are kept for the merge (sli/quantile_merge.py), not read as one value.
+        keep_series.update(p.query for p in planned if p.curve_percentile is not None)
+        return planned, await self._run_all(runs, planned, deadline)
+
+    def _probe_independent(
+        self,
+        indicators: Sequence[str],
+        configured: Mapping[str, tuple[IndicatorSpec, str]],
+        window: SLIWindow,
+    ) -> list[str]:
+        """The queries that read the same whatever the run probe answers. Only the configured
+        indicators can: a built-in's selector is what the probe decides, and planning all 20
+        twice more took about 4 ms a request under the profiler."""
+        own = [name for name in indicators if name in configured]
+        plans = [
+            plan_queries(
+                own,
+                configured=configured,
+                builtins=self._builtins,
+                window=window,
+                run_series_present=present,
+            )
+            for present in (False, True)
+        ]
+        return [
+            a.query
+            for a, b in zip(*plans, strict=True)
+            if not a.failure and not b.failure and a.query == b.query
+        ]
+
     async def _explain(
         self,
         prometheus: Querier,
@@ -232,46 +299,30 @@ class SLIEvaluator:
 
     async def _run_all(
         self,
-        prometheus: Querier,
+        runs: QueryRuns[_Answer],
         planned: Sequence[PlannedQuery],
-        at: float,
         deadline: Deadline | None,
     ) -> dict[str, _Answer]:
-        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``."""
+        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``; at
+        the deadline the queries still running are given up, what finished stays."""
         unique = list(dict.fromkeys(p.query for p in planned if not p.failure))
-        keep_series = {p.query for p in planned if p.curve_percentile is not None}
-        semaphore = asyncio.Semaphore(self._concurrency)
-        answers: dict[str, _Answer] = {}
-
-        async def run(query: str) -> None:
-            async with semaphore:
-                answers[query] = await self._run_one(prometheus, query, at, query in keep_series)
-
-        began = time.perf_counter()
-        # At the deadline the group cancels the queries still running; what finished stays.
-        limit = asyncio.timeout(deadline.remaining() if deadline is not None else None)
         try:
-            async with limit:
-                try:
-                    async with asyncio.TaskGroup() as group:
-                        for query in unique:
-                            group.create_task(run(query))
-                except* PrometheusUnavailable as errors:
-                    raise ProviderUnavailable(str(errors.exceptions[0])) from None
-        except TimeoutError:
-            if not limit.expired() or deadline is None:
-                raise
-            elapsed = time.perf_counter() - began
-            late = _Answer(
+            answers, late = await runs.answers(
+                unique, deadline.remaining() if deadline is not None else None
+            )
+        except PrometheusUnavailable as exc:
+            raise ProviderUnavailable(str(exc)) from None
+        if late and deadline is not None:
+            elapsed = runs.seconds_running()
+            answer = _Answer(
                 None,
                 f"no answer before the get-sli deadline of {deadline.seconds:g} s passed",
                 round(elapsed * 1000, 3),
                 "deadline",
             )
-            for query in unique:
-                if query not in answers:
-                    self._metrics.query_duration.labels("deadline").observe(elapsed)
-                    answers[query] = late
+            for query in late:
+                self._metrics.query_duration.labels("deadline").observe(elapsed)
+                answers[query] = answer
         return answers
 
     async def _run_one(

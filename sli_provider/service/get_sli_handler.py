@@ -63,6 +63,8 @@ class GetSLIHandler:
             on_error=lambda exc: finished(
                 errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
             ),
+            # Reading sli.yaml and querying need nothing from Keptn's answer to the started.
+            overlap_started=True,
         )
         return replies.answered
 

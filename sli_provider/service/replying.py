@@ -82,27 +82,60 @@ class TaskReplies:
         *,
         on_shutdown: Callable[[], Finished],
         on_error: Callable[[Exception], Finished],
+        overlap_started: bool = False,
     ) -> Finished:
-        """Send started, do the work, send finished; cancellation still gets a finished reply."""
+        """Send started, do the work, send finished; cancellation still gets a finished reply.
+
+        With ``overlap_started`` the work begins while the started is being sent (a get-sli's
+        reads and queries need not wait for Keptn's answer to it); the finished still goes out
+        only once the started's send is over, delivered or not, so Keptn never sees them
+        swapped."""
         self._metrics.in_flight.labels(self._task).inc()
+        started_send: asyncio.Task[bool] | None = None
         try:
             try:
                 started = build_reply(
                     self._trigger, kind="started", source=self._source, scope=self._scope
                 )
-                self._started_delivered = await self._deliver(started, "started")
-                finished = await work()
+                if overlap_started:
+                    started_send = asyncio.create_task(self._deliver(started, "started"))
+                    finished = await work()
+                else:
+                    self._started_delivered = await self._deliver(started, "started")
+                    finished = await work()
             except asyncio.CancelledError:
+                await self._end_started(started_send)
                 await self._last_reply(on_shutdown())
                 raise
             except Exception as exc:  # the finished reply must still go out
                 log.exception("unexpected error while handling %s", self._trigger.type)
                 finished = on_error(exc)
+            try:
+                if started_send is not None:
+                    self._started_delivered = await started_send
+            except asyncio.CancelledError:
+                await self._end_started(started_send)
+                await self._last_reply(on_shutdown())
+                raise
             # Cancelled from here on, the finished is already on its way: it is not sent again.
             await self._finish(finished)
             return finished
         finally:
+            if started_send is not None and not started_send.done():  # never left running
+                started_send.cancel()
             self._metrics.in_flight.labels(self._task).dec()
+
+    async def _end_started(self, started_send: asyncio.Task[bool] | None) -> None:
+        """Shutting down: a started still being sent is given up, as it is when the started
+        goes first, and awaited so that its send is over before the finished goes out."""
+        if started_send is None:
+            return
+        started_send.cancel()
+        # wait(), not await: the send's own cancellation is expected and not ours to re-raise;
+        # a second cancellation of this task still ends it here.
+        await asyncio.wait([started_send])
+        if not started_send.cancelled():
+            self._started_delivered = started_send.result()
 
     async def _last_reply(self, finished: Finished) -> None:
         """The finished of cancelled work, within a bound; past it the send is cancelled and

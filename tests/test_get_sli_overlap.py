@@ -1,0 +1,370 @@
+"""get-sli overlaps its steps (issue 12 item 18): the started is sent while sli.yaml is read, the
+run probe runs alongside the config read, and queries the probe cannot change start before it
+answers. None of that may reorder or repeat replies or change what fails: one started, then one
+finished, whatever is fast, slow or failing. Real Prometheus (behind the devkit gateway), the
+real EventSender and the fake Keptn; nothing here measures speed (bench/getsli.py does)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import pytest
+import requests
+from aiohttp import web
+
+from devkit.events import get_sli_triggered
+from devkit.fake_keptn import FakeKeptn
+from devkit.gateway import TenantGateway
+from devkit.k6run import LoadRun
+from devkit.prometheus import PrometheusServer
+from devkit.service import running_service
+from sli_provider.adapters.keptn_api import EventSender
+from sli_provider.adapters.prometheus import PrometheusClient
+from sli_provider.config import Settings
+from sli_provider.k6.invocation import RunTags
+from sli_provider.keptn.envelope import KeptnEvent, Result, Status
+from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.replying import Finished, TaskReplies
+
+STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
+WINDOW = {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z"}
+PASSED = Finished(
+    Status.SUCCEEDED,
+    Result.PASS,
+    "",
+    {
+        "get-sli": {
+            **WINDOW,
+            "indicatorValues": [{"metric": "vus_max", "value": 3, "success": True}],
+        }
+    },
+)
+SHUT_DOWN = Finished(
+    Status.ERRORED, Result.FAIL, "shut down", {"get-sli": {**WINDOW, "indicatorValues": []}}
+)
+WAIT = 20.0  # only a bound on waiting for something that must happen, never a measurement
+
+
+def trigger() -> KeptnEvent:
+    document = get_sli_triggered(project="p", stage="s", service="v", indicators=["vus_max"],
+                                 start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z")  # fmt: skip
+    return KeptnEvent(id=document["id"], type=document["type"], source=document["source"],
+                      shkeptncontext=document["shkeptncontext"], data=document["data"])  # fmt: skip
+
+
+def errored(exc: Exception) -> Finished:
+    return Finished(Status.ERRORED, Result.FAIL, f"internal error: {exc}", SHUT_DOWN.payload)
+
+
+def types(keptn: FakeKeptn, event: KeptnEvent) -> list[str]:
+    return [e["type"] for e in keptn.events if e.get("triggeredid") == event.id]
+
+
+def undelivered(metrics: ServiceMetrics, kind: str, maybe_sent: str) -> float:
+    labels = {"task": "get-sli", "kind": kind, "maybe_sent": maybe_sent}
+    return metrics.registry.get_sample_value("sli_provider_replies_undelivered_total", labels) or 0
+
+
+class HeldStarted:
+    """The real EventSender, but the started is held until ``release`` is set: a slow Keptn."""
+
+    def __init__(self, sender: EventSender) -> None:
+        self._sender = sender
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancelled: list[str] = []
+
+    async def send(self, reply: Mapping[str, Any]) -> None:
+        if reply["type"] == STARTED:
+            self.holding.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(STARTED)
+                raise
+        await self._sender.send(reply)
+
+
+@pytest.fixture
+async def sender(fake_keptn: FakeKeptn) -> AsyncIterator[EventSender]:
+    sender = EventSender(fake_keptn.event_url, token=None, timeout=5, attempts=3, max_wait=0.05)
+    yield sender
+    await sender.aclose()
+
+
+def overlapped(event: KeptnEvent, held: HeldStarted, metrics: ServiceMetrics) -> TaskReplies:
+    return TaskReplies(trigger=event, task="get-sli", send=held.send, source="t", metrics=metrics)
+
+
+async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    """The work runs while the started is still on its way and is done first; the finished
+    waits for the started, so Keptn sees them in order, once each."""
+    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+
+    async def work() -> Finished:
+        await held.holding.wait()  # the started is being sent: the work did not wait for it
+        assert types(fake_keptn, event) == []
+        asyncio.get_running_loop().call_soon(held.release.set)
+        return PASSED
+
+    task = overlapped(event, held, metrics)
+    async with asyncio.timeout(WAIT):
+        result = await task.run(
+            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+        )
+    assert result == PASSED
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+    assert task.answered is not None
+    assert (task.answered.started_delivered, task.answered.finished_delivered) == (True, True)
+    assert fake_keptn.violations == []
+
+
+async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_it(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    event, held = trigger(), HeldStarted(sender)
+
+    async def work() -> Finished:
+        await held.holding.wait()
+        asyncio.get_running_loop().call_soon(held.release.set)
+        raise ValueError("config read failed at once")
+
+    async with asyncio.timeout(WAIT):
+        result = await overlapped(event, held, ServiceMetrics()).run(
+            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+        )
+    assert result.status is Status.ERRORED and "config read failed" in result.message
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+    assert fake_keptn.violations == []
+
+
+async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    event, metrics = trigger(), ServiceMetrics()
+    fake_keptn.fail_events_with(400, times=1)  # the started, the first reply sent
+
+    async def work() -> Finished:
+        return PASSED
+
+    task = TaskReplies(trigger=event, task="get-sli", send=sender.send, source="t", metrics=metrics)
+    async with asyncio.timeout(WAIT):
+        await task.run(work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True)
+    assert types(fake_keptn, event) == [FINISHED]
+    assert undelivered(metrics, "started", "false") == 1
+    assert task.answered is not None
+    assert (task.answered.started_delivered, task.answered.finished_delivered) == (False, True)
+
+
+async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown_finished(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    working = asyncio.Event()
+
+    async def work() -> Finished:
+        working.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+    run = asyncio.create_task(
+        overlapped(event, held, metrics).run(
+            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+        )
+    )
+    async with asyncio.timeout(WAIT):
+        await asyncio.gather(held.holding.wait(), working.wait())
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert held.cancelled == [STARTED]  # given up, as when the started goes first
+    assert undelivered(metrics, "started", "true") == 1
+    assert types(fake_keptn, event) == [FINISHED]
+    assert fake_keptn.events[-1]["data"]["message"] == "shut down"
+
+
+# -- the service: config read and run probe overlapped ------------------------------------------
+
+
+class RecordingGateway(TenantGateway):
+    """The devkit gateway, also recording each PromQL query in the order it arrives."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(upstream, tenant=None, token=None)
+        self.queries: list[str] = []
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.queries.append(request.rel_url.query.get("query", ""))
+        return await super()._forward(request)
+
+
+def event_for(run: LoadRun, tags: RunTags, indicators: list[str]) -> dict[str, Any]:
+    return get_sli_triggered(
+        project=tags.project, stage=tags.stage, service=tags.service,
+        start=format_keptn(run.start), end=format_keptn(run.end),
+        indicators=indicators, context=tags.context,
+    )  # fmt: skip
+
+
+async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
+    """POST the event; the one finished, after checking it came after exactly one started."""
+    async with aiohttp.ClientSession() as session, session.post(url + "/", json=event) as response:
+        assert response.status == 202
+    (finished,) = await fake_keptn.wait_for_events(
+        type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=WAIT
+    )
+    assert [e["type"] for e in fake_keptn.events_for(event["shkeptncontext"])] == [
+        STARTED,
+        FINISHED,
+    ]
+    assert fake_keptn.violations == []
+    return finished
+
+
+async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config_error(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """The probe now starts alongside the config read; when the read fails, the probe (stuck in
+    Prometheus here) is dropped and the answer is the config error, as when it never ran."""
+    fake_keptn.fail_resources_with(500)
+    event = event_for(load_run, load_tags, ["vus_max"])
+    async with RecordingGateway(prometheus.url) as gateway:
+        gateway.hold_queries_containing("k6_vus_max")  # the probe, and the built-in
+        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
+                            reply_attempts=3, http_timeout_seconds=5, retry_max_wait_seconds=0.1,
+                            get_sli_deadline_seconds=120)  # fmt: skip
+        async with running_service(settings) as url:
+            finished = await replies_to(fake_keptn, url, event)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "cannot read the SLI configuration" in data["message"]
+
+
+async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline_still_holds(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """A custom SLI's query reads the same whatever the probe says, so it reaches Prometheus
+    while the probe is stuck; the get-sli deadline passing during the probe still errors the
+    request as before, with one started and one finished."""
+    scope = f'keptn_project="{load_tags.project}",keptn_context="{load_tags.context}"'
+    custom = f"max(max_over_time(k6_iterations_total{{{scope}}}[$DURATION_SECONDS]))"
+    fake_keptn.set_resource(
+        f"indicators:\n  iterations: {custom}\n", "k6/sli.yaml", project=load_tags.project
+    )
+    event = event_for(load_run, load_tags, ["iterations", "vus_max"])
+    async with RecordingGateway(prometheus.url) as gateway:
+        gateway.hold_queries_containing("k6_vus_max")  # the probe's first query
+        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
+                            get_sli_deadline_seconds=2, query_timeout_seconds=30,
+                            query_attempts=1)  # fmt: skip
+        async with running_service(settings) as url:
+            finished = await replies_to(fake_keptn, url, event)
+            queries = list(gateway.queries)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("errored", "fail")
+    assert "while looking for the run's series" in data["message"]
+    probe = [q for q in queries if "k6_vus_max" in q]
+    started_custom = [q for q in queries if q.startswith("max(max_over_time(k6_iterations_total")]
+    assert len(probe) == 1 and len(started_custom) == 1  # the probe never answered
+
+
+# -- per-query overhead: requests' environment is read once, with the same outcome ------------
+
+
+class RecordingProxy:
+    """A plain HTTP forward proxy on loopback that records the URLs it is asked for."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            target = head.split(" ", 2)[1]  # absolute form: http://host:port/path?query
+            self.urls.append(target)
+            async with aiohttp.ClientSession() as session, session.get(target) as upstream:
+                body = await upstream.read()
+            writer.write(
+                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                b"Connection: close\r\n\r\n" % (upstream.status, len(body)) + body
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_prometheus_queries_still_follow_the_environments_proxy_settings(
+    prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests' per-request environment lookup is kept per origin now: HTTP_PROXY still sends
+    every query through the proxy, and NO_PROXY still bypasses it."""
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    async with RecordingProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        client = PrometheusClient(prometheus.url, concurrency=2, timeout=10, attempts=1,
+                                  max_wait=0.1, session=requests.Session())  # fmt: skip
+        try:
+            for value in (1, 2):
+                result = await client.instant(f"vector({value})", 1e9)
+                assert float(result[0]["value"][1]) == value
+        finally:
+            await client.aclose()
+        assert [u.startswith(prometheus.url + "/api/v1/query?") for u in proxy.urls] == [
+            True,
+            True,
+        ]
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        bypassing = PrometheusClient(prometheus.url, concurrency=2, timeout=10, attempts=1,
+                                     max_wait=0.1)  # fmt: skip
+        try:
+            assert await bypassing.instant("vector(3)", 1e9)
+        finally:
+            await bypassing.aclose()
+        assert len(proxy.urls) == 2
+
+
+async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_by_content(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """Parsing is kept per file content: a changed sli.yaml is used at once, and a broken one
+    fails every request that meets it, not only the first."""
+    scope = f'keptn_project="{load_tags.project}",keptn_context="{load_tags.context}"'
+    first = f"max(max_over_time(k6_vus_max{{{scope}}}[$DURATION_SECONDS]))"
+    second = f"min(min_over_time(k6_vus_max{{{scope}}}[$DURATION_SECONDS]))"
+    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
+    outcomes = []
+    async with running_service(settings) as url:
+        for text in (f"indicators:\n  vus: {first}\n", f"indicators:\n  vus: {second}\n",
+                     "indicators: [unclosed", "indicators: [unclosed"):  # fmt: skip
+            fake_keptn.set_resource(text, "k6/sli.yaml", project=load_tags.project)
+            event = event_for(load_run, load_tags, ["vus"])
+            event["shkeptncontext"] = str(uuid.uuid4())  # its own replies, the same run's data
+            data = (await replies_to(fake_keptn, url, event))["data"]
+            values = data["get-sli"]["indicatorValues"]
+            outcomes.append((data["status"], values[0]["query"][:3] if values else data["message"]))
+    assert outcomes[:2] == [("succeeded", "max"), ("succeeded", "min")]
+    assert [status for status, _ in outcomes[2:]] == ["errored", "errored"]
+    assert all("not valid YAML" in message for _, message in outcomes[2:])
