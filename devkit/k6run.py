@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_url
 from sli_provider.runner.backend import K6Outcome
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
+from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import COMPLETED_RETURNCODES, THRESHOLDS_CROSSED
 
 SCRIPTS_DIR = Path(__file__).resolve().parent / "scripts"
@@ -64,7 +66,18 @@ async def run_load(
         timeout=timeout,
         script_env=load_env(target_url, vus, duration, fail_every, slow_ms, summary_path),
     )
-    outcome = (await run_plan(plan, LocalK6Backend(work_dir=workdir))).outcome
+    # The service's runner waits until k6's last push is visible before it reports; so does this,
+    # so a get-sli right after the run scores the whole run.
+    prometheus = PrometheusClient(
+        prometheus_url, concurrency=2, timeout=10.0, attempts=2, max_wait=1.0
+    )
+    try:
+        check = prometheus_series_check(prometheus)
+        outcome = (
+            await run_plan(plan, LocalK6Backend(work_dir=workdir), series_check=check)
+        ).outcome
+    finally:
+        await prometheus.aclose()
     if outcome.returncode not in COMPLETED_RETURNCODES:
         raise LoadRunError(f"k6 exited with code {outcome.returncode}", outcome)
     summary = _read_summary(summary_path, outcome)

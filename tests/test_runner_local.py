@@ -135,7 +135,7 @@ async def test_the_core_asks_for_the_runs_series_only_when_k6_completed(
 ) -> None:
     asked: list[tuple[str, float, float]] = []
 
-    async def check(tags: RunTags, start: float, end: float) -> bool:
+    async def check(tags: RunTags, start: float, end: float, iterations: float | None) -> bool:
         asked.append((tags.context, start, end))
         return False
 

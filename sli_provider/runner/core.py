@@ -22,8 +22,9 @@ from sli_provider.runner.summary import (
     no_series_message,
 )
 
-# Whether Prometheus holds series of the run tagged ``tags`` between start and end (unix s).
-SeriesCheck = Callable[[RunTags, float, float], Awaitable[bool]]
+# Whether Prometheus holds series of the run tagged ``tags`` between start and end (unix s);
+# the last argument is k6's own iteration count, which a check may wait to see in Prometheus.
+SeriesCheck = Callable[[RunTags, float, float, float | None], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -82,5 +83,8 @@ async def run_plan(
     outcome = await backend.execute(plan)
     wrote_series = None
     if series_check is not None and outcome.returncode in COMPLETED_RETURNCODES:
-        wrote_series = await series_check(plan.tags, outcome.started_at, outcome.ended_at)
+        iterations = outcome.summary.metrics.get("iterations", {}).get("count")
+        wrote_series = await series_check(
+            plan.tags, outcome.started_at, outcome.ended_at, iterations
+        )
     return RunResult(plan, outcome, wrote_series)

@@ -1,18 +1,34 @@
-"""The runner's "did Prometheus receive this run?" check, asked the way get-sli asks it."""
+"""The runner's "did Prometheus receive this run?" check, asked the way get-sli asks it.
+
+Present is not enough: k6's last push at exit can become visible after k6 has exited (more so
+with the dense trend stats, which make that push large), and a get-sli that Keptn sends right
+after test.finished would then score a run short of its last second. So the check also waits,
+bounded, until Prometheus holds as many iterations as k6's own summary counted.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import time
 
 from sli_provider.adapters.prometheus import Querier
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
 from sli_provider.runner.core import SeriesCheck
+from sli_provider.sli.plan import run_iterations_query
 from sli_provider.sli.window import SLIWindow
+
+log = logging.getLogger(__name__)
+
+FINAL_PUSH_WAIT_SECONDS = 10.0
+_POLL_SECONDS = 0.1
 
 
 def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
     """A check against ``prometheus``; its ``PrometheusError`` reaches the caller."""
 
-    async def check(tags: RunTags, start: float, end: float) -> bool:
+    async def check(tags: RunTags, start: float, end: float, iterations: float | None) -> bool:
         window = SLIWindow(
             project=tags.project,
             stage=tags.stage,
@@ -21,6 +37,28 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
             end_s=end,
             context=tags.context,
         )
-        return await run_has_series(prometheus, window)
+        if not await run_has_series(prometheus, window):
+            return False
+        if iterations is not None:
+            await _final_push_visible(prometheus, window, iterations)
+        return True
 
     return check
+
+
+async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations: float) -> None:
+    query = run_iterations_query(window)
+    deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
+    seen: float | None = None
+    while True:
+        result = await prometheus.instant(query, window.end_s)
+        seen = float(result[0]["value"][1]) if result else None
+        if seen is not None and seen >= iterations:
+            return
+        if time.monotonic() >= deadline:
+            log.warning(
+                "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
+                "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
+            )  # fmt: skip
+            return
+        await asyncio.sleep(_POLL_SECONDS)

@@ -52,6 +52,20 @@ def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
     )
 
 
+def run_iterations_query(window: SLIWindow) -> str:
+    """The run's iteration count as Prometheus holds it: equal to k6's summary once k6's final
+    push is visible."""
+    matchers = label_matchers(
+        [
+            ("keptn_project", window.project),
+            ("keptn_stage", window.stage),
+            ("keptn_service", window.service),
+            ("keptn_context", window.context),
+        ]
+    )
+    return f"sum(last_over_time(k6_iterations_total{{{matchers}}}[{duration_seconds(window)}s]))"
+
+
 def needs_builtin(
     indicators: Sequence[str],
     configured: Mapping[str, tuple[IndicatorSpec, str]],
