@@ -17,6 +17,7 @@ from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
 from sli_provider.runner.core import SeriesCheck
 from sli_provider.sli.plan import run_iterations_query
+from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations
     deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
     seen: float | None = None
     while True:
-        result = await prometheus.instant(query, window.end_s)
-        seen = float(result[0]["value"][1]) if result else None
+        try:
+            seen = single_value(await prometheus.instant(query, window.end_s))
+        except ValueFailure:
+            seen = None  # not there yet
         if seen is not None and seen >= iterations:
             return
         if time.monotonic() >= deadline:

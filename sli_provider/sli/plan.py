@@ -11,7 +11,6 @@ from sli_provider.sli.quantile_merge import MERGED_PERCENTILES
 from sli_provider.sli.templating import (
     TemplateError,
     duration_seconds,
-    label_matchers,
     placeholders,
     render,
     scope_selector,
@@ -38,14 +37,7 @@ def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
     10k-series run). A run shorter than k6's one-second gauge tick may not have written it;
     ``iterations_total`` (one series per scenario) is asked next.
     """
-    matchers = label_matchers(
-        [
-            ("keptn_project", window.project),
-            ("keptn_stage", window.stage),
-            ("keptn_service", window.service),
-            ("keptn_context", window.context),
-        ]
-    )
+    matchers = scope_selector(window, with_context=True)
     return tuple(
         f"count(last_over_time({metric}{{{matchers}}}[{duration_seconds(window)}s])) > 0"
         for metric in ("k6_vus_max", "k6_iterations_total")
@@ -55,14 +47,7 @@ def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
 def run_iterations_query(window: SLIWindow) -> str:
     """The run's iteration count as Prometheus holds it: equal to k6's summary once k6's final
     push is visible."""
-    matchers = label_matchers(
-        [
-            ("keptn_project", window.project),
-            ("keptn_stage", window.stage),
-            ("keptn_service", window.service),
-            ("keptn_context", window.context),
-        ]
-    )
+    matchers = scope_selector(window, with_context=True)
     return f"sum(last_over_time(k6_iterations_total{{{matchers}}}[{duration_seconds(window)}s]))"
 
 
