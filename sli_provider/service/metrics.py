@@ -91,7 +91,8 @@ class ServiceMetrics:
             "journal_recoveries",
             Counter(
                 "sli_provider_journal_recoveries",
-                "Events taken over from a replica that stopped before finishing them",
+                "Events taken over from a replica (or, JOURNAL_PATH, this process's previous run) that "
+                "stopped before finishing them",
                 registry=r,
             ),
         )
