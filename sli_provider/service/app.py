@@ -164,10 +164,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             stopping=asyncio.Event(),
             stopped=asyncio.Event(),
         )
-        if isinstance(journal, SqliteJournal):
-            await resume_unfinished(journal, app[COMPONENTS].dispatcher)
         if nats_bus is not None:
             await nats_bus.start()
+        if isinstance(journal, SqliteJournal):  # after start: the replies may go over NATS
+            await resume_unfinished(journal, app[COMPONENTS].dispatcher)
         log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
         yield
         await drain(app)
