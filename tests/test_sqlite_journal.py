@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.sqlite_journal import JournalFileError, SqliteJournal
+from sli_provider.config import ConfigError, settings_from
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.service.dedupe import KeepsEvents, ReplyJournal
+from sli_provider.service.dispatch import Dispatcher
+from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.service.replying import Answered
+from sli_provider.service.tasks import TaskSupervisor
+from sli_provider.wiring import make_journal
 
 TTL = 3600.0
 
@@ -130,3 +137,43 @@ async def test_a_path_that_cannot_be_a_database_is_one_clear_error(tmp_path: Pat
     ):
         await journal.open()
     await journal.aclose()
+
+
+async def test_an_event_that_needed_no_reply_is_not_resumed(tmp_path: Path) -> None:
+    """E.g. a test.triggered without a workload for its strategy: its task ends without a
+    reply; the journal must not run it again at every start until it expires."""
+    journal = await opened(tmp_path / "journal.db")
+    metrics = ServiceMetrics()
+    tasks = TaskSupervisor()
+
+    async def no_reply(_event: KeptnEvent) -> Answered | None:
+        return None
+
+    dispatcher = Dispatcher(
+        sli_provider="k6", get_sli=no_reply, get_sli_tasks=tasks, test_run=None,
+        test_tasks=TaskSupervisor(), metrics=metrics, seen=journal,
+    )  # fmt: skip
+    try:
+        decision = await dispatcher.accept(event("quiet"), ingress="http")
+        assert decision.task is not None
+        await decision.task
+        assert await journal.unfinished() == []
+        assert await journal.claim_event(event("quiet")) is False  # still a duplicate
+    finally:
+        await tasks.close(1)
+        await journal.aclose()
+
+
+def test_the_journal_is_chosen_by_delivery_mode_and_journal_path(tmp_path: Path) -> None:
+    def chosen(environ: dict[str, str]) -> type | None:
+        journal = make_journal(settings_from(environ), ServiceMetrics())
+        return None if journal is None else type(journal)
+
+    path = str(tmp_path / "journal.db")
+    assert chosen({}) is None  # the dispatcher's in-memory RecentIds
+    assert chosen({"JOURNAL_PATH": path}) is SqliteJournal
+    assert chosen({"NATS_URL": "nats://nats:4222", "NATS_DELIVERY": "core",
+                   "JOURNAL_PATH": path}) is SqliteJournal  # fmt: skip
+    assert chosen({"NATS_URL": "nats://nats:4222"}) is KvJournal
+    with pytest.raises(ConfigError, match="JOURNAL_PATH is for HTTP and NATS_DELIVERY=core"):
+        settings_from({"NATS_URL": "nats://nats:4222", "JOURNAL_PATH": path})

@@ -166,6 +166,15 @@ class SqliteJournal:
 
         await self._call(delete)
 
+    async def settle(self, event_id: str) -> None:
+        """The event needed no reply after all: its id stays (a retry is still a duplicate),
+        the event goes, so it is not resumed."""
+
+        def drop_event() -> None:
+            self._conn.execute("UPDATE events SET event = NULL WHERE id = ?", (event_id,))
+
+        await self._call(drop_event)
+
     async def replies_sent(self, event_id: str) -> frozenset[str]:
         def read() -> frozenset[str]:
             row = self._conn.execute(

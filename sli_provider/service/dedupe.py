@@ -73,6 +73,10 @@ class KeepsEvents(Protocol):
         """:meth:`Deduplicator.claim` that also stores ``event``, atomically."""
         ...
 
+    async def settle(self, event_id: str) -> None:
+        """Nothing is left to send for the event (it needed no reply): not resumed again."""
+        ...
+
 
 def journaled(
     send: SendEvent, journal: ReplyJournal, on_suppressed: Callable[[], object]

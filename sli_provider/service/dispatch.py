@@ -87,9 +87,11 @@ class Dispatcher:
         decision = await self._decide(event, resumed=True)
         if decision.disposition is Disposition.ACCEPTED:
             self._metrics.journal_recoveries.inc()
-        else:  # e.g. the settings changed since: it stays in the journal until it expires
+        else:
             log.warning("journaled event %s not resumed: %s", event.id, decision.reason,
                         extra={"fields": {"disposition": decision.disposition.value}})  # fmt: skip
+            if decision.disposition is not Disposition.REFUSED:  # e.g. the settings changed
+                await self._settle(event.id)
         return decision
 
     def malformed(self, reason: str, *, ingress: str) -> Decision:
@@ -152,8 +154,22 @@ class Dispatcher:
         interrupted = self._test_interrupted
         if task == "test" and interrupted is not None and await self._started_elsewhere(event.id):
             handler = interrupted
-        spawned = tasks.spawn(_with_log_context(handler, event, task), name=f"{task} {event.id}")
+        spawned = tasks.spawn(self._answer(handler, event, task), name=f"{task} {event.id}")
         return Decision(Disposition.ACCEPTED, task=spawned)
+
+    async def _answer(self, handler: Handler, event: KeptnEvent, task: str) -> Answered | None:
+        answered = await _with_log_context(handler, event, task)
+        if answered is None:  # no reply was due (no workload for its strategy): never resumed
+            await self._settle(event.id)
+        return answered
+
+    async def _settle(self, event_id: str) -> None:
+        if not isinstance(self._seen, KeepsEvents):
+            return
+        try:
+            await self._seen.settle(event_id)
+        except Exception as exc:  # only costs a resume that again sends nothing
+            log.warning("journal not updated for %s: %s", event_id, exc)
 
     async def _claim(self, event: KeptnEvent) -> bool:
         if isinstance(self._seen, KeepsEvents):  # kept before the 202: a restart finishes it
