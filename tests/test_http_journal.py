@@ -218,14 +218,17 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
                 await asyncio.sleep(0.5)  # the starteds' journal records
                 doomed.process.send_signal(signal.SIGKILL)
                 await doomed.process.wait()
+            killed_at = asyncio.get_running_loop().time()
             async with get_sli_service(
                 tmp_path, "restarted", prometheus.url, "http://127.0.0.1:9", **env
             ) as restarted:
                 await listener.wait_finished(len(events), timeout=60)
+                recovered_in = asyncio.get_running_loop().time() - killed_at
                 await asyncio.sleep(1)
                 assert await metric(restarted, "sli_provider_journal_recoveries_total") == 10
         finally:
             await client.close()
+    print(f"\ncore NATS kill -9: events {len(events)}, recovered in {recovered_in:.1f} s")
     assert listener.problems == []
     for event in events:
         assert [r["type"] for r in listener.replies[event["id"]]] == [STARTED, FINISHED]
@@ -257,10 +260,13 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
                 await asyncio.sleep(0.05)
         doomed.process.send_signal(signal.SIGKILL)
         await doomed.process.wait()
+    killed_at = asyncio.get_running_loop().time()
     async with serve_process(env, tmp_path / "restarted.log"):
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", timeout=20
         )
+        print(f"\ntest event kill -9: answered errored "
+              f"{asyncio.get_running_loop().time() - killed_at:.1f} s after the kill")  # fmt: skip
         async with asyncio.timeout(20):  # k6 notices its parent is gone at its next write
             while k6_processes_under(work):  # noqa: ASYNC110 (a process, polled)
                 await asyncio.sleep(0.1)
