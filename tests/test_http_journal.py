@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -20,10 +21,12 @@ import aiohttp
 import nats
 import pytest
 
+from devkit.cli import run_sli_provider
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
+from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
@@ -277,3 +280,27 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert finished["data"]["message"] == INTERRUPTED
     assert fake_keptn.violations == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ({"JOURNAL_PATH": "{file}/journal.db"}, "JOURNAL_PATH {file}/journal.db: File exists"),
+        ({"JOURNAL_PATH": "{file}"}, "JOURNAL_PATH {file}: file is not a database"),
+        ({"JOURNAL_PATH": "{file}.db", "NATS_URL": "nats://127.0.0.1:9"},
+         "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core"),
+    ],
+    ids=["under a file", "not a database", "with jetstream"],
+)  # fmt: skip
+async def test_a_journal_path_that_cannot_work_stops_serve_with_one_line(
+    extra: dict[str, str], needle: str, tmp_path: Path
+) -> None:
+    file = tmp_path / "not-a-directory"
+    file.write_text("not a database, " * 100)
+    env = {"HOST": "127.0.0.1", "PORT": str(free_port()), "PATH": os.environ.get("PATH", ""),
+           **{k: v.format(file=file) for k, v in extra.items()}}  # fmt: skip
+    result = await run_sli_provider("serve", env=env, timeout=30)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert needle.format(file=file) in result.stderr

@@ -84,6 +84,9 @@ class SqliteJournal:
             await self._call(self._open)
         except sqlite3.Error as exc:
             raise JournalFileError(f"JOURNAL_PATH {self._path}: {exc}") from None
+        except OSError as exc:  # its directory cannot be made
+            reason = exc.strerror or str(exc)
+            raise JournalFileError(f"JOURNAL_PATH {self._path}: {reason}: {exc.filename}") from None
 
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
