@@ -184,9 +184,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> None:
-    """What the previous run of this process accepted and did not finish, taken again before
-    any new event (JOURNAL_PATH): the file is this process's alone, so nothing in it is in
-    flight elsewhere."""
+    """What the previous run of this process accepted and did not finish, taken again at
+    start-up, before the HTTP port opens (JOURNAL_PATH): the file is this process's alone, so
+    nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
     events = await journal.unfinished()
     if events:
         log.warning("resuming %d event(s) accepted before a restart and not finished",

@@ -91,8 +91,8 @@ class ServiceMetrics:
             "journal_recoveries",
             Counter(
                 "sli_provider_journal_recoveries",
-                "Events taken over from a replica (or, JOURNAL_PATH, this process's previous run) that "
-                "stopped before finishing them",
+                "Events taken over from a replica, or from this process's previous run "
+                "(JOURNAL_PATH), that stopped before finishing them",
                 registry=r,
             ),
         )
