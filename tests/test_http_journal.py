@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
@@ -304,3 +305,33 @@ async def test_a_journal_path_that_cannot_work_stops_serve_with_one_line(
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert needle.format(file=file) in result.stderr
+
+
+async def test_an_event_the_journal_cannot_take_gets_503_and_is_taken_on_the_retry(
+    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Another process holds the file's write lock (as a second replica wrongly sharing the
+    volume would): the event is refused with 503, not taken in secret, so the distributor's retry
+    is answered once the lock is gone."""
+    path = tmp_path / "journal.db"
+    event = trigger(load_run, load_tags)
+    async with (
+        get_sli_service(tmp_path, "s", prometheus.url, fake_keptn.url,
+                        JOURNAL_PATH=str(path)) as service,
+        aiohttp.ClientSession() as session,
+    ):  # fmt: skip
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            status, body = await post(session, service.url, event)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+        assert status == 503
+        assert "the journal is not available" in body["error"]
+        assert "database is locked" in body["error"]
+        assert await post(session, service.url, event) == (202, {"status": "accepted"})
+        await fake_keptn.wait_for_events(type=FINISHED)
+        await asyncio.sleep(0.5)
+    assert once_each(fake_keptn, [event]) == ([], [])

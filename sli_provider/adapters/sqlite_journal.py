@@ -53,7 +53,11 @@ CREATE INDEX IF NOT EXISTS events_accepted_at ON events (accepted_at);
 """
 
 
-class JournalFileError(SliProviderError):
+class JournalUnavailable(SliProviderError):
+    """A journal call failed or did not end within its timeout: the event was not taken."""
+
+
+class JournalFileError(JournalUnavailable):
     """JOURNAL_PATH cannot be opened as the journal."""
 
 
@@ -82,8 +86,8 @@ class SqliteJournal:
         """Create or open the file and delete expired entries."""
         try:
             await self._call(self._open)
-        except sqlite3.Error as exc:
-            raise JournalFileError(f"JOURNAL_PATH {self._path}: {exc}") from None
+        except JournalUnavailable as exc:
+            raise JournalFileError(str(exc)) from None
         except OSError as exc:  # its directory cannot be made
             reason = exc.strerror or str(exc)
             raise JournalFileError(f"JOURNAL_PATH {self._path}: {reason}: {exc.filename}") from None
@@ -91,8 +95,10 @@ class SqliteJournal:
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level None: every statement commits on its own unless BEGIN says otherwise.
+        # A statement waiting for a lock gives up at half the call's timeout: refused for a lock,
+        # it certainly did not write, and the caller hears so before it stops waiting.
         db = sqlite3.connect(
-            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            self._path, timeout=self._timeout / 2, isolation_level=None, check_same_thread=False
         )
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -105,9 +111,13 @@ class SqliteJournal:
         self._purge()
 
     async def aclose(self) -> None:
-        if self._db is not None:
-            await self._call(self._close)
-        self._thread.shutdown(wait=False)
+        try:
+            if self._db is not None:
+                await self._call(self._close)
+        except JournalUnavailable as exc:  # every write was committed when it returned
+            log.warning("closing the journal failed: %s", exc)
+        finally:
+            self._thread.shutdown(wait=False)
 
     def _close(self) -> None:
         db, self._db = self._db, None
@@ -117,10 +127,17 @@ class SqliteJournal:
     async def _call(self, work: Callable[[], T]) -> T:
         """``work`` on the journal's thread within the timeout. Past it the caller goes on; the
         statement still ends on the thread (SQLite cannot be interrupted from here) and the
-        next call waits behind it."""
+        next call waits behind it. Raises JournalUnavailable."""
         loop = asyncio.get_running_loop()
-        async with asyncio.timeout(self._timeout):
-            return await loop.run_in_executor(self._thread, work)
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await loop.run_in_executor(self._thread, work)
+        except TimeoutError:
+            raise JournalUnavailable(
+                f"JOURNAL_PATH {self._path}: no answer within {self._timeout:g} s"
+            ) from None
+        except sqlite3.Error as exc:
+            raise JournalUnavailable(f"JOURNAL_PATH {self._path}: {exc}") from None
 
     @property
     def _conn(self) -> sqlite3.Connection:

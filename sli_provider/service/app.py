@@ -20,7 +20,7 @@ from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.adapters.sqlite_journal import SqliteJournal
+from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
 from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dedupe import journaled
@@ -256,7 +256,11 @@ async def receive_event(request: web.Request) -> web.Response:
     except BadEvent as exc:
         components.dispatcher.malformed(str(exc), ingress="http")
         return _error(400, str(exc))
-    decision = await components.dispatcher.accept(event, ingress="http")
+    try:
+        decision = await components.dispatcher.accept(event, ingress="http")
+    except JournalUnavailable as exc:  # not taken: the distributor's retry may find it working
+        log.error("event %s not taken: %s", event.id, exc)
+        return _error(503, f"event not taken, the journal is not available: {exc}")
     status = _HTTP_STATUS[decision.disposition]
     if status == 400:
         return _error(400, decision.reason)
