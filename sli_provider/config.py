@@ -312,7 +312,17 @@ class Settings:
         default=86400.0,
         metadata=_setting(
             "JOURNAL_TTL_SECONDS",
-            "jetstream: how long the replicas' shared journal remembers an event's replies",
+            "how long the journal (jetstream's shared one, or JOURNAL_PATH) remembers an event "
+            "and its replies",
+        ),
+    )
+    journal_path: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "JOURNAL_PATH",
+            "HTTP and NATS_DELIVERY=core: a SQLite file on this replica's own volume keeping "
+            "each accepted event until it is answered, so a restarted process finishes it; "
+            "empty: off",
         ),
     )
     log_level: LogLevel = field(
@@ -353,6 +363,11 @@ class Settings:
         if self.nats_delivery not in NATS_DELIVERIES:
             raise ConfigError(
                 f"NATS_DELIVERY must be jetstream or core, not {self.nats_delivery!r}"
+            )
+        if self.journal_path is not None and self.nats_url and self.nats_delivery == "jetstream":
+            raise ConfigError(
+                "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core; with jetstream the replicas "
+                "already share a journal in NATS: unset JOURNAL_PATH"
             )
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")

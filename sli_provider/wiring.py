@@ -25,6 +25,7 @@ from sli_provider.adapters.prometheus_access import (
     load_prometheus_targets,
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.adapters.sqlite_journal import SqliteJournal
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.runner.binaries import K6Registry, configured_paths
@@ -157,6 +158,32 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
         await prometheus.aclose()
 
 
+# A journal transaction on a local volume takes milliseconds; past this the disk is in trouble.
+SQLITE_JOURNAL_TIMEOUT = 5.0
+
+
+def make_journal(settings: Settings, metrics: ServiceMetrics) -> KvJournal | SqliteJournal | None:
+    """Which journal keeps replies single, chosen here only.
+
+    NATS_DELIVERY=jetstream: the replicas' shared JetStream key-value bucket (also for events
+    that arrive over HTTP beside NATS). Otherwise (HTTP, core NATS) the SQLite file JOURNAL_PATH
+    when it is set. None: the dispatcher's in-memory RecentIds, which forgets at exit. Both
+    (jetstream and JOURNAL_PATH) is refused by Settings.validate: one journal per service.
+    """
+    if settings.nats_url and settings.nats_delivery == "jetstream":
+        return KvJournal(
+            bucket_name(settings.nats_queue_group or settings.sli_provider),
+            ttl=settings.journal_ttl_seconds,
+            timeout=settings.nats_timeout_seconds,
+            on_recovery=metrics.journal_recoveries.inc,
+        )
+    if settings.journal_path is not None:
+        return SqliteJournal(
+            settings.journal_path, ttl=settings.journal_ttl_seconds, timeout=SQLITE_JOURNAL_TIMEOUT
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class NatsIngress:
     """The NATS side of the service: the bus, and in jetstream mode the journal that keeps
@@ -170,10 +197,12 @@ def make_nats(
     settings: Settings,
     metrics: ServiceMetrics,
     *,
+    journal: KvJournal | SqliteJournal | None,
     on_event: Callable[[KeptnEvent], Awaitable[Admission]],
     on_malformed: Callable[[str], object],
 ) -> NatsIngress:
-    """NATS_DELIVERY chooses the ingress here, and only here."""
+    """NATS_DELIVERY chooses the ingress here, and only here; ``journal`` is
+    :func:`make_journal`'s."""
     if not settings.nats_url:
         raise ConfigError("NATS_URL is not set")
     group = settings.nats_queue_group or settings.sli_provider
@@ -188,12 +217,8 @@ def make_nats(
     }
     if settings.nats_delivery == "core":
         return NatsIngress(NatsBus(settings.nats_url, **common), None)
-    journal = KvJournal(
-        bucket_name(group),
-        ttl=settings.journal_ttl_seconds,
-        timeout=settings.nats_timeout_seconds,
-        on_recovery=metrics.journal_recoveries.inc,
-    )
+    if not isinstance(journal, KvJournal):
+        raise TypeError("jetstream delivery needs make_journal's KvJournal")
     bus = JetStreamBus(
         settings.nats_url,
         journal=journal,

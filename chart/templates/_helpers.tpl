@@ -87,6 +87,12 @@ Combinations the service would refuse at start-up, or that would go wrong silent
 {{- if and $v.distributor.enabled $v.nats.url }}
 {{- fail "distributor.enabled and nats.url are both set: each event would be delivered twice. Set nats.url=\"\" to use the distributor." }}
 {{- end }}
+{{- if and $v.journal.enabled $v.nats.url (eq $v.nats.delivery "jetstream") }}
+{{- fail "journal.enabled is for the distributor or nats.delivery=core: with jetstream the replicas already share a journal in NATS (the service refuses JOURNAL_PATH with it)" }}
+{{- end }}
+{{- if and $v.journal.enabled $v.journal.existingClaim (gt (int $v.replicaCount) 1) }}
+{{- fail "journal.existingClaim with replicaCount > 1 would share one journal between pods; a journal belongs to one process (leave existingClaim empty for an emptyDir per pod)" }}
+{{- end }}
 {{- if le (float64 $v.terminationGracePeriodSeconds) (float64 $v.shutdownGraceSeconds) }}
 {{- fail "terminationGracePeriodSeconds must be larger than shutdownGraceSeconds, or Kubernetes kills the pod before events in flight are answered" }}
 {{- end }}

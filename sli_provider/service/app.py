@@ -20,6 +20,7 @@ from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
 from sli_provider.config import Settings
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.service.dedupe import journaled
@@ -40,6 +41,7 @@ from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
     Configuration,
     make_evaluator,
+    make_journal,
     make_nats,
     make_prometheus,
     make_resources,
@@ -80,23 +82,24 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     prometheus = make_prometheus(app[CONFIGURATION], metrics)
     get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
     nats_bus: NatsBus | None = None
-    journal: KvJournal | None = None
+    journal: KvJournal | SqliteJournal | None = make_journal(settings, metrics)
     event_sender: EventSender | None = None
     try:
+        if isinstance(journal, SqliteJournal):
+            await journal.open()
         send: SendEvent
         if settings.nats_url:
             ingress = make_nats(
                 settings,
                 metrics,
+                journal=journal,
                 on_event=lambda event: app[COMPONENTS].dispatcher.accept(event, ingress="nats"),
                 on_malformed=lambda reason: app[COMPONENTS].dispatcher.malformed(
                     reason, ingress="nats"
                 ),
             )
-            nats_bus, journal = ingress.bus, ingress.journal
+            nats_bus = ingress.bus
             send = nats_bus.publish
-            if journal is not None:
-                send = journaled(send, journal, metrics.duplicates_suppressed.inc)
         else:
             event_sender = EventSender(
                 settings.event_url,
@@ -107,6 +110,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 on_retry=lambda _error, _attempt: metrics.retries.labels("keptn").inc(),
             )
             send = event_sender.send
+        if journal is not None:
+            send = journaled(send, journal, metrics.duplicates_suppressed.inc)
         evaluator = make_evaluator(
             app[CONFIGURATION], session=session, prometheus=prometheus, metrics=metrics
         )
@@ -161,6 +166,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         if nats_bus is not None:
             await nats_bus.start()
+        if isinstance(journal, SqliteJournal):  # after start: the replies may go over NATS
+            await resume_unfinished(journal, app[COMPONENTS].dispatcher)
         log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
         yield
         await drain(app)
@@ -170,8 +177,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await nats_bus.aclose()
         if event_sender is not None:
             await event_sender.aclose()
+        if isinstance(journal, SqliteJournal):
+            await journal.aclose()
         await prometheus.aclose()
         await session.close()
+
+
+async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> None:
+    """What the previous run of this process accepted and did not finish, taken again at
+    start-up, before the HTTP port opens (JOURNAL_PATH): the file is this process's alone, so
+    nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
+    events = await journal.unfinished()
+    if events:
+        log.warning("resuming %d event(s) accepted before a restart and not finished",
+                    len(events))  # fmt: skip
+    for event in events:
+        await dispatcher.resume(event)
 
 
 async def drain(app: web.Application) -> None:
@@ -235,7 +256,11 @@ async def receive_event(request: web.Request) -> web.Response:
     except BadEvent as exc:
         components.dispatcher.malformed(str(exc), ingress="http")
         return _error(400, str(exc))
-    decision = await components.dispatcher.accept(event, ingress="http")
+    try:
+        decision = await components.dispatcher.accept(event, ingress="http")
+    except JournalUnavailable as exc:  # not taken: the distributor's retry may find it working
+        log.error("event %s not taken: %s", event.id, exc)
+        return _error(503, f"event not taken, the journal is not available: {exc}")
     status = _HTTP_STATUS[decision.disposition]
     if status == 400:
         return _error(400, decision.reason)

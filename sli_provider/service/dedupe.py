@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from sli_provider.adapters.delivery import ReplyNotDelivered
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.service.replying import SendEvent
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,20 @@ class ReplyJournal(Deduplicator, Protocol):
     handled again (after its replica died) gets only the missing ones."""
 
     async def record(self, event_id: str, reply: str) -> None: ...
+
+
+@runtime_checkable
+class KeepsEvents(Protocol):
+    """A journal that keeps the event it takes, for a restarted process to finish it
+    (JOURNAL_PATH: nothing redelivers an event behind the distributor)."""
+
+    async def claim_event(self, event: KeptnEvent) -> bool:
+        """:meth:`Deduplicator.claim` that also stores ``event``, atomically."""
+        ...
+
+    async def settle(self, event_id: str) -> None:
+        """Nothing is left to send for the event (it needed no reply): not resumed again."""
+        ...
 
 
 def journaled(

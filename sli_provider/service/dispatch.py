@@ -20,7 +20,7 @@ from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.get_sli_task import TASK as GET_SLI
 from sli_provider.keptn.get_sli_task import requested_provider
 from sli_provider.keptn.test_task import TASK as TEST
-from sli_provider.service.dedupe import Deduplicator, RecentIds
+from sli_provider.service.dedupe import Deduplicator, KeepsEvents, RecentIds
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Answered
 from sli_provider.service.tasks import TaskSupervisor
@@ -79,6 +79,21 @@ class Dispatcher:
         self._record(event.type, decision, ingress, event)
         return decision
 
+    async def resume(self, event: KeptnEvent) -> Decision:
+        """An event a previous run of this process took and did not finish (JOURNAL_PATH),
+        taken again the way it was the first time, but without a claim: it holds one. The
+        journal's replies decide what it still gets (a test event whose started went out is
+        answered as interrupted)."""
+        decision = await self._decide(event, resumed=True)
+        if decision.disposition is Disposition.ACCEPTED:
+            self._metrics.journal_recoveries.inc()
+        else:
+            log.warning("journaled event %s not resumed: %s", event.id, decision.reason,
+                        extra={"fields": {"disposition": decision.disposition.value}})  # fmt: skip
+            if decision.disposition is not Disposition.REFUSED:  # e.g. the settings changed
+                await self._settle(event.id)
+        return decision
+
     def malformed(self, reason: str, *, ingress: str) -> Decision:
         """A message the ingress could not read as a Keptn event at all."""
         decision = Decision(Disposition.REJECTED, reason)
@@ -102,7 +117,7 @@ class Dispatcher:
             extra={"fields": fields},
         )
 
-    async def _decide(self, event: KeptnEvent) -> Decision:
+    async def _decide(self, event: KeptnEvent, *, resumed: bool = False) -> Decision:
         if not event.shkeptncontext.strip():
             # Keptn's schema requires it, and a reply without it cannot be correlated by anyone.
             return Decision(
@@ -110,7 +125,7 @@ class Dispatcher:
                 "not a Keptn event: the shkeptncontext extension is missing or empty",
             )
         if event.type == TEST_TRIGGERED and self._test_run is not None:
-            return await self._take(event, self._test_run, self._test_tasks, "test")
+            return await self._take(event, self._test_run, self._test_tasks, "test", resumed)
         if event.type != GET_SLI_TRIGGERED:
             return Decision(Disposition.IGNORED, f"{event.type} is not handled here")
         provider = requested_provider(event)
@@ -124,21 +139,42 @@ class Dispatcher:
             return Decision(
                 Disposition.IGNORED, f"sliProvider {provider!r} is not {self._provider!r}"
             )
-        return await self._take(event, self._get_sli, self._get_sli_tasks, "get-sli")
+        return await self._take(event, self._get_sli, self._get_sli_tasks, "get-sli", resumed)
 
     async def _take(
-        self, event: KeptnEvent, handler: Handler, tasks: TaskSupervisor, task: str
-    ) -> Decision:
-        if not await self._seen.claim(event.id):
+        self, event: KeptnEvent, handler: Handler, tasks: TaskSupervisor, task: str,
+        resumed: bool,
+    ) -> Decision:  # fmt: skip
+        if not resumed and not await self._claim(event):
             return Decision(Disposition.DUPLICATE, f"event {event.id} was already taken")
         if tasks.closed:  # checked after the claim: a claim may wait, and shutdown not
-            await self._seen.release(event.id)  # so that a redelivery elsewhere is handled
+            if not resumed:  # a resumed event stays journaled for the next start
+                await self._seen.release(event.id)  # so that a redelivery elsewhere is handled
             return Decision(Disposition.REFUSED, "shutting down")
         interrupted = self._test_interrupted
         if task == "test" and interrupted is not None and await self._started_elsewhere(event.id):
             handler = interrupted
-        spawned = tasks.spawn(_with_log_context(handler, event, task), name=f"{task} {event.id}")
+        spawned = tasks.spawn(self._answer(handler, event, task), name=f"{task} {event.id}")
         return Decision(Disposition.ACCEPTED, task=spawned)
+
+    async def _answer(self, handler: Handler, event: KeptnEvent, task: str) -> Answered | None:
+        answered = await _with_log_context(handler, event, task)
+        if answered is None:  # no reply was due (no workload for its strategy): never resumed
+            await self._settle(event.id)
+        return answered
+
+    async def _settle(self, event_id: str) -> None:
+        if not isinstance(self._seen, KeepsEvents):
+            return
+        try:
+            await self._seen.settle(event_id)
+        except Exception as exc:  # only costs a resume that again sends nothing
+            log.warning("journal not updated for %s: %s", event_id, exc)
+
+    async def _claim(self, event: KeptnEvent) -> bool:
+        if isinstance(self._seen, KeepsEvents):  # kept before the 202: a restart finishes it
+            return await self._seen.claim_event(event)
+        return await self._seen.claim(event.id)
 
     async def _started_elsewhere(self, event_id: str) -> bool:
         try:

@@ -91,7 +91,8 @@ class ServiceMetrics:
             "journal_recoveries",
             Counter(
                 "sli_provider_journal_recoveries",
-                "Events taken over from a replica that stopped before finishing them",
+                "Events taken over from a replica, or from this process's previous run "
+                "(JOURNAL_PATH), that stopped before finishing them",
                 registry=r,
             ),
         )
