@@ -45,6 +45,8 @@ from devkit.kube.store import Filter, Store
 # The real server ends a watch after minRequestTimeout (1800 s) times a random factor in [1, 2).
 DEFAULT_WATCH_SECONDS = 1800
 _JSON = "application/json"
+# The API server's request body limit (apiserver MaxRequestBodyBytes), above etcd's object limit.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -97,7 +99,7 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
 
 
 def build_app(state: ApiState) -> web.Application:
-    app = web.Application(middlewares=[_errors_and_auth])
+    app = web.Application(middlewares=[_errors_and_auth], client_max_size=MAX_REQUEST_BYTES)
     app[STATE] = state
     app.router.add_get("/version", _version)
     for resource in ALL_RESOURCES:
@@ -228,9 +230,18 @@ async def _pod_log(request: web.Request) -> web.Response:
 # --- writes ---------------------------------------------------------------------------------
 
 
+async def _read(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+        ) from None
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await _read(request))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise bad_request(f"the body of the request was in an unknown format: {error}") from None
     if not isinstance(body, dict):
@@ -438,7 +449,7 @@ async def _store_status(
 
 async def _body_any(request: web.Request) -> Any:
     try:
-        return json.loads(await request.read())
+        return json.loads(await _read(request))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise bad_request(f"the body of the request was in an unknown format: {error}") from None
 
@@ -532,7 +543,7 @@ async def _delete(request: web.Request, resource: ResourceType) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     options: dict[str, Any] = {}
     if request.can_read_body:
-        raw = await request.read()
+        raw = await _read(request)
         if raw.strip():
             try:
                 options = json.loads(raw)

@@ -278,7 +278,10 @@ class SimulatedOperator:
         elif "localFile" in script_spec:
             script = Path(script_spec["localFile"])
         else:  # no PersistentVolumeClaims here: the volume never mounts
-            self._mark_waiting(namespace, pod, "ContainerCreating", "unbound PersistentVolumeClaim")
+            message = (
+                "persistentvolumeclaim not found" if "volumeClaim" in script_spec else "no script"
+            )
+            self._mark_waiting(namespace, pod, "ContainerCreating", message)
             return None
         try:
             env = container_env(self._store, namespace, pod, container, home)
