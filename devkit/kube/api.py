@@ -26,6 +26,7 @@ import string
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from devkit.kube import validation
@@ -40,11 +41,12 @@ from devkit.kube.status import (
     success,
     unauthorized,
 )
-from devkit.kube.store import Filter, Store
+from devkit.kube.store import Event, Filter, Store, Watcher
 
 # The real server ends a watch after minRequestTimeout (1800 s) times a random factor in [1, 2).
 DEFAULT_WATCH_SECONDS = 1800
 _JSON = "application/json"
+_APPLY = "application/apply-patch+yaml"
 # The API server's request body limit (apiserver MaxRequestBodyBytes), above etcd's object limit.
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
@@ -177,25 +179,31 @@ async def _watch(request: web.Request, selection: Filter) -> web.StreamResponse:
         await _send(response, {"type": "ERROR", "object": error.status()})
         return response
     try:
-        for past in backlog:
-            await _send(response, {"type": past.type, "object": past.obj})
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), remaining)
-            except TimeoutError:
-                break
-            if event is None:  # the test cut this stream
-                break
-            await _send(response, {"type": event.type, "object": event.obj})
+        await _stream(response, watcher, backlog, timeout)
+    except ConnectionResetError:
+        return response  # the client went away
     finally:
         state.store.stop_watch(watcher)
     with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response
+
+
+async def _stream(
+    response: web.StreamResponse, watcher: Watcher, backlog: list[Event], timeout: float
+) -> None:
+    for past in backlog:
+        await _send(response, {"type": past.type, "object": past.obj})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            event = await asyncio.wait_for(watcher.queue.get(), remaining)
+        except TimeoutError:
+            return
+        if event is None:  # the test cut this stream
+            return
+        await _send(response, {"type": event.type, "object": event.obj})
 
 
 async def _send(response: web.StreamResponse, event: dict[str, Any]) -> None:
@@ -406,12 +414,44 @@ async def _patch(request: web.Request, resource: ResourceType) -> web.Response:
     if resource.read_only:
         raise method_not_allowed("patch")
     state = request.app[STATE]
-    current = state.store.get(resource, request.match_info["namespace"], request.match_info["name"])
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if request.content_type == _APPLY:
+        return await _apply(request, resource)
+    current = state.store.get(resource, namespace, name)
     patched = _apply_patch(request, resource, copy.deepcopy(current), await _body_any(request))
     patched.setdefault("metadata", {})["resourceVersion"] = (
         patched["metadata"].get("resourceVersion") or current["metadata"]["resourceVersion"]
     )
     return await _store_update(request, resource, patched)
+
+
+async def _apply(request: web.Request, resource: ResourceType) -> web.Response:
+    """Server-side apply, simplified: creates the object, or merges the applied fields into it
+    (no managed-fields bookkeeping, so fields an applier drops are not removed)."""
+    if not request.query.get("fieldManager"):
+        raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
+    try:
+        body = yaml.safe_load(await _read(request))
+    except yaml.YAMLError as error:
+        raise bad_request(f"error decoding YAML: {error}") from None
+    if not isinstance(body, dict):
+        raise bad_request("error decoding YAML: not an object")
+    _check_type_meta(body, resource)
+    state = request.app[STATE]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if body.setdefault("metadata", {}).setdefault("name", name) != name:
+        raise bad_request("the name of the object does not match the name on the URL")
+    try:
+        current = state.store.get(resource, namespace, name)
+    except ApiError as error:
+        if error.code != 404:
+            raise
+        _namespace(request, body)
+        obj, headers = _admit(request, resource, body, current=None)
+        return json_response(state.store.create(resource, namespace, obj), 201, headers)
+    merged = _merge_patch(copy.deepcopy(current), body)
+    merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    return await _store_update(request, resource, merged)
 
 
 async def _replace_status(request: web.Request, resource: ResourceType) -> web.Response:
@@ -471,7 +511,8 @@ def _apply_patch(
     raise ApiError(
         415,
         "UnsupportedMediaType",
-        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
     )
 
 

@@ -90,7 +90,10 @@ class SimulatedKubernetes:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        failures = self._operator.failures if self._operator else []
         await self._close()
+        if failures and exc is None:
+            raise RuntimeError(f"the simulated operator failed: {failures[0]!r}") from failures[0]
 
     async def _close(self) -> None:
         self.store.cut_watches()  # open watch streams would hold up the server's shutdown
