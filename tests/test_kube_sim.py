@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from devkit.k6binaries import extension_k6
 from devkit.k6run import LOAD_SCRIPT
 from devkit.kube import JOBS, PODS, TESTRUNS, ImageTable, SimulatedKubernetes
 from devkit.prometheus import PrometheusServer
@@ -351,3 +352,130 @@ async def test_an_image_maps_to_its_own_k6_binary(tmp_path: Path) -> None:
             async with api.get(f"{CORE}/pods/{pod['metadata']['name']}/log") as response:
                 assert (await response.text()).startswith("fake k6 run --quiet")
             assert exit_code(pod) == 0
+
+
+FAKER_SCRIPT = """
+import faker from 'k6/x/faker';
+export const options = { vus: 1, iterations: 1 };
+export default function () { console.log('visitor ' + faker.person.firstName()); }
+"""
+
+
+async def test_an_xk6_image_runs_on_the_extension_binary_and_stock_k6_cannot_run_it(
+    tmp_path: Path,
+) -> None:
+    images = ImageTable.stock().with_rules({"ghcr.io/acme/k6-faker:*": extension_k6(tmp_path)})
+    async with SimulatedKubernetes(namespaces=[NS], images=images) as kube:
+        headers = {"Authorization": f"Bearer {kube.token}"}
+        async with aiohttp.ClientSession(kube.url, headers=headers) as api:
+            xk6 = await start_testrun(
+                api, "xk6", FAKER_SCRIPT, runner={"image": "ghcr.io/acme/k6-faker:0.1"}
+            )
+            assert await watch_stages(api, "xk6", xk6["metadata"]["resourceVersion"]) == STAGES
+            (pod,) = await runner_pods(api, "xk6")
+            assert exit_code(pod) == 0
+            async with api.get(f"{CORE}/pods/{pod['metadata']['name']}/log") as response:
+                assert "visitor " in await response.text()
+
+            stock = await start_testrun(api, "stock", FAKER_SCRIPT)
+            stages = await watch_stages(api, "stock", stock["metadata"]["resourceVersion"], "error")
+            assert stages == ["initialization", "error"]
+
+
+async def test_runner_env_resolves_secrets_config_maps_and_references_like_the_kubelet(
+    kube: SimulatedKubernetes, api: aiohttp.ClientSession
+) -> None:
+    await post(
+        api,
+        f"{CORE}/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds"},
+            "stringData": {"USER": "u", "PASS": "p"},
+        },
+    )
+    env = [
+        {"name": "WHO", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "USER"}}},
+        {"name": "GREETING", "value": "hello $(WHO) $$(WHO) $(UNDEFINED)"},
+        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {
+            "name": "MAYBE",
+            "valueFrom": {"secretKeyRef": {"name": "none", "key": "x", "optional": True}},
+        },
+    ]
+    env_from = [{"secretRef": {"name": "creds"}, "prefix": "DB_"}]
+    created = await start_testrun(
+        api,
+        "env",
+        "export default function () {}",
+        args=["-e", "FROM_ARGS=$(WHO)"],
+        runner={"env": env, "envFrom": env_from},
+    )
+    assert await watch_stages(api, "env", created["metadata"]["resourceVersion"]) == STAGES
+    (runner,) = [p for p in kube.k6_processes() if p.argv[1] == "run"]
+    (pod,) = await runner_pods(api, "env")
+    assert {k: runner.env.get(k) for k in ("WHO", "GREETING", "POD", "DB_USER", "DB_PASS")} == {
+        "WHO": "u",
+        "GREETING": "hello u $(WHO) $(UNDEFINED)",
+        "POD": pod["metadata"]["name"],
+        "DB_USER": "u",
+        "DB_PASS": "p",
+    }
+    assert "MAYBE" not in runner.env
+    assert "FROM_ARGS=u" in runner.argv
+
+
+async def test_a_missing_secret_keeps_the_pods_waiting(api: aiohttp.ClientSession) -> None:
+    env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x"}}}]
+    created = await start_testrun(api, "nosecret", LONG_SCRIPT, runner={"env": env})
+    assert await watch_stages(
+        api, "nosecret", created["metadata"]["resourceVersion"], "initialization"
+    ) == ["initialization"]
+    for _ in range(50):
+        (pod,) = (await get(api, f"{CORE}/pods", labelSelector="k6_cr=nosecret"))["items"]
+        waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting", {})
+        if waiting.get("reason") == "CreateContainerConfigError":
+            break
+        await asyncio.sleep(0.1)
+    assert waiting == {
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "absent" not found',
+    }
+
+
+async def test_deleting_a_runner_pod_kills_its_k6_and_the_run_still_finishes(
+    kube: SimulatedKubernetes, api: aiohttp.ClientSession
+) -> None:
+    created = await start_testrun(api, "podkill", LONG_SCRIPT, parallelism=2)
+    since = created["metadata"]["resourceVersion"]
+    await watch_stages(api, "podkill", since, "started")
+    pods = await runner_pods(api, "podkill")
+    async with api.delete(f"{CORE}/pods/{pods[0]['metadata']['name']}") as response:
+        assert response.status == 200
+    runners = sorted((p for p in kube.k6_processes() if p.argv[1] == "run"), key=lambda p: p.argv)
+    for _ in range(50):
+        if not runners[0].running:
+            break
+        await asyncio.sleep(0.1)
+    assert not runners[0].running
+    assert runners[1].running
+    jobs = {j["metadata"]["name"]: j["status"] for j in kube.objects(JOBS, NS)}
+    assert jobs["podkill-1"]["failed"] == 1
+    async with api.delete(f"{K6IO}/testruns/podkill") as response:
+        assert response.status == 200
+
+
+async def test_leaving_the_context_kills_every_k6_and_removes_its_files(tmp_path: Path) -> None:
+    async with SimulatedKubernetes(namespaces=[NS]) as kube:
+        headers = {"Authorization": f"Bearer {kube.token}"}
+        async with aiohttp.ClientSession(kube.url, headers=headers) as api:
+            created = await start_testrun(api, "left", LONG_SCRIPT, parallelism=2)
+            await watch_stages(api, "left", created["metadata"]["resourceVersion"], "started")
+        runners = [p for p in kube.k6_processes() if p.argv[1] == "run"]
+        assert len(runners) == 2 and kube.k6_running()
+        pod_dirs = {p.log_path.parent for p in runners}
+        assert all(d.is_dir() for d in pod_dirs)
+    assert not any(alive(p.pid) for p in runners if p.pid is not None)
+    assert not kube.k6_running()
+    assert not any(d.exists() for d in pod_dirs)

@@ -433,3 +433,29 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
             raise TimeoutError("condition not reached")
         await asyncio.sleep(0.05)
     return value
+
+
+async def test_a_watch_with_a_selector_sees_objects_enter_and_leave_it(
+    api: aiohttp.ClientSession,
+) -> None:
+    _, created, _ = await call(api, "POST", f"{CORE}/configmaps", configmap("moving", {"w": "1"}))
+    params = {"watch": "true", "resourceVersion": created["metadata"]["resourceVersion"]}
+    merge = {"Content-Type": "application/merge-patch+json"}
+    async with api.get(f"{CORE}/configmaps", params={**params, "labelSelector": "w=1"}) as response:
+        for value in ("2", "1"):
+            body = json.dumps({"metadata": {"labels": {"w": value}}})
+            async with api.patch(f"{CORE}/configmaps/moving", data=body, headers=merge) as patched:
+                assert patched.status == 200
+        events = await read_events(response, 2)
+    assert [(e["type"], e["object"]["metadata"]["labels"]["w"]) for e in events] == [
+        ("DELETED", "2"),
+        ("ADDED", "1"),
+    ]
+
+
+async def test_a_body_over_the_request_limit_gets_413_status(api: aiohttp.ClientSession) -> None:
+    code, status, _ = await call(
+        api, "POST", f"{CORE}/configmaps", configmap("huge", data={"a": "x" * (3 * 1024 * 1024)})
+    )
+    assert code == 413
+    assert_status(status, 413, "RequestEntityTooLarge")

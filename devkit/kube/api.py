@@ -24,7 +24,7 @@ import json
 import secrets
 import string
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from aiohttp import web
@@ -47,10 +47,19 @@ from devkit.kube.store import Event, Filter, Store, Watcher
 DEFAULT_WATCH_SECONDS = 1800
 _JSON = "application/json"
 _APPLY = "application/apply-patch+yaml"
+_FOLLOW_POLL_SECONDS = 0.2
 # The API server's request body limit (apiserver MaxRequestBodyBytes), above etcd's object limit.
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class PodRuntime(Protocol):
+    """What runs the pods' containers (the simulated operator's kubelet part)."""
+
+    def pod_log(self, namespace: str, pod: str) -> bytes | None: ...
+    def pod_running(self, namespace: str, pod: str) -> bool: ...
+    def waiting_reason(self, namespace: str, pod: str) -> str: ...
 
 
 class ApiState:
@@ -62,15 +71,13 @@ class ApiState:
         testrun_schema: dict[str, Any],
         namespaces: frozenset[str],
         token: str,
-        pod_log: Callable[[str, str], bytes | None],
-        waiting_reason: Callable[[str, str], str],
+        pods: PodRuntime,
     ) -> None:
         self.store = store
         self.testrun_schema = testrun_schema
         self.namespaces = namespaces
         self.token = token
-        self.pod_log = pod_log
-        self.waiting_reason = waiting_reason
+        self.pods = pods
         self.open_watches: set[asyncio.Task[Any]] = set()
 
 
@@ -215,24 +222,49 @@ async def _get(request: web.Request, resource: ResourceType) -> web.Response:
     return json_response(request.app[STATE].store.get(resource, namespace, name))
 
 
-async def _pod_log(request: web.Request) -> web.Response:
+async def _pod_log(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     state.store.get(PODS, namespace, name)  # 404 for an unknown pod
     container = request.query.get("container", "k6")
     if container != "k6":
         raise bad_request(f"container {container} is not valid for pod {name}")
-    output = state.pod_log(namespace, name)
+    output = state.pods.pod_log(namespace, name)
     if output is None:
-        reason = state.waiting_reason(namespace, name)
+        reason = state.pods.waiting_reason(namespace, name)
         raise bad_request(f'container "k6" in pod "{name}" is waiting to start: {reason}')
     if "tailLines" in request.query:
         lines = output.splitlines(keepends=True)
         count = int(request.query["tailLines"])
         output = b"".join(lines[-count:]) if count > 0 else b""
+    if request.query.get("follow") == "true":
+        return await _follow_log(request, namespace, name, output)
     if "limitBytes" in request.query:
         output = output[: int(request.query["limitBytes"])]
     return web.Response(body=output, content_type="text/plain")
+
+
+async def _follow_log(
+    request: web.Request, namespace: str, name: str, initial: bytes
+) -> web.StreamResponse:
+    """Stream the log as it grows until the container ends (``follow=true``)."""
+    pods = request.app[STATE].pods
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    sent = len(pods.pod_log(namespace, name) or b"")
+    try:
+        await response.write(initial)
+        while pods.pod_running(namespace, name):
+            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
+            output = pods.pod_log(namespace, name) or b""
+            await response.write(output[sent:])
+            sent = len(output)
+        await response.write((pods.pod_log(namespace, name) or b"")[sent:])
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped following
+    return response
 
 
 # --- writes ---------------------------------------------------------------------------------

@@ -98,6 +98,9 @@ class SimulatedOperator:
             return None
         return b"".join(p.output() for p in procs)
 
+    def pod_running(self, namespace: str, pod: str) -> bool:
+        return any(p.running for p in self._containers.get((namespace, pod), []))
+
     def waiting_reason(self, namespace: str, pod: str) -> str:
         return self._waiting.get((namespace, pod), "ContainerCreating")
 

@@ -74,8 +74,7 @@ class SimulatedKubernetes:
                 load_crd_schema(),
                 frozenset(self.namespaces),
                 self.token,
-                self._operator.pod_log,
-                self._operator.waiting_reason,
+                self._operator,
             )
             self._site = LoopbackSite(build_app(state))
             await self._site.start()
