@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -23,10 +22,17 @@ from typing import Any, NoReturn
 
 import aiohttp
 
-from devkit.k6multi import operator_args, resume_all
+from devkit.k6multi import resume_all
 from devkit.kube import workloads
 from devkit.kube.images import DEFAULT_RUNNER_IMAGE, ImageTable
-from devkit.kube.k6cli import InvalidArguments, argv_of, parse_cli, runner_argv
+from devkit.kube.k6cli import (
+    SCRIPT_PLACEHOLDER,
+    InvalidArguments,
+    argv_of,
+    parse_cli,
+    parse_inspect,
+    runner_command,
+)
 from devkit.kube.pods import (
     ContainerConfigError,
     ContainerProcess,
@@ -42,8 +48,6 @@ from devkit.ports import LOOPBACK, free_port
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
-# Stands for the script path in an argv until the pod's volume is known.
-_SCRIPT = "\0script\0"
 _HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
 # The operator's condition reasons (pkg/types/conditions.go).
 _REASONS = {
@@ -73,6 +77,7 @@ class SimulatedOperator:
         init_timeout: float,
     ) -> None:
         self._store = store
+        self._lifecycle = workloads.Lifecycle(store)
         self._images = images
         self._workdir = workdir
         self._runner_timeout = runner_timeout
@@ -192,11 +197,7 @@ class SimulatedOperator:
         async with asyncio.TaskGroup() as group:
             started = []
             for index, (job, pod) in enumerate(zip(jobs, pods, strict=True), start=1):
-                argv = [
-                    *_k6_run_prefix(spec, index, count),
-                    *runner_argv(spec),
-                    *_runner_suffix(spec, index, count, name, addresses[index - 1]),
-                ]
+                argv = runner_command(spec, index, count, name, addresses[index - 1])
                 ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 started.append(ready)
                 group.create_task(self._run_container(namespace, testrun, job, pod, argv, ready))
@@ -246,7 +247,7 @@ class SimulatedOperator:
             code = await process.wait(self._init_timeout)
             if code != 0:
                 break
-        inspected = _parse_inspect(self._containers[key][-1].output()) if code == 0 else None
+        inspected = parse_inspect(self._containers[key][-1].output()) if code == 0 else None
         if inspected is None:
             code = code or 1
         self._mark_terminated(namespace, pod, job, code)
@@ -322,7 +323,7 @@ class SimulatedOperator:
             binary, env, script, home = prepared
             root = home.parent
             full = [str(binary), *(_map_test_path(a, root) for a in argv)]
-            full = [a.replace(_SCRIPT, str(script)) for a in full]
+            full = [a.replace(SCRIPT_PLACEHOLDER, str(script)) for a in full]
             full = [full[0], *(expand_references(a, env) for a in full[1:])]
             process = ContainerProcess(root / "k6.log")
             self._containers.setdefault((namespace, pod["metadata"]["name"]), []).append(process)
@@ -380,54 +381,22 @@ class SimulatedOperator:
         )
         pod = self._store.create(PODS, namespace, workloads.pod_object(job))
         now = now_rfc3339()
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.terminated_status(s, "starter", 0, now, now)
-        )
-        self._update_job_status(namespace, job, succeeded=True)
+        self._lifecycle.terminated(namespace, pod, job, 0, now, now)
 
     def _mark_waiting(self, namespace: str, pod: dict[str, Any], reason: str, message: str) -> None:
         self._waiting[(namespace, pod["metadata"]["name"])] = f"{reason}: {message}"
-        image = pod["spec"]["containers"][0]["image"]
-        self._update_pod_status(
-            namespace, pod, lambda _: workloads.pending_status(image, reason, message)
-        )
+        self._lifecycle.waiting(namespace, pod, reason, message)
 
     def _mark_running(self, namespace: str, pod: dict[str, Any]) -> None:
-        image = pod["spec"]["containers"][0]["image"]
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.running_status(s, image, now_rfc3339())
-        )
+        self._lifecycle.running(namespace, pod)
 
     def _mark_terminated(
         self, namespace: str, pod: dict[str, Any], job: dict[str, Any], code: int
     ) -> None:
-        image = pod["spec"]["containers"][0]["image"]
         procs = self._containers.get((namespace, pod["metadata"]["name"]), [])
         started = procs[0].started_at if procs and procs[0].started_at else now_rfc3339()
         finished = procs[-1].finished_at if procs and procs[-1].finished_at else now_rfc3339()
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.terminated_status(s, image, code, started, finished)
-        )
-        self._update_job_status(namespace, job, succeeded=code == 0)
-
-    def _update_pod_status(
-        self,
-        namespace: str,
-        pod: dict[str, Any],
-        change: Callable[[dict[str, Any]], dict[str, Any]],
-    ) -> None:
-        with contextlib.suppress(ApiError):  # the pod may be gone (deleted with its owner)
-            current = self._store.get(PODS, namespace, pod["metadata"]["name"])
-            current["status"] = change(current.get("status") or {})
-            self._store.update(PODS, namespace, current)
-
-    def _update_job_status(self, namespace: str, job: dict[str, Any], *, succeeded: bool) -> None:
-        with contextlib.suppress(ApiError):
-            current = self._store.get(JOBS, namespace, job["metadata"]["name"])
-            current["status"] = workloads.finished_job_status(
-                current.get("status") or {}, succeeded
-            )
-            self._store.update(JOBS, namespace, current)
+        self._lifecycle.terminated(namespace, pod, job, code, started, finished)
 
     def _set_status(self, namespace: str, name: str, **fields: Any) -> None:
         current = self._store.get(TESTRUNS, namespace, name)
@@ -460,38 +429,6 @@ def _condition(kind: str, status: str, at: str) -> dict[str, Any]:
     }
 
 
-def _k6_run_prefix(spec: Mapping[str, Any], index: int, count: int) -> list[str]:
-    """``k6 run [--quiet] [segment flags]`` (the binary is put in front later)."""
-    prefix = ["run"]
-    if _flag(spec.get("quiet"), default=True):
-        prefix.append("--quiet")
-    flags = operator_args(index, count, "-", "-")
-    return [*prefix, *(f for f in flags if f.startswith("--execution-segment"))]
-
-
-def _runner_suffix(
-    spec: Mapping[str, Any], index: int, count: int, name: str, address: str
-) -> list[str]:
-    """``/test/<file> --address=... [--paused] --tag instance_id=<i> --tag testrun_name=<name>``."""
-    flags = [
-        f
-        for f in operator_args(index, count, name, address)
-        if not f.startswith("--execution-segment")
-    ]
-    if not _flag(spec.get("paused"), default=True):
-        flags.remove("--paused")
-    address_flag = next(f for f in flags if f.startswith("--address="))
-    flags.remove(address_flag)
-    return [_SCRIPT, address_flag, *flags]
-
-
-def _flag(value: Any, *, default: bool) -> bool:
-    # strconv.ParseBool: an unparsable value reads as false, an empty one keeps the default.
-    if value in (None, ""):
-        return default
-    return str(value) in ("1", "t", "T", "TRUE", "true", "True")
-
-
 def _map_test_path(arg: str, root: Path) -> str:
     """An argument naming a file under the ConfigMap mount ``/test/`` names the local copy."""
     return str(root / "test" / arg.removeprefix("/test/")) if arg.startswith("/test/") else arg
@@ -512,15 +449,3 @@ async def _wait_answering(argv: list[str], process: ContainerProcess) -> bool:
                         return True
             await asyncio.sleep(_POLL_SECONDS)
     return False
-
-
-def _parse_inspect(output: bytes) -> dict[str, Any] | None:
-    text = output.decode("utf-8", errors="replace")
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        data = json.loads(text[start : end + 1])
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
