@@ -226,6 +226,9 @@ async def test_a_runner_crossing_its_thresholds_exits_99_and_the_stage_is_still_
     stages = await watch_stages(api, "thr", created["metadata"]["resourceVersion"])
 
     assert stages[-1] == "finished"
+    status = (await get(api, f"{K6IO}/testruns/thr"))["status"]
+    running = next(c for c in status["conditions"] if c["type"] == "TestRunRunning")
+    assert (running["status"], running["reason"]) == ("False", "TestRunRunningFalse")
     pods = await runner_pods(api, "thr")
     assert [exit_code(p) for p in pods] == [0, 99]
     assert [p["status"]["phase"] for p in pods] == ["Succeeded", "Failed"]

@@ -43,23 +43,13 @@ from devkit.kube.pods import (
 from devkit.kube.resources import CONFIGMAPS, JOBS, PODS, TESTRUNS
 from devkit.kube.status import ApiError
 from devkit.kube.store import Event, Store, now_rfc3339
+from devkit.kube.testrun_status import TestRunStatus
 from devkit.ports import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
 _HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
-# The operator's condition reasons (pkg/types/conditions.go).
-_REASONS = {
-    ("CloudTestRun", "Unknown"): "TestRunTypeUnknown",
-    ("CloudTestRun", "False"): "TestRunTypeOSS",
-    ("TestRunRunning", "Unknown"): "TestRunPreparation",
-    ("TestRunRunning", "True"): "TestRunRunningTrue",
-    ("TestRunRunning", "False"): "TestRunRunningFalse",
-    ("TeardownExecuted", "False"): "TeardownExecutedFalse",
-    ("CloudTestRunAborted", "False"): "CloudTestRunAbortedFalse",
-    ("CloudPLZTestRun", "False"): "CloudPLZTestRunFalse",
-}
 
 
 class _Stop(Exception):
@@ -78,6 +68,7 @@ class SimulatedOperator:
     ) -> None:
         self._store = store
         self._lifecycle = workloads.Lifecycle(store)
+        self._status = TestRunStatus(store)
         self._images = images
         self._workdir = workdir
         self._runner_timeout = runner_timeout
@@ -150,7 +141,7 @@ class SimulatedOperator:
             try:
                 await self._run(namespace, testrun)
             except _Stop:
-                self._set_status(namespace, name, stage="error")
+                self._status.set(namespace, name, stage="error")
             if testrun["spec"].get("cleanup") == "post":
                 self._store.delete(TESTRUNS, namespace, name)
         except ApiError as error:
@@ -164,27 +155,13 @@ class SimulatedOperator:
         except InvalidArguments as error:
             log.info("TestRun %s: invalid arguments: %s", name, error)
             raise _Stop from error
-        now = now_rfc3339()
-        self._set_status(
-            namespace,
-            name,
-            conditions=[
-                _condition(t, s, now)
-                for t, s in (
-                    ("CloudTestRun", "Unknown"),
-                    ("TestRunRunning", "Unknown"),
-                    ("TeardownExecuted", "False"),
-                    ("CloudTestRunAborted", "False"),
-                    ("CloudPLZTestRun", "False"),
-                )
-            ],
-        )
+        self._status.initialize_conditions(namespace, name)
         initializer = spec.get("initializer") or spec.get("runner") or {}
         if cli.has_cloud_out or not initializer.get("disabled", False):
-            self._set_status(namespace, name, stage="initialization")
+            self._status.set(namespace, name, stage="initialization")
             await self._initialize(namespace, testrun, initializer, cli.archive_args)
-            self._set_condition(namespace, name, "CloudTestRun", "False")
-        self._set_status(namespace, name, stage="initialized")
+            self._status.condition(namespace, name, "CloudTestRun", "False")
+        self._status.set(namespace, name, stage="initialized")
         count = int(spec["parallelism"])
         runner_spec = spec.get("runner") or {}
         jobs = [
@@ -192,7 +169,7 @@ class SimulatedOperator:
             for i in range(1, count + 1)
         ]
         pods = [self._store.create(PODS, namespace, workloads.pod_object(job)) for job in jobs]
-        self._set_status(namespace, name, stage="created")
+        self._status.set(namespace, name, stage="created")
         addresses = [f"{LOOPBACK}:{free_port()}" for _ in pods]
         async with asyncio.TaskGroup() as group:
             started = []
@@ -205,13 +182,13 @@ class SimulatedOperator:
             if all(await asyncio.gather(*started)):
                 await resume_all(addresses)
                 self._create_starter(namespace, testrun)
-                self._set_status(namespace, name, stage="started")
-                self._set_condition(namespace, name, "TestRunRunning", "True")
+                self._status.set(namespace, name, stage="started")
+                self._status.condition(namespace, name, "TestRunRunning", "True")
             else:
                 await _wait_until_deleted()  # as the operator: stuck in "created"
-        self._set_condition(namespace, name, "TestRunRunning", "False")
-        self._set_status(namespace, name, stage="stopped")
-        self._set_status(namespace, name, stage="finished")
+        self._status.condition(namespace, name, "TestRunRunning", "False")
+        self._status.set(namespace, name, stage="stopped")
+        self._status.set(namespace, name, stage="finished")
 
     async def _initialize(
         self,
@@ -398,35 +375,11 @@ class SimulatedOperator:
         finished = procs[-1].finished_at if procs and procs[-1].finished_at else now_rfc3339()
         self._lifecycle.terminated(namespace, pod, job, code, started, finished)
 
-    def _set_status(self, namespace: str, name: str, **fields: Any) -> None:
-        current = self._store.get(TESTRUNS, namespace, name)
-        current["status"] = {**(current.get("status") or {}), **fields}
-        self._store.update(TESTRUNS, namespace, current)
-
-    def _set_condition(self, namespace: str, name: str, kind: str, status: str) -> None:
-        current = self._store.get(TESTRUNS, namespace, name)
-        conditions = [
-            c for c in (current.get("status") or {}).get("conditions", []) if c["type"] != kind
-        ]
-        self._set_status(
-            namespace, name, conditions=[*conditions, _condition(kind, status, now_rfc3339())]
-        )
-
 
 async def _wait_until_deleted() -> NoReturn:
     """Wait as the operator does when a pod never becomes ready: until the TestRun goes."""
     await asyncio.Event().wait()
     raise AssertionError("an Event nobody sets was set")
-
-
-def _condition(kind: str, status: str, at: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": status,
-        "lastTransitionTime": at,
-        "reason": _REASONS[(kind, status)],
-        "message": "",
-    }
 
 
 def _map_test_path(arg: str, root: Path) -> str:
