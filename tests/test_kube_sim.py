@@ -21,7 +21,7 @@ import pytest
 
 from devkit.k6binaries import extension_k6
 from devkit.k6run import LOAD_SCRIPT
-from devkit.kube import JOBS, PODS, TESTRUNS, ImageTable, SimulatedKubernetes
+from devkit.kube import CONFIGMAPS, JOBS, PODS, TESTRUNS, ImageTable, SimulatedKubernetes
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 
@@ -429,22 +429,61 @@ async def test_runner_env_resolves_secrets_config_maps_and_references_like_the_k
     assert "FROM_ARGS=u" in runner.argv
 
 
-async def test_a_missing_secret_keeps_the_pods_waiting(api: aiohttp.ClientSession) -> None:
-    env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "x"}}}]
-    created = await start_testrun(api, "nosecret", LONG_SCRIPT, runner={"env": env})
-    assert await watch_stages(
-        api, "nosecret", created["metadata"]["resourceVersion"], "initialization"
-    ) == ["initialization"]
+async def test_pods_wait_for_a_missing_secret_and_start_once_it_exists(
+    api: aiohttp.ClientSession,
+) -> None:
+    env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "x"}}}]
+    created = await start_testrun(api, "late", "export default function () {}", runner={"env": env})
+    since = created["metadata"]["resourceVersion"]
+    assert await watch_stages(api, "late", since, "initialization") == ["initialization"]
     for _ in range(50):
-        (pod,) = (await get(api, f"{CORE}/pods", labelSelector="k6_cr=nosecret"))["items"]
+        (pod,) = (await get(api, f"{CORE}/pods", labelSelector="k6_cr=late"))["items"]
         waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting", {})
         if waiting.get("reason") == "CreateContainerConfigError":
             break
         await asyncio.sleep(0.1)
-    assert waiting == {
-        "reason": "CreateContainerConfigError",
-        "message": 'secret "absent" not found',
+    assert waiting == {"reason": "CreateContainerConfigError", "message": 'secret "late" not found'}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "late"},
+        "stringData": {"x": "1"},
     }
+    await post(api, f"{CORE}/secrets", secret)
+    assert (await watch_stages(api, "late", since))[-1] == "finished"
+
+
+async def test_a_script_config_map_created_after_the_testrun_and_owned_by_it(
+    kube: SimulatedKubernetes, api: aiohttp.ClientSession
+) -> None:
+    """The order a client must use to make the TestRun own its script: TestRun first."""
+    body = {
+        "apiVersion": "k6.io/v1alpha1",
+        "kind": "TestRun",
+        "metadata": {"name": "owner"},
+        "spec": {"parallelism": 1, "script": {"configMap": {"name": "owned", "file": "test.js"}}},
+    }
+    created = await post(api, f"{K6IO}/testruns", body)
+    reference = {
+        "apiVersion": "k6.io/v1alpha1",
+        "kind": "TestRun",
+        "name": "owner",
+        "uid": created["metadata"]["uid"],
+        "controller": True,
+    }
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "owned", "ownerReferences": [reference]},
+        "data": {"test.js": "export default function () {}"},
+    }
+    await asyncio.sleep(0.3)  # the initializer pod is already waiting for its volume
+    await post(api, f"{CORE}/configmaps", configmap)
+    stages = await watch_stages(api, "owner", created["metadata"]["resourceVersion"])
+    assert stages == STAGES
+    async with api.delete(f"{K6IO}/testruns/owner") as response:
+        assert response.status == 200
+    assert kube.objects(CONFIGMAPS, NS) == []
 
 
 async def test_deleting_a_runner_pod_kills_its_k6_and_the_run_still_finishes(

@@ -49,6 +49,8 @@ from devkit.ports import LOOPBACK, free_port
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
+# How often the simulated kubelet retries a pod whose ConfigMap or Secret is missing.
+_KUBELET_RETRY_SECONDS = 0.5
 _HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
@@ -200,10 +202,7 @@ class SimulatedOperator:
         name, spec = testrun["metadata"]["name"], testrun["spec"]
         job = self._create_job(namespace, testrun, f"{name}-initializer", initializer, {})
         pod = self._store.create(PODS, namespace, workloads.pod_object(job))
-        prepared = await self._prepare(namespace, testrun, pod, initializer)
-        if prepared is None:
-            await _wait_until_deleted()  # the pod cannot start: the operator waits
-        binary, env, script, home = prepared
+        binary, env, script, home = await self._prepare(namespace, testrun, pod, initializer)
         archive = home / "script.archived.tar"
         env_flags = [
             f
@@ -240,18 +239,39 @@ class SimulatedOperator:
         testrun: dict[str, Any],
         pod: dict[str, Any],
         container: Mapping[str, Any],
-    ) -> tuple[Path, dict[str, str], Path, Path] | None:
-        """What the kubelet does before the container starts: image, volume, env; None if it
-        cannot start (the pod then waits with the reason)."""
-        pod_name = pod["metadata"]["name"]
+    ) -> tuple[Path, dict[str, str], Path, Path]:
+        """What the kubelet does before the container starts: pull the image, mount the
+        volume, build the env. A missing ConfigMap or Secret is retried, as the kubelet does
+        (so it may be created after the TestRun); an image that cannot be pulled or a volume
+        claim (none exist here) keeps the pod waiting until it is deleted."""
         image = container.get("image") or DEFAULT_RUNNER_IMAGE
         binary = self._images.binary_for(image)
         if binary is None:
             self._mark_waiting(
                 namespace, pod, "ImagePullBackOff", f'Back-off pulling image "{image}"'
             )
-            return None
-        root = self._workdir / namespace / pod_name
+            await _wait_until_deleted()
+        shown = ""
+        while True:
+            prepared = self._try_prepare(namespace, testrun, pod, container, binary)
+            if not isinstance(prepared, str):
+                return prepared
+            if prepared != shown:
+                reason, _, message = prepared.partition(": ")
+                self._mark_waiting(namespace, pod, reason, message)
+                shown = prepared
+            await asyncio.sleep(_KUBELET_RETRY_SECONDS)
+
+    def _try_prepare(
+        self,
+        namespace: str,
+        testrun: dict[str, Any],
+        pod: dict[str, Any],
+        container: Mapping[str, Any],
+        binary: Path,
+    ) -> tuple[Path, dict[str, str], Path, Path] | str:
+        """The container's binary, env, script and home; or why it cannot start yet."""
+        root = self._workdir / namespace / pod["metadata"]["name"]
         home = root / "home"
         home.mkdir(parents=True, exist_ok=True)
         script_spec = testrun["spec"]["script"]
@@ -260,25 +280,19 @@ class SimulatedOperator:
             try:
                 configmap = self._store.get(CONFIGMAPS, namespace, ref["name"])
             except ApiError:
-                self._mark_waiting(
-                    namespace, pod, "ContainerCreating", f'configmap "{ref["name"]}" not found'
-                )
-                return None
+                return f'ContainerCreating: configmap "{ref["name"]}" not found'
             write_volume(root / "test", configmap)
             script = root / "test" / (ref.get("file") or "test.js")
         elif "localFile" in script_spec:
             script = Path(script_spec["localFile"])
-        else:  # no PersistentVolumeClaims here: the volume never mounts
-            message = (
-                "persistentvolumeclaim not found" if "volumeClaim" in script_spec else "no script"
-            )
-            self._mark_waiting(namespace, pod, "ContainerCreating", message)
-            return None
+        elif "volumeClaim" in script_spec:
+            return "ContainerCreating: persistentvolumeclaim not found"
+        else:
+            return "ContainerCreating: no script volume"
         try:
             env = container_env(self._store, namespace, pod, container, home)
         except ContainerConfigError as error:
-            self._mark_waiting(namespace, pod, "CreateContainerConfigError", str(error))
-            return None
+            return f"CreateContainerConfigError: {error}"
         return binary, env, script, home
 
     async def _run_container(
@@ -291,13 +305,9 @@ class SimulatedOperator:
         started: asyncio.Future[bool],
     ) -> None:
         try:
-            prepared = await self._prepare(
+            binary, env, script, home = await self._prepare(
                 namespace, testrun, pod, testrun["spec"].get("runner") or {}
             )
-            if prepared is None:
-                started.set_result(False)
-                return
-            binary, env, script, home = prepared
             root = home.parent
             full = [str(binary), *(_map_test_path(a, root) for a in argv)]
             full = [a.replace(SCRIPT_PLACEHOLDER, str(script)) for a in full]

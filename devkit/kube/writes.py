@@ -258,8 +258,6 @@ async def _store_status(
 
 
 async def delete(request: web.Request, resource: ResourceType) -> web.Response:
-    if resource.read_only and resource != PODS:
-        raise method_not_allowed("delete")
     state = request.app[STATE]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     options: dict[str, Any] = {}
