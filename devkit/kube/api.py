@@ -1,19 +1,27 @@
 """The HTTP face of the simulated API server: the REST paths and query parameters a client uses.
 
 Served (``{prefix}`` is ``/api/v1`` for configmaps, secrets, pods; ``/apis/batch/v1`` for jobs;
-``/apis/k6.io/v1alpha1`` for testruns):
+``/apis/k6.io/v1alpha1`` for testruns); every request needs ``Authorization: Bearer <token>``:
 
-- ``GET {prefix}/namespaces/{ns}/{plural}``: list (``labelSelector``, ``fieldSelector``), or with
-  ``watch=true`` (or ``1``) a watch (``resourceVersion``, ``timeoutSeconds``,
-  ``allowWatchBookmarks`` accepted); ``GET {prefix}/{plural}`` lists/watches all namespaces.
-- ``POST {prefix}/namespaces/{ns}/{plural}`` create (``fieldValidation``, ``dryRun``,
-  ``fieldManager``); ``GET``/``PUT``/``PATCH``/``DELETE .../{plural}/{name}``;
-  ``GET``/``PUT``/``PATCH .../{name}/status``; ``GET /api/v1/namespaces/{ns}/pods/{name}/log``
-  (``container``, ``tailLines``, ``limitBytes``).
+- ``GET {prefix}/namespaces/{ns}/{plural}``: list (``labelSelector``: ``=``, ``==``, ``!=``,
+  ``in``, ``notin``, ``key``, ``!key``; ``fieldSelector``: ``metadata.name``,
+  ``metadata.namespace``, for pods also ``status.phase``, ``spec.nodeName``); with
+  ``watch=true`` (or ``1``) a watch (``resourceVersion``, ``timeoutSeconds``; others ignored).
+  ``GET {prefix}/{plural}`` lists/watches all namespaces.
+- ``POST {prefix}/namespaces/{ns}/{plural}``: create (``fieldValidation`` Strict/Warn/Ignore,
+  ``dryRun``; ``metadata.generateName``). Jobs and pods are created only by the operator (405).
+- ``GET``/``PUT``/``PATCH``/``DELETE {prefix}/namespaces/{ns}/{plural}/{name}``; PATCH takes
+  ``application/merge-patch+json``, ``application/json-patch+json``,
+  ``application/strategic-merge-patch+json`` (built-in kinds only, as a merge patch) and
+  ``application/apply-patch+yaml`` (``fieldManager`` required; create-or-merge); DELETE takes
+  ``propagationPolicy`` (query or DeleteOptions body) and ``preconditions.uid``.
+- ``GET``/``PUT``/``PATCH .../{name}/status`` for pods, jobs and testruns.
+- ``GET /api/v1/namespaces/{ns}/pods/{name}/log`` (``container``, ``tailLines``,
+  ``limitBytes``, ``follow``).
+- ``GET /version``.
 
 Every answer is JSON with ``Content-Type: application/json`` (clients such as lightkube only
-parse a Status error body under exactly that type); errors are ``Status`` objects.
-"""
+parse a Status error body under exactly that type); errors are ``Status`` objects."""
 
 from __future__ import annotations
 
