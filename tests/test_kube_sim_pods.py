@@ -228,3 +228,19 @@ async def test_a_script_config_map_created_after_the_testrun_and_owned_by_it(
     async with api.delete(f"{K6IO}/testruns/owner") as response:
         assert response.status == 200
     assert kube.objects(CONFIGMAPS, NS) == []
+
+
+async def test_relative_paths_in_args_land_in_each_pods_own_directory(
+    kube: SimulatedKubernetes, api: aiohttp.ClientSession
+) -> None:
+    script = "export const options = { vus: 2, iterations: 4 }; export default function () {}"
+    created = await start_testrun(
+        api, NS, "files", script, parallelism=2, args=["--out", "json=samples.json"]
+    )
+    assert await watch_stages(api, NS, "files", created["metadata"]["resourceVersion"]) == STAGES
+    iterations = []
+    for pod in await runner_pods(api, NS, "files"):
+        samples = kube.pod_dir(NS, pod["metadata"]["name"]) / "samples.json"
+        lines = samples.read_text().splitlines()
+        iterations.append(sum('{"metric":"iterations","type":"Point"' in line for line in lines))
+    assert iterations == [2, 2]

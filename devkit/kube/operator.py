@@ -38,6 +38,7 @@ from devkit.kube.pods import (
     ContainerProcess,
     container_env,
     expand_references,
+    pod_home,
     write_volume,
 )
 from devkit.kube.resources import CONFIGMAPS, JOBS, PODS, TESTRUNS
@@ -271,8 +272,8 @@ class SimulatedOperator:
         binary: Path,
     ) -> tuple[Path, dict[str, str], Path, Path] | str:
         """The container's binary, env, script and home; or why it cannot start yet."""
-        root = self._workdir / namespace / pod["metadata"]["name"]
-        home = root / "home"
+        home = pod_home(self._workdir, namespace, pod["metadata"]["name"])
+        root = home.parent
         home.mkdir(parents=True, exist_ok=True)
         script_spec = testrun["spec"]["script"]
         if "configMap" in script_spec:
