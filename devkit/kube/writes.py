@@ -47,6 +47,7 @@ def _admit(
     state = request.app[STATE]
     name = obj.get("metadata", {}).get("name", "")
     headers: dict[str, str] = {}
+    unknown = validation.prune_unknown_fields(resource.kind, obj)
     causes = validation.metadata_errors(obj.get("metadata") or {})
     if resource == TESTRUNS:
         # With the status subresource the main resource ignores status: it changes only
@@ -57,12 +58,13 @@ def _admit(
         outcome = apply_schema(state.testrun_schema, obj)
         obj = outcome.value
         causes += outcome.causes
-        _unknown_fields(request, resource, outcome.unknown_fields, headers)
+        unknown += outcome.unknown_fields
     elif resource == CONFIGMAPS:
         causes += validation.configmap_errors(obj)
     elif resource == SECRETS:
         validation.fold_string_data(obj)
         causes += validation.secret_errors(obj)
+    _unknown_fields(request, resource, sorted(unknown), headers)
     if causes:
         raise invalid(resource, name, causes)
     return obj, headers
