@@ -125,6 +125,7 @@ async def test_create_sets_server_fields_and_get_returns_them(api: aiohttp.Clien
     [
         ({"parallelism": "2"}, "spec.parallelism", "FieldValueTypeInvalid"),
         ({"parallelism": 1.5}, "spec.parallelism", "FieldValueTypeInvalid"),
+        ({"parallelism": 2**31}, "spec.parallelism", "FieldValueInvalid"),
         ({"script": None}, "spec.script", "FieldValueRequired"),
         ({"cleanup": "pre"}, "spec.cleanup", "FieldValueNotSupported"),
         ({"separate": "yes"}, "spec.separate", "FieldValueTypeInvalid"),
