@@ -1,0 +1,141 @@
+"""The k6-operator back-end: ``RunnerBackend.execute`` as a TestRun of N runner pods.
+
+Per run: build the manifests (``manifests.py``), create the TestRun, then its ConfigMap owned by
+it (so deleting the TestRun deletes the ConfigMap too; the runner pods wait for the volume until
+it exists), wait for stage finished/error by watch within the plan's timeout, read every runner
+pod's exit code, start/end and log (``verdict.py``), and always delete the TestRun: after the
+verdict, at the deadline, on an error and on cancellation (shielded and bounded), so no load
+runs on with nobody to report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+
+from sli_provider.runner.backend import K6Outcome, RunnerError
+from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.k6_operator.kube import KubeApi
+from sli_provider.runner.k6_operator.manifests import (
+    LABEL_MANAGED_BY,
+    LABEL_REPLICA,
+    LABEL_TRIGGERED_ID,
+    MANAGED_BY,
+    OperatorSettings,
+    build_manifests,
+    label_value,
+    new_name,
+    owned_by,
+)
+from sli_provider.runner.k6_operator.verdict import judge
+from sli_provider.runner.plan import RunPlan
+
+log = logging.getLogger(__name__)
+
+DELETE_TIMEOUT_SECONDS = 10.0
+
+
+class TestRunTimeout(RunnerError, TimeoutError):
+    """The TestRun did not reach finished or error within the plan's timeout."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(
+            f"the TestRun {name} did not finish within the workload's timeout of {timeout:g} s; "
+            "it was deleted, which stops its runners"
+        )
+        self.timeout = timeout
+
+
+class K6OperatorBackend:
+    """Runs each plan as a TestRun in ``settings.namespace`` through ``api``."""
+
+    def __init__(self, api: KubeApi, settings: OperatorSettings) -> None:
+        self._api = api
+        self._settings = settings
+
+    @property
+    def settings(self) -> OperatorSettings:
+        return self._settings
+
+    async def execute(self, plan: RunPlan) -> K6Outcome:
+        distribution = plan.distribution or Distribution()
+        manifests = build_manifests(
+            plan, distribution, self._settings, name=new_name(plan.tags.context)
+        )
+        name = manifests.name
+        created_at = time.time()
+        created = False
+        try:
+            async with asyncio.timeout(plan.timeout_seconds):
+                test_run = await self._api.create_test_run(manifests.test_run)
+                created = True
+                log.info(
+                    "TestRun created",
+                    extra={"fields": {"testrun": name, "parallelism": distribution.parallelism}},
+                )
+                await self._api.create_config_map(manifests.config_map, owned_by(test_run))
+                stage = await self._api.wait_for_end(name)
+                ended_at = time.time()
+                pods = await self._api.runner_pods(name)
+                logs = dict(
+                    zip(
+                        [pod.name for pod in pods],
+                        await asyncio.gather(*(self._api.pod_log(pod.name) for pod in pods)),
+                        strict=True,
+                    )
+                )
+        except TimeoutError:
+            raise TestRunTimeout(name, plan.timeout_seconds) from None
+        finally:
+            if created:
+                await self._delete_shielded(name)
+        return judge(
+            name,
+            stage,
+            pods,
+            logs,
+            parallelism=distribution.parallelism,
+            window=(created_at, ended_at),
+        )
+
+    async def _delete_shielded(self, name: str) -> None:
+        """Delete ``name`` even while being cancelled; a second cancellation still waits for
+        the (bounded) delete before it goes on."""
+        deletion = asyncio.ensure_future(self._delete(name))
+        try:
+            await asyncio.shield(deletion)
+        except asyncio.CancelledError:
+            await asyncio.wait([deletion])
+            raise
+
+    async def _delete(self, name: str) -> None:
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                await self._api.delete_test_run(name)
+            log.info("TestRun deleted", extra={"fields": {"testrun": name}})
+        except (RunnerError, TimeoutError) as exc:
+            log.error("cannot delete the TestRun %s; its runners may go on: %s", name, exc)
+
+    async def delete_for_event(self, triggered_id: str) -> list[str]:
+        """Delete the TestRuns started for the test.triggered ``triggered_id`` (by any replica)."""
+        return await self._delete_matching({LABEL_TRIGGERED_ID: label_value(triggered_id)})
+
+    async def delete_leftovers(self) -> list[str]:
+        """At start-up: delete the TestRuns an earlier run of this replica left behind (it
+        crashed or was killed before it could), since nobody can report them now."""
+        if not self._settings.replica:
+            return []
+        return await self._delete_matching({LABEL_REPLICA: label_value(self._settings.replica)})
+
+    async def _delete_matching(self, labels: Mapping[str, str]) -> list[str]:
+        names = await self._api.test_runs({LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        for name in names:
+            await self._delete(name)
+        return names
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
