@@ -89,7 +89,7 @@ def test_the_script_and_its_files_go_into_the_config_map_flat() -> None:
 
 def test_files_in_another_directory_are_refused_clearly() -> None:
     script = StagedScript("k6/load.js", {"k6/load.js": b"", "k6/lib/helpers.js": b""})
-    with pytest.raises(K6StartError, match="'k6/lib/helpers.js' must sit beside the script"):
+    with pytest.raises(K6StartError, match=r"'k6/lib/helpers\.js' must sit beside the script"):
         build_manifests(plan(script=script), Distribution(1), SETTINGS, name="k6-x-1")
 
 
