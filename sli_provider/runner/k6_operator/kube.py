@@ -33,6 +33,16 @@ WATCH_WINDOW_SECONDS = 60
 _RECONNECT_PAUSE_SECONDS = 0.5
 
 
+# Every call this adapter makes, as RBAC rules (api group, resource) -> verbs; the chart's Role
+# grants exactly these (tests/test_chart_k6_operator.py), in the TestRuns' namespace only.
+RBAC_RULES: dict[tuple[str, str], frozenset[str]] = {
+    ("k6.io", "testruns"): frozenset({"create", "get", "list", "watch", "delete"}),
+    ("", "configmaps"): frozenset({"create"}),
+    ("", "pods"): frozenset({"list"}),
+    ("", "pods/log"): frozenset({"get"}),
+}
+
+
 class KubeError(RunnerError):
     """The Kubernetes API refused or failed a call; the message says which and why."""
 

@@ -196,8 +196,7 @@ def owned_by(test_run: Mapping[str, Any]) -> dict[str, Any]:
         "kind": KIND,
         "name": metadata["name"],
         "uid": metadata["uid"],
-        "blockOwnerDeletion": True,
-        "controller": True,
+        # No blockOwnerDeletion: it would need update rights on testruns/finalizers.
     }
 
 
