@@ -80,7 +80,8 @@ class K6OperatorBackend:
                 await self._api.create_config_map(manifests.config_map, owned_by(test_run))
                 stage = await self._api.wait_for_end(name)
                 ended_at = time.time()
-                pods = await self._api.runner_pods(name)
+                # After an error the initializer's log says why (a script error, usually).
+                pods = await self._api.runner_pods(name, runners_only=stage.stage != "error")
                 logs = dict(
                     zip(
                         [pod.name for pod in pods],

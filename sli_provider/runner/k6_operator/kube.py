@@ -113,7 +113,8 @@ class KubeApi:
             created = await self._untyped.create(TestRun.from_dict(dict(manifest)))
         except (ApiError, httpx.HTTPError) as exc:
             raise _api_error(f"create the TestRun {manifest['metadata']['name']}", exc) from None
-        return dict(created)
+        as_dict: dict[str, Any] = created.to_dict()
+        return as_dict
 
     async def create_config_map(
         self, manifest: Mapping[str, Any], owner: Mapping[str, Any]
@@ -163,8 +164,9 @@ class KubeApi:
                 log.warning("watch of TestRun %s broke (%s); reconnecting", name, exc)
                 await asyncio.sleep(_RECONNECT_PAUSE_SECONDS)
 
-    async def runner_pods(self, name: str) -> list[RunnerPodState]:
-        labels = {"app": "k6", "k6_cr": name, "runner": "true"}
+    async def runner_pods(self, name: str, *, runners_only: bool = True) -> list[RunnerPodState]:
+        """The TestRun's runner pods (or all its pods: initializer and starter too)."""
+        labels = {"app": "k6", "k6_cr": name, **({"runner": "true"} if runners_only else {})}
         try:
             pods = [pod async for pod in self._untyped.list(Pod, labels=labels)]
         except (ApiError, httpx.HTTPError) as exc:
@@ -234,9 +236,9 @@ def _stage(obj: Any) -> StageReport | None:
     if stage not in TERMINAL_STAGES:
         return None
     messages = tuple(
-        str(condition.get("message") or condition.get("reason") or "")
+        str(condition["message"])
         for condition in status.get("conditions") or []
-        if condition.get("message") or condition.get("reason")
+        if condition.get("message")
     )
     return StageReport(stage, messages)
 

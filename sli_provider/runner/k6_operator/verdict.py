@@ -42,7 +42,9 @@ def judge(
     if stage.stage == "error":
         why = "; ".join(stage.messages) or "no reason given"
         tails = "".join(
-            f"\n{pod.name}:\n" + "\n".join(_tail(logs.get(pod.name, ()))) for pod in pods
+            f"\n{pod.name}:\n" + "\n".join(_tail(logs[pod.name]))
+            for pod in pods
+            if logs.get(pod.name)
         )
         raise RunnerError(f"k6-operator put the TestRun {name} in stage 'error': {why}{tails}")
     if len(pods) < parallelism:
