@@ -1,0 +1,40 @@
+"""The resource types the simulated API server serves, and where they live in the URL space."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    kind: str
+    status_subresource: bool = False
+    # Created only by the simulated controllers (the operator's Jobs), never through the API.
+    read_only: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def qualified(self) -> str:
+        """How NotFound/AlreadyExists messages name it: ``configmaps``, ``testruns.k6.io``."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def kind_qualified(self) -> str:
+        """How Invalid messages name it: ``ConfigMap``, ``TestRun.k6.io``."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+
+CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap")
+SECRETS = ResourceType("", "v1", "secrets", "Secret")
+# Pods come from the operator's Jobs; through the API they can be read and deleted.
+PODS = ResourceType("", "v1", "pods", "Pod", status_subresource=True, read_only=True)
+JOBS = ResourceType("batch", "v1", "jobs", "Job", status_subresource=True, read_only=True)
+TESTRUNS = ResourceType("k6.io", "v1alpha1", "testruns", "TestRun", status_subresource=True)
+
+ALL_RESOURCES = (CONFIGMAPS, SECRETS, PODS, JOBS, TESTRUNS)

@@ -1,0 +1,148 @@
+"""The Job and Pod objects k6-operator's Jobs produce, and their status as they run."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Mapping
+from typing import Any
+
+from devkit.kube.store import now_rfc3339
+
+CONTAINER = "k6"
+
+
+def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def job_object(
+    name: str, labels: Mapping[str, str], owner: Mapping[str, Any], container: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "labels": dict(labels),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "hostname": name,
+                    "restartPolicy": "Never",
+                    "containers": [dict(container)],
+                },
+            },
+        },
+        "status": {"active": 1, "startTime": now_rfc3339()},
+    }
+
+
+def pod_object(job: Mapping[str, Any]) -> dict[str, Any]:
+    suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+    template = job["spec"]["template"]
+    labels = {**template["metadata"]["labels"], "job-name": job["metadata"]["name"]}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{job['metadata']['name']}-{suffix}",
+            "labels": labels,
+            "ownerReferences": [owner_reference(job)],
+        },
+        "spec": {**template["spec"], "nodeName": "sim-node"},
+        "status": pending_status(job["spec"]["template"]["spec"]["containers"][0]["image"]),
+    }
+
+
+def _container_status(image: str, state: dict[str, Any], *, ready: bool = False) -> dict[str, Any]:
+    return {
+        "name": CONTAINER,
+        "image": image,
+        "imageID": "",
+        "ready": ready,
+        "restartCount": 0,
+        "started": "running" in state,
+        "state": state,
+    }
+
+
+def pending_status(
+    image: str, reason: str = "ContainerCreating", message: str = ""
+) -> dict[str, Any]:
+    waiting: dict[str, Any] = {"reason": reason}
+    if message:
+        waiting["message"] = message
+    return {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+        "containerStatuses": [_container_status(image, {"waiting": waiting})],
+        "hostIP": "127.0.0.1",
+        "podIP": "127.0.0.1",
+        "startTime": now_rfc3339(),
+        "qosClass": "BestEffort",
+    }
+
+
+def running_status(previous: Mapping[str, Any], image: str, started_at: str) -> dict[str, Any]:
+    return {
+        **previous,
+        "phase": "Running",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "True"},
+        ],
+        "containerStatuses": [
+            _container_status(image, {"running": {"startedAt": started_at}}, ready=True)
+        ],
+    }
+
+
+def terminated_status(
+    previous: Mapping[str, Any], image: str, exit_code: int, started_at: str, finished_at: str
+) -> dict[str, Any]:
+    terminated = {
+        "exitCode": exit_code,
+        "reason": "Completed" if exit_code == 0 else "Error",
+        "startedAt": started_at,
+        "finishedAt": finished_at,
+        "containerID": "",
+    }
+    return {
+        **previous,
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "PodCompleted"},
+        ],
+        "containerStatuses": [_container_status(image, {"terminated": terminated})],
+    }
+
+
+def finished_job_status(previous: Mapping[str, Any], succeeded: bool) -> dict[str, Any]:
+    now = now_rfc3339()
+    status: dict[str, Any] = {"startTime": previous.get("startTime", now), "active": 0}
+    if succeeded:
+        status.update(succeeded=1, completionTime=now)
+        condition = {"type": "Complete", "status": "True"}
+    else:
+        status["failed"] = 1
+        condition = {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "Job has reached the specified backoff limit",
+        }
+    status["conditions"] = [{**condition, "lastProbeTime": now, "lastTransitionTime": now}]
+    return status
