@@ -170,7 +170,10 @@ def test_all_runners_zero_is_a_pass_with_their_window() -> None:
         window=(0, 99),
     )
     assert outcome.returncode == 0
-    assert (outcome.started_at, outcome.ended_at) == (10, 21)
+    # Whole seconds from the API: the end is the last second's end, within the observed window.
+    assert (outcome.started_at, outcome.ended_at) == (10, 22)
+    late = judge("n", FINISHED, [pod("n-1", 0, 10, 21)], {}, parallelism=1, window=(0, 21.5))
+    assert late.ended_at == 21.5
     assert [r.name for r in outcome.runners] == ["n-1", "n-2"]
 
 

@@ -1,8 +1,7 @@
 """The k6-operator back-end: ``RunnerBackend.execute`` as a TestRun of N runner pods.
 
-Per run: build the manifests (``manifests.py``), create the TestRun, then its ConfigMap owned by
-it (so deleting the TestRun deletes the ConfigMap too; the runner pods wait for the volume until
-it exists), wait for stage finished/error by watch within the plan's timeout, read every runner
+Per run: build the manifests (``manifests.py``), create the ConfigMap, then the TestRun, then make
+the TestRun the ConfigMap's owner (so deleting the TestRun deletes the ConfigMap too), wait for stage finished/error by watch within the plan's timeout, read every runner
 pod's exit code, start/end and log (``verdict.py``), and always delete the TestRun: after the
 verdict, at the deadline, on an error and on cancellation (shielded and bounded), so no load
 runs on with nobody to report it.
@@ -14,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from sli_provider.runner.backend import K6Outcome, RunnerError
 from sli_provider.runner.distribution import Distribution
@@ -71,13 +71,13 @@ class K6OperatorBackend:
         created = False
         try:
             async with asyncio.timeout(plan.timeout_seconds):
-                test_run = await self._api.create_test_run(manifests.test_run)
+                test_run = await self._create(manifests.config_map, manifests.test_run)
                 created = True
                 log.info(
                     "TestRun created",
                     extra={"fields": {"testrun": name, "parallelism": distribution.parallelism}},
                 )
-                await self._api.create_config_map(manifests.config_map, owned_by(test_run))
+                await self._api.own_config_map(name, owned_by(test_run))
                 stage = await self._api.wait_for_end(name)
                 ended_at = time.time()
                 # After an error the initializer's log says why (a script error, usually).
@@ -102,6 +102,25 @@ class K6OperatorBackend:
             parallelism=distribution.parallelism,
             window=(created_at, ended_at),
         )
+
+    async def _create(
+        self, config_map: Mapping[str, Any], test_run: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The ConfigMap first, so the operator's pods find the script at once; without a
+        TestRun it is deleted again (it holds only the script: no load runs from it)."""
+        await self._api.create_config_map(config_map)
+        try:
+            return await self._api.create_test_run(test_run)
+        except BaseException:
+            await asyncio.shield(self._delete_config_map(config_map["metadata"]["name"]))
+            raise
+
+    async def _delete_config_map(self, name: str) -> None:
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                await self._api.delete_config_map(name)
+        except (RunnerError, TimeoutError) as exc:
+            log.warning("cannot delete the ConfigMap %s: %s", name, exc)
 
     async def _delete_shielded(self, name: str) -> None:
         """Delete ``name`` even while being cancelled; a second cancellation still waits for

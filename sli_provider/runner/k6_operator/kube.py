@@ -20,6 +20,7 @@ from lightkube import ApiError, AsyncClient, ConfigError, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Pod
+from lightkube.types import CascadeType, PatchType
 
 from sli_provider.runner.backend import RunnerError
 
@@ -37,7 +38,7 @@ _RECONNECT_PAUSE_SECONDS = 0.5
 # grants exactly these (tests/test_chart_k6_operator.py), in the TestRuns' namespace only.
 RBAC_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("k6.io", "testruns"): frozenset({"create", "get", "list", "watch", "delete"}),
-    ("", "configmaps"): frozenset({"create"}),
+    ("", "configmaps"): frozenset({"create", "patch", "delete"}),
     ("", "pods"): frozenset({"list"}),
     ("", "pods/log"): frozenset({"get"}),
 }
@@ -116,15 +117,29 @@ class KubeApi:
         as_dict: dict[str, Any] = created.to_dict()
         return as_dict
 
-    async def create_config_map(
-        self, manifest: Mapping[str, Any], owner: Mapping[str, Any]
-    ) -> None:
-        metadata = {**manifest["metadata"], "ownerReferences": [dict(owner)]}
-        config_map = cast(ConfigMap, ConfigMap.from_dict({**manifest, "metadata": metadata}))
+    async def create_config_map(self, manifest: Mapping[str, Any]) -> None:
+        config_map = cast(ConfigMap, ConfigMap.from_dict(dict(manifest)))
         try:
             await self._client.create(config_map)
         except (ApiError, httpx.HTTPError) as exc:
             raise _api_error(f"create the ConfigMap {manifest['metadata']['name']}", exc) from None
+
+    async def own_config_map(self, name: str, owner: Mapping[str, Any]) -> None:
+        """Make ``owner`` the ConfigMap's owner, so deleting it deletes the ConfigMap."""
+        patch = {"metadata": {"ownerReferences": [dict(owner)]}}
+        try:
+            await self._client.patch(ConfigMap, name, patch, patch_type=PatchType.MERGE)
+        except (ApiError, httpx.HTTPError) as exc:
+            raise _api_error(f"set the owner of the ConfigMap {name}", exc) from None
+
+    async def delete_config_map(self, name: str) -> None:
+        try:
+            await self._client.delete(ConfigMap, name)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise _api_error(f"delete the ConfigMap {name}", exc) from None
+        except httpx.HTTPError as exc:
+            raise _api_error(f"delete the ConfigMap {name}", exc) from None
 
     async def wait_for_end(self, name: str) -> StageReport:
         """Until the TestRun's stage is finished or error: get, then watch from that version;
@@ -187,7 +202,7 @@ class KubeApi:
         """False when it was already gone. Foreground propagation: its Jobs, pods and the
         ConfigMap go with it."""
         try:
-            await self._untyped.delete(TestRun, name, cascade=_FOREGROUND)
+            await self._untyped.delete(TestRun, name, cascade=CascadeType.FOREGROUND)
         except ApiError as exc:
             if exc.status.code == 404:
                 return False
@@ -203,15 +218,6 @@ class KubeApi:
         except (ApiError, httpx.HTTPError) as exc:
             raise _api_error("list TestRuns", exc) from None
         return [_name(obj) for obj in found]
-
-
-def _foreground() -> Any:
-    from lightkube.types import CascadeType
-
-    return CascadeType.FOREGROUND
-
-
-_FOREGROUND = _foreground()
 
 
 def _name(obj: Any) -> str:

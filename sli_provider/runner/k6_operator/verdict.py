@@ -79,7 +79,9 @@ def judge(
     return K6Outcome(
         returncode=THRESHOLDS_CROSSED if crossing else 0,
         started_at=min(starts) if len(starts) == len(pods) else window[0],
-        ended_at=max(ends) if len(ends) == len(pods) else window[1],
+        # The API gives whole seconds, cut down: a runner ended before finishedAt + 1 s, and
+        # before the service saw the TestRun finish.
+        ended_at=min(max(ends) + 1, window[1]) if len(ends) == len(pods) else window[1],
         output_tail=_tail(logs.get(crossing[0].name, ())) if crossing else (),
         summary=RunReport(_thresholds(runners), metrics),
         runners=tuple(runners),
