@@ -260,3 +260,38 @@ async def test_the_executor_chooses_the_back_end_and_a_disabled_operator_says_so
     backends = ExecutorBackends(_Refusing())  # type: ignore[arg-type]
     with pytest.raises(K6StartError, match="K6_OPERATOR_ENABLED is false"):
         await backends.execute(plan())
+
+
+def test_every_testrun_field_is_in_k6_operators_crd_schema() -> None:
+    """Checked twice: by the simulated API server's structural-schema walk (no pruned field, no
+    cause), and by jsonschema as an independent validator of the same openAPIV3Schema."""
+    import jsonschema
+
+    from devkit.kube.schema import apply_schema, load_crd_schema
+
+    distribution = Distribution(
+        parallelism=4,
+        separate=True,
+        runner=RunnerPod(
+            image="grafana/k6:1.1.0",
+            resources={"limits": {"cpu": "1", "memory": "512Mi"}, "requests": {"cpu": "500m"}},
+            node_selector={"pool": "load"},
+            tolerations=({"key": "load", "operator": "Exists", "effect": "NoSchedule"},),
+            env={"GOMAXPROCS": "2"},
+        ),
+    )
+    settings = OperatorSettings("load", "grafana/k6:1.1.0", "k6-rw", "sli-0")
+    test_run = build_manifests(plan(), distribution, settings, name="k6-x-1").test_run
+    schema = load_crd_schema()
+    outcome = apply_schema(schema, test_run)
+    assert outcome.unknown_fields == [] and outcome.causes == []
+    assert _within(test_run["spec"], outcome.value["spec"])  # nothing pruned (defaults added)
+    jsonschema.validate({k: v for k, v in test_run.items() if k != "metadata"}, schema)
+
+
+def _within(ours: object, served: object) -> bool:
+    if isinstance(ours, dict) and isinstance(served, dict):
+        return all(k in served and _within(v, served[k]) for k, v in ours.items())
+    if isinstance(ours, list) and isinstance(served, list):
+        return len(ours) == len(served) and all(map(_within, ours, served))
+    return ours == served
