@@ -32,6 +32,7 @@ TERMINAL_STAGES = frozenset({"finished", "error"})
 REQUEST_TIMEOUT_SECONDS = 10.0
 WATCH_WINDOW_SECONDS = 60
 _RECONNECT_PAUSE_SECONDS = 0.5
+_WATCH_SLACK_SECONDS = 15
 
 
 # Every call this adapter makes, as RBAC rules (api group, resource) -> verbs; the chart's Role
@@ -160,17 +161,22 @@ class KubeApi:
                 return report
             version = _version(current)
             try:
-                async for kind, obj in self._untyped.watch(
-                    TestRun,
-                    fields=selector,
-                    resource_version=version,
-                    server_timeout=WATCH_WINDOW_SECONDS,
-                ):
-                    if kind == "DELETED":
-                        raise KubeError(f"the TestRun {name} was deleted by someone else")
-                    report = _stage(obj)
-                    if report is not None:
-                        return report
+                # The server ends each watch after WATCH_WINDOW_SECONDS; a connection that died
+                # without a word would otherwise be waited on until the run's deadline.
+                async with asyncio.timeout(WATCH_WINDOW_SECONDS + _WATCH_SLACK_SECONDS):
+                    async for kind, obj in self._untyped.watch(
+                        TestRun,
+                        fields=selector,
+                        resource_version=version,
+                        server_timeout=WATCH_WINDOW_SECONDS,
+                    ):
+                        if kind == "DELETED":
+                            raise KubeError(f"the TestRun {name} was deleted by someone else")
+                        report = _stage(obj)
+                        if report is not None:
+                            return report
+            except TimeoutError:
+                log.debug("watch of TestRun %s went quiet; reading it afresh", name)
             except ApiError as exc:
                 if exc.status.code != 410:
                     raise _api_error(f"watch the TestRun {name}", exc) from None
