@@ -89,6 +89,7 @@ def test_a_k6_operator_workload_keeps_its_runner_settings() -> None:
             "cannot set K6_PROMETHEUS_RW_SERVER_URL",
         ),
         ({"executor": "k6-operator", "runner": {"nodeSelector": ["a"]}}, "'nodeSelector' must"),
+        ({"executor": "k6-operator", "parallelism": 3, "vus": 2}, "'vus' (2) must be at least"),
     ],
 )
 def test_bad_k6_operator_settings_are_named(fields: dict[str, Any], says: str) -> None:

@@ -27,7 +27,7 @@ from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.runner.backend import RunnerError
 from sli_provider.runner.core import RunResult, run_plan
-from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend, TestRunTimeout
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.series import prometheus_series_check
@@ -204,6 +204,21 @@ async def test_the_deadline_deletes_the_testrun_and_stops_its_runners(
             break
         await asyncio.sleep(0.1)
     assert not kube.k6_running()
+
+
+async def test_a_runner_that_never_starts_is_named_with_its_reason_at_the_deadline(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(fresh_tags("image"), prometheus, LOAD_JS, env=load_env(target), timeout=4)
+    plan = replace(
+        plan, distribution=Distribution(2, runner=RunnerPod(image="registry.invalid/k6:none"))
+    )
+    with pytest.raises(TestRunTimeout, match=r"waiting: k6-\S+ ImagePullBackOff"):
+        await execute(backend, plan, prometheus)
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 
 async def test_cancelling_the_run_still_deletes_the_testrun(

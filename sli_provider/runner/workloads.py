@@ -143,6 +143,11 @@ def _workload(item: object, where: str) -> Workload:
         distribution = parse_distribution(item, where)
     except DistributionError as exc:
         raise WorkloadError(str(exc)) from None
+    if distribution is not None and vus is not None and vus < distribution.parallelism:
+        # k6-operator's initializer refuses such a TestRun (a runner without a VU).
+        raise WorkloadError(
+            f"{where}: 'vus' ({vus}) must be at least 'parallelism' ({distribution.parallelism})"
+        )
     return Workload(
         teststrategy=strategy,
         script=script,

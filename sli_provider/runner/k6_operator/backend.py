@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sli_provider.runner.backend import K6Outcome, RunnerError
@@ -33,6 +33,8 @@ from sli_provider.runner.k6_operator.verdict import judge
 from sli_provider.runner.plan import RunPlan
 
 log = logging.getLogger(__name__)
+# The runners' output, as the local back-end logs k6's, with each line's runner pod in front.
+k6_log = logging.getLogger("sli_provider.k6")
 
 DELETE_TIMEOUT_SECONDS = 10.0
 
@@ -42,10 +44,11 @@ class TestRunTimeout(RunnerError, TimeoutError):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, name: str, timeout: float) -> None:
+    def __init__(self, name: str, timeout: float, waiting: Sequence[str] = ()) -> None:
+        why = f" (waiting: {'; '.join(waiting)})" if waiting else ""
         super().__init__(
-            f"the TestRun {name} did not finish within the workload's timeout of {timeout:g} s; "
-            "it was deleted, which stops its runners"
+            f"the TestRun {name} did not finish within the workload's timeout of {timeout:g} s"
+            f"{why}; it was deleted, which stops its runners"
         )
         self.timeout = timeout
 
@@ -90,10 +93,15 @@ class K6OperatorBackend:
                     )
                 )
         except TimeoutError:
-            raise TestRunTimeout(name, plan.timeout_seconds) from None
+            waiting = await self._waiting_pods(name) if created else []
+            raise TestRunTimeout(name, plan.timeout_seconds, waiting) from None
         finally:
             if created:
                 await self._delete_shielded(name)
+        for pod in pods:
+            for line in logs[pod.name]:
+                if line.strip():
+                    k6_log.info("%s: %s", pod.name, line)
         return judge(
             name,
             stage,
@@ -102,6 +110,16 @@ class K6OperatorBackend:
             parallelism=distribution.parallelism,
             window=(created_at, ended_at),
         )
+
+    async def _waiting_pods(self, name: str) -> list[str]:
+        """Why its pods have not ended (an image that cannot be pulled, a missing Secret), for
+        the message of a run past its deadline; nothing when the API does not answer in time."""
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                pods = await self._api.runner_pods(name, runners_only=False)
+        except (RunnerError, TimeoutError):
+            return []
+        return [f"{p.name} {p.reason}" for p in pods if p.exit_code is None and p.reason]
 
     async def _create(
         self, config_map: Mapping[str, Any], test_run: Mapping[str, Any]
