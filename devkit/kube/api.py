@@ -24,8 +24,9 @@ import json
 import secrets
 import string
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
+import yaml
 from aiohttp import web
 
 from devkit.kube import validation
@@ -40,13 +41,25 @@ from devkit.kube.status import (
     success,
     unauthorized,
 )
-from devkit.kube.store import Filter, Store
+from devkit.kube.store import Event, Filter, Store, Watcher
 
 # The real server ends a watch after minRequestTimeout (1800 s) times a random factor in [1, 2).
 DEFAULT_WATCH_SECONDS = 1800
 _JSON = "application/json"
+_APPLY = "application/apply-patch+yaml"
+_FOLLOW_POLL_SECONDS = 0.2
+# The API server's request body limit (apiserver MaxRequestBodyBytes), above etcd's object limit.
+MAX_REQUEST_BYTES = 3 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class PodRuntime(Protocol):
+    """What runs the pods' containers (the simulated operator's kubelet part)."""
+
+    def pod_log(self, namespace: str, pod: str) -> bytes | None: ...
+    def pod_running(self, namespace: str, pod: str) -> bool: ...
+    def waiting_reason(self, namespace: str, pod: str) -> str: ...
 
 
 class ApiState:
@@ -58,15 +71,13 @@ class ApiState:
         testrun_schema: dict[str, Any],
         namespaces: frozenset[str],
         token: str,
-        pod_log: Callable[[str, str], bytes | None],
-        waiting_reason: Callable[[str, str], str],
+        pods: PodRuntime,
     ) -> None:
         self.store = store
         self.testrun_schema = testrun_schema
         self.namespaces = namespaces
         self.token = token
-        self.pod_log = pod_log
-        self.waiting_reason = waiting_reason
+        self.pods = pods
         self.open_watches: set[asyncio.Task[Any]] = set()
 
 
@@ -97,7 +108,7 @@ async def _errors_and_auth(request: web.Request, handler: Handler) -> web.Stream
 
 
 def build_app(state: ApiState) -> web.Application:
-    app = web.Application(middlewares=[_errors_and_auth])
+    app = web.Application(middlewares=[_errors_and_auth], client_max_size=MAX_REQUEST_BYTES)
     app[STATE] = state
     app.router.add_get("/version", _version)
     for resource in ALL_RESOURCES:
@@ -175,25 +186,31 @@ async def _watch(request: web.Request, selection: Filter) -> web.StreamResponse:
         await _send(response, {"type": "ERROR", "object": error.status()})
         return response
     try:
-        for past in backlog:
-            await _send(response, {"type": past.type, "object": past.obj})
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), remaining)
-            except TimeoutError:
-                break
-            if event is None:  # the test cut this stream
-                break
-            await _send(response, {"type": event.type, "object": event.obj})
+        await _stream(response, watcher, backlog, timeout)
+    except ConnectionResetError:
+        return response  # the client went away
     finally:
         state.store.stop_watch(watcher)
     with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response
+
+
+async def _stream(
+    response: web.StreamResponse, watcher: Watcher, backlog: list[Event], timeout: float
+) -> None:
+    for past in backlog:
+        await _send(response, {"type": past.type, "object": past.obj})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            event = await asyncio.wait_for(watcher.queue.get(), remaining)
+        except TimeoutError:
+            return
+        if event is None:  # the test cut this stream
+            return
+        await _send(response, {"type": event.type, "object": event.obj})
 
 
 async def _send(response: web.StreamResponse, event: dict[str, Any]) -> None:
@@ -205,32 +222,66 @@ async def _get(request: web.Request, resource: ResourceType) -> web.Response:
     return json_response(request.app[STATE].store.get(resource, namespace, name))
 
 
-async def _pod_log(request: web.Request) -> web.Response:
+async def _pod_log(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     state.store.get(PODS, namespace, name)  # 404 for an unknown pod
     container = request.query.get("container", "k6")
     if container != "k6":
         raise bad_request(f"container {container} is not valid for pod {name}")
-    output = state.pod_log(namespace, name)
+    output = state.pods.pod_log(namespace, name)
     if output is None:
-        reason = state.waiting_reason(namespace, name)
+        reason = state.pods.waiting_reason(namespace, name)
         raise bad_request(f'container "k6" in pod "{name}" is waiting to start: {reason}')
     if "tailLines" in request.query:
         lines = output.splitlines(keepends=True)
         count = int(request.query["tailLines"])
         output = b"".join(lines[-count:]) if count > 0 else b""
+    if request.query.get("follow") == "true":
+        return await _follow_log(request, namespace, name, output)
     if "limitBytes" in request.query:
         output = output[: int(request.query["limitBytes"])]
     return web.Response(body=output, content_type="text/plain")
 
 
+async def _follow_log(
+    request: web.Request, namespace: str, name: str, initial: bytes
+) -> web.StreamResponse:
+    """Stream the log as it grows until the container ends (``follow=true``)."""
+    pods = request.app[STATE].pods
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    sent = len(pods.pod_log(namespace, name) or b"")
+    try:
+        await response.write(initial)
+        while pods.pod_running(namespace, name):
+            await asyncio.sleep(_FOLLOW_POLL_SECONDS)
+            output = pods.pod_log(namespace, name) or b""
+            await response.write(output[sent:])
+            sent = len(output)
+        await response.write((pods.pod_log(namespace, name) or b"")[sent:])
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # the client stopped following
+    return response
+
+
 # --- writes ---------------------------------------------------------------------------------
+
+
+async def _read(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(
+            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_REQUEST_BYTES}"
+        ) from None
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await _read(request))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise bad_request(f"the body of the request was in an unknown format: {error}") from None
     if not isinstance(body, dict):
@@ -395,12 +446,44 @@ async def _patch(request: web.Request, resource: ResourceType) -> web.Response:
     if resource.read_only:
         raise method_not_allowed("patch")
     state = request.app[STATE]
-    current = state.store.get(resource, request.match_info["namespace"], request.match_info["name"])
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if request.content_type == _APPLY:
+        return await _apply(request, resource)
+    current = state.store.get(resource, namespace, name)
     patched = _apply_patch(request, resource, copy.deepcopy(current), await _body_any(request))
     patched.setdefault("metadata", {})["resourceVersion"] = (
         patched["metadata"].get("resourceVersion") or current["metadata"]["resourceVersion"]
     )
     return await _store_update(request, resource, patched)
+
+
+async def _apply(request: web.Request, resource: ResourceType) -> web.Response:
+    """Server-side apply, simplified: creates the object, or merges the applied fields into it
+    (no managed-fields bookkeeping, so fields an applier drops are not removed)."""
+    if not request.query.get("fieldManager"):
+        raise bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set")
+    try:
+        body = yaml.safe_load(await _read(request))
+    except yaml.YAMLError as error:
+        raise bad_request(f"error decoding YAML: {error}") from None
+    if not isinstance(body, dict):
+        raise bad_request("error decoding YAML: not an object")
+    _check_type_meta(body, resource)
+    state = request.app[STATE]
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if body.setdefault("metadata", {}).setdefault("name", name) != name:
+        raise bad_request("the name of the object does not match the name on the URL")
+    try:
+        current = state.store.get(resource, namespace, name)
+    except ApiError as error:
+        if error.code != 404:
+            raise
+        _namespace(request, body)
+        obj, headers = _admit(request, resource, body, current=None)
+        return json_response(state.store.create(resource, namespace, obj), 201, headers)
+    merged = _merge_patch(copy.deepcopy(current), body)
+    merged["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+    return await _store_update(request, resource, merged)
 
 
 async def _replace_status(request: web.Request, resource: ResourceType) -> web.Response:
@@ -438,7 +521,7 @@ async def _store_status(
 
 async def _body_any(request: web.Request) -> Any:
     try:
-        return json.loads(await request.read())
+        return json.loads(await _read(request))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise bad_request(f"the body of the request was in an unknown format: {error}") from None
 
@@ -460,7 +543,8 @@ def _apply_patch(
     raise ApiError(
         415,
         "UnsupportedMediaType",
-        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json",
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
     )
 
 
@@ -532,7 +616,7 @@ async def _delete(request: web.Request, resource: ResourceType) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     options: dict[str, Any] = {}
     if request.can_read_body:
-        raw = await request.read()
+        raw = await _read(request)
         if raw.strip():
             try:
                 options = json.loads(raw)

@@ -82,6 +82,7 @@ class SimulatedOperator:
         # Every container process by (namespace, pod name), kept after it ends for pods/log.
         self._containers: dict[tuple[str, str], list[ContainerProcess]] = {}
         self._waiting: dict[tuple[str, str], str] = {}
+        self.failures: list[BaseException] = []
         store.subscribe(self._on_event)
 
     def processes(self) -> list[ContainerProcess]:
@@ -96,6 +97,9 @@ class SimulatedOperator:
         if not procs:
             return None
         return b"".join(p.output() for p in procs)
+
+    def pod_running(self, namespace: str, pod: str) -> bool:
+        return any(p.running for p in self._containers.get((namespace, pod), []))
 
     def waiting_reason(self, namespace: str, pod: str) -> str:
         return self._waiting.get((namespace, pod), "ContainerCreating")
@@ -112,7 +116,7 @@ class SimulatedOperator:
         if event.resource == TESTRUNS and event.type == "ADDED":
             task = asyncio.get_running_loop().create_task(self._reconcile(*key))
             self._runs[key] = task
-            task.add_done_callback(lambda _: self._runs.pop(key, None))
+            task.add_done_callback(lambda done: self._finished(key, done))
         elif event.resource == TESTRUNS and event.type == "DELETED":
             run = self._runs.get(key)
             if run is not None:
@@ -120,6 +124,15 @@ class SimulatedOperator:
         elif event.resource == PODS and event.type == "DELETED":
             for process in self._containers.get(key, []):
                 self._spawn(process.kill)
+
+    def _finished(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._runs.get(key) is task:
+            del self._runs[key]
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            # A bug of the simulation must fail the test, not pass for a stuck TestRun.
+            self.failures.append(error)
+            log.error("simulated operator failed on %s", key, exc_info=error)
 
     def _spawn(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.get_running_loop().create_task(job())
@@ -278,7 +291,10 @@ class SimulatedOperator:
         elif "localFile" in script_spec:
             script = Path(script_spec["localFile"])
         else:  # no PersistentVolumeClaims here: the volume never mounts
-            self._mark_waiting(namespace, pod, "ContainerCreating", "unbound PersistentVolumeClaim")
+            message = (
+                "persistentvolumeclaim not found" if "volumeClaim" in script_spec else "no script"
+            )
+            self._mark_waiting(namespace, pod, "ContainerCreating", message)
             return None
         try:
             env = container_env(self._store, namespace, pod, container, home)

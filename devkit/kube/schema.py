@@ -11,6 +11,7 @@ cause of a 422 Invalid Status worded as kube-openapi words it.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -27,8 +28,11 @@ TESTRUN_CRD = Path(__file__).resolve().parent / "k6.io_testruns.yaml"
 _ROOT_HANDLED = ("apiVersion", "kind", "metadata")
 
 
+@functools.cache
 def load_crd_schema(path: Path = TESTRUN_CRD, version: str = "v1alpha1") -> dict[str, Any]:
-    crd = yaml.safe_load(path.read_text(encoding="utf-8"))
+    """The schema (cached: parsing the 6000-line CRD takes a second; callers never mutate it)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
     for served in crd["spec"]["versions"]:
         if served["name"] == version:
             schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
@@ -59,6 +63,7 @@ def apply_schema(
                 outcome.value[key] = walked
         else:
             outcome.unknown_fields.append(key)
+    outcome.unknown_fields.sort()
     return outcome
 
 

@@ -74,8 +74,7 @@ class SimulatedKubernetes:
                 load_crd_schema(),
                 frozenset(self.namespaces),
                 self.token,
-                self._operator.pod_log,
-                self._operator.waiting_reason,
+                self._operator,
             )
             self._site = LoopbackSite(build_app(state))
             await self._site.start()
@@ -90,7 +89,10 @@ class SimulatedKubernetes:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        failures = self._operator.failures if self._operator else []
         await self._close()
+        if failures and exc is None:
+            raise RuntimeError(f"the simulated operator failed: {failures[0]!r}") from failures[0]
 
     async def _close(self) -> None:
         self.store.cut_watches()  # open watch streams would hold up the server's shutdown

@@ -13,7 +13,7 @@ import asyncio
 import copy
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,22 @@ class Event:
     resource: ResourceType
     namespace: str
     obj: Object
+    previous: Object | None = None  # the object before a MODIFIED
+
+    def as_seen_by(self, selection: Filter) -> Event | None:
+        """This event as a watch with ``selection`` sees it: an object modified into the
+        selection is ADDED for it, one modified out of it DELETED (as the watch cache does)."""
+        now = selection.matches(self.resource, self.namespace, self.obj)
+        if self.type != "MODIFIED" or self.previous is None:
+            return self if now else None
+        before = selection.matches(self.resource, self.namespace, self.previous)
+        if now and before:
+            return self
+        if now:
+            return replace(self, type="ADDED")
+        if before:
+            return replace(self, type="DELETED")
+        return None
 
 
 @dataclass(frozen=True)
@@ -157,7 +173,9 @@ class Store:
         if spec_changed and "generation" in metadata:
             metadata["generation"] = current["metadata"]["generation"] + 1
         self._objects[key] = obj
-        self._emit(Event(self._revision, "MODIFIED", resource, namespace, copy.deepcopy(obj)))
+        self._emit(
+            Event(self._revision, "MODIFIED", resource, namespace, copy.deepcopy(obj), current)
+        )
         return copy.deepcopy(obj)
 
     def delete(
@@ -194,8 +212,9 @@ class Store:
     def _emit(self, event: Event) -> None:
         self._history.append(event)
         for watcher in list(self._watchers):
-            if watcher.selection.matches(event.resource, event.namespace, event.obj):
-                watcher.queue.put_nowait(event)
+            seen = event.as_seen_by(watcher.selection)
+            if seen is not None:
+                watcher.queue.put_nowait(seen)
         for listener in list(self._listeners):
             listener(event)
 
@@ -215,12 +234,8 @@ class Store:
         else:
             if since < self._oldest_watchable:
                 raise gone(f"too old resource version: {since} ({self._oldest_watchable})")
-            backlog = [
-                event
-                for event in self._history
-                if event.resource_version > since
-                and selection.matches(event.resource, event.namespace, event.obj)
-            ]
+            seen = (e.as_seen_by(selection) for e in self._history if e.resource_version > since)
+            backlog = [event for event in seen if event is not None]
         self._watchers.add(watcher)
         return watcher, backlog
 

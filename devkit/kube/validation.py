@@ -177,6 +177,7 @@ def secret_errors(obj: dict[str, Any]) -> list[Cause]:
 
 def fold_string_data(obj: dict[str, Any]) -> None:
     """A Secret's ``stringData`` is write-only: the server merges it into ``data`` (it wins)."""
+    obj.setdefault("type", "Opaque")
     string_data = obj.pop("stringData", None) or {}
     if string_data:
         data = obj.setdefault("data", {})

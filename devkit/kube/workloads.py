@@ -52,7 +52,15 @@ def job_object(
 def pod_object(job: Mapping[str, Any]) -> dict[str, Any]:
     suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
     template = job["spec"]["template"]
-    labels = {**template["metadata"]["labels"], "job-name": job["metadata"]["name"]}
+    job_name, job_uid = job["metadata"]["name"], job["metadata"]["uid"]
+    # The Job controller's labels on its pods.
+    labels = {
+        **template["metadata"]["labels"],
+        "job-name": job_name,
+        "batch.kubernetes.io/job-name": job_name,
+        "controller-uid": job_uid,
+        "batch.kubernetes.io/controller-uid": job_uid,
+    }
     return {
         "apiVersion": "v1",
         "kind": "Pod",
