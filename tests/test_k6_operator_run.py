@@ -196,7 +196,9 @@ async def test_the_deadline_deletes_the_testrun_and_stops_its_runners(
         env=load_env(target, DURATION="60s"),
         timeout=6.0,
     )
-    with pytest.raises(TestRunTimeout, match="timeout of 6 s; it was deleted"):
+    with pytest.raises(
+        TestRunTimeout, match=r"timeout of 6 s \(pods not ended: .*Running.*\); it was deleted"
+    ):
         await execute(backend, plan, prometheus)
     assert kube.objects(TESTRUNS, NAMESPACE) == []
     for _ in range(50):
@@ -216,7 +218,7 @@ async def test_a_runner_that_never_starts_is_named_with_its_reason_at_the_deadli
     plan = replace(
         plan, distribution=Distribution(2, runner=RunnerPod(image="registry.invalid/k6:none"))
     )
-    with pytest.raises(TestRunTimeout, match=r"waiting: k6-\S+ ImagePullBackOff"):
+    with pytest.raises(TestRunTimeout, match=r"pods not ended: k6-\S+ ImagePullBackOff"):
         await execute(backend, plan, prometheus)
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 

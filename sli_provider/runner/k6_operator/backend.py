@@ -45,7 +45,7 @@ class TestRunTimeout(RunnerError, TimeoutError):
     __test__ = False  # not a pytest test class
 
     def __init__(self, name: str, timeout: float, waiting: Sequence[str] = ()) -> None:
-        why = f" (waiting: {'; '.join(waiting)})" if waiting else ""
+        why = f" (pods not ended: {'; '.join(waiting)})" if waiting else ""
         super().__init__(
             f"the TestRun {name} did not finish within the workload's timeout of {timeout:g} s"
             f"{why}; it was deleted, which stops its runners"
