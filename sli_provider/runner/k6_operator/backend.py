@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from sli_provider.runner.backend import K6Outcome, RunnerError
@@ -130,7 +130,9 @@ class K6OperatorBackend:
         try:
             return await self._api.create_test_run(test_run)
         except BaseException:
-            await asyncio.shield(self._delete_config_map(config_map["metadata"]["name"]))
+            # Cancelled while the request was out, the TestRun may exist: delete it too.
+            await _shielded(self._delete(test_run["metadata"]["name"]))
+            await _shielded(self._delete_config_map(config_map["metadata"]["name"]))
             raise
 
     async def _delete_config_map(self, name: str) -> None:
@@ -141,20 +143,14 @@ class K6OperatorBackend:
             log.warning("cannot delete the ConfigMap %s: %s", name, exc)
 
     async def _delete_shielded(self, name: str) -> None:
-        """Delete ``name`` even while being cancelled; a second cancellation still waits for
-        the (bounded) delete before it goes on."""
-        deletion = asyncio.ensure_future(self._delete(name))
-        try:
-            await asyncio.shield(deletion)
-        except asyncio.CancelledError:
-            await asyncio.wait([deletion])
-            raise
+        await _shielded(self._delete(name))
 
     async def _delete(self, name: str) -> None:
         try:
             async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
-                await self._api.delete_test_run(name)
-            log.info("TestRun deleted", extra={"fields": {"testrun": name}})
+                deleted = await self._api.delete_test_run(name)
+            if deleted:
+                log.info("TestRun deleted", extra={"fields": {"testrun": name}})
         except (RunnerError, TimeoutError) as exc:
             log.error("cannot delete the TestRun %s; its runners may go on: %s", name, exc)
 
@@ -177,3 +173,14 @@ class K6OperatorBackend:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a (bounded) clean-up to its end even while being cancelled; a second cancellation
+    still waits for it before it goes on."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
