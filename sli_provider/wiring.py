@@ -92,7 +92,7 @@ def _builtins(settings: Settings) -> dict[str, IndicatorSpec]:
         raise ConfigError(f"{where}: cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
-def make_k6_operator(settings: Settings) -> K6OperatorBackend | None:
+def make_k6_operator(settings: Settings, k6: K6Registry | None = None) -> K6OperatorBackend | None:
     """The k6-operator back-end when K6_OPERATOR_ENABLED; its client is made (and its
     kubeconfig read) now, so a wrong one stops the service at start-up."""
     if not settings.k6_operator_enabled:
@@ -109,7 +109,18 @@ def make_k6_operator(settings: Settings) -> K6OperatorBackend | None:
             remote_write_secret=settings.k6_operator_remote_write_secret,
             replica=settings.k6_operator_replica,
         ),
+        k6=_archiving_k6(settings, k6),
     )
+
+
+def _archiving_k6(settings: Settings, k6: K6Registry | None) -> str:
+    """The k6 that archives scripts for TestRuns: the configured default (listed first)."""
+    if k6 is not None and k6.binaries:
+        return k6.binaries[0].path
+    try:
+        return find_k6_binary(settings.k6_binary)
+    except FileNotFoundError:
+        return "k6"  # archiving then fails with a clear K6StartError; plain runs do not need it
 
 
 def make_runner_backend(

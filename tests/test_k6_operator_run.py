@@ -151,6 +151,29 @@ async def test_a_passing_run_of_two_runners(
         assert "K6_PROMETHEUS_RW_STALE_MARKERS" in runner.env
 
 
+async def test_modules_in_sub_directories_run_from_a_k6_archive(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    """k6-operator mounts the ConfigMap flat; ``import './lib/…'`` works through ``k6 archive``."""
+    files = {
+        "k6/test.js": b"import { count } from './lib/count.js';\n"
+        b"export const options = { vus: 2, iterations: 4 };\n"
+        b"export default function () { count(); }\n",
+        "k6/lib/count.js": b"import { Counter } from 'k6/metrics';\n"
+        b"const counted = new Counter('counted');\n"
+        b"export function count() { counted.add(1); }\n",
+    }
+    plan = replace(
+        operator_plan(fresh_tags("archive"), prometheus, b""),
+        script=StagedScript("k6/test.js", files),
+    )
+    result = await execute(backend, plan, prometheus)
+    assert result.returncode == 0
+    assert result.outcome.summary.metrics["iterations"] == {"count": 4.0}
+    runners = [p for p in kube.k6_processes() if any("instance_id=" in a for a in p.argv)]
+    assert runners and all(any(a.endswith("archive.tar") for a in p.argv) for p in runners)
+
+
 async def test_one_runner_crossing_thresholds_fails_naming_it(
     kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
 ) -> None:

@@ -1,6 +1,6 @@
 """The k6-operator back-end: ``RunnerBackend.execute`` as a TestRun of N runner pods.
 
-Per run: build the manifests (``manifests.py``), create the ConfigMap, then the TestRun, then make
+Per run: ``k6 archive`` the script when its files are not all beside it, build the manifests (``manifests.py``), create the ConfigMap, then the TestRun, then make
 the TestRun the ConfigMap's owner (so deleting the TestRun deletes the ConfigMap too), wait for stage finished/error by watch within the plan's timeout, read every runner
 pod's exit code, start/end and log (``verdict.py``), and always delete the TestRun: after the
 verdict, at the deadline, on an error and on cancellation (shielded and bounded), so no load
@@ -17,6 +17,7 @@ from typing import Any
 
 from sli_provider.runner.backend import K6Outcome, RunnerError
 from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.k6_operator.archive import k6_archive
 from sli_provider.runner.k6_operator.kube import KubeApi
 from sli_provider.runner.k6_operator.manifests import (
     LABEL_MANAGED_BY,
@@ -26,11 +27,12 @@ from sli_provider.runner.k6_operator.manifests import (
     OperatorSettings,
     build_manifests,
     label_value,
+    needs_archive,
     new_name,
     owned_by,
 )
 from sli_provider.runner.k6_operator.verdict import judge
-from sli_provider.runner.plan import RunPlan
+from sli_provider.runner.plan import RunPlan, StagedScript
 
 log = logging.getLogger(__name__)
 # The runners' output, as the local back-end logs k6's, with each line's runner pod in front.
@@ -56,9 +58,11 @@ class TestRunTimeout(RunnerError, TimeoutError):
 class K6OperatorBackend:
     """Runs each plan as a TestRun in ``settings.namespace`` through ``api``."""
 
-    def __init__(self, api: KubeApi, settings: OperatorSettings) -> None:
+    def __init__(self, api: KubeApi, settings: OperatorSettings, *, k6: str = "k6") -> None:
         self._api = api
         self._settings = settings
+        # This service's own k6, for `k6 archive` of scripts with modules in sub-directories.
+        self._k6 = k6
 
     @property
     def settings(self) -> OperatorSettings:
@@ -66,8 +70,12 @@ class K6OperatorBackend:
 
     async def execute(self, plan: RunPlan) -> K6Outcome:
         distribution = plan.distribution or Distribution()
+        archive = None
+        if needs_archive(plan):
+            assert isinstance(plan.script, StagedScript)  # needs_archive refuses the others
+            archive = await k6_archive(self._k6, plan.script)
         manifests = build_manifests(
-            plan, distribution, self._settings, name=new_name(plan.tags.context)
+            plan, distribution, self._settings, name=new_name(plan.tags.context), archive=archive
         )
         name = manifests.name
         created_at = time.time()

@@ -18,6 +18,7 @@ from typing import Any
 
 from sli_provider.runner.backend import K6StartError
 from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.k6_operator.archive import ARCHIVE_NAME
 from sli_provider.runner.plan import LocalScript, RunPlan
 
 API_VERSION = "k6.io/v1alpha1"
@@ -93,30 +94,35 @@ def run_labels(plan: RunPlan, replica: str | None) -> dict[str, str]:
     return {key: value for key, value in labels.items() if value}
 
 
-def script_files(plan: RunPlan) -> tuple[str, dict[str, bytes]]:
-    """The script's ConfigMap key and every file by key: all must sit beside the script.
-
-    The ConfigMap is mounted flat at /test/, so ``import './lib.js'`` and ``open('data.csv')``
-    resolve as they did beside the script in Keptn's resources; a file elsewhere would not.
-    """
+def needs_archive(plan: RunPlan) -> bool:
+    """Whether some file of the plan does not sit beside its script (see ``archive.py``)."""
     script = plan.script
     if isinstance(script, LocalScript):
         raise K6StartError("a k6-operator run needs the script from Keptn's resources")
-    directory, _, entry = script.entry.rpartition("/")
-    files: dict[str, bytes] = {}
-    for path, content in script.files.items():
-        folder, _, key = path.rpartition("/")
-        if folder != directory:
-            raise K6StartError(
-                f"k6-operator mounts the script's files in one directory, so {path!r} must sit "
-                f"beside the script {script.entry!r}; move it there (sub-directories are not "
-                "supported for executor: k6-operator)"
-            )
+    directory = script.entry.rpartition("/")[0]
+    return any(path.rpartition("/")[0] != directory for path in script.files)
+
+
+def script_files(plan: RunPlan, archive: bytes | None = None) -> tuple[str, dict[str, bytes]]:
+    """The script's ConfigMap key and every file by key: beside the script, mounted flat at
+    /test/ so ``import './lib.js'`` and ``open('data.csv')`` resolve as they did in Keptn's
+    resources; or, for files in other directories, the ``k6 archive`` of them all."""
+    script = plan.script
+    if isinstance(script, LocalScript):
+        raise K6StartError("a k6-operator run needs the script from Keptn's resources")
+    if archive is not None:
+        files = {ARCHIVE_NAME: archive}
+        entry = ARCHIVE_NAME
+    elif needs_archive(plan):
+        raise ValueError("files outside the script's directory need the k6 archive")
+    else:
+        entry = script.entry.rpartition("/")[2]
+        files = {path.rpartition("/")[2]: content for path, content in script.files.items()}
+    for key in files:
         if not _KEY.match(key):
             raise K6StartError(
-                f"{path!r}: a ConfigMap key takes only letters, digits, '-', '_', '.'"
+                f"{key!r}: a ConfigMap key takes only letters, digits, '-', '_', '.'"
             )
-        files[key] = content
     size = sum(len(content) for content in files.values())
     if size > MAX_CONFIGMAP_BYTES:
         raise K6StartError(
@@ -126,10 +132,16 @@ def script_files(plan: RunPlan) -> tuple[str, dict[str, bytes]]:
 
 
 def build_manifests(
-    plan: RunPlan, distribution: Distribution, settings: OperatorSettings, *, name: str
+    plan: RunPlan,
+    distribution: Distribution,
+    settings: OperatorSettings,
+    *,
+    name: str,
+    archive: bytes | None = None,
 ) -> Manifests:
-    """The ConfigMap (owned by the TestRun once that exists) and the TestRun for ``plan``."""
-    entry, files = script_files(plan)
+    """The ConfigMap (owned by the TestRun once that exists) and the TestRun for ``plan``;
+    ``archive``: the ``k6 archive`` of the plan's files when they do not sit beside the script."""
+    entry, files = script_files(plan, archive)
     invocation = plan.invocation(f"{SCRIPT_MOUNT}/{entry}")
     if invocation.secrets and settings.remote_write_secret is None:
         raise K6StartError(
@@ -173,10 +185,11 @@ def _config_map(
     data: dict[str, str] = {}
     binary: dict[str, str] = {}
     for key, content in files.items():
-        try:
-            data[key] = content.decode("utf-8")
-        except UnicodeDecodeError:
+        text = _text(content)
+        if text is None:
             binary[key] = base64.b64encode(content).decode("ascii")
+        else:
+            data[key] = text
     config_map: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -186,6 +199,17 @@ def _config_map(
     if binary:
         config_map["binaryData"] = binary
     return config_map
+
+
+def _text(content: bytes) -> str | None:
+    """The content as text, or None: not UTF-8, or with NUL bytes (a tar archive is valid
+    UTF-8 but not text)."""
+    if b"\x00" in content:
+        return None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def owned_by(test_run: Mapping[str, Any]) -> dict[str, Any]:
