@@ -459,3 +459,19 @@ async def test_a_body_over_the_request_limit_gets_413_status(api: aiohttp.Client
     )
     assert code == 413
     assert_status(status, 413, "RequestEntityTooLarge")
+
+
+async def test_unknown_fields_of_built_in_kinds_and_metadata_follow_field_validation(
+    api: aiohttp.ClientSession,
+) -> None:
+    body = configmap("typo", datas={"a": "1"})
+    body["metadata"]["label"] = {"x": "y"}
+    code, status, _ = await call(api, "POST", f"{CORE}/configmaps", body, fieldValidation="Strict")
+    assert code == 400
+    assert status["message"].endswith(
+        'strict decoding error: unknown field "datas", unknown field "metadata.label"'
+    )
+    code, created, headers = await call(api, "POST", f"{CORE}/configmaps", body)
+    assert code == 201
+    assert "datas" not in created and "label" not in created["metadata"]
+    assert headers["Warning"].count("299 - ") == 2

@@ -1,6 +1,6 @@
 """A small, real-behaving Kubernetes API server on loopback that plays k6-operator.
 
-``async with SimulatedKubernetes(tmp_path) as kube:`` serves core ConfigMaps, Secrets, Pods (+log),
+``async with SimulatedKubernetes(images=...) as kube:`` serves core ConfigMaps, Secrets, Pods (+log),
 batch Jobs and k6.io TestRuns at ``kube.url`` behind a bearer token (``kube.kubeconfig(path)``
 writes a kubeconfig for it), validates TestRuns against k6-operator's CRD schema, and runs every
 TestRun with real k6 processes as the operator's runner pods (see ``operator.py``).

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -23,39 +22,37 @@ from typing import Any, NoReturn
 
 import aiohttp
 
-from devkit.k6multi import operator_args, resume_all
+from devkit.k6multi import resume_all
 from devkit.kube import workloads
 from devkit.kube.images import DEFAULT_RUNNER_IMAGE, ImageTable
-from devkit.kube.k6cli import InvalidArguments, argv_of, parse_cli, runner_argv
+from devkit.kube.k6cli import (
+    SCRIPT_PLACEHOLDER,
+    InvalidArguments,
+    argv_of,
+    parse_cli,
+    parse_inspect,
+    runner_command,
+)
 from devkit.kube.pods import (
     ContainerConfigError,
     ContainerProcess,
     container_env,
     expand_references,
+    pod_home,
     write_volume,
 )
 from devkit.kube.resources import CONFIGMAPS, JOBS, PODS, TESTRUNS
 from devkit.kube.status import ApiError
 from devkit.kube.store import Event, Store, now_rfc3339
+from devkit.kube.testrun_status import TestRunStatus
 from devkit.ports import LOOPBACK, free_port
 
 log = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.1
-# Stands for the script path in an argv until the pod's volume is known.
-_SCRIPT = "\0script\0"
+# How often the simulated kubelet retries a pod whose ConfigMap or Secret is missing.
+_KUBELET_RETRY_SECONDS = 0.5
 _HTTP_TIMEOUT = aiohttp.ClientTimeout(total=5)
-# The operator's condition reasons (pkg/types/conditions.go).
-_REASONS = {
-    ("CloudTestRun", "Unknown"): "TestRunTypeUnknown",
-    ("CloudTestRun", "False"): "TestRunTypeOSS",
-    ("TestRunRunning", "Unknown"): "TestRunPreparation",
-    ("TestRunRunning", "True"): "TestRunRunningTrue",
-    ("TestRunRunning", "False"): "TestRunRunningFalse",
-    ("TeardownExecuted", "False"): "TeardownExecutedFalse",
-    ("CloudTestRunAborted", "False"): "CloudTestRunAbortedFalse",
-    ("CloudPLZTestRun", "False"): "CloudPLZTestRunFalse",
-}
 
 
 class _Stop(Exception):
@@ -73,6 +70,8 @@ class SimulatedOperator:
         init_timeout: float,
     ) -> None:
         self._store = store
+        self._lifecycle = workloads.Lifecycle(store)
+        self._status = TestRunStatus(store)
         self._images = images
         self._workdir = workdir
         self._runner_timeout = runner_timeout
@@ -145,7 +144,7 @@ class SimulatedOperator:
             try:
                 await self._run(namespace, testrun)
             except _Stop:
-                self._set_status(namespace, name, stage="error")
+                self._status.set(namespace, name, stage="error")
             if testrun["spec"].get("cleanup") == "post":
                 self._store.delete(TESTRUNS, namespace, name)
         except ApiError as error:
@@ -159,27 +158,13 @@ class SimulatedOperator:
         except InvalidArguments as error:
             log.info("TestRun %s: invalid arguments: %s", name, error)
             raise _Stop from error
-        now = now_rfc3339()
-        self._set_status(
-            namespace,
-            name,
-            conditions=[
-                _condition(t, s, now)
-                for t, s in (
-                    ("CloudTestRun", "Unknown"),
-                    ("TestRunRunning", "Unknown"),
-                    ("TeardownExecuted", "False"),
-                    ("CloudTestRunAborted", "False"),
-                    ("CloudPLZTestRun", "False"),
-                )
-            ],
-        )
+        self._status.initialize_conditions(namespace, name)
         initializer = spec.get("initializer") or spec.get("runner") or {}
         if cli.has_cloud_out or not initializer.get("disabled", False):
-            self._set_status(namespace, name, stage="initialization")
+            self._status.set(namespace, name, stage="initialization")
             await self._initialize(namespace, testrun, initializer, cli.archive_args)
-            self._set_condition(namespace, name, "CloudTestRun", "False")
-        self._set_status(namespace, name, stage="initialized")
+            self._status.condition(namespace, name, "CloudTestRun", "False")
+        self._status.set(namespace, name, stage="initialized")
         count = int(spec["parallelism"])
         runner_spec = spec.get("runner") or {}
         jobs = [
@@ -187,16 +172,12 @@ class SimulatedOperator:
             for i in range(1, count + 1)
         ]
         pods = [self._store.create(PODS, namespace, workloads.pod_object(job)) for job in jobs]
-        self._set_status(namespace, name, stage="created")
+        self._status.set(namespace, name, stage="created")
         addresses = [f"{LOOPBACK}:{free_port()}" for _ in pods]
         async with asyncio.TaskGroup() as group:
             started = []
             for index, (job, pod) in enumerate(zip(jobs, pods, strict=True), start=1):
-                argv = [
-                    *_k6_run_prefix(spec, index, count),
-                    *runner_argv(spec),
-                    *_runner_suffix(spec, index, count, name, addresses[index - 1]),
-                ]
+                argv = runner_command(spec, index, count, name, addresses[index - 1])
                 ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
                 started.append(ready)
                 group.create_task(self._run_container(namespace, testrun, job, pod, argv, ready))
@@ -204,13 +185,13 @@ class SimulatedOperator:
             if all(await asyncio.gather(*started)):
                 await resume_all(addresses)
                 self._create_starter(namespace, testrun)
-                self._set_status(namespace, name, stage="started")
-                self._set_condition(namespace, name, "TestRunRunning", "True")
+                self._status.set(namespace, name, stage="started")
+                self._status.condition(namespace, name, "TestRunRunning", "True")
             else:
                 await _wait_until_deleted()  # as the operator: stuck in "created"
-        self._set_condition(namespace, name, "TestRunRunning", "False")
-        self._set_status(namespace, name, stage="stopped")
-        self._set_status(namespace, name, stage="finished")
+        self._status.condition(namespace, name, "TestRunRunning", "False")
+        self._status.set(namespace, name, stage="stopped")
+        self._status.set(namespace, name, stage="finished")
 
     async def _initialize(
         self,
@@ -222,10 +203,7 @@ class SimulatedOperator:
         name, spec = testrun["metadata"]["name"], testrun["spec"]
         job = self._create_job(namespace, testrun, f"{name}-initializer", initializer, {})
         pod = self._store.create(PODS, namespace, workloads.pod_object(job))
-        prepared = await self._prepare(namespace, testrun, pod, initializer)
-        if prepared is None:
-            await _wait_until_deleted()  # the pod cannot start: the operator waits
-        binary, env, script, home = prepared
+        binary, env, script, home = await self._prepare(namespace, testrun, pod, initializer)
         archive = home / "script.archived.tar"
         env_flags = [
             f
@@ -246,7 +224,7 @@ class SimulatedOperator:
             code = await process.wait(self._init_timeout)
             if code != 0:
                 break
-        inspected = _parse_inspect(self._containers[key][-1].output()) if code == 0 else None
+        inspected = parse_inspect(self._containers[key][-1].output()) if code == 0 else None
         if inspected is None:
             code = code or 1
         self._mark_terminated(namespace, pod, job, code)
@@ -262,19 +240,40 @@ class SimulatedOperator:
         testrun: dict[str, Any],
         pod: dict[str, Any],
         container: Mapping[str, Any],
-    ) -> tuple[Path, dict[str, str], Path, Path] | None:
-        """What the kubelet does before the container starts: image, volume, env; None if it
-        cannot start (the pod then waits with the reason)."""
-        pod_name = pod["metadata"]["name"]
+    ) -> tuple[Path, dict[str, str], Path, Path]:
+        """What the kubelet does before the container starts: pull the image, mount the
+        volume, build the env. A missing ConfigMap or Secret is retried, as the kubelet does
+        (so it may be created after the TestRun); an image that cannot be pulled or a volume
+        claim (none exist here) keeps the pod waiting until it is deleted."""
         image = container.get("image") or DEFAULT_RUNNER_IMAGE
         binary = self._images.binary_for(image)
         if binary is None:
             self._mark_waiting(
                 namespace, pod, "ImagePullBackOff", f'Back-off pulling image "{image}"'
             )
-            return None
-        root = self._workdir / namespace / pod_name
-        home = root / "home"
+            await _wait_until_deleted()
+        shown = ""
+        while True:
+            prepared = self._try_prepare(namespace, testrun, pod, container, binary)
+            if not isinstance(prepared, str):
+                return prepared
+            if prepared != shown:
+                reason, _, message = prepared.partition(": ")
+                self._mark_waiting(namespace, pod, reason, message)
+                shown = prepared
+            await asyncio.sleep(_KUBELET_RETRY_SECONDS)
+
+    def _try_prepare(
+        self,
+        namespace: str,
+        testrun: dict[str, Any],
+        pod: dict[str, Any],
+        container: Mapping[str, Any],
+        binary: Path,
+    ) -> tuple[Path, dict[str, str], Path, Path] | str:
+        """The container's binary, env, script and home; or why it cannot start yet."""
+        home = pod_home(self._workdir, namespace, pod["metadata"]["name"])
+        root = home.parent
         home.mkdir(parents=True, exist_ok=True)
         script_spec = testrun["spec"]["script"]
         if "configMap" in script_spec:
@@ -282,25 +281,19 @@ class SimulatedOperator:
             try:
                 configmap = self._store.get(CONFIGMAPS, namespace, ref["name"])
             except ApiError:
-                self._mark_waiting(
-                    namespace, pod, "ContainerCreating", f'configmap "{ref["name"]}" not found'
-                )
-                return None
+                return f'ContainerCreating: configmap "{ref["name"]}" not found'
             write_volume(root / "test", configmap)
             script = root / "test" / (ref.get("file") or "test.js")
         elif "localFile" in script_spec:
             script = Path(script_spec["localFile"])
-        else:  # no PersistentVolumeClaims here: the volume never mounts
-            message = (
-                "persistentvolumeclaim not found" if "volumeClaim" in script_spec else "no script"
-            )
-            self._mark_waiting(namespace, pod, "ContainerCreating", message)
-            return None
+        elif "volumeClaim" in script_spec:
+            return "ContainerCreating: persistentvolumeclaim not found"
+        else:
+            return "ContainerCreating: no script volume"
         try:
             env = container_env(self._store, namespace, pod, container, home)
         except ContainerConfigError as error:
-            self._mark_waiting(namespace, pod, "CreateContainerConfigError", str(error))
-            return None
+            return f"CreateContainerConfigError: {error}"
         return binary, env, script, home
 
     async def _run_container(
@@ -313,16 +306,12 @@ class SimulatedOperator:
         started: asyncio.Future[bool],
     ) -> None:
         try:
-            prepared = await self._prepare(
+            binary, env, script, home = await self._prepare(
                 namespace, testrun, pod, testrun["spec"].get("runner") or {}
             )
-            if prepared is None:
-                started.set_result(False)
-                return
-            binary, env, script, home = prepared
             root = home.parent
             full = [str(binary), *(_map_test_path(a, root) for a in argv)]
-            full = [a.replace(_SCRIPT, str(script)) for a in full]
+            full = [a.replace(SCRIPT_PLACEHOLDER, str(script)) for a in full]
             full = [full[0], *(expand_references(a, env) for a in full[1:])]
             process = ContainerProcess(root / "k6.log")
             self._containers.setdefault((namespace, pod["metadata"]["name"]), []).append(process)
@@ -380,116 +369,28 @@ class SimulatedOperator:
         )
         pod = self._store.create(PODS, namespace, workloads.pod_object(job))
         now = now_rfc3339()
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.terminated_status(s, "starter", 0, now, now)
-        )
-        self._update_job_status(namespace, job, succeeded=True)
+        self._lifecycle.terminated(namespace, pod, job, 0, now, now)
 
     def _mark_waiting(self, namespace: str, pod: dict[str, Any], reason: str, message: str) -> None:
         self._waiting[(namespace, pod["metadata"]["name"])] = f"{reason}: {message}"
-        image = pod["spec"]["containers"][0]["image"]
-        self._update_pod_status(
-            namespace, pod, lambda _: workloads.pending_status(image, reason, message)
-        )
+        self._lifecycle.waiting(namespace, pod, reason, message)
 
     def _mark_running(self, namespace: str, pod: dict[str, Any]) -> None:
-        image = pod["spec"]["containers"][0]["image"]
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.running_status(s, image, now_rfc3339())
-        )
+        self._lifecycle.running(namespace, pod)
 
     def _mark_terminated(
         self, namespace: str, pod: dict[str, Any], job: dict[str, Any], code: int
     ) -> None:
-        image = pod["spec"]["containers"][0]["image"]
         procs = self._containers.get((namespace, pod["metadata"]["name"]), [])
         started = procs[0].started_at if procs and procs[0].started_at else now_rfc3339()
         finished = procs[-1].finished_at if procs and procs[-1].finished_at else now_rfc3339()
-        self._update_pod_status(
-            namespace, pod, lambda s: workloads.terminated_status(s, image, code, started, finished)
-        )
-        self._update_job_status(namespace, job, succeeded=code == 0)
-
-    def _update_pod_status(
-        self,
-        namespace: str,
-        pod: dict[str, Any],
-        change: Callable[[dict[str, Any]], dict[str, Any]],
-    ) -> None:
-        with contextlib.suppress(ApiError):  # the pod may be gone (deleted with its owner)
-            current = self._store.get(PODS, namespace, pod["metadata"]["name"])
-            current["status"] = change(current.get("status") or {})
-            self._store.update(PODS, namespace, current)
-
-    def _update_job_status(self, namespace: str, job: dict[str, Any], *, succeeded: bool) -> None:
-        with contextlib.suppress(ApiError):
-            current = self._store.get(JOBS, namespace, job["metadata"]["name"])
-            current["status"] = workloads.finished_job_status(
-                current.get("status") or {}, succeeded
-            )
-            self._store.update(JOBS, namespace, current)
-
-    def _set_status(self, namespace: str, name: str, **fields: Any) -> None:
-        current = self._store.get(TESTRUNS, namespace, name)
-        current["status"] = {**(current.get("status") or {}), **fields}
-        self._store.update(TESTRUNS, namespace, current)
-
-    def _set_condition(self, namespace: str, name: str, kind: str, status: str) -> None:
-        current = self._store.get(TESTRUNS, namespace, name)
-        conditions = [
-            c for c in (current.get("status") or {}).get("conditions", []) if c["type"] != kind
-        ]
-        self._set_status(
-            namespace, name, conditions=[*conditions, _condition(kind, status, now_rfc3339())]
-        )
+        self._lifecycle.terminated(namespace, pod, job, code, started, finished)
 
 
 async def _wait_until_deleted() -> NoReturn:
     """Wait as the operator does when a pod never becomes ready: until the TestRun goes."""
     await asyncio.Event().wait()
     raise AssertionError("an Event nobody sets was set")
-
-
-def _condition(kind: str, status: str, at: str) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": status,
-        "lastTransitionTime": at,
-        "reason": _REASONS[(kind, status)],
-        "message": "",
-    }
-
-
-def _k6_run_prefix(spec: Mapping[str, Any], index: int, count: int) -> list[str]:
-    """``k6 run [--quiet] [segment flags]`` (the binary is put in front later)."""
-    prefix = ["run"]
-    if _flag(spec.get("quiet"), default=True):
-        prefix.append("--quiet")
-    flags = operator_args(index, count, "-", "-")
-    return [*prefix, *(f for f in flags if f.startswith("--execution-segment"))]
-
-
-def _runner_suffix(
-    spec: Mapping[str, Any], index: int, count: int, name: str, address: str
-) -> list[str]:
-    """``/test/<file> --address=... [--paused] --tag instance_id=<i> --tag testrun_name=<name>``."""
-    flags = [
-        f
-        for f in operator_args(index, count, name, address)
-        if not f.startswith("--execution-segment")
-    ]
-    if not _flag(spec.get("paused"), default=True):
-        flags.remove("--paused")
-    address_flag = next(f for f in flags if f.startswith("--address="))
-    flags.remove(address_flag)
-    return [_SCRIPT, address_flag, *flags]
-
-
-def _flag(value: Any, *, default: bool) -> bool:
-    # strconv.ParseBool: an unparsable value reads as false, an empty one keeps the default.
-    if value in (None, ""):
-        return default
-    return str(value) in ("1", "t", "T", "TRUE", "true", "True")
 
 
 def _map_test_path(arg: str, root: Path) -> str:
@@ -512,15 +413,3 @@ async def _wait_answering(argv: list[str], process: ContainerProcess) -> bool:
                         return True
             await asyncio.sleep(_POLL_SECONDS)
     return False
-
-
-def _parse_inspect(output: bytes) -> dict[str, Any] | None:
-    text = output.decode("utf-8", errors="replace")
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        return None
-    try:
-        data = json.loads(text[start : end + 1])
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None

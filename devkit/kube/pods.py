@@ -34,6 +34,12 @@ _CLUSTER_ENV = {
 _KILL_WAIT_SECONDS = 10.0
 
 
+def pod_home(workdir: Path, namespace: str, pod: str) -> Path:
+    """A pod's own working directory (cwd and HOME of its containers) under ``workdir``; its
+    volumes sit beside it (the ConfigMap volume in ``../test``)."""
+    return workdir / namespace / pod / "home"
+
+
 class ContainerConfigError(Exception):
     """The container cannot be created: a referenced Secret/ConfigMap (key) does not exist."""
 

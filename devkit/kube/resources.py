@@ -12,7 +12,8 @@ class ResourceType:
     plural: str
     kind: str
     status_subresource: bool = False
-    # Created only by the simulated controllers (the operator's Jobs), never through the API.
+    # Created and changed only by the simulated controllers (the operator's Jobs and their
+    # pods), never through the API; deleting them is allowed, as on a real server.
     read_only: bool = False
 
     @property
@@ -32,7 +33,6 @@ class ResourceType:
 
 CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap")
 SECRETS = ResourceType("", "v1", "secrets", "Secret")
-# Pods come from the operator's Jobs; through the API they can be read and deleted.
 PODS = ResourceType("", "v1", "pods", "Pod", status_subresource=True, read_only=True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", status_subresource=True, read_only=True)
 TESTRUNS = ResourceType("k6.io", "v1alpha1", "testruns", "TestRun", status_subresource=True)

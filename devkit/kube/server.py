@@ -16,7 +16,7 @@ from devkit._http import LoopbackSite
 from devkit.kube.api import ApiState, build_app
 from devkit.kube.images import ImageTable
 from devkit.kube.operator import SimulatedOperator
-from devkit.kube.pods import ContainerProcess
+from devkit.kube.pods import ContainerProcess, pod_home
 from devkit.kube.resources import ResourceType
 from devkit.kube.schema import load_crd_schema
 from devkit.kube.store import Store
@@ -142,6 +142,14 @@ class SimulatedKubernetes:
     def k6_processes(self) -> list[ContainerProcess]:
         """Every container process started so far (initializers' and runners'), ended or not."""
         return self._operator.processes() if self._operator else []
+
+    def pod_dir(self, namespace: str, pod: str) -> Path:
+        """The pod's own working directory (its k6's cwd and HOME): a relative path in a
+        TestRun's args, such as ``--out json=samples.json``, lands here, one file per runner
+        as in separate pods. Removed when the context exits."""
+        if self._workdir is None:
+            raise RuntimeError("the simulated Kubernetes is not running")
+        return pod_home(self._workdir, namespace, pod)
 
     def k6_running(self) -> bool:
         return self._operator.k6_running() if self._operator else False

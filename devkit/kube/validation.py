@@ -24,6 +24,37 @@ MAX_DATA_BYTES = 1024 * 1024
 
 Cause = dict[str, str]
 
+_OBJECT_META = frozenset(
+    {
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+        "annotations", "ownerReferences", "finalizers", "managedFields",
+    }
+)  # fmt: skip
+_TYPE_META = frozenset({"apiVersion", "kind", "metadata"})
+# The fields of the built-in kinds clients write; a TestRun's come from its CRD schema.
+_KNOWN_FIELDS = {
+    "ConfigMap": _TYPE_META | {"data", "binaryData", "immutable"},
+    "Secret": _TYPE_META | {"data", "stringData", "type", "immutable"},
+}
+
+
+def prune_unknown_fields(kind: str, obj: dict[str, Any]) -> list[str]:
+    """Drop the fields the kind does not have (in ``metadata`` for every kind); their paths, for
+    ``fieldValidation`` (Strict refuses them, Warn warns, Ignore drops them silently)."""
+    unknown = []
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        for key in [k for k in metadata if k not in _OBJECT_META]:
+            del metadata[key]
+            unknown.append(f"metadata.{key}")
+    known = _KNOWN_FIELDS.get(kind)
+    if known is not None:
+        for key in [k for k in obj if k not in known]:
+            del obj[key]
+            unknown.append(key)
+    return unknown
+
 
 def cause(reason: str, field: str, message: str) -> Cause:
     return {"reason": reason, "message": message, "field": field}

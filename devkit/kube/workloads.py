@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from devkit.kube.store import now_rfc3339
+from devkit.kube.resources import JOBS, PODS
+from devkit.kube.status import ApiError
+from devkit.kube.store import Store, now_rfc3339
 
 CONTAINER = "k6"
 
@@ -154,3 +157,52 @@ def finished_job_status(previous: Mapping[str, Any], succeeded: bool) -> dict[st
         }
     status["conditions"] = [{**condition, "lastProbeTime": now, "lastTransitionTime": now}]
     return status
+
+
+class Lifecycle:
+    """Writes a pod's (and its Job's) status as the kubelet and the Job controller would."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def waiting(self, namespace: str, pod: Mapping[str, Any], reason: str, message: str) -> None:
+        image = _image(pod)
+        self._update_pod(namespace, pod, lambda _: pending_status(image, reason, message))
+
+    def running(self, namespace: str, pod: Mapping[str, Any]) -> None:
+        image = _image(pod)
+        self._update_pod(namespace, pod, lambda s: running_status(s, image, now_rfc3339()))
+
+    def terminated(
+        self,
+        namespace: str,
+        pod: Mapping[str, Any],
+        job: Mapping[str, Any],
+        code: int,
+        started: str,
+        finished: str,
+    ) -> None:
+        image = _image(pod)
+        self._update_pod(
+            namespace, pod, lambda s: terminated_status(s, image, code, started, finished)
+        )
+        with contextlib.suppress(ApiError):  # the Job may be gone with its TestRun
+            current = self._store.get(JOBS, namespace, job["metadata"]["name"])
+            current["status"] = finished_job_status(current.get("status") or {}, code == 0)
+            self._store.update(JOBS, namespace, current)
+
+    def _update_pod(
+        self,
+        namespace: str,
+        pod: Mapping[str, Any],
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> None:
+        with contextlib.suppress(ApiError):  # the pod may be gone (deleted with its owner)
+            current = self._store.get(PODS, namespace, pod["metadata"]["name"])
+            current["status"] = change(current.get("status") or {})
+            self._store.update(PODS, namespace, current)
+
+
+def _image(pod: Mapping[str, Any]) -> str:
+    image: str = pod["spec"]["containers"][0]["image"]
+    return image
