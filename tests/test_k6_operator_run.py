@@ -335,8 +335,8 @@ async def test_merged_slis_of_a_testrun_equal_the_runners_raw_samples(
     target: TargetServer,
     fake_keptn: FakeKeptn,
 ) -> None:
-    """Each runner also writes its raw samples; the simulation expands ``$(HOME)`` per pod, as
-    Kubernetes expands a container's own variables in its args (a test device only)."""
+    """Each runner also writes its raw samples to a relative path, which lands in its own pod's
+    working directory (one file per runner, as in separate pods)."""
     from devkit.service import running_service
 
     tags = fresh_tags("truth")
@@ -346,12 +346,14 @@ async def test_merged_slis_of_a_testrun_equal_the_runners_raw_samples(
         LOAD_JS,
         parallelism=3,
         env=load_env(target, VUS="6", DURATION="3s", FAIL_EVERY="5", SPREAD_MS="12"),
-        extra_args=("--out", "json=$(HOME)/samples.json"),
+        extra_args=("--out", "json=samples.json"),
     )
     result = await execute(backend, plan, prometheus)
     assert result.returncode == 0
-    runners = [p for p in kube.k6_processes() if any("instance_id=" in a for a in p.argv)]
-    samples = [read_samples(p.log_path.parent / "home" / "samples.json") for p in runners]
+    samples = [
+        read_samples(kube.pod_dir(NAMESPACE, runner.name) / "samples.json")
+        for runner in result.outcome.runners
+    ]
     assert len(samples) == 3
     truth = union_metrics(samples)
     body = {
