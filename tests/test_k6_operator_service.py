@@ -125,3 +125,47 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
     finished = await finished_for(fake_keptn, event, timeout=5)
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert "shut down" in finished["data"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("workload", "script", "says"),
+    [
+        (
+            {"timeout": "4s", "env": {"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"}},
+            LOAD_JS,
+            "did not finish within the workload's timeout of 4 s",
+        ),
+        ({"env": {}}, b"export default function ( {\n", "stage 'error'"),
+    ],
+    ids=["deadline", "script-error"],
+)
+async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
+    workload: dict[str, object],
+    script: str | bytes,
+    says: str,
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    install(
+        fake_keptn,
+        workloads(load_workload(executor="k6-operator", parallelism=2, **workload)),
+        {"k6/load.js": script},
+    )
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        k6_operator_enabled=True,
+        k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kubeconfig"),
+        k6_operator_namespace=NAMESPACE,
+    )
+    async with running_service(settings) as url:
+        event = trigger(target)
+        assert await post(url, event) == 202
+        finished = await finished_for(fake_keptn, event, timeout=60)
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert says in finished["data"]["message"]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
