@@ -40,13 +40,15 @@ def judge(
     """``window``: when the service created the TestRun and saw it end, used where the pods do
     not say when their k6 ran."""
     if stage.stage == "error":
-        why = "; ".join(stage.messages) or "no reason given"
+        why = f": {'; '.join(stage.messages)}" if stage.messages else ""
         tails = "".join(
             f"\n{pod.name}:\n" + "\n".join(_tail(logs[pod.name]))
             for pod in pods
             if logs.get(pod.name)
         )
-        raise RunnerError(f"k6-operator put the TestRun {name} in stage 'error': {why}{tails}")
+        if not why and not tails:
+            why = " (no reason given, no pod output)"
+        raise RunnerError(f"k6-operator put the TestRun {name} in stage 'error'{why}{tails}")
     if len(pods) < parallelism:
         raise RunnerError(
             f"the TestRun {name} finished with {len(pods)} of its {parallelism} runner pods"
