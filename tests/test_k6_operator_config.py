@@ -155,3 +155,14 @@ async def test_a_k6_operator_workload_without_the_operator_enabled_is_errored(
     assert finished["data"]["result"] == "fail"
     assert "'executor: k6-operator'" in finished["data"]["message"]
     assert "K6_OPERATOR_ENABLED is false" in finished["data"]["message"]
+
+
+def test_serve_with_an_unreadable_kubeconfig_says_so_in_one_line(tmp_path: Path) -> None:
+    from tests.test_cli_and_config import assert_one_line, run_cli, serve_env
+
+    missing = tmp_path / "kubeconfig"
+    env = serve_env(K6_OPERATOR_ENABLED="true", K6_OPERATOR_KUBECONFIG=str(missing))
+    assert_one_line(
+        run_cli("serve", env=env, timeout=20),
+        f"K6_OPERATOR_KUBECONFIG: cannot read the Kubernetes access from {missing}",
+    )
