@@ -125,6 +125,7 @@ async def test_create_sets_server_fields_and_get_returns_them(api: aiohttp.Clien
     [
         ({"parallelism": "2"}, "spec.parallelism", "FieldValueTypeInvalid"),
         ({"parallelism": 1.5}, "spec.parallelism", "FieldValueTypeInvalid"),
+        ({"parallelism": 2**31}, "spec.parallelism", "FieldValueInvalid"),
         ({"script": None}, "spec.script", "FieldValueRequired"),
         ({"cleanup": "pre"}, "spec.cleanup", "FieldValueNotSupported"),
         ({"separate": "yes"}, "spec.separate", "FieldValueTypeInvalid"),
@@ -475,3 +476,18 @@ async def test_unknown_fields_of_built_in_kinds_and_metadata_follow_field_valida
     assert code == 201
     assert "datas" not in created and "label" not in created["metadata"]
     assert headers["Warning"].count("299 - ") == 2
+
+
+async def test_jobs_and_pods_come_only_from_the_operator_and_generate_name_names_objects(
+    api: aiohttp.ClientSession,
+) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j"}, "spec": {}}
+    code, status, _ = await call(api, "POST", f"/apis/batch/v1/namespaces/{NS}/jobs", job)
+    assert code == 405
+    assert_status(status, 405, "MethodNotAllowed")
+    body = configmap("")
+    body["metadata"] = {"generateName": "script-"}
+    code, created, _ = await call(api, "POST", f"{CORE}/configmaps", body)
+    assert code == 201
+    assert created["metadata"]["name"].startswith("script-")
+    assert len(created["metadata"]["name"]) == len("script-") + 5

@@ -3,9 +3,9 @@
 In order (as apiextensions-apiserver does): unknown fields are pruned (and reported, so the
 caller can honour ``fieldValidation``), ``null`` in a non-nullable field is dropped, defaults are
 filled in where the parent object exists, then the value is validated: types (with
-``x-kubernetes-int-or-string``), ``required``, ``enum``, ``pattern``, lengths, ``minimum``,
-``anyOf`` and the uniqueness of ``x-kubernetes-list-type`` map/set lists. Each problem becomes a
-cause of a 422 Invalid Status worded as kube-openapi words it.
+``x-kubernetes-int-or-string``), ``required``, ``enum``, ``pattern``, lengths, ``minimum``, the
+``int32``/``int64`` formats, ``anyOf`` and the uniqueness of ``x-kubernetes-list-type`` map/set
+lists. Each problem becomes a cause of a 422 Invalid Status worded as kube-openapi words it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from devkit.kube.validation import Cause, cause
 
 TESTRUN_CRD = Path(__file__).resolve().parent / "k6.io_testruns.yaml"
 
+_INT_FORMATS = {"int32": 32, "int64": 64}
 # The root fields the API server handles itself (ObjectMeta, type meta), not through the schema.
 _ROOT_HANDLED = ("apiVersion", "kind", "metadata")
 
@@ -209,6 +210,15 @@ def _check_value(schema: dict[str, Any], value: Any, path: str, outcome: SchemaO
                 "FieldValueInvalid",
                 f"{path} in body should be greater than or equal to {schema['minimum']}",
             )
+        )
+    bits = _INT_FORMATS.get(schema.get("format", ""))
+    if (
+        bits
+        and _type_name(value) == "integer"
+        and not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+    ):
+        problems.append(
+            ("FieldValueInvalid", f"{path} in body must be of type {schema['format']}: {value}")
         )
     if "anyOf" in schema and not any(_branch_fits(branch, value) for branch in schema["anyOf"]):
         problems.append(
