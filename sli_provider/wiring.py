@@ -28,8 +28,13 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import SqliteJournal
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
+from sli_provider.runner.backend import RunnerBackend
 from sli_provider.runner.binaries import K6Registry, configured_paths
-from sli_provider.runner.local import find_k6_binary
+from sli_provider.runner.choice import ExecutorBackends
+from sli_provider.runner.k6_operator.backend import K6OperatorBackend
+from sli_provider.runner.k6_operator.kube import KubeError, connect
+from sli_provider.runner.k6_operator.manifests import OperatorSettings
+from sli_provider.runner.local import LocalK6Backend, find_k6_binary
 from sli_provider.service.dispatch import SUBSCRIBED_TYPES
 from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
 from sli_provider.service.metrics import ServiceMetrics
@@ -86,6 +91,54 @@ def _builtins(settings: Settings) -> dict[str, IndicatorSpec]:
         raise ConfigError(f"{where}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{where}: cannot read {exc.filename}: {exc.strerror or exc}") from None
+
+
+def make_k6_operator(settings: Settings, k6: K6Registry | None = None) -> K6OperatorBackend | None:
+    """The k6-operator back-end when K6_OPERATOR_ENABLED; its client is made (and its
+    kubeconfig read) now, so a wrong one stops the service at start-up."""
+    if not settings.k6_operator_enabled:
+        return None
+    try:
+        api = connect(settings.k6_operator_kubeconfig, settings.k6_operator_namespace)
+    except KubeError as exc:
+        raise ConfigError(f"K6_OPERATOR_KUBECONFIG: {exc}") from None
+    return K6OperatorBackend(
+        api,
+        OperatorSettings(
+            namespace=settings.k6_operator_namespace or api.namespace,
+            runner_image=settings.k6_operator_runner_image,
+            remote_write_secret=settings.k6_operator_remote_write_secret,
+            replica=settings.k6_operator_replica,
+        ),
+        k6=_archiving_k6(settings, k6),
+    )
+
+
+def _archiving_k6(settings: Settings, k6: K6Registry | None) -> str:
+    """The k6 that archives scripts for TestRuns: the configured default (listed first)."""
+    if k6 is not None and k6.binaries:
+        return k6.binaries[0].path
+    try:
+        return find_k6_binary(settings.k6_binary)
+    except FileNotFoundError:
+        return "k6"  # archiving then fails with a clear K6StartError; plain runs do not need it
+
+
+def make_runner_backend(
+    configuration: Configuration,
+    *,
+    k6_operator: K6OperatorBackend | None,
+    on_line: Callable[[str], None] | None = None,
+) -> RunnerBackend:
+    """Each plan's executor chooses between these two, in runner/choice.py only."""
+    settings = configuration.settings
+    local = LocalK6Backend(
+        binaries=configuration.k6,
+        auto_extension_resolution=settings.k6_auto_extension_resolution,
+        work_dir=settings.runner_work_dir,
+        on_line=on_line,
+    )
+    return ExecutorBackends(local, k6_operator)
 
 
 def make_prometheus(configuration: Configuration, metrics: ServiceMetrics) -> PrometheusRouter:

@@ -137,3 +137,10 @@ Combinations the service would refuse at start-up, or that would go wrong silent
 {{- end }}
 {{- join "," $pairs }}
 {{- end }}
+
+{{/*
+Namespace of the TestRuns and of the Role that allows them.
+*/}}
+{{- define "k6-sli-provider.k6OperatorNamespace" -}}
+{{- .Values.k6Operator.namespace | default .Release.Namespace }}
+{{- end }}

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sli_provider.errors import SliProviderError
 from sli_provider.runner.plan import RunPlan
-from sli_provider.runner.summary import RunReport
+from sli_provider.runner.summary import THRESHOLDS_CROSSED, RunReport, Threshold
 
 
 class RunnerError(SliProviderError):
@@ -47,9 +47,20 @@ class UsedBinary:
 
 
 @dataclass(frozen=True)
+class RunnerExit:
+    """One of the k6 processes of a distributed run: how it ended and what it judged alone."""
+
+    name: str
+    exit_code: int
+    thresholds: tuple[Threshold, ...] = ()
+    iterations: float | None = None
+
+
+@dataclass(frozen=True)
 class K6Outcome:
     """How a k6 run ended. ``started_at``/``ended_at`` are unix seconds around the process;
-    ``summary`` is what k6's summary export said (empty when k6 wrote none)."""
+    ``summary`` is what k6's summary export said (empty when k6 wrote none). A distributed run
+    lists its ``runners``; its ``returncode`` is 99 when any crossed thresholds, else 0."""
 
     returncode: int
     started_at: float
@@ -57,6 +68,10 @@ class K6Outcome:
     output_tail: tuple[str, ...]
     summary: RunReport = field(default_factory=lambda: RunReport((), {}))
     binary: UsedBinary | None = None
+    runners: tuple[RunnerExit, ...] = ()
+
+    def runners_crossing_thresholds(self) -> list[str]:
+        return [r.name for r in self.runners if r.exit_code == THRESHOLDS_CROSSED]
 
 
 class RunnerBackend(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sli_provider.k6.invocation import RunTags
-from sli_provider.runner.backend import K6Outcome, RunnerBackend
+from sli_provider.runner.backend import K6Outcome, RunnerBackend, RunnerExit
 from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.summary import (
     COMPLETED_RETURNCODES,
@@ -70,7 +70,21 @@ class RunResult:
             "binary": binary.name if binary else None,
             "version": binary.version if binary else None,
             "extensions": list(binary.extensions) if binary else [],
+            **(
+                {"runners": [_runner_data(r) for r in self.outcome.runners]}
+                if self.outcome.runners
+                else {}
+            ),
         }
+
+
+def _runner_data(runner: RunnerExit) -> dict[str, Any]:
+    return {
+        "name": runner.name,
+        "exitCode": runner.exit_code,
+        "iterations": runner.iterations,
+        "thresholds": [t.as_data() for t in runner.thresholds],
+    }
 
 
 async def run_plan(

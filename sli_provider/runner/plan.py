@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sli_provider.k6.invocation import K6Invocation, RemoteWriteTarget, RunTags, build_invocation
+from sli_provider.runner.distribution import Distribution
 from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, check_relative_path
 
 
@@ -63,6 +64,11 @@ class RunPlan:
     k6: str | None = None
     # Further k6 options (a distributed run's --execution-segment, --paused, --tag instance_id).
     extra_args: tuple[str, ...] = ()
+    # None: one local k6 process; else a k6-operator TestRun spread like this.
+    distribution: Distribution | None = None
+    # The test.triggered event's id, which a cluster back-end labels its objects with so that a
+    # replica that takes the event over can find them.
+    triggered_id: str | None = None
 
     def invocation(self, script_path: str | Path) -> K6Invocation:
         """k6's arguments for this plan, with the script where the back-end put it."""

@@ -12,6 +12,13 @@ import yaml
 from sli_provider.errors import SliProviderError
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.test_task import TestRequest
+from sli_provider.runner.distribution import (
+    DISTRIBUTION_KEYS,
+    Distribution,
+    DistributionError,
+    Executor,
+    parse_distribution,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
 TIMEOUT_SLACK_SECONDS = 60
@@ -41,6 +48,12 @@ class Workload:
     files: tuple[str, ...] = ()
     # A name from K6_BINARIES (or "default"); None: chosen by the script's extension imports.
     k6: str | None = None
+    # None: a local run; else the k6-operator settings (``executor: k6-operator``).
+    distribution: Distribution | None = None
+
+    @property
+    def executor(self) -> Executor:
+        return "local" if self.distribution is None else "k6-operator"
 
     def effective_timeout(self) -> float:
         """The workload's own timeout, else its duration plus a minute, else 30 minutes."""
@@ -86,7 +99,7 @@ def _workload(item: object, where: str) -> Workload:
         raise WorkloadError(f"{where}: must be a mapping")
     unknown = set(item) - {
         "teststrategy", "script", "vus", "duration", "env", "timeout", "target",
-        "on_threshold_failure", "files", "k6",
+        "on_threshold_failure", "files", "k6", *DISTRIBUTION_KEYS,
     }  # fmt: skip
     if unknown:
         raise WorkloadError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -126,6 +139,15 @@ def _workload(item: object, where: str) -> Workload:
             f"{where}: 'k6' must be the name of a binary from K6_BINARIES (or 'default'), "
             f"not {k6!r}; paths are not allowed"
         )
+    try:
+        distribution = parse_distribution(item, where)
+    except DistributionError as exc:
+        raise WorkloadError(str(exc)) from None
+    if distribution is not None and vus is not None and vus < distribution.parallelism:
+        # k6-operator's initializer refuses such a TestRun (a runner without a VU).
+        raise WorkloadError(
+            f"{where}: 'vus' ({vus}) must be at least 'parallelism' ({distribution.parallelism})"
+        )
     return Workload(
         teststrategy=strategy,
         script=script,
@@ -137,6 +159,7 @@ def _workload(item: object, where: str) -> Workload:
         on_threshold_failure=on_failure,
         files=tuple(files),
         k6=k6,
+        distribution=distribution,
     )
 
 

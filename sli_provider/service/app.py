@@ -22,7 +22,9 @@ from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
 from sli_provider.config import Settings
-from sli_provider.runner.local import LocalK6Backend, log_k6_line
+from sli_provider.errors import SliProviderError
+from sli_provider.runner.k6_operator.backend import K6OperatorBackend
+from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
@@ -42,9 +44,11 @@ from sli_provider.wiring import (
     Configuration,
     make_evaluator,
     make_journal,
+    make_k6_operator,
     make_nats,
     make_prometheus,
     make_resources,
+    make_runner_backend,
 )
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     nats_bus: NatsBus | None = None
     journal: KvJournal | SqliteJournal | None = make_journal(settings, metrics)
     event_sender: EventSender | None = None
+    k6_operator: K6OperatorBackend | None = None
     try:
         if isinstance(journal, SqliteJournal):
             await journal.open()
@@ -124,16 +129,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         test_runner = None
         if settings.runner_enabled:
+            k6_operator = make_k6_operator(settings, app[CONFIGURATION].k6)
+            if k6_operator is not None:
+                await _delete_leftovers(k6_operator)
             test_runner = TestRunner(
                 config=RunnerConfig(
                     config_resource=settings.k6_config_resource,
                     max_parallel=settings.max_parallel_tests,
                 ),
-                backend=LocalK6Backend(
-                    binaries=app[CONFIGURATION].k6,
-                    auto_extension_resolution=settings.k6_auto_extension_resolution,
-                    work_dir=settings.runner_work_dir,
-                    on_line=log_k6_line,
+                backend=make_runner_backend(
+                    app[CONFIGURATION], k6_operator=k6_operator, on_line=log_k6_line
                 ),
                 resources=make_resources(settings, session),
                 prometheus=prometheus,
@@ -155,7 +160,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 metrics=metrics,
                 seen=journal,
                 test_interrupted=InterruptedTestRun(
-                    send=send, source=settings.source, metrics=metrics
+                    send=send,
+                    source=settings.source,
+                    metrics=metrics,
+                    cleanup=k6_operator.delete_for_event if k6_operator else None,
                 ).handle,
             ),
             get_sli_tasks=get_sli_tasks,
@@ -179,6 +187,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await event_sender.aclose()
         if isinstance(journal, SqliteJournal):
             await journal.aclose()
+        if k6_operator is not None:
+            await k6_operator.aclose()
         await prometheus.aclose()
         await session.close()
 
@@ -193,6 +203,16 @@ async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> N
                     len(events))  # fmt: skip
     for event in events:
         await dispatcher.resume(event)
+async def _delete_leftovers(k6_operator: K6OperatorBackend) -> None:
+    """TestRuns an earlier process of this replica started cannot be reported by anyone now
+    (its events were answered by a taking-over replica, or never will be): delete them."""
+    try:
+        deleted = await k6_operator.delete_leftovers()
+    except SliProviderError as exc:
+        log.error("cannot look for TestRuns this replica left behind: %s", exc)
+        return
+    if deleted:
+        log.warning("deleted TestRuns left by this replica's previous run: %s", ", ".join(deleted))
 
 
 async def drain(app: web.Application) -> None:

@@ -115,7 +115,7 @@ class TestRunner:
             )
             return
         await replies.run(
-            lambda: self._run(request, found),
+            lambda: self._run(request, found, event.id),
             on_shutdown=lambda: _errored_now(
                 "the service shut down during the k6 run; k6 was stopped"
             ),
@@ -152,16 +152,16 @@ class TestRunner:
         script, tried = await self._find(workload_or_none.script, request)
         return _Workload(workload_or_none, script, tuple(tried))
 
-    async def _run(self, request: TestRequest, found: _Workload) -> Finished:
+    async def _run(self, request: TestRequest, found: _Workload, triggered_id: str) -> Finished:
         try:
-            plan = await self._plan(request, found)
+            plan = await self._plan(request, found, triggered_id)
             async with self._slots:
                 result = await self._execute(plan, found.workload)
         except _RunFailed as exc:
             return _errored_now(str(exc))
         return _finished(result, found.workload)
 
-    async def _plan(self, request: TestRequest, found: _Workload) -> RunPlan:
+    async def _plan(self, request: TestRequest, found: _Workload, triggered_id: str) -> RunPlan:
         workload = found.workload
         if found.script is None:
             raise _RunFailed(
@@ -186,12 +186,20 @@ class TestRunner:
             duration=workload.duration,
             timeout_seconds=workload.effective_timeout(),
             k6=workload.k6,
+            distribution=workload.distribution,
+            triggered_id=triggered_id,
         )
 
     async def _execute(self, plan: RunPlan, workload: Workload) -> RunResult:
         log.info(
             "starting k6",
-            extra={"fields": {"script": workload.script, "timeout_s": plan.timeout_seconds}},
+            extra={
+                "fields": {
+                    "script": workload.script,
+                    "timeout_s": plan.timeout_seconds,
+                    "executor": workload.executor,
+                }
+            },
         )
         check = prometheus_series_check(self._prometheus.for_project(plan.tags.project))
         try:
@@ -216,6 +224,9 @@ def _finished(result: RunResult, workload: Workload) -> Finished:
         on_threshold_failure=workload.on_threshold_failure,
         output_tail=outcome.output_tail,
     )
+    runners = outcome.runners_crossing_thresholds()
+    if runners:
+        message += f" (on runner {', '.join(runners)} of {len(outcome.runners)})"
     missing = result.missing_series_message()
     if missing is not None:
         status, test_result, message = Status.ERRORED, Result.FAIL, f"{missing} {message}"

@@ -1,0 +1,194 @@
+"""The k6-operator back-end: ``RunnerBackend.execute`` as a TestRun of N runner pods.
+
+Per run: ``k6 archive`` the script when its files are not all beside it, build the manifests (``manifests.py``), create the ConfigMap, then the TestRun, then make
+the TestRun the ConfigMap's owner (so deleting the TestRun deletes the ConfigMap too), wait for stage finished/error by watch within the plan's timeout, read every runner
+pod's exit code, start/end and log (``verdict.py``), and always delete the TestRun: after the
+verdict, at the deadline, on an error and on cancellation (shielded and bounded), so no load
+runs on with nobody to report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
+
+from sli_provider.runner.backend import K6Outcome, RunnerError
+from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.k6_operator.archive import k6_archive
+from sli_provider.runner.k6_operator.kube import KubeApi
+from sli_provider.runner.k6_operator.manifests import (
+    LABEL_MANAGED_BY,
+    LABEL_REPLICA,
+    LABEL_TRIGGERED_ID,
+    MANAGED_BY,
+    OperatorSettings,
+    build_manifests,
+    label_value,
+    needs_archive,
+    new_name,
+    owned_by,
+)
+from sli_provider.runner.k6_operator.verdict import judge
+from sli_provider.runner.plan import RunPlan, StagedScript
+
+log = logging.getLogger(__name__)
+# The runners' output, as the local back-end logs k6's, with each line's runner pod in front.
+k6_log = logging.getLogger("sli_provider.k6")
+
+DELETE_TIMEOUT_SECONDS = 10.0
+
+
+class TestRunTimeout(RunnerError, TimeoutError):
+    """The TestRun did not reach finished or error within the plan's timeout."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, name: str, timeout: float, waiting: Sequence[str] = ()) -> None:
+        why = f" (pods not ended: {'; '.join(waiting)})" if waiting else ""
+        super().__init__(
+            f"the TestRun {name} did not finish within the workload's timeout of {timeout:g} s"
+            f"{why}; it was deleted, which stops its runners"
+        )
+        self.timeout = timeout
+
+
+class K6OperatorBackend:
+    """Runs each plan as a TestRun in ``settings.namespace`` through ``api``."""
+
+    def __init__(self, api: KubeApi, settings: OperatorSettings, *, k6: str = "k6") -> None:
+        self._api = api
+        self._settings = settings
+        # This service's own k6, for `k6 archive` of scripts with modules in sub-directories.
+        self._k6 = k6
+
+    @property
+    def settings(self) -> OperatorSettings:
+        return self._settings
+
+    async def execute(self, plan: RunPlan) -> K6Outcome:
+        distribution = plan.distribution or Distribution()
+        archive = None
+        if needs_archive(plan):
+            assert isinstance(plan.script, StagedScript)  # needs_archive refuses the others
+            archive = await k6_archive(self._k6, plan.script)
+        manifests = build_manifests(
+            plan, distribution, self._settings, name=new_name(plan.tags.context), archive=archive
+        )
+        name = manifests.name
+        created_at = time.time()
+        created = False
+        try:
+            async with asyncio.timeout(plan.timeout_seconds):
+                test_run = await self._create(manifests.config_map, manifests.test_run)
+                created = True
+                log.info(
+                    "TestRun created",
+                    extra={"fields": {"testrun": name, "parallelism": distribution.parallelism}},
+                )
+                await self._api.own_config_map(name, owned_by(test_run))
+                stage = await self._api.wait_for_end(name)
+                ended_at = time.time()
+                # After an error the initializer's log says why (a script error, usually).
+                pods = await self._api.runner_pods(name, runners_only=stage.stage != "error")
+                logs = dict(
+                    zip(
+                        [pod.name for pod in pods],
+                        await asyncio.gather(*(self._api.pod_log(pod.name) for pod in pods)),
+                        strict=True,
+                    )
+                )
+        except TimeoutError:
+            waiting = await self._waiting_pods(name) if created else []
+            raise TestRunTimeout(name, plan.timeout_seconds, waiting) from None
+        finally:
+            if created:
+                await self._delete_shielded(name)
+        for pod in pods:
+            for line in logs[pod.name]:
+                if line.strip():
+                    k6_log.info("%s: %s", pod.name, line)
+        return judge(
+            name,
+            stage,
+            pods,
+            logs,
+            parallelism=distribution.parallelism,
+            window=(created_at, ended_at),
+        )
+
+    async def _waiting_pods(self, name: str) -> list[str]:
+        """Why its pods have not ended (an image that cannot be pulled, a missing Secret), for
+        the message of a run past its deadline; nothing when the API does not answer in time."""
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                pods = await self._api.runner_pods(name, runners_only=False)
+        except (RunnerError, TimeoutError):
+            return []
+        return [f"{p.name} {p.reason}" for p in pods if p.exit_code is None and p.reason]
+
+    async def _create(
+        self, config_map: Mapping[str, Any], test_run: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The ConfigMap first, so the operator's pods find the script at once; without a
+        TestRun it is deleted again (it holds only the script: no load runs from it)."""
+        await self._api.create_config_map(config_map)
+        try:
+            return await self._api.create_test_run(test_run)
+        except BaseException:
+            # Cancelled while the request was out, the TestRun may exist: delete it too.
+            await _shielded(self._delete(test_run["metadata"]["name"]))
+            await _shielded(self._delete_config_map(config_map["metadata"]["name"]))
+            raise
+
+    async def _delete_config_map(self, name: str) -> None:
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                await self._api.delete_config_map(name)
+        except (RunnerError, TimeoutError) as exc:
+            log.warning("cannot delete the ConfigMap %s: %s", name, exc)
+
+    async def _delete_shielded(self, name: str) -> None:
+        await _shielded(self._delete(name))
+
+    async def _delete(self, name: str) -> None:
+        try:
+            async with asyncio.timeout(DELETE_TIMEOUT_SECONDS):
+                deleted = await self._api.delete_test_run(name)
+            if deleted:
+                log.info("TestRun deleted", extra={"fields": {"testrun": name}})
+        except (RunnerError, TimeoutError) as exc:
+            log.error("cannot delete the TestRun %s; its runners may go on: %s", name, exc)
+
+    async def delete_for_event(self, triggered_id: str) -> list[str]:
+        """Delete the TestRuns started for the test.triggered ``triggered_id`` (by any replica)."""
+        return await self._delete_matching({LABEL_TRIGGERED_ID: label_value(triggered_id)})
+
+    async def delete_leftovers(self) -> list[str]:
+        """At start-up: delete the TestRuns an earlier run of this replica left behind (it
+        crashed or was killed before it could), since nobody can report them now."""
+        if not self._settings.replica:
+            return []
+        return await self._delete_matching({LABEL_REPLICA: label_value(self._settings.replica)})
+
+    async def _delete_matching(self, labels: Mapping[str, str]) -> list[str]:
+        names = await self._api.test_runs({LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        for name in names:
+            await self._delete(name)
+        return names
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+
+async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
+    """Run a (bounded) clean-up to its end even while being cancelled; a second cancellation
+    still waits for it before it goes on."""
+    task = asyncio.ensure_future(cleanup)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise

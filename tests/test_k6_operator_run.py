@@ -1,0 +1,387 @@
+"""The k6-operator back-end against the simulated Kubernetes API (devkit/kube), which checks
+every TestRun against k6-operator's CRD schema and plays the operator with real k6 processes
+started with the operator's exact runner flags; the runners remote-write into a real Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from devkit.fake_keptn import FakeKeptn
+from devkit.k6run import LOAD_SCRIPT
+from devkit.k6summary import expected_values
+from devkit.k6truth import PERCENTILE_SLIS, read_samples, union_metrics
+from devkit.kube import CONFIGMAPS, PODS, TESTRUNS, SimulatedKubernetes
+from devkit.prometheus import PrometheusServer
+from devkit.target import TargetServer
+from sli_provider.adapters.prometheus import PrometheusClient
+from sli_provider.config import Settings
+from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_url
+from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.runner.backend import RunnerError
+from sli_provider.runner.core import RunResult, run_plan
+from sli_provider.runner.distribution import Distribution, RunnerPod
+from sli_provider.runner.k6_operator.backend import K6OperatorBackend, TestRunTimeout
+from sli_provider.runner.plan import RunPlan, StagedScript
+from sli_provider.runner.series import prometheus_series_check
+from sli_provider.sli.builtin import load_builtin_templates
+from sli_provider.wiring import make_k6_operator
+
+NAMESPACE = "load"
+LOAD_JS = LOAD_SCRIPT.read_bytes()
+# Exactly one runner crosses: the one that runs the test's first iteration (iterationInTest is
+# unique across execution segments), so the verdict must name that runner and no other.
+ONE_RUNNER_CROSSES_JS = b"""
+import exec from 'k6/execution';
+import { Counter } from 'k6/metrics';
+const marked = new Counter('marked');
+export const options = {
+  scenarios: { s: { executor: 'shared-iterations', vus: 2, iterations: 6 } },
+  thresholds: { marked: ['count<1'] },
+};
+export default function () { marked.add(exec.scenario.iterationInTest === 0 ? 1 : 0); }
+"""
+SYNTAX_ERROR_JS = b"export default function ( {\n"
+
+
+@pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[SimulatedKubernetes]:
+    async with SimulatedKubernetes(namespaces=(NAMESPACE,)) as simulated:
+        yield simulated
+        for _ in range(50):  # a deleted pod's k6 gets SIGTERM and exits within moments
+            if not simulated.k6_running():
+                break
+            await asyncio.sleep(0.1)
+        assert not simulated.k6_running(), "a k6 runner outlived its TestRun"
+
+
+@pytest.fixture
+def settings(kube: SimulatedKubernetes, prometheus: PrometheusServer, tmp_path: Path) -> Settings:
+    return Settings(
+        prometheus_url=prometheus.url,
+        k6_operator_enabled=True,
+        k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kubeconfig"),
+        k6_operator_namespace=NAMESPACE,
+        k6_operator_replica="sli-provider-0",
+        runner_work_dir=tmp_path,
+    )
+
+
+@pytest.fixture
+async def backend(settings: Settings) -> AsyncIterator[K6OperatorBackend]:
+    operator = make_k6_operator(settings)
+    assert operator is not None
+    try:
+        yield operator
+    finally:
+        await operator.aclose()
+
+
+def operator_plan(
+    tags: RunTags,
+    prometheus: PrometheusServer,
+    script: bytes,
+    *,
+    parallelism: int = 2,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    extra_args: tuple[str, ...] = (),
+) -> RunPlan:
+    return RunPlan(
+        tags=tags,
+        script=StagedScript("k6/test.js", {"k6/test.js": script}),
+        remote_write=RemoteWriteTarget(remote_write_url(prometheus.url)),
+        script_env=env or {},
+        timeout_seconds=timeout,
+        distribution=Distribution(parallelism=parallelism),
+        triggered_id="11111111-2222-3333-4444-" + tags.context[-12:],
+        extra_args=extra_args,
+    )
+
+
+def fresh_tags(name: str) -> RunTags:
+    import uuid
+
+    return RunTags("shop", "staging", name, str(uuid.uuid4()))
+
+
+async def execute(
+    backend: K6OperatorBackend, plan: RunPlan, prometheus: PrometheusServer
+) -> RunResult:
+    client = PrometheusClient(prometheus.url, concurrency=2, timeout=10.0, attempts=2, max_wait=1.0)
+    try:
+        return await run_plan(plan, backend, series_check=prometheus_series_check(client))
+    finally:
+        await client.aclose()
+
+
+def load_env(target: TargetServer, **knobs: str) -> dict[str, str]:
+    return {"TARGET_URL": target.url, "VUS": "4", "DURATION": "2s", "FAIL_EVERY": "0", **knobs}
+
+
+async def test_a_passing_run_of_two_runners(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    tags = fresh_tags("pass")
+    result = await execute(
+        backend, operator_plan(tags, prometheus, LOAD_JS, env=load_env(target)), prometheus
+    )
+    assert result.returncode == 0
+    assert [r.exit_code for r in result.outcome.runners] == [0, 0]
+    assert result.wrote_series is True
+    assert result.outcome.ended_at > result.outcome.started_at
+    # Deleted after the verdict, and its ConfigMap and pods with it.
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+    assert kube.objects(CONFIGMAPS, NAMESPACE) == []
+    assert kube.objects(PODS, NAMESPACE) == []
+    runners = [p for p in kube.k6_processes() if any("instance_id=" in a for a in p.argv)]
+    assert len(runners) == 2
+    for runner in runners:
+        assert f"keptn_context={tags.context}" in runner.argv
+        assert "K6_PROMETHEUS_RW_STALE_MARKERS" in runner.env
+
+
+async def test_modules_in_sub_directories_run_from_a_k6_archive(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    """k6-operator mounts the ConfigMap flat; ``import './lib/…'`` works through ``k6 archive``."""
+    files = {
+        "k6/test.js": b"import { count } from './lib/count.js';\n"
+        b"export const options = { vus: 2, iterations: 4 };\n"
+        b"export default function () { count(); }\n",
+        "k6/lib/count.js": b"import { Counter } from 'k6/metrics';\n"
+        b"const counted = new Counter('counted');\n"
+        b"export function count() { counted.add(1); }\n",
+    }
+    plan = replace(
+        operator_plan(fresh_tags("archive"), prometheus, b""),
+        script=StagedScript("k6/test.js", files),
+    )
+    result = await execute(backend, plan, prometheus)
+    assert result.returncode == 0
+    assert result.outcome.summary.metrics["iterations"] == {"count": 4.0}
+    runners = [p for p in kube.k6_processes() if any("instance_id=" in a for a in p.argv)]
+    assert runners and all(any(a.endswith("archive.tar") for a in p.argv) for p in runners)
+
+
+async def test_one_runner_crossing_thresholds_fails_naming_it(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    result = await execute(
+        backend, operator_plan(fresh_tags("cross"), prometheus, ONE_RUNNER_CROSSES_JS), prometheus
+    )
+    assert result.returncode == 99
+    crossing = result.outcome.runners_crossing_thresholds()
+    assert len(crossing) == 1
+    (runner,) = [r for r in result.outcome.runners if r.name == crossing[0]]
+    assert runner.exit_code == 99
+    assert [t.held for t in runner.thresholds] == [False]
+    assert [(t.metric, t.expression, t.held) for t in result.crossed_thresholds] == [
+        ("marked", "count<1", False)
+    ]
+    others = [r for r in result.outcome.runners if r is not runner]
+    assert [r.exit_code for r in others] == [0]
+    assert result.outcome.summary.metrics["iterations"] == {"count": 6.0}
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_a_script_error_is_a_runner_error_and_the_testrun_is_deleted(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    with pytest.raises(RunnerError) as caught:
+        await execute(
+            backend, operator_plan(fresh_tags("syntax"), prometheus, SYNTAX_ERROR_JS), prometheus
+        )
+    assert "stage 'error'" in str(caught.value)
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_the_deadline_deletes_the_testrun_and_stops_its_runners(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(
+        fresh_tags("deadline"),
+        prometheus,
+        LOAD_JS,
+        env=load_env(target, DURATION="60s"),
+        timeout=6.0,
+    )
+    with pytest.raises(
+        TestRunTimeout, match=r"timeout of 6 s \(pods not ended: .*Running.*\); it was deleted"
+    ):
+        await execute(backend, plan, prometheus)
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+    for _ in range(50):
+        if not kube.k6_running():
+            break
+        await asyncio.sleep(0.1)
+    assert not kube.k6_running()
+
+
+async def test_a_runner_that_never_starts_is_named_with_its_reason_at_the_deadline(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(fresh_tags("image"), prometheus, LOAD_JS, env=load_env(target), timeout=4)
+    plan = replace(
+        plan, distribution=Distribution(2, runner=RunnerPod(image="registry.invalid/k6:none"))
+    )
+    with pytest.raises(TestRunTimeout, match=r"pods not ended: k6-\S+ ImagePullBackOff"):
+        await execute(backend, plan, prometheus)
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_cancelling_the_run_still_deletes_the_testrun(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(
+        fresh_tags("cancel"), prometheus, LOAD_JS, env=load_env(target, DURATION="60s")
+    )
+    run = asyncio.ensure_future(backend.execute(plan))
+    for _ in range(200):
+        if kube.k6_running():
+            break
+        await asyncio.sleep(0.05)
+    assert kube.objects(TESTRUNS, NAMESPACE), "no TestRun was created"
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_the_wait_survives_cut_watches_and_410_gone(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(fresh_tags("watch"), prometheus, LOAD_JS, env=load_env(target))
+    run = asyncio.ensure_future(execute(backend, plan, prometheus))
+    cut = 0
+    while not run.done():
+        kube.compact()  # a re-opened watch from an old resourceVersion now gets 410 Gone
+        cut += kube.cut_watches()
+        await asyncio.sleep(0.3)
+    result = await run
+    assert result.returncode == 0
+    assert cut >= 2, "the test never cut a watch"
+
+
+@pytest.mark.parametrize("how", ["restart", "takeover"])
+async def test_a_testrun_nobody_can_report_is_deleted(
+    how: str,
+    kube: SimulatedKubernetes,
+    settings: Settings,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    """A replica dies mid-run (here: its run goes on, unobserved). Its restarted process deletes
+    the TestRuns labelled with its replica name; a replica taking over the redelivered event
+    deletes the TestRun labelled with the event's id. Other replicas' runs are left alone."""
+    plan = operator_plan(fresh_tags(how), prometheus, LOAD_JS, env=load_env(target, DURATION="60s"))
+    run = asyncio.ensure_future(backend.execute(plan))
+    for _ in range(200):
+        if kube.k6_running():
+            break
+        await asyncio.sleep(0.05)
+    assert kube.objects(TESTRUNS, NAMESPACE), "no TestRun was created"
+    other = make_k6_operator(replace(settings, k6_operator_replica="sli-provider-1"))
+    restarted = make_k6_operator(settings)
+    assert other is not None and restarted is not None
+    try:
+        assert await other.delete_leftovers() == []  # not its own
+        assert await other.delete_for_event("another-event") == []
+        assert len(kube.objects(TESTRUNS, NAMESPACE)) == 1
+        if how == "restart":
+            (deleted,) = await restarted.delete_leftovers()
+        else:
+            assert plan.triggered_id is not None
+            (deleted,) = await other.delete_for_event(plan.triggered_id)
+        assert kube.objects(TESTRUNS, NAMESPACE) == []
+    finally:
+        await other.aclose()
+        await restarted.aclose()
+    with pytest.raises(RunnerError, match=f"TestRun {deleted} was deleted by someone else"):
+        await run
+
+
+BUILTINS = sorted(load_builtin_templates())
+MERGED_PERCENTILE_BOUND = 0.02  # as for local multi-instance runs (tests/test_multi_instance.py)
+
+
+async def test_merged_slis_of_a_testrun_equal_the_runners_raw_samples(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+    fake_keptn: FakeKeptn,
+) -> None:
+    """Each runner also writes its raw samples to a relative path, which lands in its own pod's
+    working directory (one file per runner, as in separate pods)."""
+    from devkit.service import running_service
+
+    tags = fresh_tags("truth")
+    plan = operator_plan(
+        tags,
+        prometheus,
+        LOAD_JS,
+        parallelism=3,
+        env=load_env(target, VUS="6", DURATION="3s", FAIL_EVERY="5", SPREAD_MS="12"),
+        extra_args=("--out", "json=samples.json"),
+    )
+    result = await execute(backend, plan, prometheus)
+    assert result.returncode == 0
+    samples = [
+        read_samples(kube.pod_dir(NAMESPACE, runner.name) / "samples.json")
+        for runner in result.outcome.runners
+    ]
+    assert len(samples) == 3
+    truth = union_metrics(samples)
+    body = {
+        "project": tags.project,
+        "stage": tags.stage,
+        "service": tags.service,
+        "start": format_keptn(result.outcome.started_at),
+        "end": format_keptn(result.outcome.ended_at),
+        "context": tags.context,
+        "indicators": BUILTINS,
+    }
+    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
+    async with (
+        running_service(settings) as url,
+        aiohttp.ClientSession() as session,
+        session.post(url + "/preview", json=body) as response,
+    ):
+        assert response.status == 200, await response.text()
+        got: dict[str, Any] = {i["metric"]: i for i in (await response.json())["indicators"]}
+    assert all(v["success"] for v in got.values()), json.dumps(got)[:2000]
+    wrong = {
+        name: (got[name]["value"], expected.value)
+        for name, expected in expected_values(truth).items()
+        if name not in PERCENTILE_SLIS and not expected.holds(got[name]["value"])
+    }
+    assert wrong == {}
+    errors = {
+        name: got[name]["value"] / truth[metric][stat] - 1
+        for name, (metric, stat) in PERCENTILE_SLIS.items()
+    }
+    assert all(abs(e) <= MERGED_PERCENTILE_BOUND for e in errors.values()), errors

@@ -1,0 +1,174 @@
+"""The service with K6_OPERATOR_ENABLED: test.triggered → a TestRun on the simulated Kubernetes
+API (devkit/kube) → test.finished, and SIGTERM during a run (the service as a process)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from devkit.fake_keptn import FakeKeptn
+from devkit.kube import TESTRUNS, SimulatedKubernetes
+from devkit.prometheus import PrometheusServer
+from devkit.service import running_service, serve_process
+from devkit.target import TargetServer
+from sli_provider.config import Settings
+from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS
+from tests.test_runner import (
+    LOAD_JS,
+    finished_for,
+    install,
+    load_workload,
+    post,
+    trigger,
+    workloads,
+)
+
+NAMESPACE = "load"
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[SimulatedKubernetes]:
+    async with SimulatedKubernetes(namespaces=(NAMESPACE,)) as simulated:
+        yield simulated
+        for _ in range(50):
+            if not simulated.k6_running():
+                break
+            await asyncio.sleep(0.1)
+        assert not simulated.k6_running(), "a k6 runner outlived its TestRun"
+
+
+async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    install(
+        fake_keptn,
+        workloads(
+            load_workload(script="k6/marked.js", executor="k6-operator", parallelism=2, env={})
+        ),
+        {"k6/marked.js": ONE_RUNNER_CROSSES_JS},
+    )
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        k6_operator_enabled=True,
+        k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kubeconfig"),
+        k6_operator_namespace=NAMESPACE,
+    )
+    async with running_service(settings) as url:
+        event = trigger(target)
+        assert await post(url, event) == 202
+        finished = await finished_for(fake_keptn, event, timeout=90)
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("succeeded", "fail")
+    runners = data["k6"]["runners"]
+    (crossing,) = [r["name"] for r in runners if r["exitCode"] == 99]
+    assert [r["exitCode"] for r in runners if r["name"] != crossing] == [0]
+    assert "k6 thresholds crossed: marked: count<1" in data["message"]
+    assert f"on runner {crossing} of 2" in data["message"]
+    assert data["k6"]["thresholds"] == [{"metric": "marked", "threshold": "count<1", "ok": False}]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    """A real `sli-provider serve` process gets SIGTERM while its TestRun runs.
+
+    1. test.triggered for a 60 s distributed run; wait until the runners' k6 processes run.
+    2. SIGTERM the service.
+    3. It exits 0, the TestRun is gone (its runners stopped), test.finished is errored.
+    """
+    install(
+        fake_keptn,
+        workloads(
+            load_workload(
+                executor="k6-operator",
+                parallelism=2,
+                env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
+            )
+        ),
+        {"k6/load.js": LOAD_JS},
+    )
+    env = {
+        "PROMETHEUS_URL": prometheus.url,
+        "DISTRIBUTOR_URL": fake_keptn.url,
+        "RUNNER_WORK_DIR": str(tmp_path),
+        "SHUTDOWN_GRACE_SECONDS": "5",
+        "K6_OPERATOR_ENABLED": "true",
+        "K6_OPERATOR_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig")),
+        "K6_OPERATOR_NAMESPACE": NAMESPACE,
+    }
+    async with serve_process(env, tmp_path / "service.log") as service:
+        event = trigger(target)
+        assert await post(service.url, event) == 202
+        for _ in range(300):
+            if kube.k6_running() and kube.objects(TESTRUNS, NAMESPACE):
+                break
+            await asyncio.sleep(0.05)
+        assert kube.k6_running(), "the runners did not start"
+        service.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(service.process.wait(), 15) == 0
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+    finished = await finished_for(fake_keptn, event, timeout=5)
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert "shut down" in finished["data"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("workload", "script", "says"),
+    [
+        (
+            {"timeout": "4s", "env": {"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"}},
+            LOAD_JS,
+            "did not finish within the workload's timeout of 4 s",
+        ),
+        # The initializer's own words about the script come along.
+        ({"env": {}}, b"export default function ( {\n", "stage 'error'\nk6-"),
+    ],
+    ids=["deadline", "script-error"],
+)
+async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
+    workload: dict[str, object],
+    script: str | bytes,
+    says: str,
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    install(
+        fake_keptn,
+        workloads(load_workload(executor="k6-operator", parallelism=2, **workload)),
+        {"k6/load.js": script},
+    )
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        k6_operator_enabled=True,
+        k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kubeconfig"),
+        k6_operator_namespace=NAMESPACE,
+    )
+    async with running_service(settings) as url:
+        event = trigger(target)
+        assert await post(url, event) == 202
+        finished = await finished_for(fake_keptn, event, timeout=60)
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert says in finished["data"]["message"]
+    if "stage" in says:
+        assert "Unexpected end of input" in finished["data"]["message"]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
