@@ -203,6 +203,8 @@ async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> N
                     len(events))  # fmt: skip
     for event in events:
         await dispatcher.resume(event)
+
+
 async def _delete_leftovers(k6_operator: K6OperatorBackend) -> None:
     """TestRuns an earlier process of this replica started cannot be reported by anyone now
     (its events were answered by a taking-over replica, or never will be): delete them."""
