@@ -8,6 +8,11 @@ labels. Request-level families are split by ``scenario``, ``name``, ``method``, 
 ``url``, as a script that tags its requests produces; ``--series`` of them per family. Only
 ``vus`` and ``vus_max`` stay one series each (k6 emits them from the engine, not per request).
 
+``instances`` > 1 makes the run one split over that many k6 processes, as k6-operator runs it:
+every series (``vus`` and ``vus_max`` too) is written once per instance with its ``instance_id``
+label, each instance with its own latencies, and every trend carries the runner's whole quantile
+curve (all of ``TREND_STATS``: 129 gauges), which the percentile built-ins merge.
+
 Values are plausible, not k6's: cumulative counters that grow, 0/1 failure rates by status, trend
 stats with p50 < p90 < p95 < p99 < max that wobble a little every second (so chunks compress like
 real data, not like constants). Samples are one per ``interval_s`` (k6's push interval here).
@@ -15,6 +20,7 @@ real data, not like constants). Samples are one per ``interval_s`` (k6's push in
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import subprocess
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Literal
 
 from sli_provider.k6.invocation import TREND_STATS, RunTags
+from sli_provider.sli.quantile_merge import stat_percent
 
 Kind = Literal["counter", "rate", "gauge", "trend"]
 
@@ -69,11 +76,25 @@ class Family:
 
 
 def stat_suffix(stat: str) -> str:
-    """k6's remote-write suffix for a trend stat: ``p(95)`` → ``p95``."""
-    return stat.replace("(", "").replace(")", "")
+    """k6's remote-write suffix for a trend stat: ``p(95)`` → ``p95``, ``p(99.9)`` → ``p999``."""
+    return stat.replace("(", "").replace(")", "").replace(".", "")
 
 
-def k6_families() -> list[Family]:
+def _percentile_factor(stat: str) -> float:
+    """A curve point's factor of the typical duration, linear between the stats above, so every
+    instance's curve rises from min to max as k6's does."""
+    if stat in _STAT_FACTOR:
+        return _STAT_FACTOR[stat]
+    percent = stat_percent(stat)
+    knots = [(0.0, _STAT_FACTOR["min"]), (50.0, 1.0), (90.0, 1.8), (95.0, 2.2), (99.0, 3.5)]
+    knots.append((100.0, _STAT_FACTOR["max"]))
+    for (p0, f0), (p1, f1) in itertools.pairwise(knots):
+        if p0 <= percent <= p1:
+            return f0 + (f1 - f0) * (percent - p0) / (p1 - p0)
+    raise ValueError(f"no factor for trend stat {stat!r}")
+
+
+def k6_families(curve: bool = False) -> list[Family]:
     families = [
         Family("k6_http_reqs_total", "counter", True, 2.0),
         Family("k6_http_req_failed_rate", "rate", True),
@@ -87,7 +108,8 @@ def k6_families() -> list[Family]:
     # The stats the dataset has values for; the runner's extra curve percentiles (p(1) … p(99.9),
     # for merging k6 instances) are left out so the dataset keeps its size and the bench's
     # numbers stay comparable.
-    stats = [s for s in TREND_STATS if stat_suffix(s) in {*_STAT_FACTOR, "count", "sum"}]
+    # ``curve``: all of them, as a run split over instances needs for its percentiles.
+    stats = [s for s in TREND_STATS if curve or stat_suffix(s) in {*_STAT_FACTOR, "count", "sum"}]
     for metric, typical in TRENDS:
         for stat in stats:
             suffix = stat_suffix(stat)
@@ -100,8 +122,9 @@ class DatasetSpec:
     tags: RunTags
     start_s: int  # first sample
     minutes: int
-    series: int  # per request-level family
+    series: int  # per request-level family (and instance)
     interval_s: int = 1
+    instances: int = 1  # > 1: split over k6 instances (``instance_id``), with the whole curve
 
     @property
     def end_s(self) -> int:
@@ -112,8 +135,12 @@ class DatasetSpec:
     def points(self) -> int:
         return self.minutes * 60 // self.interval_s + 1
 
+    def families(self) -> list[Family]:
+        return k6_families(curve=self.instances > 1)
+
     def series_count(self) -> int:
-        return sum(self.series if f.per_request else 1 for f in k6_families())
+        per_instance = sum(self.series if f.per_request else 1 for f in self.families())
+        return per_instance * self.instances
 
     def sample_count(self) -> int:
         return self.series_count() * self.points
@@ -174,7 +201,7 @@ def _value(family: Family, variant: int, i: int) -> str:
         return str(int(2 * (0.5 + variant / VARIANTS) * i))
     if family.stat == "sum":
         return f"{typical * 1.2 * 2 * (0.5 + variant / VARIANTS) * i:.6g}"
-    return f"{typical * _STAT_FACTOR[family.stat] * wobble:.6g}"
+    return f"{typical * _percentile_factor(family.stat) * wobble:.6g}"
 
 
 def _tables(family: Family, spec: DatasetSpec) -> list[list[str]]:
@@ -188,14 +215,21 @@ def _tables(family: Family, spec: DatasetSpec) -> list[list[str]]:
 
 
 def _chunks(spec: DatasetSpec) -> Iterator[str]:
-    """The OpenMetrics text, one series (all its samples) per chunk; ends with ``# EOF``."""
+    """The OpenMetrics text, one series (all its samples) per chunk; ends with ``# EOF``.
+
+    Instance ``k`` (1-based) of several takes the value table ``2k`` further on than instance 1
+    (even, so the parity stays the status's): instances see different latencies and rates.
+    """
     request_sets = _label_sets(spec.tags, spec.series)
     single = [",".join(f'{k}="{v}"' for k, v in spec.tags.as_tags().items())]
-    for family in k6_families():
+    for family in spec.families():
         tables = _tables(family, spec)
-        for n, labels in enumerate(request_sets if family.per_request else single):
-            prefix = f"{family.name}{{{labels}}} "
-            yield prefix + ("\n" + prefix).join(tables[n % len(tables)]) + "\n"
+        for instance in range(1, spec.instances + 1):
+            tag = f',instance_id="{instance}"' if spec.instances > 1 else ""
+            shift = 2 * (instance - 1)
+            for n, labels in enumerate(request_sets if family.per_request else single):
+                prefix = f"{family.name}{{{labels}{tag}}} "
+                yield prefix + ("\n" + prefix).join(tables[(n + shift) % len(tables)]) + "\n"
     yield "# EOF\n"
 
 

@@ -1,6 +1,7 @@
 """get-sli benchmark: the service (event in → finished out) vs its own queries sent straight.
 
-    python -m bench.getsli [--repeats N] [--minutes 30] [--series 300] [--json out.json]
+    python -m bench.getsli [--repeats N] [--minutes 30] [--series 300] [--instances 1]
+                           [--json out.json]
 
 Builds a k6-shaped dataset (``bench/dataset.py``), backfills it into a fresh Prometheus, runs
 the service in-process against it with a fake Keptn, and for 1, 10 and 20 indicators times, in
@@ -54,6 +55,7 @@ SIZES = (1, 10, 20)
 VARIANTS = ("S", "a", "p+a", "b")
 WARMUPS = 2
 GOAL_S_OVER_A = 1.1  # issue 12 item 18, on the small (--minutes 5) and the large dataset
+GOAL_S_OVER_A_INSTANCES = 1.2  # issue 9: a run split over 8 instances, the curves merged
 EVENT_TIMEOUT = 120.0
 
 # The 15 built-ins, the one-indicator case first.
@@ -405,8 +407,9 @@ async def run_bench(
 def render(report: dict[str, Any]) -> str:
     d, lines = report["dataset"], []
     lines.append(
-        f"dataset: {d['series']} series ({d['series_per_family']} per request-level family, "
-        f"{d['families']} families), {d['samples']:,} samples, {d['minutes']} min at 1 s; "
+        f"dataset: {d['series']} series ({d['series_per_family']} per request-level family"
+        f"{' and instance' if d['instances'] > 1 else ''}, {d['families']} families, "
+        f"{d['instances']} k6 instance{'s' if d['instances'] > 1 else ''}), {d['samples']:,} samples, {d['minutes']} min at 1 s; "
         f"{d['file_bytes'] / 1e9:.2f} GB OpenMetrics generated in {d['generate_s']:.1f} s, "
         f"backfilled in {d['backfill_s']:.1f} s"
     )
@@ -432,9 +435,10 @@ def render(report: dict[str, Any]) -> str:
             + f" | {s['a_over_b']:5.2f} | {s['S_minus_a_ms']:7.0f} | {s['S_minus_pa_ms']:7.0f}"
         )
     top = report["sizes"][-1]
-    verdict = "met" if top["S_over_a"] <= GOAL_S_OVER_A else "NOT met"
+    goal = GOAL_S_OVER_A if d["instances"] == 1 else GOAL_S_OVER_A_INSTANCES
+    verdict = "met" if top["S_over_a"] <= goal else "NOT met"
     lines.append(
-        f"goal at {top['size']} indicators, S <= {GOAL_S_OVER_A} x a: {verdict} (S/a = {top['S_over_a']:.2f}; "
+        f"goal at {top['size']} indicators, S <= {goal} x a: {verdict} (S/a = {top['S_over_a']:.2f}; "
         f"a/b = {top['a_over_b']:.2f} on {m['cpus']} CPUs)"
     )
     first = report["sizes"][0]
@@ -469,44 +473,87 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--series", type=int, default=300, help="series per request-level metric (default 300)"
     )
     parser.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="k6 instances the run is split over (instance_id), each with the whole quantile "
+        "curve; --series is then per instance (default 1)",
+    )
+    parser.add_argument(
         "--query-concurrency",
         type=int,
         default=Settings.query_concurrency,
         help="the service's QUERY_CONCURRENCY (default: the service default)",
     )
     parser.add_argument("--json", type=Path, help="also write the full results here")
-    parser.add_argument("--keep", type=Path, help="build in this directory and keep it")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build in this directory and keep it; a later run with the same --minutes, "
+        "--series and --instances reuses it",
+    )
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.series < 2:
-        parser.error("--repeats must be >= 1 and --series >= 2")
+    if args.repeats < 1 or args.series < 2 or args.instances < 1:
+        parser.error("--repeats must be >= 1, --series >= 2 and --instances >= 1")
     if not 1 <= args.minutes <= dataset.MAX_MINUTES:
         parser.error(f"--minutes must be 1..{dataset.MAX_MINUTES}")
     return args
 
 
-def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    began = time.perf_counter()
+def build_or_reuse(args: argparse.Namespace, workdir: Path) -> dataset.BuiltDataset:
+    """A fresh dataset, or the one an earlier run built in ``--keep DIR`` with the same shape:
+    baseline and candidate runs then alternate on one dataset without backfilling again."""
+    prom_dir = workdir / "prometheus"
+    record = workdir / "dataset.json"
+    shape = {"minutes": args.minutes, "series": args.series, "instances": args.instances}
+    if args.keep is not None and record.is_file():
+        kept = json.loads(record.read_text(encoding="utf-8"))
+        if kept["shape"] == shape:
+            tags = RunTags(**kept["tags"])
+            spec = dataset.DatasetSpec(tags=tags, start_s=kept["start_s"], **shape)
+            progress(f"reusing the dataset in {workdir} (built {kept['built']})")
+            return dataset.BuiltDataset(spec=spec, **kept["built_fields"])
+        raise BenchError(f"{workdir} holds a dataset of another shape: {kept['shape']}")
     tags = RunTags("bench", "perf", "shop", str(uuid.uuid4()))
     spec = dataset.DatasetSpec(
         tags=tags,
         start_s=dataset.place_window(time.time(), args.minutes),
         minutes=args.minutes,
         series=args.series,
+        instances=args.instances,
     )
     progress(
         f"generating {spec.series_count()} series x {spec.points} samples "
         f"({spec.sample_count():,}) and backfilling with promtool ..."
     )
-    prom_dir = workdir / "prometheus"
     built = dataset.build(spec, workdir, prom_dir / "data")  # PrometheusServer's TSDB path
     progress(f"  generated in {built.generate_s:.1f} s, backfilled in {built.backfill_s:.1f} s")
+    if args.keep is not None:
+        fields = {k: v for k, v in asdict(built).items() if k != "spec"}
+        fields["blocks"] = list(built.blocks)
+        kept = {
+            "shape": shape,
+            "tags": asdict(tags),
+            "start_s": spec.start_s,
+            "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "built_fields": fields,
+        }
+        record.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")
+    return built
+
+
+def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    began = time.perf_counter()
+    built = build_or_reuse(args, workdir)
+    spec, tags, prom_dir = built.spec, built.spec.tags, workdir / "prometheus"
     report = asyncio.run(run_bench(built, prom_dir, args.repeats, args.query_concurrency))
     report["machine"] = machine()
     report["repeats"] = args.repeats
     report["dataset"] = {
         "series": built.series,
         "series_per_family": spec.series,
-        "families": len(dataset.k6_families()),
+        "instances": spec.instances,
+        "families": len(spec.families()),
         "samples": built.samples,
         "minutes": spec.minutes,
         "window": [spec.start_s, spec.end_s],

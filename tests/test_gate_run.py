@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devkit.cli import run_sli_provider
+from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 
@@ -130,3 +131,30 @@ async def test_preflight_probes_the_remote_write_receiver(
         "(404): start it with --web.enable-remote-write-receiver"
     ) in result.stderr, result.stderr[-2000:]
     assert K6_BANNER not in result.stderr
+
+
+async def test_an_unreachable_prometheus_stops_the_run_without_a_history_or_the_request(
+    target: TargetServer, tmp_path: Path
+) -> None:
+    """The message names scheme://host:port only: not the credentials, the URL's path or the
+    request's query string (the PromQL); and the default history is not created by a run that
+    stops before k6."""
+    port = free_port()
+    (tmp_path / "script.js").write_text(CROSSING_SCRIPT)
+    (tmp_path / "slo.yaml").write_text(SLO)
+    result = await run_sli_provider(
+        "run", "--slo", "slo.yaml", *SCOPE, "--script", "script.js", "--target", target.url,
+        cwd=tmp_path,
+        env={"PROMETHEUS_URL": f"http://reader:s3cret@127.0.0.1:{port}/prom?tenant=t1",
+             "QUERY_ATTEMPTS": "1", "SLI_CONFIG_DIR": str(tmp_path / "config")},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    origin = f"http://127.0.0.1:{port}"
+    assert (
+        f"sli-provider run: before starting k6: Prometheus ({origin}) does not answer: "
+        f"Prometheus at {origin} is unreachable (retried for up to"
+    ) in result.stderr, result.stderr[-2000:]
+    assert result.stderr.rstrip().endswith("tries): Connection refused"), result.stderr[-2000:]
+    for leaked in ("s3cret", "reader", "/prom", "tenant", "api/v1", "vector"):
+        assert leaked not in result.stderr
+    assert not (tmp_path / ".sli-provider").exists()

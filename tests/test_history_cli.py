@@ -49,6 +49,25 @@ def test_reading_a_missing_history_says_so_and_creates_nothing(
     assert not missing.exists() and not missing.parent.exists()
 
 
+def test_listing_an_empty_history_says_it_is_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An existing history without evaluations of the scope: exit 0 and a sentence, not
+    silence that reads like a broken command; stdout keeps only evaluations."""
+    history = tmp_path / "h.sqlite3"
+    export = tmp_path / "events.json"
+    export.write_text(json.dumps([_event(1, "other")]))
+    assert main(["history", "import", str(export), "--history", str(history)]) == 0
+    capsys.readouterr()
+    scope = ["--project", "shop", "--stage", "dev", "--service", "web"]
+    assert main(["history", "list", *scope, "--history", str(history)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"no evaluations of shop/dev/web in {history}: the history is empty for this scope\n"
+    )
+
+
 def test_import_with_a_scope_flag_refuses_events_of_another_scope(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

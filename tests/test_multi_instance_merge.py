@@ -10,6 +10,9 @@ import pytest
 from devkit.k6truth import percentile
 from sli_provider.k6.invocation import TREND_STATS
 from sli_provider.sli.quantile_merge import (
+    QuantileCurve,
+    _adjacent_order_statistics,
+    _order_statistic,
     curves_from_vector,
     merged_percentile,
     percentile_of_curves,
@@ -94,3 +97,53 @@ def test_samples_are_read_back_exactly_where_the_curve_is_denser_than_them() -> 
     # From p(99) on the points are 0.3 ranks apart: every tail sample is recovered exactly.
     for rank in range(296, 300):
         assert curve.sample_at(rank) == pytest.approx(samples[rank], rel=1e-9), rank
+
+
+def _instances(seed: int, count: int, size: int, *, step: float = 0.0) -> list[dict[str, Any]]:
+    """``count`` instances' curves; ``step`` > 0 rounds latencies to it, so values repeat."""
+    rng = random.Random(seed)
+    result: list[dict[str, Any]] = []
+    for i in range(count):
+        samples = [0.02 * i + rng.lognormvariate(-2, 0.6) for _ in range(rng.randint(2, size))]
+        if step:
+            samples = [round(s / step) * step for s in samples]
+        result += vector(str(i + 1), samples)
+    return result
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_merge_finds_the_samples_that_bisecting_each_rank_finds(seed: int) -> None:
+    """The walk from a nearby value gives the union's samples at rank and rank + 1 exactly as
+    bisecting down to adjacent floats for each rank (the reference, kept as the fallback);
+    also with many equal values (latencies rounded to 1 ms) and with tiny instances."""
+    result = _instances(seed, 1 + seed % 8, (50, 3000)[seed % 2], step=0.001 if seed % 3 else 0)
+    curves = curves_from_vector(result, 1000.0)
+    total = sum(c.count or 0 for c in curves)
+    ranks = {0, 1, total // 2, total - 2, total - 1} | {int(p / 100 * (total - 1))
+                                                        for p in (50, 90, 95, 99, 99.9)}  # fmt: skip
+    for rank in sorted(r for r in ranks if 0 <= r < total):
+        expected_next = _order_statistic(curves, min(rank + 1, total - 1))
+        assert _adjacent_order_statistics(curves, rank) == (
+            _order_statistic(curves, rank),
+            expected_next,
+        ), rank
+
+
+def test_eight_instances_merge_with_few_curve_look_ups() -> None:
+    """Four percentiles of 8 instances' curves (a get-sli's built-ins on an 8-instance run)
+    read the curves some hundreds of times, not thousands (3,520 when each rank was bisected
+    down to adjacent floats). Counted, not timed."""
+    looked_up = 0
+
+    class Counting(QuantileCurve):
+        def count_at_most(self, value: float) -> int:
+            nonlocal looked_up
+            looked_up += 1
+            return super().count_at_most(value)
+
+    curves = [
+        Counting(c.count, c.points) for c in curves_from_vector(_instances(8, 8, 20000), 1000.0)
+    ]
+    for percent in (50.0, 90.0, 95.0, 99.0):
+        merged_percentile(curves, percent)
+    assert looked_up <= 4 * 8 * 16, looked_up

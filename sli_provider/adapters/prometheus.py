@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -124,6 +125,7 @@ class PrometheusClient:
     ) -> None:
         self._url = url.rstrip("/")
         self._shown_url = display_url(self._url)
+        self._origin = origin_of(self._url)
         self._timeout = timeout
         self._attempts = attempts
         self._max_wait = max_wait
@@ -176,7 +178,7 @@ class PrometheusClient:
             raise self._classify(exc) from None
         except requests.exceptions.SSLError as exc:
             raise PrometheusUnavailable(
-                f"TLS failure talking to {self._shown_url}: {_reason(exc)}"
+                f"TLS failure talking to {self._origin}: {_connection_reason(exc)}"
             ) from None
         except requests.Timeout:
             raise QueryTimeout(
@@ -184,8 +186,8 @@ class PrometheusClient:
             ) from None
         except requests.ConnectionError as exc:
             raise PrometheusUnavailable(
-                f"Prometheus at {self._shown_url} is unreachable (retried for up to "
-                f"{self._timeout:g} s, {self._attempts} tries): {_reason(exc)}"
+                f"Prometheus at {self._origin} is unreachable (retried for up to "
+                f"{self._timeout:g} s, {self._attempts} tries): {_connection_reason(exc)}"
             ) from None
         except (ValueError, KeyError) as exc:
             raise QueryFailed(
@@ -273,16 +275,50 @@ def _read_environment_once(session: requests.Session) -> None:
     setattr(session, "merge_environment_settings", merged)  # noqa: B010 (mypy: no method assignment)
 
 
-def _reason(exc: BaseException) -> str:
-    return (str(exc) or type(exc).__name__)[:300]
+def _connection_reason(exc: BaseException) -> str:
+    """Why a connection failed, without the request: requests' own message repeats the request's
+    path and query string (the PromQL, whose label values the user may not want in an event).
+
+    The deepest error in the chain that says why (``Connection refused``, ``Name or service not
+    known``, a TLS verification failure), else the name of the deepest error's type.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    deepest = exc
+    reason = ""
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        deepest = current
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        elif isinstance(current, ssl.SSLError) and current.reason:
+            reason = str(current.reason)
+        inner = getattr(current, "reason", None)  # urllib3's MaxRetryError and its kin
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    return (reason or type(deepest).__name__)[:300]
+
+
+def _host_port(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.port:
+        host += f":{parts.port}"
+    return parts.scheme, host
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of ``url``: no credentials, path or query string, for messages
+    about reaching the server at all."""
+    scheme, host = _host_port(url)
+    return f"{scheme}://{host}"
 
 
 def display_url(url: str) -> str:
-    """The URL without userinfo, for messages and logs."""
+    """The URL without userinfo or query string (where tokens go), for messages and logs."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    scheme, host = _host_port(url)
+    return urlunsplit((scheme, host, parts.path, "", ""))

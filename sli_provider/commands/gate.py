@@ -179,8 +179,8 @@ def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text:
     """Everything the gate needs after k6, checked before k6 runs (commands/preflight.py)."""
     try:
         check_slo_text(slo_text)
-        check_history(args.history)
         asyncio.run(check_services(configuration, args.g_project, args.g_stage, args.g_service))
+        check_history(args.history)  # last: it creates a missing history
     except PreflightError as exc:
         raise GateError(f"before starting k6: {exc}") from None
 

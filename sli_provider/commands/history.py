@@ -79,10 +79,15 @@ def run_history(args: argparse.Namespace) -> int:
                 )  # fmt: skip
                 print(f"imported {added} evaluation(s) into {args.history}")
             elif args.history_action == "list":
-                for r in store.list(args.h_project, args.h_stage, args.h_service):
+                records = store.list(args.h_project, args.h_stage, args.h_service)
+                for r in records:
                     mark = " (invalidated)" if r.invalidated else ""
                     print(f"{format_keptn(r.time)}  {r.result:<7} {r.score:6.2f}%  {r.id}  "
                           f"{r.context}{mark}")  # fmt: skip
+                if not records:  # on stderr: stdout stays one line per evaluation
+                    scope = f"{args.h_project}/{args.h_stage}/{args.h_service}"
+                    print(f"no evaluations of {scope} in {args.history}: the history is empty "
+                          "for this scope", file=sys.stderr)  # fmt: skip
             else:
                 count = store.invalidate(evaluation_id=args.h_id, context=args.h_context)
                 if count == 0:

@@ -6,7 +6,8 @@ is found too late.
   with 400 (``snappy: corrupt input``, nothing written) and a Prometheus without
   ``--web.enable-remote-write-receiver`` answers with 404;
 * sli.yaml (every level the scope reads) and slo.yaml parse;
-* the history database opens.
+* the history database opens, checked last: opening a missing one creates it, which a run that
+  stops at an earlier check must not leave behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import aiohttp
 import requests
 
 from sli_provider.adapters.history_store import HistoryError, HistoryStore
-from sli_provider.adapters.prometheus import PrometheusError
+from sli_provider.adapters.prometheus import PrometheusError, display_url, origin_of
 from sli_provider.adapters.prometheus_access import PrometheusAccess
 from sli_provider.errors import SliProviderError
 from sli_provider.gate.slo import SLOParseError, parse_slo
@@ -64,7 +65,9 @@ async def check_services(
         try:
             await prometheus.for_project(project).instant("vector(1)", time.time())
         except PrometheusError as exc:
-            raise PreflightError(f"Prometheus ({access.url}) does not answer: {exc}") from None
+            raise PreflightError(
+                f"Prometheus ({origin_of(access.url)}) does not answer: {exc}"
+            ) from None
         await check_remote_write(access, configuration.settings.http_timeout_seconds)
         async with aiohttp.ClientSession() as session:
             evaluator = make_evaluator(
@@ -80,6 +83,7 @@ async def check_services(
 
 async def check_remote_write(access: PrometheusAccess, timeout: float) -> None:
     url = access.remote_write_target().url
+    shown = display_url(url)
 
     def post() -> int:
         with access.session() as session:
@@ -89,13 +93,13 @@ async def check_remote_write(access: PrometheusAccess, timeout: float) -> None:
     try:
         status = await asyncio.to_thread(post)
     except requests.RequestException as exc:
-        raise PreflightError(f"k6 could not write to {url}: {type(exc).__name__}") from None
+        raise PreflightError(f"k6 could not write to {shown}: {type(exc).__name__}") from None
     if status == 404:
         raise PreflightError(
-            f"Prometheus does not accept remote write at {url} (404): start it with "
+            f"Prometheus does not accept remote write at {shown} (404): start it with "
             "--web.enable-remote-write-receiver, or set PROMETHEUS_REMOTE_WRITE_URL"
         )
     if status in (401, 403):
-        raise PreflightError(f"Prometheus refused k6's credentials at {url} (HTTP {status})")
+        raise PreflightError(f"Prometheus refused k6's credentials at {shown} (HTTP {status})")
     if status >= 500:
-        raise PreflightError(f"remote write at {url} answers HTTP {status}")
+        raise PreflightError(f"remote write at {shown} answers HTTP {status}")

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -35,7 +35,7 @@ from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
 from sli_provider.sli.quantile_merge import (
     SECONDS_TO_MS,
     TIME_TREND_COUNT_SCALE,
-    percentile_of_curves,
+    percentiles_of_curves,
 )
 from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
@@ -100,7 +100,8 @@ class _Answer:
     message: str
     duration_ms: float
     code: str = ""  # why there is no value: ValueFailure codes, or the error's type
-    series: Any = None  # the whole result, kept for indicators computed from it
+    # A curve query's merged percentiles (or why none), for the indicators that read them.
+    series: Mapping[float, float | ValueFailure] | None = None
 
 
 class SLIEvaluator:
@@ -152,13 +153,18 @@ class SLIEvaluator:
         """The indicators' values. Past ``deadline`` the queries still running are given up and
         fail with a message saying so; those that finished keep their values."""
         prometheus = self._prometheus.for_project(window.project)
-        keep_series: set[str] = set()  # curve queries, filled once planned (built-ins only)
+        # Curve queries → the percentiles wanted from them, filled once planned (built-ins only).
+        curve_percents: dict[str, set[float]] = {}
         async with QueryRuns(
-            lambda query: self._run_one(prometheus, query, window.end_s, query in keep_series),
+            lambda query: self._run_one(
+                prometheus, query, window.end_s, curve_percents.get(query, ())
+            ),
             self._concurrency,
         ) as runs:
-            planned, raw = await self._plan_and_run(prometheus, window, runs, deadline, keep_series)
-        answers = await _answers_for(planned, raw)
+            planned, raw = await self._plan_and_run(
+                prometheus, window, runs, deadline, curve_percents
+            )
+        answers = {id(p): _answer_for(p, raw) for p in planned if not p.failure}
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
             p.query for p in planned
@@ -199,7 +205,7 @@ class SLIEvaluator:
         window: SLIWindow,
         runs: QueryRuns[_Answer],
         deadline: Deadline | None,
-        keep_series: set[str],
+        curve_percents: dict[str, set[float]],
     ) -> tuple[list[PlannedQuery], dict[str, _Answer]]:
         """Config read, run probe and queries, overlapped where one does not need the other:
         the probe is asked while sli.yaml is read (and dropped if no built-in is wanted), and
@@ -238,8 +244,10 @@ class SLIEvaluator:
             run_series_present=run_present,
         )
         # Curve percentiles are built-ins, so none of them started before this point: their
-        # whole series are kept for the merge (sli/quantile_merge.py), not read as one value.
-        keep_series.update(p.query for p in planned if p.curve_percentile is not None)
+        # series are merged (sli/quantile_merge.py) as each query answers, not read as one value.
+        for p in planned:
+            if p.curve_percentile is not None:
+                curve_percents.setdefault(p.query, set()).add(p.curve_percentile)
         return planned, await self._run_all(runs, planned, deadline)
 
     def _probe_independent(
@@ -326,54 +334,57 @@ class SLIEvaluator:
         return answers
 
     async def _run_one(
-        self, prometheus: Querier, query: str, at: float, keep_series: bool = False
+        self, prometheus: Querier, query: str, at: float, curve_percents: Collection[float] = ()
     ) -> _Answer:
+        """One query's answer. A curve query's percentiles are merged here, in its own task, so
+        the merge overlaps the queries still out instead of following the last of them."""
         began = time.perf_counter()
         outcome = "ok"
-        series: Any = None
+        result: Any = None
+        value: float | None = None
         try:
             result = await prometheus.instant(query, at)
-            if keep_series:
-                series, value = result, None
-            else:
+            if not curve_percents:
                 value = single_value(result)
             message = ""
         except ValueFailure as exc:
-            value, message, outcome = None, str(exc), exc.code
+            message, outcome = str(exc), exc.code
         except PrometheusUnavailable:
             self._metrics.query_duration.labels("unavailable").observe(time.perf_counter() - began)
             raise
         except PrometheusError as exc:
-            value, message, outcome = None, str(exc), type(exc).__name__
+            message, outcome = str(exc), type(exc).__name__
         elapsed = time.perf_counter() - began
         self._metrics.query_duration.labels(outcome).observe(elapsed)
+        series = None
+        if curve_percents and outcome == "ok":
+            series = await _merged_percentiles(result, curve_percents)
         code = "" if value is not None or series is not None else outcome
         return _Answer(value, message, round(elapsed * 1000, 3), code, series)
 
 
-async def _answers_for(
-    planned: Sequence[PlannedQuery], raw: Mapping[str, _Answer]
-) -> dict[int, _Answer]:
-    """Each planned indicator's answer, by ``id``; merging curves of many series takes a while
-    (0.2 s for 300), so that happens off the event loop."""
+# Up to this many series (8 instances' curves are about 1,000) merging takes a few ms and runs
+# in the query's task; beyond it would hold the event loop (300 instances: 0.4 s), so a thread.
+_MERGE_ON_LOOP_MAX_SERIES = 2000
 
-    def resolve() -> dict[int, _Answer]:
-        return {id(p): _answer_for(p, raw) for p in planned if not p.failure}
 
-    if any(p.curve_percentile is not None for p in planned):
-        return await asyncio.to_thread(resolve)
-    return resolve()
+async def _merged_percentiles(
+    result: Any, percents: Collection[float]
+) -> Mapping[float, float | ValueFailure]:
+    merge = functools.partial(
+        percentiles_of_curves, result, sorted(percents), SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
+    )
+    if isinstance(result, list) and len(result) > _MERGE_ON_LOOP_MAX_SERIES:
+        return await asyncio.to_thread(merge)
+    return merge()
 
 
 def _answer_for(item: PlannedQuery, answers: Mapping[str, _Answer]) -> _Answer:
-    """The indicator's answer: its query's, or computed from that query's series."""
+    """The indicator's answer: its query's, or its percentile merged from that query's curves."""
     answer = answers[item.query]
     if item.curve_percentile is None or answer.series is None:
         return answer
-    try:
-        value = percentile_of_curves(
-            answer.series, item.curve_percentile, SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
-        )
-    except ValueFailure as exc:
-        return replace(answer, series=None, message=str(exc), code=exc.code)
+    value = answer.series[item.curve_percentile]
+    if isinstance(value, ValueFailure):
+        return replace(answer, series=None, message=str(value), code=value.code)
     return replace(answer, value=value, series=None)
