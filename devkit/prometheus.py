@@ -44,6 +44,8 @@ class _PortTaken(PrometheusError):
 class PrometheusServer:
     """``async with PrometheusServer(tmp) as prom:`` a ready Prometheus at ``prom.url``."""
 
+    store_name = "prometheus"
+
     def __init__(
         self,
         data_dir: Path,
