@@ -217,8 +217,14 @@ async def test_outcome_warning_and_fail(
 
 
 async def test_no_data_and_several_series_fail_the_indicator(
-    service: ServiceFactory, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    store: MetricsStore,
+    store_load_run: LoadRun,
+    load_tags: RunTags,
 ) -> None:
+    """In each store (MetricsQL answers an empty sum and a multi-series result as PromQL does)."""
+    load_run = store_load_run
     fake_keptn.set_resource(
         "indicators:\n"
         "  nothing: sum(k6_metric_that_does_not_exist)\n"
@@ -230,7 +236,7 @@ async def test_no_data_and_several_series_fail_the_indicator(
     event = trigger_for(
         load_run, load_tags, ["nothing", "many", "http_reqs_total", "nothing_is_zero"]
     )
-    async with service() as url:
+    async with service(prometheus_url=store.url) as url:
         await post_event(url, event)
         finished = await answer(fake_keptn, event)
     values = values_of(finished)
@@ -386,13 +392,18 @@ async def test_local_mode_reads_sli_config_dir(
 
 
 async def test_window_without_the_runs_series_uses_the_whole_scope(
-    service: ServiceFactory, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    store: MetricsStore,
+    store_load_run: LoadRun,
+    load_tags: RunTags,
 ) -> None:
     """A context that wrote no k6 series: the values describe every k6 sample of the scope."""
+    load_run = store_load_run
     event = trigger_for(
         load_run, load_tags, ["vus_max", "http_reqs_total"], context=str(uuid.uuid4())
     )
-    async with service() as url:
+    async with service(prometheus_url=store.url) as url:
         await post_event(url, event)
         finished = await answer(fake_keptn, event)
     values = values_of(finished)
