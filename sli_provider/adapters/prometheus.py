@@ -89,11 +89,11 @@ class Querier(Protocol):
         """``data.result`` of an instant query evaluated at unix time ``at``."""
         ...
 
-    async def ready(self) -> bool: ...
-
     async def store_info(self) -> StoreInfo:
         """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
         ...
+
+    async def ready(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -224,25 +224,6 @@ class PrometheusClient:
             f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
         )
 
-    async def ready(self) -> bool:
-        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
-        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
-        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
-        # it is ready, as /-/ready does.
-        def call() -> bool:
-            try:
-                response = self._session.get(
-                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
-                )
-            except _HTTPStatusError:
-                return False
-            return response.status_code == 200
-
-        try:
-            return bool(await self._in_thread(call))
-        except requests.RequestException:
-            return False
-
     async def store_info(self) -> StoreInfo:
         """Asked once per client (two GETs, each within ``STORE_INFO_TIMEOUT``) and kept once the
         store is identified; until then (unreachable, 5xx, a gateway that routes neither
@@ -273,6 +254,25 @@ class PrometheusClient:
         if info.known:
             self._store_info = info
         return info
+
+    async def ready(self) -> bool:
+        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
+        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
+        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
+        # it is ready, as /-/ready does.
+        def call() -> bool:
+            try:
+                response = self._session.get(
+                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
+                )
+            except _HTTPStatusError:
+                return False
+            return response.status_code == 200
+
+        try:
+            return bool(await self._in_thread(call))
+        except requests.RequestException:
+            return False
 
     async def aclose(self) -> None:
         if self._closed:
