@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from sli_provider.adapters import store_info
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
@@ -25,7 +26,6 @@ from sli_provider.adapters.prometheus_access import (
     load_prometheus_targets,
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.adapters.store_info import StoreInfo
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.runner.binaries import K6Registry, configured_paths
@@ -146,7 +146,7 @@ def make_evaluator(
 
 async def preview_once(
     configuration: Configuration, window: SLIWindow
-) -> tuple[list[MeasuredIndicator], StoreInfo]:
+) -> tuple[list[MeasuredIndicator], store_info.StoreInfo]:
     """``evaluate_once`` and which store answered the window's project (``UNKNOWN_STORE`` when
     it cannot be told)."""
     results = await evaluate_once(configuration, window)
