@@ -44,6 +44,8 @@ class _PortTaken(PrometheusError):
 class PrometheusServer:
     """``async with PrometheusServer(tmp) as prom:`` a ready Prometheus at ``prom.url``."""
 
+    store_name = "prometheus"
+
     def __init__(
         self,
         data_dir: Path,
@@ -128,6 +130,10 @@ class PrometheusServer:
         if body.get("status") != "success":
             raise PrometheusError(f"query {promql!r} failed: {body.get('error', body)}")
         return cast(list[dict[str, Any]], body["data"]["result"])
+
+    async def settle(self) -> float:
+        """Prometheus shows what it accepted at once: nothing to wait for (see devkit/victoria.py)."""
+        return 0.0
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         try:

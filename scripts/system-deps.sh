@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, only when it is missing:
-# Python with venv, Prometheus (which also brings promtool), nats-server and, for the tests,
-# Chromium. Safe to repeat.
+# Python with venv, Prometheus (which also brings promtool), VictoriaMetrics (the second store the
+# tests run against), nats-server and, for the tests, Chromium. Safe to repeat.
 set -euo pipefail
 
 packages=()
@@ -9,6 +9,7 @@ command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 command -v prometheus >/dev/null 2>&1 || packages+=(prometheus)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v victoria-metrics >/dev/null 2>&1 || packages+=(victoria-metrics)
 # Debian puts nats-server in /usr/sbin, which is not on every user's PATH.
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || packages+=(nats-server)
 # Headless Chromium renders the gate's HTML report in the tests; the demo does not need it.

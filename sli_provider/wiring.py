@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from sli_provider.adapters import store_info
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
@@ -195,6 +196,19 @@ def make_evaluator(
         concurrency=settings.query_concurrency,
         metrics=metrics,
     )
+
+
+async def preview_once(
+    configuration: Configuration, window: SLIWindow
+) -> tuple[list[MeasuredIndicator], store_info.StoreInfo]:
+    """``evaluate_once`` and which store answered the window's project (``UNKNOWN_STORE`` when
+    it cannot be told)."""
+    results = await evaluate_once(configuration, window)
+    prometheus = make_prometheus(configuration, ServiceMetrics())
+    try:
+        return results, await prometheus.for_project(window.project).store_info()
+    finally:
+        await prometheus.aclose()
 
 
 async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list[MeasuredIndicator]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Prometheus, a load target, a fake Keptn and one recorded k6 run."""
+"""Shared fixtures: real metrics stores, a load target, a fake Keptn and recorded k6 runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LoadRun, run_load
 from devkit.prometheus import PrometheusServer
+from devkit.stores import MetricsStore
 from devkit.target import TargetServer
+from devkit.victoria import VictoriaMetricsServer
 from sli_provider.k6.invocation import RunTags
 
 
@@ -18,6 +20,37 @@ from sli_provider.k6.invocation import RunTags
 async def prometheus(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PrometheusServer]:
     async with PrometheusServer(tmp_path_factory.mktemp("prometheus")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+async def victoria(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[VictoriaMetricsServer]:
+    """VictoriaMetrics as users meet it: samples younger than 30 s are not yet in query results."""
+    async with VictoriaMetricsServer(tmp_path_factory.mktemp("victoria")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def victoria_short_offset(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[VictoriaMetricsServer]:
+    """VictoriaMetrics with -search.latencyOffset=1s, for tests that query right after a run
+    and are about what the store holds, not about when it shows it."""
+    async with VictoriaMetricsServer(
+        tmp_path_factory.mktemp("victoria-short-offset"), latency_offset="1s"
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["prometheus", "victoriametrics"])
+def store(request: pytest.FixtureRequest) -> MetricsStore:
+    """Each store the fidelity tests run against. VictoriaMetrics is the short-offset one, and
+    tests wait with ``store.settle()`` before they query: they are about the values a store
+    holds, not about when it shows them (the service's freshness wait is tested on its own)."""
+    name = "prometheus" if request.param == "prometheus" else "victoria_short_offset"
+    server: MetricsStore = request.getfixturevalue(name)
+    return server
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +87,33 @@ async def load_run(
         duration="3s",
         fail_every=5,
     )
+
+
+@pytest.fixture(scope="session")
+async def victoria_load_run(
+    victoria_short_offset: VictoriaMetricsServer,
+    target: TargetServer,
+    load_tags: RunTags,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> LoadRun:
+    """The ``load_run`` run, written into ``victoria_short_offset`` and waited for until all of it
+    shows there (its new series show up to ~11 s late: ``VictoriaMetricsServer.settle``)."""
+    run = await run_load(
+        prometheus_url=victoria_short_offset.url,
+        target_url=target.url,
+        tags=load_tags,
+        workdir=tmp_path_factory.mktemp("k6-load-victoria"),
+        vus=3,
+        duration="3s",
+        fail_every=5,
+    )
+    await victoria_short_offset.settle()
+    return run
+
+
+@pytest.fixture(scope="session")
+def store_load_run(request: pytest.FixtureRequest, store: MetricsStore) -> LoadRun:
+    """The ``load_run`` run as written into ``store``."""
+    name = "load_run" if store.store_name == "prometheus" else "victoria_load_run"
+    run: LoadRun = request.getfixturevalue(name)
+    return run

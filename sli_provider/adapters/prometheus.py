@@ -29,9 +29,13 @@ from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
 from sli_provider.adapters.retry import Deadline, with_retries
+from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.errors import SliProviderError
 
 log = logging.getLogger(__name__)
+
+# Identifying the store only decorates a preview: it must never hold one up for long.
+STORE_INFO_TIMEOUT = 2.0
 
 
 class PrometheusError(SliProviderError):
@@ -84,6 +88,10 @@ class Querier(Protocol):
 
     async def instant(self, query: str, at: float) -> Any:
         """``data.result`` of an instant query evaluated at unix time ``at``."""
+        ...
+
+    async def store_info(self) -> StoreInfo:
+        """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
         ...
 
     async def ready(self) -> bool: ...
@@ -142,6 +150,7 @@ class PrometheusClient:
         self._session.mount(self._url, adapter)
         self._pool = DaemonThreadPool(max_workers=concurrency, thread_name_prefix="prometheus")
         self._closed = False
+        self._store_info: StoreInfo | None = None
 
     async def _in_thread(self, call: Callable[[], Any]) -> Any:
         if self._closed:
@@ -217,10 +226,47 @@ class PrometheusClient:
             f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
         )
 
+    async def store_info(self) -> StoreInfo:
+        """Asked once per client (two GETs, each within ``STORE_INFO_TIMEOUT``) and kept once the
+        store is identified; until then (unreachable, 5xx, a gateway that routes neither
+        endpoint) ``UNKNOWN_STORE``, and asked again next time."""
+        if self._store_info is not None:
+            return self._store_info
+        timeout = min(self._timeout, STORE_INFO_TIMEOUT)
+
+        def get(path: str, params: dict[str, str]) -> Any:
+            try:
+                response = self._session.get(self._url + path, params=params, timeout=timeout)
+            except _HTTPStatusError:
+                return None  # answered, just not this
+            try:
+                return response.json()
+            except ValueError:
+                return None
+
+        try:
+            buildinfo = await self._in_thread(lambda: get("/api/v1/status/buildinfo", {}))
+            traced = await self._in_thread(
+                lambda: get("/api/v1/query", {"query": "1", "trace": "1"})
+            )
+        except (requests.RequestException, RuntimeError) as exc:
+            log.debug("store info of %s unavailable: %s", self._shown_url, _reason(exc))
+            return UNKNOWN_STORE
+        info = identify(buildinfo, traced)
+        if info.known:
+            self._store_info = info
+        return info
+
     async def ready(self) -> bool:
+        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
+        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
+        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
+        # it is ready, as /-/ready does.
         def call() -> bool:
             try:
-                response = self._session.get(f"{self._url}/-/ready", timeout=self._timeout)
+                response = self._session.get(
+                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
+                )
             except _HTTPStatusError:
                 return False
             return response.status_code == 200

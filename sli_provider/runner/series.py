@@ -4,6 +4,12 @@ Present is not enough: k6's last push at exit can become visible after k6 has ex
 with the dense trend stats, which make that push large), and a get-sli that Keptn sends right
 after test.finished would then score a run short of its last second. So the check also waits,
 bounded, until Prometheus holds as many iterations as k6's own summary counted.
+
+Nor is "present" known at once in every store: VictoriaMetrics 1.79 makes a run's new series
+searchable only at its next periodic index update, observed up to 11 s after the first sample
+(8 s after a 2 s run's k6 exited), even with a 1 s ``-search.latencyOffset``. A one-shot look
+then reported "k6 wrote no metrics" for runs it held, so presence is polled within the same
+bound; only a store that really got nothing costs the whole bound.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 
-FINAL_PUSH_WAIT_SECONDS = 10.0
+# Covers VictoriaMetrics 1.79's index update, which runs every ~10 s: a run's series appear up
+# to ~11 s after their first sample, up to ~10 s after a short run's k6 exited. Only a store that
+# got nothing (or lost k6's last push) waits this long.
+FINAL_PUSH_WAIT_SECONDS = 15.0
 _POLL_SECONDS = 0.1
 
 
@@ -38,18 +47,28 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
             end_s=end,
             context=tags.context,
         )
-        if not await run_has_series(prometheus, window):
+        deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
+        if not await _series_visible(prometheus, window, deadline):
             return False
         if iterations is not None:
-            await _final_push_visible(prometheus, window, iterations)
+            await _final_push_visible(prometheus, window, iterations, deadline)
         return True
 
     return check
 
 
-async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations: float) -> None:
+async def _series_visible(prometheus: Querier, window: SLIWindow, deadline: float) -> bool:
+    while not await run_has_series(prometheus, window):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_POLL_SECONDS)
+    return True
+
+
+async def _final_push_visible(
+    prometheus: Querier, window: SLIWindow, iterations: float, deadline: float
+) -> None:
     query = run_iterations_query(window)
-    deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
     seen: float | None = None
     while True:
         try:
