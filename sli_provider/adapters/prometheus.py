@@ -250,7 +250,7 @@ class PrometheusClient:
                 lambda: get("/api/v1/query", {"query": "1", "trace": "1"})
             )
         except (requests.RequestException, RuntimeError) as exc:
-            log.debug("store info of %s unavailable: %s", self._shown_url, _reason(exc))
+            log.debug("store info of %s unavailable: %s", self._shown_url, _connection_reason(exc))
             return UNKNOWN_STORE
         info = identify(buildinfo, traced)
         if info.known:
