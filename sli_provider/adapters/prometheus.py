@@ -27,6 +27,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
+from sli_provider.adapters.metrics_store import (
+    BUILDINFO_PATH,
+    PROMETHEUS,
+    StoreKind,
+    configured_kind,
+    kind_from_buildinfo,
+)
 from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 
@@ -87,6 +94,10 @@ class Querier(Protocol):
 
     async def ready(self) -> bool: ...
 
+    async def store_kind(self) -> StoreKind:
+        """Which store answers (METRICS_STORE, else asked once), for store-specific reading."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -121,8 +132,11 @@ class PrometheusClient:
         max_wait: float,
         session: requests.Session | None = None,
         on_retry: Callable[[BaseException, int], None] | None = None,
+        store: str = "prometheus",
     ) -> None:
         self._url = url.rstrip("/")
+        self._store = configured_kind(store)  # None until asked (METRICS_STORE=auto)
+        self._asking_store = asyncio.Lock()  # the first queries come together: ask once
         self._shown_url = display_url(self._url)
         self._timeout = timeout
         self._attempts = attempts
@@ -150,12 +164,14 @@ class PrometheusClient:
         # ``timeout`` is the deadline of the whole query, retries included: each try gets what
         # is left, so a query never takes tries times timeout (issue 14).
         deadline = Deadline(self._timeout)
+        store = await self.store_kind()
 
         def call() -> Any:
             # Measured when the try starts in its thread, so time spent queued counts too.
             left = max(deadline.remaining(), 0.001)
             # Prometheus' durations take integer units: "9.5s" is refused, "9500ms" is not.
             params = {"time": f"{at:.3f}", "timeout": f"{max(1, int(left * 1000))}ms"}
+            params.update(store.query_params)
             return self._client.custom_query(query=query, params=params, timeout=left)
 
         try:
@@ -191,6 +207,8 @@ class PrometheusClient:
             raise QueryFailed(
                 f"Prometheus answered something that is not a query result: {exc}"
             ) from None
+        except requests.RequestException as exc:  # the answer broke off (connection reset)
+            raise QueryFailed(f"Prometheus' answer broke off: {_reason(exc)}") from None
 
     def _classify(self, exc: _HTTPStatusError) -> PrometheusError:
         if exc.status in (401, 403):
@@ -227,6 +245,36 @@ class PrometheusClient:
             return bool(await self._in_thread(call))
         except requests.RequestException:
             return False
+
+    async def store_kind(self) -> StoreKind:
+        if self._store is not None:
+            return self._store
+        async with self._asking_store:
+            return self._store or await self._ask_store_kind()
+
+    async def _ask_store_kind(self) -> StoreKind:
+        def call() -> StoreKind:
+            # Not kept alive: a server that answers this with an error and hangs up (plain HTTP
+            # to a TLS port) must not leave the next query a dead pooled connection.
+            response = self._session.get(
+                self._url + BUILDINFO_PATH, timeout=self._timeout, headers={"Connection": "close"}
+            )
+            try:
+                return kind_from_buildinfo(response.json())
+            except ValueError:
+                return PROMETHEUS
+
+        try:
+            kind: StoreKind = await self._in_thread(call)
+        except _HTTPStatusError as exc:
+            if _transient(exc):
+                return PROMETHEUS  # for this query; asked again with the next
+            kind = PROMETHEUS  # no build info (an older Prometheus, a proxy): plain PromQL
+        except requests.RequestException:
+            return PROMETHEUS  # unreachable: the query that follows says so; ask again next time
+        self._store = kind
+        log.info("metrics store at %s: %s", self._shown_url, kind.name)
+        return kind
 
     async def aclose(self) -> None:
         if self._closed:

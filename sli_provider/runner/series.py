@@ -8,11 +8,10 @@ bounded, until Prometheus holds as many iterations as k6's own summary counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
 from sli_provider.adapters.prometheus import Querier
+from sli_provider.k6.final_push import poll_until
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
 from sli_provider.runner.core import SeriesCheck
@@ -23,7 +22,6 @@ from sli_provider.sli.window import SLIWindow
 log = logging.getLogger(__name__)
 
 FINAL_PUSH_WAIT_SECONDS = 10.0
-_POLL_SECONDS = 0.1
 
 
 def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
@@ -49,19 +47,18 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
 
 async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations: float) -> None:
     query = run_iterations_query(window)
-    deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
     seen: float | None = None
-    while True:
+
+    async def all_there() -> bool:
+        nonlocal seen
         try:
             seen = single_value(await prometheus.instant(query, window.end_s))
         except ValueFailure:
             seen = None  # not there yet
-        if seen is not None and seen >= iterations:
-            return
-        if time.monotonic() >= deadline:
-            log.warning(
-                "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
-                "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
-            )  # fmt: skip
-            return
-        await asyncio.sleep(_POLL_SECONDS)
+        return seen is not None and seen >= iterations
+
+    if not await poll_until(all_there, FINAL_PUSH_WAIT_SECONDS):
+        log.warning(
+            "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
+            "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
+        )  # fmt: skip

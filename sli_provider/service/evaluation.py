@@ -18,6 +18,7 @@ from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavaila
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.retry import Deadline
 from sli_provider.errors import SliProviderError
+from sli_provider.k6.final_push import Freshness, wait_for_final_push
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
@@ -95,6 +96,14 @@ class MeasuredIndicator:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """The indicators' values, and how the wait for the run's last push went."""
+
+    indicators: list[MeasuredIndicator]
+    freshness: Freshness
+
+
+@dataclass(frozen=True)
 class _Answer:
     value: float | None
     message: str
@@ -113,6 +122,7 @@ class SLIEvaluator:
         builtins: Mapping[str, IndicatorSpec],
         concurrency: int,
         metrics: ServiceMetrics,
+        freshness_wait_seconds: float = 0.0,
     ) -> None:
         self._resources = resources
         self._uri = resource_uri
@@ -120,6 +130,7 @@ class SLIEvaluator:
         self._builtins = dict(builtins)
         self._concurrency = concurrency
         self._metrics = metrics
+        self.freshness_wait_seconds = freshness_wait_seconds
 
     async def load_config(
         self, project: str, stage: str, service: str, commit: str
@@ -149,15 +160,30 @@ class SLIEvaluator:
     async def evaluate(
         self, window: SLIWindow, *, deadline: Deadline | None = None
     ) -> list[MeasuredIndicator]:
-        """The indicators' values. Past ``deadline`` the queries still running are given up and
-        fail with a message saying so; those that finished keep their values."""
+        """The indicators' values as the store holds them now (no wait for a run's last push).
+        Past ``deadline`` the queries still running are given up and fail with a message saying
+        so; those that finished keep their values."""
+        return (await self._evaluate(window, deadline, wait_seconds=0.0)).indicators
+
+    async def evaluate_final(self, window: SLIWindow, *, deadline: Deadline) -> Evaluation:
+        """As :meth:`evaluate`, but a run's built-ins are queried once k6's last push of the run
+        is visible, waiting up to FRESHNESS_WAIT_SECONDS (and half of what is left of
+        ``deadline``, so the queries keep the other half)."""
+        wait = min(self.freshness_wait_seconds, deadline.remaining() / 2)
+        return await self._evaluate(window, deadline, wait_seconds=max(0.0, wait))
+
+    async def _evaluate(
+        self, window: SLIWindow, deadline: Deadline | None, *, wait_seconds: float
+    ) -> Evaluation:
         prometheus = self._prometheus.for_project(window.project)
         keep_series: set[str] = set()  # curve queries, filled once planned (built-ins only)
         async with QueryRuns(
             lambda query: self._run_one(prometheus, query, window.end_s, query in keep_series),
             self._concurrency,
         ) as runs:
-            planned, raw = await self._plan_and_run(prometheus, window, runs, deadline, keep_series)
+            planned, raw, freshness = await self._plan_and_run(
+                prometheus, window, runs, deadline, keep_series, wait_seconds
+            )
         answers = await _answers_for(planned, raw)
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
@@ -191,7 +217,7 @@ class SLIEvaluator:
                     origin=item.origin,
                 )
             )
-        return results
+        return Evaluation(results, freshness)
 
     async def _plan_and_run(
         self,
@@ -200,15 +226,21 @@ class SLIEvaluator:
         runs: QueryRuns[_Answer],
         deadline: Deadline | None,
         keep_series: set[str],
-    ) -> tuple[list[PlannedQuery], dict[str, _Answer]]:
+        wait_seconds: float,
+    ) -> tuple[list[PlannedQuery], dict[str, _Answer], Freshness]:
         """Config read, run probe and queries, overlapped where one does not need the other:
-        the probe is asked while sli.yaml is read (and dropped if no built-in is wanted), and
-        queries whose text the probe cannot change start before it answers. What fails, and
-        when, is what it was when each step waited for the one before."""
+        the probe and the freshness check (sli/freshness.py) are asked while sli.yaml is read
+        (and dropped if no built-in is wanted), and queries whose text the probe cannot change
+        start before it answers, once the run's data is final. What fails, and when, is what it
+        was when each step waited for the one before."""
         requested = window.indicators
         probe: asyncio.Task[bool] | None = None
+        fresh: asyncio.Task[Freshness] | None = None
+        freshness = Freshness()
         if window.context and (requested is None or any(n in self._builtins for n in requested)):
             probe = asyncio.create_task(self._run_series_present(prometheus, window))
+            if wait_seconds > 0:
+                fresh = asyncio.create_task(self._wait_for_final(prometheus, window, wait_seconds))
         try:
             configured = await _within(
                 deadline,
@@ -222,14 +254,17 @@ class SLIEvaluator:
                 indicators = requested
             run_present = False
             if probe is not None and needs_builtin(indicators, configured, self._builtins):
+                if fresh is not None:
+                    freshness = await _within(deadline, fresh, "waiting for k6's last push")
+                    if freshness.waited_seconds:  # the probe may have looked too early
+                        await _end(probe)
+                        probe = asyncio.create_task(self._run_series_present(prometheus, window))
                 runs.start(self._probe_independent(indicators, configured, window))
                 run_present = await _within(deadline, probe, "looking for the run's series")
         finally:
-            if probe is not None and not probe.done():  # not needed, or the request failed
-                probe.cancel()
-                await asyncio.wait([probe])
-            if probe is not None and not probe.cancelled():
-                probe.exception()  # retrieved: a failure of a probe nobody needed is moot
+            for task in (probe, fresh):  # not needed, or the request failed
+                if task is not None:
+                    await _end(task)
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -240,7 +275,7 @@ class SLIEvaluator:
         # Curve percentiles are built-ins, so none of them started before this point: their
         # whole series are kept for the merge (sli/quantile_merge.py), not read as one value.
         keep_series.update(p.query for p in planned if p.curve_percentile is not None)
-        return planned, await self._run_all(runs, planned, deadline)
+        return planned, await self._run_all(runs, planned, deadline), freshness
 
     def _probe_independent(
         self,
@@ -287,6 +322,17 @@ class SLIEvaluator:
             if not limit.expired():
                 raise
             return {}
+
+    async def _wait_for_final(
+        self, prometheus: Querier, window: SLIWindow, seconds: float
+    ) -> Freshness:
+        try:
+            return await wait_for_final_push(prometheus, window, seconds)
+        except PrometheusUnavailable as exc:
+            raise ProviderUnavailable(str(exc)) from None
+        except PrometheusError as exc:
+            log.warning("could not tell whether the run's last push is visible: %s", exc)
+            return Freshness()
 
     async def _run_series_present(self, prometheus: Querier, window: SLIWindow) -> bool:
         try:
@@ -349,6 +395,16 @@ class SLIEvaluator:
         self._metrics.query_duration.labels(outcome).observe(elapsed)
         code = "" if value is not None or series is not None else outcome
         return _Answer(value, message, round(elapsed * 1000, 3), code, series)
+
+
+async def _end(task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` if it still runs and wait until it has; a failure of a task nobody
+    needs any more is moot, so it is retrieved and dropped."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()
 
 
 async def _answers_for(
