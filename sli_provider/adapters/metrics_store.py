@@ -10,8 +10,8 @@ sources, ``app/vmselect/prometheus/prometheus.go``):
   "only if `nocache` arg isn't set" (issue 241). It also skips the rollup-result cache, which
   does not hold samples of the last 5 minutes (``-search.cacheTimestampOffset``) anyway.
 
-Its query API does not tell the version (``/api/v1/status/buildinfo`` answers a fixed Prometheus
-version for Grafana), so both are sent: an older version ignores the unknown argument. New series
+Its query API does not tell the version (``/api/v1/status/buildinfo`` answers nothing, or a fixed
+Prometheus version for Grafana), so both are sent: an older version ignores the unknown argument. New series
 still take up to ~10 s to become searchable in 1.79.5 (measured); the freshness wait
 (sli/freshness.py) covers that, bounded by ``FRESHNESS_WAIT_SECONDS``.
 """
@@ -52,11 +52,12 @@ def configured_kind(setting: str) -> StoreKind | None:
 def kind_from_buildinfo(body: Any) -> StoreKind:
     """The store behind a ``/api/v1/status/buildinfo`` answer.
 
-    Prometheus (and Thanos, Mimir, Cortex, which reuse its code) state a ``revision`` and a
-    ``goVersion``; VictoriaMetrics answers only ``{"version": "2.24.0"}``, a stand-in for
-    Grafana (app/vmselect/main.go, issue 5370), so a bare version is taken for it.
+    Prometheus (and Thanos and Mimir, which reuse its code) state the ``revision`` they were
+    built from. VictoriaMetrics does not: 1.79.5 answers ``{"data": {}}``, later versions
+    ``{"data": {"version": "2.24.0"}}``, a stand-in for Grafana (app/vmselect/main.go, issue
+    5370). A store without the endpoint (an error) is taken for Prometheus by the caller.
     """
     data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, dict) and set(data) == {"version"}:
+    if isinstance(data, dict) and "revision" not in data:
         return VICTORIAMETRICS
     return PROMETHEUS

@@ -6,7 +6,7 @@ series (``K6_PROMETHEUS_RW_STALE_MARKERS``, which the runner sets). So, asked at
 * the run's series still answer an instant query (no stale marker yet) and their newest sample
   lies before ``end``: k6 has not finished writing the window; its final push is late, or the
   run is still going. Samples at or past ``end`` mean everything up to ``end`` has arrived, since
-  k6 pushes in order (``max(timestamp(S)) and count(S)``: VictoriaMetrics' ``timestamp()`` looks
+  k6 pushes in order (``min(timestamp(S)) and count(S)``: VictoriaMetrics' ``timestamp()`` looks
   past stale markers, its plain selector does not, like Prometheus');
 * the store hides recent samples (VictoriaMetrics: new series and ``-search.latencyOffset``) and
   shows no series of the run in the window yet, though ``end`` is recent: not visible yet;
@@ -27,6 +27,7 @@ from sli_provider.sli.window import SLIWindow
 
 # The run's cheapest series, as the run probe and the no-data diagnosis read them: one vus_max
 # series per k6 instance, one iterations_total per scenario.
+RUN_SERIES_NAMES_LIST = ("k6_vus_max", "k6_iterations_total")
 RUN_SERIES_NAMES = "k6_(vus_max|iterations_total)"
 _SEEN = "freshness_seen"
 _LIVE, _IN_WINDOW = "live", "in_window"
@@ -38,13 +39,22 @@ def run_series(scope: str) -> str:
 
 
 def freshness_query(window: SLIWindow) -> str:
-    """Asked at now: one sample ``live`` (the newest sample's time, only while the run's series
-    have no stale marker) and one ``in_window`` (how many of them the window holds)."""
-    series = run_series(scope_selector(window, with_context=True))
-    in_window = f"count(last_over_time({series}[{duration_seconds(window)}s] @ {window.end_s:.3f}))"
+    """Asked at now: one sample ``live`` (the oldest newest-sample time among the run's series
+    that have no stale marker yet) and one ``in_window`` (how many series the window holds).
+
+    Each metric is aggregated on its own: with ``--system-tags ""`` vus_max and iterations_total
+    carry the same labels, and ``timestamp()`` drops the names that told them apart.
+    """
+    scope = scope_selector(window, with_context=True)
+    at = f"[{duration_seconds(window)}s] @ {window.end_s:.3f}"
+    live, in_window = [], []
+    for name in RUN_SERIES_NAMES_LIST:
+        series = f"{name}{{{scope}}}"
+        live.append(f"(min(timestamp({series})) and count({series}))")
+        in_window.append(f"count(last_over_time({series}{at}))")
     return (
-        f'label_replace(max(timestamp({series})) and count({series}), "{_SEEN}", "{_LIVE}", "", "")'
-        f' or label_replace({in_window}, "{_SEEN}", "{_IN_WINDOW}", "", "")'
+        f'label_replace({" or ".join(live)}, "{_SEEN}", "{_LIVE}", "", "")'
+        f' or label_replace({" or ".join(in_window)}, "{_SEEN}", "{_IN_WINDOW}", "", "")'
     )
 
 
