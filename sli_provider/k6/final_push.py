@@ -41,6 +41,9 @@ class Freshness:
     waited_seconds: float = 0.0
     final: bool = True
     reason: str = ""  # the last reason it was not final
+    # Whether the window holds the run's series, as the last look saw it (None: not looked):
+    # the run probe's answer, so a final run costs one query, not two.
+    run_in_window: bool | None = None
 
     def note(self, limit_seconds: float) -> str:
         """For the reply's message: nothing when there was no wait."""
@@ -65,15 +68,18 @@ async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: f
     query = freshness_query(window)
     began = time.monotonic()
     verdict = Verdict(True)
+    in_window = False
 
     async def final() -> bool:
-        nonlocal verdict
+        nonlocal verdict, in_window
         now = time.time()
         sighting = read_sighting(await prometheus.instant(query, now))
         verdict = judge(window, sighting, now, hides_recent_seconds=store.hides_recent_seconds)
+        in_window = sighting.in_window
         return verdict.final
 
     if await final():
-        return Freshness()
+        return Freshness(run_in_window=in_window)
     done = await poll_until(final, max(0.0, seconds - (time.monotonic() - began)))
-    return Freshness(round(time.monotonic() - began, 3), done, "" if done else verdict.reason)
+    waited = round(time.monotonic() - began, 3)
+    return Freshness(waited, done, "" if done else verdict.reason, in_window)

@@ -9,20 +9,22 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.retry import Deadline
-from sli_provider.errors import SliProviderError
 from sli_provider.k6.final_push import Freshness, wait_for_final_push
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.query_runs import QueryRuns
+from sli_provider.service.steps import ProviderUnavailable as ProviderUnavailable
+from sli_provider.service.steps import SLIConfigInvalid as SLIConfigInvalid
+from sli_provider.service.steps import end_task, within
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -42,32 +44,6 @@ from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class ProviderUnavailable(SliProviderError):
-    """The provider cannot work at all for this request: errored/fail, not per indicator."""
-
-
-class SLIConfigInvalid(ProviderUnavailable):
-    """The sli.yaml that applies cannot be parsed: the request's configuration, not the provider."""
-
-
-async def _within(deadline: Deadline | None, step: Awaitable[T], doing: str) -> T:
-    """``step`` before the deadline; past it there is no value to answer with at all."""
-    if deadline is None:
-        return await step
-    limit = asyncio.timeout(deadline.remaining())
-    try:
-        async with limit:
-            return await step
-    except TimeoutError:
-        if not limit.expired():
-            raise
-        raise ProviderUnavailable(
-            f"the get-sli deadline of {deadline.seconds:g} s passed while {doing}"
-        ) from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -229,20 +205,18 @@ class SLIEvaluator:
         wait_seconds: float,
     ) -> tuple[list[PlannedQuery], dict[str, _Answer], Freshness]:
         """Config read, run probe and queries, overlapped where one does not need the other:
-        the probe and the freshness check (sli/freshness.py) are asked while sli.yaml is read
-        (and dropped if no built-in is wanted), and queries whose text the probe cannot change
-        start before it answers, once the run's data is final. What fails, and when, is what it
-        was when each step waited for the one before."""
+        the run is looked at (sli/freshness.py, which answers the probe too, or the probe alone
+        when ``wait_seconds`` is 0) while sli.yaml is read, and dropped if no built-in is
+        wanted; queries whose text the probe cannot change start before it answers, but not
+        before the run's data is final. What fails, and when, is what it was when each step
+        waited for the one before."""
         requested = window.indicators
-        probe: asyncio.Task[bool] | None = None
-        fresh: asyncio.Task[Freshness] | None = None
+        look: asyncio.Task[tuple[bool, Freshness]] | None = None
         freshness = Freshness()
         if window.context and (requested is None or any(n in self._builtins for n in requested)):
-            probe = asyncio.create_task(self._run_series_present(prometheus, window))
-            if wait_seconds > 0:
-                fresh = asyncio.create_task(self._wait_for_final(prometheus, window, wait_seconds))
+            look = asyncio.create_task(self._look_at_run(prometheus, window, wait_seconds))
         try:
-            configured = await _within(
+            configured = await within(
                 deadline,
                 self.load_config(window.project, window.stage, window.service, window.gitcommitid),
                 "reading the SLI configuration",
@@ -253,18 +227,17 @@ class SLIEvaluator:
             else:
                 indicators = requested
             run_present = False
-            if probe is not None and needs_builtin(indicators, configured, self._builtins):
-                if fresh is not None:
-                    freshness = await _within(deadline, fresh, "waiting for k6's last push")
-                    if freshness.waited_seconds:  # the probe may have looked too early
-                        await _end(probe)
-                        probe = asyncio.create_task(self._run_series_present(prometheus, window))
-                runs.start(self._probe_independent(indicators, configured, window))
-                run_present = await _within(deadline, probe, "looking for the run's series")
+            if look is not None and needs_builtin(indicators, configured, self._builtins):
+                independent = self._probe_independent(indicators, configured, window)
+                if wait_seconds <= 0:  # no freshness to wait for
+                    runs.start(independent)
+                run_present, freshness = await within(
+                    deadline, look, "looking for the run's series and its last push"
+                )
+                runs.start(independent)
         finally:
-            for task in (probe, fresh):  # not needed, or the request failed
-                if task is not None:
-                    await _end(task)
+            if look is not None:  # not needed, or the request failed
+                await end_task(look)
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -323,16 +296,22 @@ class SLIEvaluator:
                 raise
             return {}
 
-    async def _wait_for_final(
-        self, prometheus: Querier, window: SLIWindow, seconds: float
-    ) -> Freshness:
-        try:
-            return await wait_for_final_push(prometheus, window, seconds)
-        except PrometheusUnavailable as exc:
-            raise ProviderUnavailable(str(exc)) from None
-        except PrometheusError as exc:
-            log.warning("could not tell whether the run's last push is visible: %s", exc)
-            return Freshness()
+    async def _look_at_run(
+        self, prometheus: Querier, window: SLIWindow, wait_seconds: float
+    ) -> tuple[bool, Freshness]:
+        """Whether the window holds the run's series, once its last push is visible or
+        ``wait_seconds`` have passed; and how that wait went."""
+        freshness = Freshness()
+        if wait_seconds > 0:
+            try:
+                freshness = await wait_for_final_push(prometheus, window, wait_seconds)
+            except PrometheusUnavailable as exc:
+                raise ProviderUnavailable(str(exc)) from None
+            except PrometheusError as exc:  # e.g. a store without the @ modifier: probe only
+                log.warning("could not tell whether the run's last push is visible: %s", exc)
+            if freshness.run_in_window is not None:
+                return freshness.run_in_window, freshness
+        return await self._run_series_present(prometheus, window), freshness
 
     async def _run_series_present(self, prometheus: Querier, window: SLIWindow) -> bool:
         try:
@@ -395,16 +374,6 @@ class SLIEvaluator:
         self._metrics.query_duration.labels(outcome).observe(elapsed)
         code = "" if value is not None or series is not None else outcome
         return _Answer(value, message, round(elapsed * 1000, 3), code, series)
-
-
-async def _end(task: asyncio.Task[Any]) -> None:
-    """Cancel ``task`` if it still runs and wait until it has; a failure of a task nobody
-    needs any more is moot, so it is retrieved and dropped."""
-    if not task.done():
-        task.cancel()
-        await asyncio.wait([task])
-    if not task.cancelled():
-        task.exception()
 
 
 async def _answers_for(
