@@ -188,12 +188,14 @@ WINDOW = SLIWindow("p", "s", "svc", start_s=1000.0, end_s=1010.0, context="run")
 @pytest.mark.parametrize(
     ("sighting", "now", "hides", "final"),
     [
-        (Sighting(newest_live_s=1009.0, in_window=True), 1010.5, 0.0, False),  # last push late
-        (Sighting(newest_live_s=1010.2, in_window=True), 1010.5, 0.0, True),  # past end: all in
-        (Sighting(newest_live_s=None, in_window=True), 1010.5, 0.0, True),  # stale markers seen
-        (Sighting(newest_live_s=None, in_window=False), 1010.5, 0.0, True),  # no k6 run here
-        (Sighting(newest_live_s=None, in_window=False), 1010.5, 30.0, False),  # not shown yet
-        (Sighting(newest_live_s=None, in_window=False), 1045.0, 30.0, True),  # long enough
+        (Sighting(newest_live_s=1009.0, metrics_in_window=2), 1010.5, 0.0, False),  # push late
+        (Sighting(newest_live_s=1010.2, metrics_in_window=2), 1010.5, 0.0, True),  # all in
+        (Sighting(newest_live_s=None, metrics_in_window=2), 1010.5, 0.0, True),  # stale markers
+        (Sighting(newest_live_s=None, metrics_in_window=0), 1010.5, 0.0, True),  # no k6 run
+        (Sighting(newest_live_s=None, metrics_in_window=0), 1010.5, 30.0, False),  # not shown
+        (Sighting(newest_live_s=None, metrics_in_window=1), 1010.5, 30.0, False),  # partly
+        (Sighting(newest_live_s=None, metrics_in_window=2), 1010.5, 30.0, True),  # shown
+        (Sighting(newest_live_s=None, metrics_in_window=0), 1045.0, 30.0, True),  # long enough
     ],
 )
 def test_judge(sighting: Sighting, now: float, hides: float, final: bool) -> None:
