@@ -74,7 +74,7 @@ async def run_load(
     # The service's runner waits until k6's last push is visible before it reports; so does this,
     # so a get-sli right after the run scores the whole run.
     prometheus = PrometheusClient(
-        prometheus_url, concurrency=2, timeout=10.0, attempts=2, max_wait=1.0, store="auto"
+        prometheus_url, concurrency=2, timeout=10.0, attempts=2, max_wait=1.0
     )
     try:
         check = prometheus_series_check(prometheus) if wait_for_final_push else None
