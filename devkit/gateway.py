@@ -25,6 +25,7 @@ class TenantGateway(LoopbackServer):
         # (status, Retry-After) to answer instead of forwarding, in order
         self._failures: list[tuple[int, str | None]] = []
         self.seen: list[dict[str, str]] = []
+        self.paths_seen: list[str] = []  # path and query string, in the order of ``seen``
         # Queries containing one of these texts get no answer until the gateway closes.
         self._held_texts: list[str] = []
         self._release = asyncio.Event()
@@ -59,6 +60,7 @@ class TenantGateway(LoopbackServer):
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
+        self.paths_seen.append(request.rel_url.path_qs)
         query = request.rel_url.query.get("query", "")
         if any(text in query for text in self._held_texts):
             await self._release.wait()

@@ -69,6 +69,16 @@ def expected_values(metrics: Mapping[str, Mapping[str, float]]) -> dict[str, Exp
     return expectations
 
 
+def relative_errors(
+    got: Mapping[str, float], expected: Mapping[str, Expectation]
+) -> dict[str, float]:
+    """SLI name → |got - k6| / |k6| (absolute where k6 says 0), for reporting fidelity per store."""
+    return {
+        name: abs(got[name] - e.value) / abs(e.value) if e.value else abs(got[name])
+        for name, e in expected.items()
+    }
+
+
 def event_window_seconds(start: str, end: str) -> float:
     """``end - start`` of an event's RFC 3339 window, read with the standard library only.
 

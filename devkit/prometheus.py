@@ -131,6 +131,10 @@ class PrometheusServer:
             raise PrometheusError(f"query {promql!r} failed: {body.get('error', body)}")
         return cast(list[dict[str, Any]], body["data"]["result"])
 
+    async def settle(self) -> float:
+        """Prometheus shows what it accepted at once: nothing to wait for (see devkit/victoria.py)."""
+        return 0.0
+
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")

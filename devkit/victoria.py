@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import shutil
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,9 @@ NOT_FOUND_MESSAGE = (
 )
 DEFAULT_LATENCY_OFFSET = "30s"
 READY_POLL_INTERVAL = 0.05
+SETTLE_POLL_INTERVAL = 0.1
+# The periodic index update (~10 s) plus the default latency offset (30 s), with room.
+SETTLE_DEADLINE = 60.0
 READY_DEADLINE = 30.0
 STOP_GRACE = 10.0
 _READY_REQUEST_TIMEOUT = 1.0
@@ -140,6 +144,33 @@ class VictoriaMetricsServer:
         if body.get("status") != "success":
             raise VictoriaMetricsError(f"query {promql!r} failed: {body.get('error', body)}")
         return cast(list[dict[str, Any]], body["data"]["result"])
+
+    async def settle(self, *, deadline: float = SETTLE_DEADLINE) -> float:
+        """Wait until every sample written before this call shows in query results; returns the
+        seconds waited.
+
+        VictoriaMetrics 1.79 makes new series searchable in batches, at a periodic index update
+        (observed up to 11 s after a series' first sample, one metric of a run before another),
+        and hides samples younger than the latency offset. So a marker series is written now and
+        waited for: once it shows, so does every series and sample written before it.
+        """
+        marker = uuid.uuid4().hex
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=_QUERY_TIMEOUT)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            line = f'devkit_settle_marker{{marker="{marker}"}} 1\n'
+            async with session.post(self.url + "/api/v1/import/prometheus", data=line) as response:
+                if response.status >= 300:
+                    raise VictoriaMetricsError(f"import failed: {response.status}")
+            while not await self.query(
+                f'last_over_time(devkit_settle_marker{{marker="{marker}"}}[5m])'
+            ):
+                if time.monotonic() - started > deadline:
+                    raise VictoriaMetricsError(
+                        f"a written sample did not show within {deadline:g} s"
+                    )
+                await asyncio.sleep(SETTLE_POLL_INTERVAL)
+        return time.monotonic() - started
 
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         try:

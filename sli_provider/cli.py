@@ -33,7 +33,7 @@ from sli_provider.service.preview import (
 )
 from sli_provider.service.server import serve
 from sli_provider.sli.local_file import outside_keptn
-from sli_provider.wiring import Configuration, evaluate_once, load_configuration
+from sli_provider.wiring import Configuration, load_configuration, preview_once
 
 # Outside a Keptn cluster these read ./k6/sli.yaml (sli/local_file.py); `serve` never does.
 LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview"})
@@ -171,14 +171,14 @@ def _preview(configuration: Configuration, flags: Mapping[str, object]) -> int:
         print(f"sli-provider preview: {exc}", file=sys.stderr)
         return 2
     try:
-        results = asyncio.run(evaluate_once(configuration, window))
+        results, store = asyncio.run(preview_once(configuration, window))
     except ProviderUnavailable as exc:
         print(f"sli-provider preview: {exc}", file=sys.stderr)
         return 1
     if flags.get("json"):
-        print(json.dumps(results_as_json(results), indent=2, allow_nan=False))
+        print(json.dumps(results_as_json(results, store), indent=2, allow_nan=False))
     else:
-        print(results_as_table(results))
+        print(results_as_table(results, store))
     return 0 if all(r.success for r in results) else 1
 
 

@@ -328,8 +328,8 @@ class Settings:
         default="auto",
         metadata=_setting(
             "METRICS_STORE",
-            "auto (asked from the store's build info), prometheus or victoriametrics: how "
-            "recent samples are read",
+            "auto (asked from the store once, as /preview shows it), prometheus or "
+            "victoriametrics: how recent samples are read",
         ),
     )
     log_level: LogLevel = field(

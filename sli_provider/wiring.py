@@ -25,6 +25,7 @@ from sli_provider.adapters.prometheus_access import (
     load_prometheus_targets,
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
+from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.runner.binaries import K6Registry, configured_paths
@@ -147,6 +148,15 @@ def make_evaluator(
 
 async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list[MeasuredIndicator]:
     """One evaluation outside the service, with clients made and closed around it."""
+    results, _ = await preview_once(configuration, window, with_store=False)
+    return results
+
+
+async def preview_once(
+    configuration: Configuration, window: SLIWindow, *, with_store: bool = True
+) -> tuple[list[MeasuredIndicator], StoreInfo]:
+    """``evaluate_once`` and, for a preview, which store answered (``UNKNOWN_STORE`` when it
+    cannot be told, or when ``with_store`` is off)."""
     metrics = ServiceMetrics()
     prometheus = make_prometheus(configuration, metrics)
     try:
@@ -154,7 +164,11 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
             evaluator = make_evaluator(
                 configuration, session=session, prometheus=prometheus, metrics=metrics
             )
-            return await evaluator.evaluate(window)
+            results = await evaluator.evaluate(window)
+            store = UNKNOWN_STORE
+            if with_store:
+                store = await prometheus.for_project(window.project).store_info()
+            return results, store
     finally:
         await prometheus.aclose()
 

@@ -169,7 +169,7 @@ async def test_victoriametrics_right_after_the_run_gives_k6s_summary(
     assert mismatches(finished, run) == {}
 
 
-async def test_the_store_is_told_by_its_build_info(
+async def test_the_store_kind_is_asked_from_the_store(
     prometheus: PrometheusServer, victoria: VictoriaMetricsServer
 ) -> None:
     for store, kind in ((prometheus, PROMETHEUS), (victoria, VICTORIAMETRICS)):

@@ -19,9 +19,10 @@ import pytest
 from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT
-from devkit.k6summary import event_window_seconds, expected_values
+from devkit.k6summary import event_window_seconds, expected_values, relative_errors
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
+from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
@@ -284,13 +285,19 @@ async def test_script_sees_only_its_environment(
 
 
 async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
-    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    store: MetricsStore,
 ) -> None:
-    """test.triggered → test.finished → get-sli.triggered for the same context, twice in a row."""
+    """test.triggered → test.finished → get-sli.triggered for the same context, twice in a row,
+    in each store. Before get-sli the test waits until the store shows all it holds
+    (``store.settle()``; VictoriaMetrics: its 1 s latency offset and up to ~11 s for new series):
+    this test is about the values, not about when a store shows them."""
     install(fake_keptn, workloads(load_workload(env={"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"})),
             {"k6/load.js": LOAD_JS})  # fmt: skip
     indicators = sorted(load_builtin_templates())
-    async with service() as url:
+    async with service(prometheus_url=store.url) as url:
         for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback
             served_before = target.requests_served
             event = trigger(target)
@@ -298,6 +305,7 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
             test = (await finished_for(fake_keptn, event))["data"]
             served = target.requests_served - served_before
             assert test["result"] == "pass", test["message"]
+            await store.settle()
             ask = get_sli_triggered(
                 project=PROJECT,
                 stage=STAGE,
@@ -315,6 +323,7 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
                 v["metric"]: v["value"] for v in finished["data"]["get-sli"]["indicatorValues"]
             }
             expected = expected_values(test["k6"]["metrics"])
+            print(f"fidelity {store.store_name}: {relative_errors(values, expected)}")  # -rA
             wrong = {n: (values[n], e.value) for n, e in expected.items() if not e.holds(values[n])}
             assert wrong == {}
             # What the target served over the window as the get-sli event states it.

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import math
+import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from devkit.k6run import LoadRun
+from devkit.k6run import LoadRun, load_env, load_plan
 from devkit.stores import MetricsStore
+from devkit.target import TargetServer
 from devkit.victoria import NOT_FOUND_MESSAGE, VictoriaMetricsError, VictoriaMetricsServer
 from sli_provider.k6.invocation import RunTags
+from sli_provider.runner.core import run_plan
+from sli_provider.runner.local import LocalK6Backend
+
+# Metric families every run of load.js writes, read by the built-in SLIs.
+RUN_FAMILIES = {
+    "k6_vus_max",
+    "k6_iterations_total",
+    "k6_http_reqs_total",
+    "k6_http_req_failed_rate",
+    "k6_checks_rate",
+    "k6_http_req_duration_p95",
+    "k6_data_sent_total",
+}
 
 
 async def test_store_holds_the_runs_request_count(
@@ -74,3 +89,32 @@ async def test_victoria_that_dies_early_reports_its_log(tmp_path: Path) -> None:
 async def _flags(session: aiohttp.ClientSession, url: str) -> str:
     async with session.get(url + "/metrics", timeout=aiohttp.ClientTimeout(total=5)) as response:
         return await response.text()
+
+
+async def test_settle_waits_until_every_series_of_a_run_shows(
+    target: TargetServer, tmp_path: Path
+) -> None:
+    """A run that ends in a just-started VictoriaMetrics' first ~11 s: some of its series are not
+    searchable yet when k6 exits; after settle() every metric family of the run is."""
+    tags = RunTags("shop", "staging", "web", str(uuid.uuid4()))
+    async with VictoriaMetricsServer(tmp_path / "vm", latency_offset="1s") as store:
+        plan = load_plan(
+            prometheus_url=store.url,
+            tags=tags,
+            script=None,
+            timeout=60,
+            script_env=load_env(target.url, 2, "2s", 5, 0, tmp_path / "summary.json"),
+        )
+        run = (await run_plan(plan, LocalK6Backend(work_dir=tmp_path))).outcome
+        window = f"{math.ceil(run.ended_at - run.started_at) + 1}s"
+        names = (
+            f'count by (__name__) (last_over_time({{keptn_context="{tags.context}"}}[{window}]))'
+        )
+        at_exit = {s["metric"]["__name__"] for s in await store.query(names, at=run.ended_at)}
+
+        waited = await store.settle()
+        settled = {s["metric"]["__name__"] for s in await store.query(names, at=run.ended_at)}
+
+    assert settled >= RUN_FAMILIES
+    assert not at_exit >= RUN_FAMILIES  # what settle() is for
+    assert 0 < waited < 15

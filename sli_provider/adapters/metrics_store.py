@@ -10,8 +10,9 @@ sources, ``app/vmselect/prometheus/prometheus.go``):
   "only if `nocache` arg isn't set" (issue 241). It also skips the rollup-result cache, which
   does not hold samples of the last 5 minutes (``-search.cacheTimestampOffset``) anyway.
 
-Its query API does not tell the version (``/api/v1/status/buildinfo`` answers nothing, or a fixed
-Prometheus version for Grafana), so both are sent: an older version ignores the unknown argument. New series
+Which store answers is asked once (``PrometheusClient.store_info``: build info and a traced query,
+adapters/store_info.py); that does not tell VictoriaMetrics' version, so both are sent: an older
+version ignores the unknown argument. New series
 still take up to ~10 s to become searchable in 1.79.5 (measured); the freshness wait
 (sli/freshness.py) covers that, bounded by ``FRESHNESS_WAIT_SECONDS``.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 METRICS_STORES = ("auto", "prometheus", "victoriametrics")
 
@@ -41,23 +41,8 @@ VICTORIAMETRICS = StoreKind(
     hides_recent_seconds=30.0,
 )
 _BY_NAME = {kind.name: kind for kind in (PROMETHEUS, VICTORIAMETRICS)}
-BUILDINFO_PATH = "/api/v1/status/buildinfo"
 
 
 def configured_kind(setting: str) -> StoreKind | None:
     """The store METRICS_STORE names; None for ``auto`` (ask the store)."""
     return _BY_NAME.get(setting)
-
-
-def kind_from_buildinfo(body: Any) -> StoreKind:
-    """The store behind a ``/api/v1/status/buildinfo`` answer.
-
-    Prometheus (and Thanos and Mimir, which reuse its code) state the ``revision`` they were
-    built from. VictoriaMetrics does not: 1.79.5 answers ``{"data": {}}``, later versions
-    ``{"data": {"version": "2.24.0"}}``, a stand-in for Grafana (app/vmselect/main.go, issue
-    5370). A store without the endpoint (an error) is taken for Prometheus by the caller.
-    """
-    data = body.get("data") if isinstance(body, dict) else None
-    if isinstance(data, dict) and "revision" not in data:
-        return VICTORIAMETRICS
-    return PROMETHEUS

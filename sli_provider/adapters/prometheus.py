@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -28,16 +29,21 @@ from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
 from sli_provider.adapters.metrics_store import (
-    BUILDINFO_PATH,
     PROMETHEUS,
+    VICTORIAMETRICS,
     StoreKind,
     configured_kind,
-    kind_from_buildinfo,
 )
 from sli_provider.adapters.retry import Deadline, with_retries
+from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo, identify
+from sli_provider.adapters.store_info import VICTORIAMETRICS as VICTORIAMETRICS_NAME
 from sli_provider.errors import SliProviderError
 
 log = logging.getLogger(__name__)
+
+# Identifying the store only decorates a preview: it must never hold one up for long.
+STORE_INFO_TIMEOUT = 2.0
+STORE_KIND_RETRY_SECONDS = 60.0
 
 
 class PrometheusError(SliProviderError):
@@ -98,6 +104,10 @@ class Querier(Protocol):
         """Which store answers (METRICS_STORE, else asked once), for store-specific reading."""
         ...
 
+    async def store_info(self) -> StoreInfo:
+        """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -136,7 +146,8 @@ class PrometheusClient:
     ) -> None:
         self._url = url.rstrip("/")
         self._store = configured_kind(store)  # None until asked (METRICS_STORE=auto)
-        self._asking_store = asyncio.Lock()  # the first queries come together: ask once
+        self._asking_store = asyncio.Lock()
+        self._store_asked_again_at = 0.0
         self._shown_url = display_url(self._url)
         self._timeout = timeout
         self._attempts = attempts
@@ -154,6 +165,7 @@ class PrometheusClient:
         self._session.mount(self._url, adapter)
         self._pool = DaemonThreadPool(max_workers=concurrency, thread_name_prefix="prometheus")
         self._closed = False
+        self._store_info: StoreInfo | None = None
 
     async def _in_thread(self, call: Callable[[], Any]) -> Any:
         if self._closed:
@@ -234,9 +246,15 @@ class PrometheusClient:
         )
 
     async def ready(self) -> bool:
+        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
+        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
+        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
+        # it is ready, as /-/ready does.
         def call() -> bool:
             try:
-                response = self._session.get(f"{self._url}/-/ready", timeout=self._timeout)
+                response = self._session.get(
+                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
+                )
             except _HTTPStatusError:
                 return False
             return response.status_code == 200
@@ -249,32 +267,53 @@ class PrometheusClient:
     async def store_kind(self) -> StoreKind:
         if self._store is not None:
             return self._store
-        async with self._asking_store:
+        async with self._asking_store:  # the first queries come together: ask once
             return self._store or await self._ask_store_kind()
 
     async def _ask_store_kind(self) -> StoreKind:
-        def call() -> StoreKind:
-            # Not kept alive: a server that answers this with an error and hangs up (plain HTTP
-            # to a TLS port) must not leave the next query a dead pooled connection.
-            response = self._session.get(
-                self._url + BUILDINFO_PATH, timeout=self._timeout, headers={"Connection": "close"}
-            )
+        if time.monotonic() < self._store_asked_again_at:
+            return PROMETHEUS
+        info = await self.store_info()
+        if not info.known:
+            # Unreachable, or a store that answers neither question: plain PromQL, and asked
+            # again a minute later rather than before every query.
+            self._store_asked_again_at = time.monotonic() + STORE_KIND_RETRY_SECONDS
+            return PROMETHEUS
+        kind = VICTORIAMETRICS if info.name == VICTORIAMETRICS_NAME else PROMETHEUS
+        log.info("metrics store at %s: %s", self._shown_url, info.describe())
+        self._store = kind
+        return kind
+
+    async def store_info(self) -> StoreInfo:
+        """Asked once per client (two GETs, each within ``STORE_INFO_TIMEOUT``) and kept once the
+        store is identified; until then (unreachable, 5xx, a gateway that routes neither
+        endpoint) ``UNKNOWN_STORE``, and asked again next time."""
+        if self._store_info is not None:
+            return self._store_info
+        timeout = min(self._timeout, STORE_INFO_TIMEOUT)
+
+        def get(path: str, params: dict[str, str]) -> Any:
             try:
-                return kind_from_buildinfo(response.json())
+                response = self._session.get(self._url + path, params=params, timeout=timeout)
+            except _HTTPStatusError:
+                return None  # answered, just not this
+            try:
+                return response.json()
             except ValueError:
-                return PROMETHEUS
+                return None
 
         try:
-            kind: StoreKind = await self._in_thread(call)
-        except _HTTPStatusError as exc:
-            if _transient(exc):
-                return PROMETHEUS  # for this query; asked again with the next
-            kind = PROMETHEUS  # no build info (an older Prometheus, a proxy): plain PromQL
-        except requests.RequestException:
-            return PROMETHEUS  # unreachable: the query that follows says so; ask again next time
-        self._store = kind
-        log.info("metrics store at %s: %s", self._shown_url, kind.name)
-        return kind
+            buildinfo = await self._in_thread(lambda: get("/api/v1/status/buildinfo", {}))
+            traced = await self._in_thread(
+                lambda: get("/api/v1/query", {"query": "1", "trace": "1"})
+            )
+        except (requests.RequestException, RuntimeError) as exc:
+            log.debug("store info of %s unavailable: %s", self._shown_url, _reason(exc))
+            return UNKNOWN_STORE
+        info = identify(buildinfo, traced)
+        if info.known:
+            self._store_info = info
+        return info
 
     async def aclose(self) -> None:
         if self._closed:

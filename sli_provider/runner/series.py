@@ -4,11 +4,18 @@ Present is not enough: k6's last push at exit can become visible after k6 has ex
 with the dense trend stats, which make that push large), and a get-sli that Keptn sends right
 after test.finished would then score a run short of its last second. So the check also waits,
 bounded, until Prometheus holds as many iterations as k6's own summary counted.
+
+Nor is "present" known at once in every store: VictoriaMetrics 1.79 makes a run's new series
+searchable only at its next periodic index update, observed up to 11 s after the first sample
+(8 s after a 2 s run's k6 exited), even with a 1 s ``-search.latencyOffset``. A one-shot look
+then reported "k6 wrote no metrics" for runs it held, so presence is polled within the same
+bound; only a store that really got nothing costs the whole bound.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from sli_provider.adapters.prometheus import Querier
 from sli_provider.k6.final_push import poll_until
@@ -36,16 +43,23 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
             end_s=end,
             context=tags.context,
         )
-        if not await run_has_series(prometheus, window):
+        deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
+        if not await poll_until(lambda: run_has_series(prometheus, window), _left(deadline)):
             return False
         if iterations is not None:
-            await _final_push_visible(prometheus, window, iterations)
+            await _final_push_visible(prometheus, window, iterations, deadline)
         return True
 
     return check
 
 
-async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations: float) -> None:
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+async def _final_push_visible(
+    prometheus: Querier, window: SLIWindow, iterations: float, deadline: float
+) -> None:
     query = run_iterations_query(window)
     seen: float | None = None
 
@@ -57,7 +71,7 @@ async def _final_push_visible(prometheus: Querier, window: SLIWindow, iterations
             seen = None  # not there yet
         return seen is not None and seen >= iterations
 
-    if not await poll_until(all_there, FINAL_PUSH_WAIT_SECONDS):
+    if not await poll_until(all_there, _left(deadline)):
         log.warning(
             "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
             "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,

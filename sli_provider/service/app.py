@@ -275,14 +275,16 @@ async def preview(request: web.Request) -> web.Response:
             window = window_from_query(request.query, multi)
     except PreviewError as exc:
         return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
+    components = request.app[COMPONENTS]
     try:
-        results = await request.app[COMPONENTS].evaluator.evaluate(window)
+        results = await components.evaluator.evaluate(window)
     except SLIConfigInvalid as exc:  # the caller's sli.yaml: their error, with the reason
         return _error(400, str(exc))
     except ProviderUnavailable as exc:
         return _error(502, str(exc))
+    store = await components.prometheus.for_project(window.project).store_info()
     return web.json_response(
-        results_as_json(results), dumps=lambda o: json.dumps(o, allow_nan=False)
+        results_as_json(results, store), dumps=lambda o: json.dumps(o, allow_nan=False)
     )
 
 

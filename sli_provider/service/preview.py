@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sli_provider.adapters.store_info import StoreInfo
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.service.evaluation import MeasuredIndicator
@@ -156,8 +157,13 @@ def _split_pair(raw: str, name: str, problems: _Problems) -> tuple[str, str] | N
     return key, value
 
 
-def results_as_json(results: Sequence[MeasuredIndicator]) -> dict[str, Any]:
+def results_as_json(
+    results: Sequence[MeasuredIndicator], store: StoreInfo | None = None
+) -> dict[str, Any]:
+    """``store``: which metrics store answered, shown as ``store`` when given."""
+    shown: dict[str, Any] = {} if store is None else {"store": store.as_json()}
     return {
+        **shown,
         "indicators": [
             {
                 "metric": r.metric,
@@ -168,11 +174,12 @@ def results_as_json(results: Sequence[MeasuredIndicator]) -> dict[str, Any]:
                 "duration_ms": r.duration_ms,
             }
             for r in results
-        ]
+        ],
     }
 
 
-def results_as_table(results: Sequence[MeasuredIndicator]) -> str:
+def results_as_table(results: Sequence[MeasuredIndicator], store: StoreInfo | None = None) -> str:
+    """The table; then, when given, a ``store: ...`` line saying which metrics store answered."""
     rows = [("indicator", "value", "ok", "ms", "message / query")]
     for r in results:
         rows.append(
@@ -190,4 +197,6 @@ def results_as_table(results: Sequence[MeasuredIndicator]) -> str:
         lines.append(
             "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
         )
+    if store is not None:
+        lines.append(f"store: {store.describe()}")
     return "\n".join(lines)
