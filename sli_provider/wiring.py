@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from sli_provider.adapters import store_info
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
@@ -25,7 +26,6 @@ from sli_provider.adapters.prometheus_access import (
     load_prometheus_targets,
 )
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.runner.binaries import K6Registry, configured_paths
@@ -146,17 +146,21 @@ def make_evaluator(
     )
 
 
+async def preview_once(
+    configuration: Configuration, window: SLIWindow
+) -> tuple[list[MeasuredIndicator], store_info.StoreInfo]:
+    """``evaluate_once`` and which store answered the window's project (``UNKNOWN_STORE`` when
+    it cannot be told)."""
+    results = await evaluate_once(configuration, window)
+    prometheus = make_prometheus(configuration, ServiceMetrics())
+    try:
+        return results, await prometheus.for_project(window.project).store_info()
+    finally:
+        await prometheus.aclose()
+
+
 async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list[MeasuredIndicator]:
     """One evaluation outside the service, with clients made and closed around it."""
-    results, _ = await preview_once(configuration, window, with_store=False)
-    return results
-
-
-async def preview_once(
-    configuration: Configuration, window: SLIWindow, *, with_store: bool = True
-) -> tuple[list[MeasuredIndicator], StoreInfo]:
-    """``evaluate_once`` and, for a preview, which store answered (``UNKNOWN_STORE`` when it
-    cannot be told, or when ``with_store`` is off)."""
     metrics = ServiceMetrics()
     prometheus = make_prometheus(configuration, metrics)
     try:
@@ -164,11 +168,7 @@ async def preview_once(
             evaluator = make_evaluator(
                 configuration, session=session, prometheus=prometheus, metrics=metrics
             )
-            results = await evaluator.evaluate(window)
-            store = UNKNOWN_STORE
-            if with_store:
-                store = await prometheus.for_project(window.project).store_info()
-            return results, store
+            return await evaluator.evaluate(window)
     finally:
         await prometheus.aclose()
 

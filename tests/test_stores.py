@@ -164,6 +164,8 @@ def test_identify_reads_what_each_store_states() -> None:
     assert identify(prometheus, plain).describe() == "Prometheus 2.42.0 (revision abc)"
     assert identify(mimir, plain) == StoreInfo("Grafana Mimir", "2.10.0")
     assert identify(empty, traced).describe() == "VictoriaMetrics"
+    # A build info that looks like an old Prometheus does not hide the trace.
+    assert identify({"data": {"version": "2.24.0"}}, traced) == StoreInfo("VictoriaMetrics")
     assert identify(empty, plain) == identify(None, None) == UNKNOWN_STORE
 
 

@@ -98,8 +98,6 @@ class Querier(Protocol):
         """``data.result`` of an instant query evaluated at unix time ``at``."""
         ...
 
-    async def ready(self) -> bool: ...
-
     async def store_kind(self) -> StoreKind:
         """Which store answers (METRICS_STORE, else asked once), for store-specific reading."""
         ...
@@ -107,6 +105,8 @@ class Querier(Protocol):
     async def store_info(self) -> StoreInfo:
         """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
         ...
+
+    async def ready(self) -> bool: ...
 
     async def aclose(self) -> None: ...
 
@@ -245,25 +245,6 @@ class PrometheusClient:
             f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
         )
 
-    async def ready(self) -> bool:
-        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
-        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
-        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
-        # it is ready, as /-/ready does.
-        def call() -> bool:
-            try:
-                response = self._session.get(
-                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
-                )
-            except _HTTPStatusError:
-                return False
-            return response.status_code == 200
-
-        try:
-            return bool(await self._in_thread(call))
-        except requests.RequestException:
-            return False
-
     async def store_kind(self) -> StoreKind:
         if self._store is not None:
             return self._store
@@ -314,6 +295,25 @@ class PrometheusClient:
         if info.known:
             self._store_info = info
         return info
+
+    async def ready(self) -> bool:
+        # The query API itself, not Prometheus' /-/ready: the scale-out stores serve their API
+        # under a path (VictoriaMetrics' /prometheus, /select/<tenant>/prometheus, Mimir's
+        # /prometheus) where /-/ready does not exist; Prometheus answers its API with 503 until
+        # it is ready, as /-/ready does.
+        def call() -> bool:
+            try:
+                response = self._session.get(
+                    f"{self._url}/api/v1/query", params={"query": "1"}, timeout=self._timeout
+                )
+            except _HTTPStatusError:
+                return False
+            return response.status_code == 200
+
+        try:
+            return bool(await self._in_thread(call))
+        except requests.RequestException:
+            return False
 
     async def aclose(self) -> None:
         if self._closed:

@@ -7,8 +7,10 @@ Mimir under ``/prometheus``):
 * ``/api/v1/status/buildinfo``: Prometheus states its version and revision there; Grafana Mimir
   adds ``application``. VictoriaMetrics 1.79 answers it with empty data.
 * an instant query of ``1`` with ``trace=1``: VictoriaMetrics answers with a query trace beside
-  the result (its own query argument, which Prometheus ignores). That is how VictoriaMetrics is
-  told apart; its version is not exposed on the query path.
+  the result (its own query argument since 1.78, which Prometheus ignores). That is how
+  VictoriaMetrics is told apart, asked first because later versions are reported to state a
+  Prometheus-like version (``2.24.0``) in their build info; its own version is not exposed on the
+  query path.
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
 
-FINAL_PUSH_WAIT_SECONDS = 10.0
+# Covers VictoriaMetrics 1.79's index update, which runs every ~10 s: a run's series appear up
+# to ~11 s after their first sample, up to ~10 s after a short run's k6 exited. Only a store that
+# got nothing (or lost k6's last push) waits this long.
+FINAL_PUSH_WAIT_SECONDS = 15.0
 
 
 def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
