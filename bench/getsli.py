@@ -350,7 +350,11 @@ def machine() -> dict[str, Any]:
 
 
 async def run_bench(
-    built: dataset.BuiltDataset, prom_dir: Path, repeats: int, query_concurrency: int
+    built: dataset.BuiltDataset,
+    prom_dir: Path,
+    repeats: int,
+    query_concurrency: int,
+    freshness_wait: float,
 ) -> dict[str, Any]:
     spec = built.spec
     tags = spec.tags
@@ -365,6 +369,7 @@ async def run_bench(
             prometheus_url=prom.url,
             distributor_url=keptn.url,
             query_concurrency=query_concurrency,
+            freshness_wait_seconds=freshness_wait,
         )
         async with (
             running_service(settings) as service_url,
@@ -485,6 +490,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=Settings.query_concurrency,
         help="the service's QUERY_CONCURRENCY (default: the service default)",
     )
+    parser.add_argument(
+        "--freshness-wait",
+        type=float,
+        default=Settings.freshness_wait_seconds,
+        help="the service's FRESHNESS_WAIT_SECONDS (default: the service default; 0: no check)",
+    )
     parser.add_argument("--json", type=Path, help="also write the full results here")
     parser.add_argument(
         "--keep",
@@ -546,7 +557,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     began = time.perf_counter()
     built = build_or_reuse(args, workdir)
     spec, tags, prom_dir = built.spec, built.spec.tags, workdir / "prometheus"
-    report = asyncio.run(run_bench(built, prom_dir, args.repeats, args.query_concurrency))
+    report = asyncio.run(
+        run_bench(built, prom_dir, args.repeats, args.query_concurrency, args.freshness_wait)
+    )
+    report["freshness_wait_seconds"] = args.freshness_wait
     report["machine"] = machine()
     report["repeats"] = args.repeats
     report["dataset"] = {

@@ -56,8 +56,12 @@ async def run_load(
     slow_ms: int = 0,
     script: Path | None = None,
     timeout: float = 120.0,
+    write_url: str | None = None,
+    wait_for_final_push: bool = True,
 ) -> LoadRun:
-    """Run ``script`` (default ``load.js``) against ``target_url``, writing into Prometheus."""
+    """Run ``script`` (default ``load.js``) against ``target_url``, writing into Prometheus
+    (through ``write_url`` when given). ``wait_for_final_push=False`` returns as soon as k6 has
+    exited, as a runner that does not check the store would."""
     summary_path = _fresh_summary_path(workdir, tags)
     plan = load_plan(
         prometheus_url=prometheus_url,
@@ -65,6 +69,7 @@ async def run_load(
         script=script,
         timeout=timeout,
         script_env=load_env(target_url, vus, duration, fail_every, slow_ms, summary_path),
+        write_url=write_url,
     )
     # The service's runner waits until k6's last push is visible before it reports; so does this,
     # so a get-sli right after the run scores the whole run.
@@ -72,7 +77,7 @@ async def run_load(
         prometheus_url, concurrency=2, timeout=10.0, attempts=2, max_wait=1.0
     )
     try:
-        check = prometheus_series_check(prometheus)
+        check = prometheus_series_check(prometheus) if wait_for_final_push else None
         outcome = (
             await run_plan(plan, LocalK6Backend(work_dir=workdir), series_check=check)
         ).outcome
@@ -106,12 +111,13 @@ def load_plan(
     timeout: float,
     script_env: dict[str, str],
     extra_args: tuple[str, ...] = (),
+    write_url: str | None = None,
 ) -> RunPlan:
     """The runner's plan for ``script`` (default ``load.js``), writing into Prometheus."""
     return RunPlan(
         tags=tags,
         script=LocalScript((script or LOAD_SCRIPT).resolve()),
-        remote_write=RemoteWriteTarget(remote_write_url(prometheus_url)),
+        remote_write=RemoteWriteTarget(write_url or remote_write_url(prometheus_url)),
         script_env=script_env,
         timeout_seconds=timeout,
         extra_args=extra_args,

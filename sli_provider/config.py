@@ -20,6 +20,7 @@ from types import UnionType
 from typing import Any, Union, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
+from sli_provider.adapters.metrics_store import METRICS_STORES
 from sli_provider.errors import SliProviderError
 
 DISTRIBUTOR_URL = "http://localhost:8081"
@@ -376,6 +377,22 @@ class Settings:
             "again (default: $HOSTNAME, the pod's name)",
         ),
     )
+    freshness_wait_seconds: float = field(
+        default=15.0,
+        metadata=_setting(
+            "FRESHNESS_WAIT_SECONDS",
+            "longest a get-sli waits for k6's last push of its run to be visible before "
+            "querying (within GET_SLI_DEADLINE_SECONDS); 0: off",
+        ),
+    )
+    metrics_store: str = field(
+        default="auto",
+        metadata=_setting(
+            "METRICS_STORE",
+            "auto (asked from the store once, as /preview shows it), prometheus or "
+            "victoriametrics: how recent samples are read",
+        ),
+    )
     log_level: LogLevel = field(
         default=LogLevel.INFO, metadata=_setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR")
     )
@@ -411,6 +428,13 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
+        if self.freshness_wait_seconds < 0:
+            raise ConfigError("FRESHNESS_WAIT_SECONDS must be 0 (off) or positive")
+        if self.metrics_store not in METRICS_STORES:
+            raise ConfigError(
+                f"METRICS_STORE must be one of {', '.join(METRICS_STORES)}, "
+                f"not {self.metrics_store!r}"
+            )
         if self.nats_delivery not in NATS_DELIVERIES:
             raise ConfigError(
                 f"NATS_DELIVERY must be jetstream or core, not {self.nats_delivery!r}"

@@ -155,6 +155,7 @@ def make_prometheus(configuration: Configuration, metrics: ServiceMetrics) -> Pr
             attempts=settings.query_attempts,
             max_wait=settings.retry_max_wait_seconds,
             on_retry=lambda _error, _attempt: metrics.retries.labels("prometheus").inc(),
+            store=settings.metrics_store,
         )
 
     return PrometheusRouter(configuration.prometheus, client)
@@ -195,6 +196,7 @@ def make_evaluator(
         builtins=configuration.builtins,
         concurrency=settings.query_concurrency,
         metrics=metrics,
+        freshness_wait_seconds=settings.freshness_wait_seconds,
     )
 
 

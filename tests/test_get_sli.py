@@ -633,6 +633,7 @@ async def test_queries_retry_5xx_and_429_but_never_bad_data(
         settings = Settings(
             prometheus_url=proxy.url, distributor_url=fake_keptn.url, query_attempts=4,
             retry_max_wait_seconds=0.2, query_concurrency=1,
+            metrics_store="prometheus",  # the injected failures are for queries, not build info
         )  # fmt: skip
         async with running_service(settings) as url:
             proxy.fail_next(503, 1)
@@ -662,7 +663,8 @@ async def test_retry_after_is_honoured(
     """429 with Retry-After: 1 → the retry waits about a second, not the short backoff."""
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
-                            retry_max_wait_seconds=5)  # fmt: skip
+                            retry_max_wait_seconds=5,  # no build info asked: the 429 is
+                            metrics_store="prometheus")  # for the query  # fmt: skip
         body = {
             "project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service,
             "start": load_run.start, "end": load_run.end, "indicators": ["vus_max"],

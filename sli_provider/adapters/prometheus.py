@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -28,14 +29,22 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from sli_provider.adapters.daemon_pool import DaemonThreadPool
+from sli_provider.adapters.metrics_store import (
+    PROMETHEUS,
+    VICTORIAMETRICS,
+    StoreKind,
+    configured_kind,
+)
 from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo, identify
+from sli_provider.adapters.store_info import VICTORIAMETRICS as VICTORIAMETRICS_NAME
 from sli_provider.errors import SliProviderError
 
 log = logging.getLogger(__name__)
 
 # Identifying the store only decorates a preview: it must never hold one up for long.
 STORE_INFO_TIMEOUT = 2.0
+STORE_KIND_RETRY_SECONDS = 60.0
 
 
 class PrometheusError(SliProviderError):
@@ -90,6 +99,10 @@ class Querier(Protocol):
         """``data.result`` of an instant query evaluated at unix time ``at``."""
         ...
 
+    async def store_kind(self) -> StoreKind:
+        """Which store answers (METRICS_STORE, else asked once), for store-specific reading."""
+        ...
+
     async def store_info(self) -> StoreInfo:
         """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
         ...
@@ -130,8 +143,12 @@ class PrometheusClient:
         max_wait: float,
         session: requests.Session | None = None,
         on_retry: Callable[[BaseException, int], None] | None = None,
+        store: str = "prometheus",
     ) -> None:
         self._url = url.rstrip("/")
+        self._store = configured_kind(store)  # None until asked (METRICS_STORE=auto)
+        self._asking_store = asyncio.Lock()
+        self._store_asked_again_at = 0.0
         self._shown_url = display_url(self._url)
         self._origin = origin_of(self._url)
         self._timeout = timeout
@@ -161,12 +178,14 @@ class PrometheusClient:
         # ``timeout`` is the deadline of the whole query, retries included: each try gets what
         # is left, so a query never takes tries times timeout (issue 14).
         deadline = Deadline(self._timeout)
+        store = await self.store_kind()
 
         def call() -> Any:
             # Measured when the try starts in its thread, so time spent queued counts too.
             left = max(deadline.remaining(), 0.001)
             # Prometheus' durations take integer units: "9.5s" is refused, "9500ms" is not.
             params = {"time": f"{at:.3f}", "timeout": f"{max(1, int(left * 1000))}ms"}
+            params.update(store.query_params)
             return self._client.custom_query(query=query, params=params, timeout=left)
 
         try:
@@ -202,6 +221,8 @@ class PrometheusClient:
             raise QueryFailed(
                 f"Prometheus answered something that is not a query result: {exc}"
             ) from None
+        except requests.RequestException as exc:  # the answer broke off (connection reset)
+            raise QueryFailed(f"Prometheus' answer broke off: {_connection_reason(exc)}") from None
 
     def _classify(self, exc: _HTTPStatusError) -> PrometheusError:
         if exc.status in (401, 403):
@@ -225,6 +246,26 @@ class PrometheusClient:
         return QueryRejected(
             f"Prometheus rejected the query ({exc.error_type or exc.status}): {exc.error}"
         )
+
+    async def store_kind(self) -> StoreKind:
+        if self._store is not None:
+            return self._store
+        async with self._asking_store:  # the first queries come together: ask once
+            return self._store or await self._ask_store_kind()
+
+    async def _ask_store_kind(self) -> StoreKind:
+        if time.monotonic() < self._store_asked_again_at:
+            return PROMETHEUS
+        info = await self.store_info()
+        if not info.known:
+            # Unreachable, or a store that answers neither question: plain PromQL, and asked
+            # again a minute later rather than before every query.
+            self._store_asked_again_at = time.monotonic() + STORE_KIND_RETRY_SECONDS
+            return PROMETHEUS
+        kind = VICTORIAMETRICS if info.name == VICTORIAMETRICS_NAME else PROMETHEUS
+        log.info("metrics store at %s: %s", self._shown_url, info.describe())
+        self._store = kind
+        return kind
 
     async def store_info(self) -> StoreInfo:
         """Asked once per client (two GETs, each within ``STORE_INFO_TIMEOUT``) and kept once the

@@ -14,11 +14,11 @@ bound; only a store that really got nothing costs the whole bound.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
 from sli_provider.adapters.prometheus import Querier
+from sli_provider.k6.final_push import poll_until
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
 from sli_provider.runner.core import SeriesCheck
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # to ~11 s after their first sample, up to ~10 s after a short run's k6 exited. Only a store that
 # got nothing (or lost k6's last push) waits this long.
 FINAL_PUSH_WAIT_SECONDS = 15.0
-_POLL_SECONDS = 0.1
 
 
 def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
@@ -48,7 +47,7 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
             context=tags.context,
         )
         deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
-        if not await _series_visible(prometheus, window, deadline):
+        if not await poll_until(lambda: run_has_series(prometheus, window), _left(deadline)):
             return False
         if iterations is not None:
             await _final_push_visible(prometheus, window, iterations, deadline)
@@ -57,12 +56,8 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
     return check
 
 
-async def _series_visible(prometheus: Querier, window: SLIWindow, deadline: float) -> bool:
-    while not await run_has_series(prometheus, window):
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(_POLL_SECONDS)
-    return True
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
 
 
 async def _final_push_visible(
@@ -70,17 +65,17 @@ async def _final_push_visible(
 ) -> None:
     query = run_iterations_query(window)
     seen: float | None = None
-    while True:
+
+    async def all_there() -> bool:
+        nonlocal seen
         try:
             seen = single_value(await prometheus.instant(query, window.end_s))
         except ValueFailure:
             seen = None  # not there yet
-        if seen is not None and seen >= iterations:
-            return
-        if time.monotonic() >= deadline:
-            log.warning(
-                "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
-                "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
-            )  # fmt: skip
-            return
-        await asyncio.sleep(_POLL_SECONDS)
+        return seen is not None and seen >= iterations
+
+    if not await poll_until(all_there, _left(deadline)):
+        log.warning(
+            "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
+            "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
+        )  # fmt: skip

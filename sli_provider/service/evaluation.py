@@ -9,19 +9,22 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.retry import Deadline
-from sli_provider.errors import SliProviderError
+from sli_provider.k6.final_push import Freshness, wait_for_final_push
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.query_runs import QueryRuns
+from sli_provider.service.steps import ProviderUnavailable as ProviderUnavailable
+from sli_provider.service.steps import SLIConfigInvalid as SLIConfigInvalid
+from sli_provider.service.steps import end_task, within
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -41,32 +44,6 @@ from sli_provider.sli.results import ValueFailure, single_value
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class ProviderUnavailable(SliProviderError):
-    """The provider cannot work at all for this request: errored/fail, not per indicator."""
-
-
-class SLIConfigInvalid(ProviderUnavailable):
-    """The sli.yaml that applies cannot be parsed: the request's configuration, not the provider."""
-
-
-async def _within(deadline: Deadline | None, step: Awaitable[T], doing: str) -> T:
-    """``step`` before the deadline; past it there is no value to answer with at all."""
-    if deadline is None:
-        return await step
-    limit = asyncio.timeout(deadline.remaining())
-    try:
-        async with limit:
-            return await step
-    except TimeoutError:
-        if not limit.expired():
-            raise
-        raise ProviderUnavailable(
-            f"the get-sli deadline of {deadline.seconds:g} s passed while {doing}"
-        ) from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -95,6 +72,14 @@ class MeasuredIndicator:
 
 
 @dataclass(frozen=True)
+class Evaluation:
+    """The indicators' values, and how the wait for the run's last push went."""
+
+    indicators: list[MeasuredIndicator]
+    freshness: Freshness
+
+
+@dataclass(frozen=True)
 class _Answer:
     value: float | None
     message: str
@@ -114,6 +99,7 @@ class SLIEvaluator:
         builtins: Mapping[str, IndicatorSpec],
         concurrency: int,
         metrics: ServiceMetrics,
+        freshness_wait_seconds: float = 0.0,
     ) -> None:
         self._resources = resources
         self._uri = resource_uri
@@ -121,6 +107,7 @@ class SLIEvaluator:
         self._builtins = dict(builtins)
         self._concurrency = concurrency
         self._metrics = metrics
+        self.freshness_wait_seconds = freshness_wait_seconds
 
     async def load_config(
         self, project: str, stage: str, service: str, commit: str
@@ -150,8 +137,21 @@ class SLIEvaluator:
     async def evaluate(
         self, window: SLIWindow, *, deadline: Deadline | None = None
     ) -> list[MeasuredIndicator]:
-        """The indicators' values. Past ``deadline`` the queries still running are given up and
-        fail with a message saying so; those that finished keep their values."""
+        """The indicators' values as the store holds them now (no wait for a run's last push).
+        Past ``deadline`` the queries still running are given up and fail with a message saying
+        so; those that finished keep their values."""
+        return (await self._evaluate(window, deadline, wait_seconds=0.0)).indicators
+
+    async def evaluate_final(self, window: SLIWindow, *, deadline: Deadline) -> Evaluation:
+        """As :meth:`evaluate`, but a run's built-ins are queried once k6's last push of the run
+        is visible, waiting up to FRESHNESS_WAIT_SECONDS (and half of what is left of
+        ``deadline``, so the queries keep the other half)."""
+        wait = min(self.freshness_wait_seconds, deadline.remaining() / 2)
+        return await self._evaluate(window, deadline, wait_seconds=max(0.0, wait))
+
+    async def _evaluate(
+        self, window: SLIWindow, deadline: Deadline | None, *, wait_seconds: float
+    ) -> Evaluation:
         prometheus = self._prometheus.for_project(window.project)
         # Curve queries → the percentiles wanted from them, filled once planned (built-ins only).
         curve_percents: dict[str, set[float]] = {}
@@ -161,8 +161,8 @@ class SLIEvaluator:
             ),
             self._concurrency,
         ) as runs:
-            planned, raw = await self._plan_and_run(
-                prometheus, window, runs, deadline, curve_percents
+            planned, raw, freshness = await self._plan_and_run(
+                prometheus, window, runs, deadline, curve_percents, wait_seconds
             )
         answers = {id(p): _answer_for(p, raw) for p in planned if not p.failure}
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
@@ -197,7 +197,7 @@ class SLIEvaluator:
                     origin=item.origin,
                 )
             )
-        return results
+        return Evaluation(results, freshness)
 
     async def _plan_and_run(
         self,
@@ -206,17 +206,21 @@ class SLIEvaluator:
         runs: QueryRuns[_Answer],
         deadline: Deadline | None,
         curve_percents: dict[str, set[float]],
-    ) -> tuple[list[PlannedQuery], dict[str, _Answer]]:
+        wait_seconds: float,
+    ) -> tuple[list[PlannedQuery], dict[str, _Answer], Freshness]:
         """Config read, run probe and queries, overlapped where one does not need the other:
-        the probe is asked while sli.yaml is read (and dropped if no built-in is wanted), and
-        queries whose text the probe cannot change start before it answers. What fails, and
-        when, is what it was when each step waited for the one before."""
+        the run is looked at (sli/freshness.py, which answers the probe too, or the probe alone
+        when ``wait_seconds`` is 0) while sli.yaml is read, and dropped if no built-in is
+        wanted; queries whose text the probe cannot change start before it answers, but not
+        before the run's data is final. What fails, and when, is what it was when each step
+        waited for the one before."""
         requested = window.indicators
-        probe: asyncio.Task[bool] | None = None
+        look: asyncio.Task[tuple[bool, Freshness]] | None = None
+        freshness = Freshness()
         if window.context and (requested is None or any(n in self._builtins for n in requested)):
-            probe = asyncio.create_task(self._run_series_present(prometheus, window))
+            look = asyncio.create_task(self._look_at_run(prometheus, window, wait_seconds))
         try:
-            configured = await _within(
+            configured = await within(
                 deadline,
                 self.load_config(window.project, window.stage, window.service, window.gitcommitid),
                 "reading the SLI configuration",
@@ -227,15 +231,17 @@ class SLIEvaluator:
             else:
                 indicators = requested
             run_present = False
-            if probe is not None and needs_builtin(indicators, configured, self._builtins):
-                runs.start(self._probe_independent(indicators, configured, window))
-                run_present = await _within(deadline, probe, "looking for the run's series")
+            if look is not None and needs_builtin(indicators, configured, self._builtins):
+                independent = self._probe_independent(indicators, configured, window)
+                if wait_seconds <= 0:  # no freshness to wait for
+                    runs.start(independent)
+                run_present, freshness = await within(
+                    deadline, look, "looking for the run's series and its last push"
+                )
+                runs.start(independent)
         finally:
-            if probe is not None and not probe.done():  # not needed, or the request failed
-                probe.cancel()
-                await asyncio.wait([probe])
-            if probe is not None and not probe.cancelled():
-                probe.exception()  # retrieved: a failure of a probe nobody needed is moot
+            if look is not None:  # not needed, or the request failed
+                await end_task(look)
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -248,7 +254,7 @@ class SLIEvaluator:
         for p in planned:
             if p.curve_percentile is not None:
                 curve_percents.setdefault(p.query, set()).add(p.curve_percentile)
-        return planned, await self._run_all(runs, planned, deadline)
+        return planned, await self._run_all(runs, planned, deadline), freshness
 
     def _probe_independent(
         self,
@@ -295,6 +301,23 @@ class SLIEvaluator:
             if not limit.expired():
                 raise
             return {}
+
+    async def _look_at_run(
+        self, prometheus: Querier, window: SLIWindow, wait_seconds: float
+    ) -> tuple[bool, Freshness]:
+        """Whether the window holds the run's series, once its last push is visible or
+        ``wait_seconds`` have passed; and how that wait went."""
+        freshness = Freshness()
+        if wait_seconds > 0:
+            try:
+                freshness = await wait_for_final_push(prometheus, window, wait_seconds)
+            except PrometheusUnavailable as exc:
+                raise ProviderUnavailable(str(exc)) from None
+            except PrometheusError as exc:  # e.g. a store without the @ modifier: probe only
+                log.warning("could not tell whether the run's last push is visible: %s", exc)
+            if freshness.run_in_window is not None:
+                return freshness.run_in_window, freshness
+        return await self._run_series_present(prometheus, window), freshness
 
     async def _run_series_present(self, prometheus: Querier, window: SLIWindow) -> bool:
         try:

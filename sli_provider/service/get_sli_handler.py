@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sli_provider.adapters.retry import Deadline
 from sli_provider.keptn.envelope import KeptnEvent
@@ -73,9 +74,13 @@ class GetSLIHandler:
     ) -> Finished:
         try:
             request = parse_request(event)
-            results = await self._evaluator.evaluate(request.window, deadline=deadline)
+            evaluation = await self._evaluator.evaluate_final(request.window, deadline=deadline)
         except InvalidRequest as exc:
             return finished(errored(f"invalid get-sli.triggered: {exc}"))
         except ProviderUnavailable as exc:
             return finished(errored(str(exc)))
-        return finished(decide_outcome([r.as_indicator_value() for r in results]))
+        outcome = decide_outcome([r.as_indicator_value() for r in evaluation.indicators])
+        note = evaluation.freshness.note(self._evaluator.freshness_wait_seconds)
+        if note:
+            outcome = replace(outcome, message=f"{outcome.message}; {note}")
+        return finished(outcome)

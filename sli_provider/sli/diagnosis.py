@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sli_provider.adapters.prometheus import PrometheusError, Querier
 from sli_provider.k6.invocation import TREND_STATS_SHOWN
+from sli_provider.sli.freshness import run_series
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
 
@@ -43,7 +44,7 @@ class Probes:
 
 def probes(window: SLIWindow, now: float) -> Probes:
     scope = scope_selector(window)
-    series = f'{{__name__=~"k6_(vus_max|iterations_total)",{scope}}}'
+    series = run_series(scope)
     lookback = max(LOOKBACK_SECONDS, int(now - window.start_s) + 1)
     window_range = f"{duration_seconds(window)}s"
     return Probes(

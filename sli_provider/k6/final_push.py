@@ -1,0 +1,85 @@
+"""Waiting, bounded, until the store shows k6's last push of a run.
+
+Two callers want this: the runner before it reports a run (it knows k6's iteration count) and
+the get-sli evaluation before it queries (it knows only the window; sli/freshness.py judges).
+Both poll the same way, with :func:`poll_until`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sli_provider.adapters.prometheus import Querier
+from sli_provider.sli.freshness import Verdict, freshness_query, judge, read_sighting
+from sli_provider.sli.window import SLIWindow
+
+POLL_SECONDS = 0.1
+
+
+async def poll_until(
+    ready: Callable[[], Awaitable[bool]], seconds: float, interval: float = POLL_SECONDS
+) -> bool:
+    """Ask ``ready`` until it says yes or ``seconds`` have passed (it is asked at least once);
+    whether it said yes."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if await ready():
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(interval, left))
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How the wait for a run's final push went."""
+
+    waited_seconds: float = 0.0
+    final: bool = True
+    reason: str = ""  # the last reason it was not final
+    # Whether the window holds the run's series, as the last look saw it (None: not looked):
+    # the run probe's answer, so a final run costs one query, not two.
+    run_in_window: bool | None = None
+
+    def note(self, limit_seconds: float) -> str:
+        """For the reply's message: nothing when there was no wait."""
+        if self.final and self.waited_seconds == 0:
+            return ""
+        if self.final:
+            return (
+                f"waited {self.waited_seconds:.1f} s until the store showed k6's last push of "
+                "the run"
+            )
+        return (
+            f"k6's last push of the run was still not visible after waiting "
+            f"{self.waited_seconds:.1f} s (FRESHNESS_WAIT_SECONDS={limit_seconds:g} or the "
+            f"get-sli deadline): {self.reason}; the values are what the store held then"
+        )
+
+
+async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: float) -> Freshness:
+    """Poll the freshness query (one query when the data is already final) for up to
+    ``seconds``. A ``PrometheusError`` reaches the caller."""
+    store = await prometheus.store_kind()
+    query = freshness_query(window)
+    began = time.monotonic()
+    verdict = Verdict(True)
+    in_window = False
+
+    async def final() -> bool:
+        nonlocal verdict, in_window
+        now = time.time()
+        sighting = read_sighting(await prometheus.instant(query, now))
+        verdict = judge(window, sighting, now, hides_recent_seconds=store.hides_recent_seconds)
+        in_window = sighting.in_window
+        return verdict.final
+
+    if await final():
+        return Freshness(run_in_window=in_window)
+    done = await poll_until(final, max(0.0, seconds - (time.monotonic() - began)))
+    waited = round(time.monotonic() - began, 3)
+    return Freshness(waited, done, "" if done else verdict.reason, in_window)
