@@ -7,44 +7,32 @@ Prometheus reject the whole batch; k6 exits 0 either way, so both are on by defa
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
 import ssl
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import Any, cast
 
 import aiohttp
 import yaml
 
-from devkit.ports import LOOPBACK, free_port
+from devkit.ports import LOOPBACK
+from devkit.server_process import ServerProcess, answers_ok
 
 NOT_FOUND_MESSAGE = "prometheus not found on PATH: run `make setup` or apt-get install prometheus"
-READY_POLL_INTERVAL = 0.05
-READY_DEADLINE = 30.0
-STOP_GRACE = 10.0
-_READY_REQUEST_TIMEOUT = 1.0
 _QUERY_TIMEOUT = 10.0
-_LOG_TAIL_LINES = 20
-# free_port() can lose a race with another process; Prometheus then exits at once.
-_PORT_ATTEMPTS = 3
 
 
 class PrometheusError(RuntimeError):
     """The devkit Prometheus did not start, or a query against it failed."""
 
 
-class _PortTaken(PrometheusError):
-    pass
-
-
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """``async with PrometheusServer(tmp) as prom:`` a ready Prometheus at ``prom.url``."""
 
     store_name = "prometheus"
+    program = "prometheus"
+    not_found_message = NOT_FOUND_MESSAGE
+    error = PrometheusError
 
     def __init__(
         self,
@@ -60,7 +48,7 @@ class PrometheusServer:
     ) -> None:
         """``web_config`` is Prometheus' --web.config.file (TLS, basic auth); ``client_ssl`` and
         ``client_auth`` are what this object itself uses to reach the server."""
-        self._data_dir = data_dir
+        super().__init__(data_dir, binary)
         self._web_config = dict(web_config) if web_config else None
         self._client_ssl = client_ssl
         self._client_headers = (
@@ -69,52 +57,20 @@ class PrometheusServer:
         self._remote_write_receiver = remote_write_receiver
         self._native_histograms = native_histograms
         self._extra_args = tuple(extra_args)
-        self._binary = binary
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-        self._port: int | None = None
 
     @property
     def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("prometheus is not running")
+        port = self._running_port()
         scheme = "https" if self._web_config and "tls_server_config" in self._web_config else "http"
-        return f"{scheme}://{LOOPBACK}:{self._port}"
+        return f"{scheme}://{LOOPBACK}:{port}"
 
     @property
     def remote_write_url(self) -> str:
         return self.url + "/api/v1/write"
 
     @property
-    def log_path(self) -> Path:
-        return self._data_dir / "prometheus.log"
-
-    @property
     def config_path(self) -> Path:
         return self._data_dir / "prometheus.yml"
-
-    async def __aenter__(self) -> Self:
-        binary = self._binary or shutil.which("prometheus")
-        if binary is None or shutil.which(binary) is None:
-            raise FileNotFoundError(NOT_FOUND_MESSAGE)
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(_PORT_ATTEMPTS):
-            try:
-                await self._start(binary, free_port())
-            except _PortTaken:
-                continue
-            return self
-        raise PrometheusError(
-            f"no free port found in {_PORT_ATTEMPTS} attempts; see {self.log_path}"
-        )
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
 
     async def query(self, promql: str, *, at: float | None = None) -> list[dict[str, Any]]:
         """Run an instant query; returns ``data.result`` (a list for vector results)."""
@@ -135,13 +91,6 @@ class PrometheusServer:
         """Prometheus shows what it accepted at once: nothing to wait for (see devkit/victoria.py)."""
         return 0.0
 
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def _argv(self, binary: str, port: int) -> list[str]:
         argv = [
             binary,
@@ -161,7 +110,7 @@ class PrometheusServer:
         argv += self._extra_args
         return argv
 
-    def _write_config(self, port: int) -> None:
+    def _prepare(self, port: int) -> None:
         # Self-scrape only, so process metrics (memory, head series) can be inspected.
         config = {
             "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
@@ -171,73 +120,11 @@ class PrometheusServer:
         }
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
-    async def _start(self, binary: str, port: int) -> None:
-        self._write_config(port)
-        self._log = self.log_path.open("ab")
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *self._argv(binary, port),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            self._port = port
-            await self._wait_ready()
-        except BaseException:
-            await self._stop()
-            raise
-
-    async def _wait_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + READY_DEADLINE
-        timeout = aiohttp.ClientTimeout(total=_READY_REQUEST_TIMEOUT)
-        async with self._session(timeout) as session:
-            while True:
-                if self._process.returncode is not None:
-                    tail = self.log_tail()
-                    if "address already in use" in tail:
-                        raise _PortTaken(tail)
-                    raise PrometheusError(
-                        f"prometheus exited with code {self._process.returncode} before it was "
-                        f"ready; last lines of {self.log_path}:\n{tail}"
-                    )
-                if await _is_ready(session, self.url):
-                    return
-                if time.monotonic() > deadline:
-                    raise PrometheusError(
-                        f"prometheus not ready after {READY_DEADLINE:g} s; last lines of "
-                        f"{self.log_path}:\n{self.log_tail()}"
-                    )
-                await asyncio.sleep(READY_POLL_INTERVAL)
+    async def _is_ready(self, session: aiohttp.ClientSession) -> bool:
+        return await answers_ok(session, self.url + "/-/ready")
 
     def _session(self, timeout: aiohttp.ClientTimeout | None = None) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(ssl=self._client_ssl) if self._client_ssl else None
         return aiohttp.ClientSession(
             timeout=timeout, connector=connector, headers=self._client_headers
         )
-
-    async def _stop(self) -> None:
-        process, self._process, self._port = self._process, None, None
-        try:
-            if process is not None and process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    async with asyncio.timeout(STOP_GRACE):
-                        await process.wait()
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-
-
-async def _is_ready(session: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with session.get(url + "/-/ready") as response:
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False

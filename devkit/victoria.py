@@ -13,36 +13,27 @@ say why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shutil
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import Any, cast
 
 import aiohttp
 
-from devkit.ports import LOOPBACK, free_port
+from devkit.ports import LOOPBACK
 from devkit.prometheus import PrometheusError
+from devkit.server_process import ServerProcess, answers_ok
 
 BINARY = "victoria-metrics"
 NOT_FOUND_MESSAGE = (
     "victoria-metrics not found on PATH: run `make setup` or apt-get install victoria-metrics"
 )
 DEFAULT_LATENCY_OFFSET = "30s"
-READY_POLL_INTERVAL = 0.05
 SETTLE_POLL_INTERVAL = 0.1
 # The periodic index update (~10 s) plus the default latency offset (30 s), with room.
 SETTLE_DEADLINE = 60.0
-READY_DEADLINE = 30.0
-STOP_GRACE = 10.0
-_READY_REQUEST_TIMEOUT = 1.0
 _QUERY_TIMEOUT = 10.0
-_LOG_TAIL_LINES = 20
-# free_port() can lose a race with another process; VictoriaMetrics then exits at once.
-_PORT_ATTEMPTS = 3
 
 
 class VictoriaMetricsError(PrometheusError):
@@ -52,14 +43,13 @@ class VictoriaMetricsError(PrometheusError):
     """
 
 
-class _PortTaken(VictoriaMetricsError):
-    pass
-
-
-class VictoriaMetricsServer:
+class VictoriaMetricsServer(ServerProcess):
     """``async with VictoriaMetricsServer(tmp) as vm:`` a ready VictoriaMetrics at ``vm.url``."""
 
     store_name = "victoriametrics"
+    program = BINARY
+    not_found_message = NOT_FOUND_MESSAGE
+    error = VictoriaMetricsError
 
     def __init__(
         self,
@@ -74,14 +64,10 @@ class VictoriaMetricsServer:
         the write endpoint included, is served under it, as behind a path-routing proxy."""
         if path_prefix and (not path_prefix.startswith("/") or path_prefix.endswith("/")):
             raise ValueError(f"path_prefix must look like /name, got {path_prefix!r}")
-        self._data_dir = data_dir
+        super().__init__(data_dir, binary)
         self._latency_offset = latency_offset
         self._path_prefix = path_prefix
         self._extra_args = tuple(extra_args)
-        self._binary = binary
-        self._process: asyncio.subprocess.Process | None = None
-        self._log: IO[bytes] | None = None
-        self._port: int | None = None
 
     @property
     def latency_offset(self) -> str:
@@ -90,9 +76,7 @@ class VictoriaMetricsServer:
     @property
     def url(self) -> str:
         """The base URL the Prometheus query API is served under (what the SLI provider is given)."""
-        if self._port is None:
-            raise RuntimeError("victoria-metrics is not running")
-        return f"http://{LOOPBACK}:{self._port}{self._path_prefix}"
+        return f"http://{LOOPBACK}:{self._running_port()}{self._path_prefix}"
 
     @property
     def prometheus_url(self) -> str:
@@ -102,33 +86,6 @@ class VictoriaMetricsServer:
     @property
     def remote_write_url(self) -> str:
         return self.url + "/api/v1/write"
-
-    @property
-    def log_path(self) -> Path:
-        return self._data_dir / "victoria-metrics.log"
-
-    async def __aenter__(self) -> Self:
-        binary = self._binary or shutil.which(BINARY)
-        if binary is None or shutil.which(binary) is None:
-            raise FileNotFoundError(NOT_FOUND_MESSAGE)
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        for _ in range(_PORT_ATTEMPTS):
-            try:
-                await self._start(binary, free_port())
-            except _PortTaken:
-                continue
-            return self
-        raise VictoriaMetricsError(
-            f"no free port found in {_PORT_ATTEMPTS} attempts; see {self.log_path}"
-        )
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
 
     async def query(self, promql: str, *, at: float | None = None) -> list[dict[str, Any]]:
         """Run an instant query; returns ``data.result`` (a list for vector results)."""
@@ -172,13 +129,6 @@ class VictoriaMetricsServer:
                 await asyncio.sleep(SETTLE_POLL_INTERVAL)
         return time.monotonic() - started
 
-    def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
     def _argv(self, binary: str, port: int) -> list[str]:
         argv = [
             binary,
@@ -193,66 +143,5 @@ class VictoriaMetricsServer:
         argv += self._extra_args
         return argv
 
-    async def _start(self, binary: str, port: int) -> None:
-        self._log = self.log_path.open("ab")
-        try:
-            self._process = await asyncio.create_subprocess_exec(
-                *self._argv(binary, port),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=self._log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-            self._port = port
-            await self._wait_ready()
-        except BaseException:
-            await self._stop()
-            raise
-
-    async def _wait_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + READY_DEADLINE
-        timeout = aiohttp.ClientTimeout(total=_READY_REQUEST_TIMEOUT)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            while True:
-                if self._process.returncode is not None:
-                    tail = self.log_tail()
-                    if "address already in use" in tail:
-                        raise _PortTaken(tail)
-                    raise VictoriaMetricsError(
-                        f"victoria-metrics exited with code {self._process.returncode} before "
-                        f"it was ready; last lines of {self.log_path}:\n{tail}"
-                    )
-                if await _is_healthy(session, self.url):
-                    return
-                if time.monotonic() > deadline:
-                    raise VictoriaMetricsError(
-                        f"victoria-metrics not ready after {READY_DEADLINE:g} s; last lines of "
-                        f"{self.log_path}:\n{self.log_tail()}"
-                    )
-                await asyncio.sleep(READY_POLL_INTERVAL)
-
-    async def _stop(self) -> None:
-        process, self._process, self._port = self._process, None, None
-        try:
-            if process is not None and process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-                try:
-                    async with asyncio.timeout(STOP_GRACE):
-                        await process.wait()
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
-
-
-async def _is_healthy(session: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with session.get(url + "/health") as response:
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError):
-        return False
+    async def _is_ready(self, session: aiohttp.ClientSession) -> bool:
+        return await answers_ok(session, self.url + "/health")
