@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+import aiohttp
 from aiohttp import web
 
 from devkit.ports import LOOPBACK
@@ -65,3 +66,38 @@ class LoopbackServer:
         tb: TracebackType | None,
     ) -> None:
         await self._site.stop()
+
+
+class ForwardingServer(LoopbackServer):
+    """A loopback server that passes requests on upstream through a client session of its own,
+    open while the server is (the devkit's gateways, proxies and relays)."""
+
+    def __init__(self, app: web.Application, *, upstream_timeout: float) -> None:
+        super().__init__(app)
+        self._upstream_timeout = upstream_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def upstream_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("server is not running")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self._upstream_timeout)
+        )
+        return await super().__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            if self._session is not None:
+                await self._session.close()
+                self._session = None

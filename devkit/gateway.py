@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Self
 
-import aiohttp
 from aiohttp import web
 
-from devkit._http import LoopbackServer
+from devkit._http import ForwardingServer
 
 
-class TenantGateway(LoopbackServer):
+class TenantGateway(ForwardingServer):
     def __init__(self, upstream: str, *, tenant: str | None, token: str | None) -> None:
         """``tenant``/``token`` None: no check (a plain proxy, e.g. for failure injection)."""
         self.upstream = upstream.rstrip("/")
@@ -31,12 +29,7 @@ class TenantGateway(LoopbackServer):
         self._release = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        super().__init__(app)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        return await super().__aenter__()
+        super().__init__(app, upstream_timeout=30.0)
 
     async def __aexit__(
         self,
@@ -46,8 +39,6 @@ class TenantGateway(LoopbackServer):
     ) -> None:
         self._release.set()
         await super().__aexit__(exc_type, exc, tb)
-        if self._session is not None:
-            await self._session.close()
 
     def fail_next(self, status: int, times: int, *, retry_after: str | None = None) -> None:
         """Answer the next ``times`` requests with ``status`` instead of forwarding them."""
@@ -79,9 +70,8 @@ class TenantGateway(LoopbackServer):
                 status=status,
                 headers={"Retry-After": retry_after} if retry_after else None,
             )
-        assert self._session is not None
         body = await request.read()
-        async with self._session.request(
+        async with self.upstream_session.request(
             request.method,
             self.upstream + request.rel_url.path_qs,
             data=body or None,

@@ -9,13 +9,10 @@ prefix gets 404, as from a gateway that does not route it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Self
 
-import aiohttp
 from aiohttp import web
 
-from devkit._http import LoopbackServer
+from devkit._http import ForwardingServer
 
 # What a query or a remote write needs to arrive as sent (k6's write is snappy protobuf).
 _FORWARDED_HEADERS = (
@@ -28,7 +25,7 @@ _FORWARDED_HEADERS = (
 _UPSTREAM_TIMEOUT = 30.0
 
 
-class PrefixProxy(LoopbackServer):
+class PrefixProxy(ForwardingServer):
     def __init__(self, routes: Mapping[str, str]) -> None:
         """``routes``: path prefix (``/a/b``) → upstream base URL the rest of the path goes to."""
         for prefix in routes:
@@ -41,24 +38,7 @@ class PrefixProxy(LoopbackServer):
         self.paths_seen: list[str] = []
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        super().__init__(app)
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=_UPSTREAM_TIMEOUT)
-        )
-        return await super().__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await super().__aexit__(exc_type, exc, tb)
-        if self._session is not None:
-            await self._session.close()
+        super().__init__(app, upstream_timeout=_UPSTREAM_TIMEOUT)
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.path
@@ -68,12 +48,11 @@ class PrefixProxy(LoopbackServer):
         )
         if route is None:
             return web.Response(status=404, text=f"no route for {path}\n")
-        assert self._session is not None
         prefix, upstream = route
         target = upstream + path[len(prefix) :]
         headers = {h: request.headers[h] for h in _FORWARDED_HEADERS if h in request.headers}
         body = await request.read()
-        async with self._session.request(
+        async with self.upstream_session.request(
             request.method,
             target,
             params=request.rel_url.query,

@@ -16,13 +16,13 @@ from typing import Self
 import aiohttp
 from aiohttp import web
 
-from devkit._http import LoopbackServer
+from devkit._http import ForwardingServer
 
 _FORWARD_TIMEOUT = 10.0
 _KEPT_HEADERS = ("Content-Type", "Content-Encoding", "X-Prometheus-Remote-Write-Version")
 
 
-class DelayedRemoteWrite(LoopbackServer):
+class DelayedRemoteWrite(ForwardingServer):
     """``async with DelayedRemoteWrite(store.remote_write_url, delay=3) as relay``: k6 writes
     to ``relay.url``; each push reaches the store ``delay`` seconds after it came."""
 
@@ -33,17 +33,15 @@ class DelayedRemoteWrite(LoopbackServer):
         self.failures: list[str] = []  # what the store answered instead of 2xx
         self._queue: asyncio.Queue[tuple[float, bytes, dict[str, str]]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._session: aiohttp.ClientSession | None = None
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/v1/write", self._accept)
-        super().__init__(app)
+        super().__init__(app, upstream_timeout=_FORWARD_TIMEOUT)
 
     @property
     def write_url(self) -> str:
         return self.url + "/api/v1/write"
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_FORWARD_TIMEOUT))
         self._worker = asyncio.create_task(self._deliver())
         return await super().__aenter__()
 
@@ -53,13 +51,12 @@ class DelayedRemoteWrite(LoopbackServer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await super().__aexit__(exc_type, exc, tb)
+        # The worker goes first: it sends through the upstream session the base class closes.
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
-        if self._session is not None:
-            await self._session.close()
+        await super().__aexit__(exc_type, exc, tb)
 
     async def delivered_all(self, timeout: float) -> None:
         """Wait until every accepted push reached the store."""
@@ -72,12 +69,13 @@ class DelayedRemoteWrite(LoopbackServer):
         return web.Response(status=204)
 
     async def _deliver(self) -> None:
-        assert self._session is not None
         while True:
             due, body, headers = await self._queue.get()
             try:
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
-                async with self._session.post(self.upstream, data=body, headers=headers) as sent:
+                async with self.upstream_session.post(
+                    self.upstream, data=body, headers=headers
+                ) as sent:
                     if sent.status >= 300:
                         self.failures.append(f"HTTP {sent.status}: {(await sent.text())[:200]}")
                 self.delivered += 1
