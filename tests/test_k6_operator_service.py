@@ -7,6 +7,7 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,18 +56,9 @@ async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(
         ),
         {"k6/marked.js": ONE_RUNNER_CROSSES_JS},
     )
-    settings = Settings(
-        prometheus_url=prometheus.url,
-        distributor_url=fake_keptn.url,
-        runner_work_dir=tmp_path,
-        k6_operator_enabled=True,
-        k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kubeconfig"),
-        k6_operator_namespace=NAMESPACE,
+    finished = await _run_through_the_service(
+        kube, prometheus, fake_keptn, target, tmp_path, timeout=90
     )
-    async with running_service(settings) as url:
-        event = trigger(target)
-        assert await post(url, event) == 202
-        finished = await finished_for(fake_keptn, event, timeout=90)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "fail")
     runners = data["k6"]["runners"]
@@ -155,6 +147,26 @@ async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
         workloads(load_workload(executor="k6-operator", parallelism=2, **workload)),
         {"k6/load.js": script},
     )
+    finished = await _run_through_the_service(
+        kube, prometheus, fake_keptn, target, tmp_path, timeout=60
+    )
+    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
+    assert says in finished["data"]["message"]
+    if "stage" in says:
+        assert "Unexpected end of input" in finished["data"]["message"]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def _run_through_the_service(
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+    *,
+    timeout: float,
+) -> dict[str, Any]:
+    """The installed workload run by a service with the k6-operator back-end: its finished."""
     settings = Settings(
         prometheus_url=prometheus.url,
         distributor_url=fake_keptn.url,
@@ -166,9 +178,4 @@ async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
     async with running_service(settings) as url:
         event = trigger(target)
         assert await post(url, event) == 202
-        finished = await finished_for(fake_keptn, event, timeout=60)
-    assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
-    assert says in finished["data"]["message"]
-    if "stage" in says:
-        assert "Unexpected end of input" in finished["data"]["message"]
-    assert kube.objects(TESTRUNS, NAMESPACE) == []
+        return await finished_for(fake_keptn, event, timeout=timeout)
