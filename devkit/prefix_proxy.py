@@ -36,6 +36,7 @@ class PrefixProxy(ForwardingServer):
             ((p, u.rstrip("/")) for p, u in routes.items()), key=lambda r: -len(r[0])
         )
         self.paths_seen: list[str] = []
+        self.queries_seen: list[dict[str, str]] = []  # each request's URL parameters
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         super().__init__(app, upstream_timeout=_UPSTREAM_TIMEOUT)
@@ -43,6 +44,7 @@ class PrefixProxy(ForwardingServer):
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         path = request.rel_url.path
         self.paths_seen.append(path)
+        self.queries_seen.append(dict(request.rel_url.query))
         route = next(
             ((p, u) for p, u in self._routes if path == p or path.startswith(p + "/")), None
         )

@@ -13,7 +13,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sli_provider.adapters.prometheus import Querier
-from sli_provider.sli.freshness import Verdict, freshness_query, judge, read_sighting
+from sli_provider.sli.freshness import (
+    RUN_SERIES_NAMES_LIST,
+    Verdict,
+    freshness_query,
+    judge,
+    read_sighting,
+    window_check_names,
+)
 from sli_provider.sli.window import SLIWindow
 
 POLL_SECONDS = 0.1
@@ -41,8 +48,8 @@ class Freshness:
     waited_seconds: float = 0.0
     final: bool = True
     reason: str = ""  # the last reason it was not final
-    # Whether the window holds the run's series, as the last look saw it (None: not looked):
-    # the run probe's answer, so a final run costs one query, not two.
+    # Whether the window holds the run's series, as the last look saw it (None: not looked, or
+    # the look's count cannot tell): the run probe's answer, so a final run costs one query.
     run_in_window: bool | None = None
 
     def note(self, limit_seconds: float) -> str:
@@ -65,17 +72,20 @@ async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: f
     """Poll the freshness query (one query when the data is already final) for up to
     ``seconds``. A ``PrometheusError`` reaches the caller."""
     store = await prometheus.store_kind()
-    query = freshness_query(window)
+    counted = window_check_names(store.hides_recent_seconds)
+    query = freshness_query(window, counted)
     began = time.monotonic()
     verdict = Verdict(True)
-    in_window = False
+    in_window: bool | None = None
 
     async def final() -> bool:
         nonlocal verdict, in_window
         now = time.time()
         sighting = read_sighting(await prometheus.instant(query, now))
         verdict = judge(window, sighting, now, hides_recent_seconds=store.hides_recent_seconds)
-        in_window = sighting.in_window
+        # Absent from a partial count, the run may still be in the window: the probe tells.
+        partial = len(counted) < len(RUN_SERIES_NAMES_LIST)
+        in_window = True if sighting.in_window else (None if partial else False)
         return verdict.final
 
     if await final():
