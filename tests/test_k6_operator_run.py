@@ -55,11 +55,7 @@ SYNTAX_ERROR_JS = b"export default function ( {\n"
 async def kube(tmp_path: Path) -> AsyncIterator[SimulatedKubernetes]:
     async with SimulatedKubernetes(namespaces=(NAMESPACE,)) as simulated:
         yield simulated
-        for _ in range(50):  # a deleted pod's k6 gets SIGTERM and exits within moments
-            if not simulated.k6_running():
-                break
-            await asyncio.sleep(0.1)
-        assert not simulated.k6_running(), "a k6 runner outlived its TestRun"
+        assert await simulated.k6_stopped(), "a k6 runner outlived its TestRun"
 
 
 @pytest.fixture
@@ -224,11 +220,7 @@ async def test_the_deadline_deletes_the_testrun_and_stops_its_runners(
     ):
         await execute(backend, plan, prometheus)
     assert kube.objects(TESTRUNS, NAMESPACE) == []
-    for _ in range(50):
-        if not kube.k6_running():
-            break
-        await asyncio.sleep(0.1)
-    assert not kube.k6_running()
+    assert await kube.k6_stopped()
 
 
 async def test_a_runner_that_never_starts_is_named_with_its_reason_at_the_deadline(

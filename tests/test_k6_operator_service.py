@@ -35,11 +35,7 @@ NAMESPACE = "load"
 async def kube() -> AsyncIterator[SimulatedKubernetes]:
     async with SimulatedKubernetes(namespaces=(NAMESPACE,)) as simulated:
         yield simulated
-        for _ in range(50):
-            if not simulated.k6_running():
-                break
-            await asyncio.sleep(0.1)
-        assert not simulated.k6_running(), "a k6 runner outlived its TestRun"
+        assert await simulated.k6_stopped(), "a k6 runner outlived its TestRun"
 
 
 async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(

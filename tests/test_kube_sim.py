@@ -208,11 +208,7 @@ async def test_deleting_a_running_testrun_leaves_no_k6_process(
     async with api.delete(f"{K6IO}/testruns/long") as response:
         assert response.status == 200
 
-    for _ in range(50):
-        if not kube.k6_running():
-            break
-        await asyncio.sleep(0.1)
-    assert not kube.k6_running()
+    assert await kube.k6_stopped()
     assert not any(pid_alive(p.pid) for p in runners if p.pid is not None)
     assert kube.objects(PODS, NS) == []
     assert kube.objects(JOBS, NS) == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -153,6 +155,14 @@ class SimulatedKubernetes:
 
     def k6_running(self) -> bool:
         return self._operator.k6_running() if self._operator else False
+
+    async def k6_stopped(self, within: float = 5.0) -> bool:
+        """Whether every k6 runner has exited, waiting up to ``within`` seconds: a deleted
+        pod's k6 gets SIGTERM and exits within moments, not at once."""
+        deadline = time.monotonic() + within
+        while self.k6_running() and time.monotonic() < deadline:  # noqa: ASYNC110 (processes, polled)
+            await asyncio.sleep(0.1)
+        return not self.k6_running()
 
     def cut_watches(self) -> int:
         """End every open watch stream now; returns how many were open."""
