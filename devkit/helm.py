@@ -12,7 +12,12 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+CHART = Path(__file__).resolve().parent.parent / "chart"
 
 
 def available() -> bool:
@@ -33,6 +38,21 @@ def run(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
             [binary, *args], capture_output=True, text=True, timeout=120, check=False
         )
     return _sdk(list(args))
+
+
+def render_chart(*args: str) -> list[dict[str, Any]]:
+    """``helm template`` of the project's chart with ``args`` (``--set`` ...): its documents."""
+    result = run(["template", "t", str(CHART), *args])
+    if result.returncode != 0:
+        raise RuntimeError(f"helm template failed: {result.stderr}")
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def deployment_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The pod spec of the chart's one Deployment."""
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
 
 
 def _parse_set(expression: str, values: dict[str, Any]) -> None:

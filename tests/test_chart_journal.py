@@ -7,25 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from devkit import helm
 from sli_provider.config import settings_from
 
-CHART = Path(__file__).resolve().parent.parent / "chart"
+CHART = helm.CHART
 DISTRIBUTOR = ("--set", "nats.url=", "--set", "distributor.enabled=true")
 
 needs_helm = pytest.mark.skipif(not helm.available(), reason="neither helm nor its SDK")
 
 
 def render(*args: str) -> dict[str, Any]:
-    result = helm.run(["template", "t", str(CHART), *args])
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    pod: dict[str, Any] = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"][
-        "spec"
-    ]
-    return pod
+    return helm.deployment_pod(helm.render_chart(*args))
 
 
 def app_env(pod: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:

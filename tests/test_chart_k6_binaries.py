@@ -4,17 +4,15 @@ K6_BINARIES (rendered with Helm's own engine: the helm binary or helm-python-sdk
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from devkit import helm
 from sli_provider.config import settings_from
 from sli_provider.runner.binaries import configured_paths
 
-CHART = Path(__file__).resolve().parent.parent / "chart"
+CHART = helm.CHART
 BINARIES = [
     {"name": "faker", "image": "registry.example.org/k6-faker:v1.7.0", "path": "/usr/bin/k6"},
     {"name": "sql", "image": "registry.example.org/k6-sql:v1.7.0", "path": "/k6"},
@@ -24,13 +22,7 @@ needs_helm = pytest.mark.skipif(not helm.available(), reason="neither helm nor i
 
 
 def render(*args: str) -> dict[str, Any]:
-    result = helm.run(["template", "t", str(CHART), *args])
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    pod: dict[str, Any] = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"][
-        "spec"
-    ]
-    return pod
+    return helm.deployment_pod(helm.render_chart(*args))
 
 
 def app_container(pod: dict[str, Any]) -> dict[str, Any]:

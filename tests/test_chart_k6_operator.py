@@ -5,18 +5,16 @@ kubernetes-validate against the Kubernetes API schemas)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from devkit import helm
 from sli_provider.config import settings_from
 from sli_provider.runner.k6_operator.kube import RBAC_RULES
 
-CHART = Path(__file__).resolve().parent.parent / "chart"
+CHART = helm.CHART
 KUBERNETES_VERSION = "1.30.0"
 
 pytestmark = pytest.mark.skipif(not helm.available(), reason="neither helm nor its SDK")
@@ -24,9 +22,7 @@ pytestmark = pytest.mark.skipif(not helm.available(), reason="neither helm nor i
 
 def render(*args: str) -> list[dict[str, Any]]:
     # The release namespace is "default" (devkit/helm.py renders there without the binary).
-    result = helm.run(["template", "t", str(CHART), *args])
-    assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    docs = helm.render_chart(*args)
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     return docs
@@ -36,14 +32,8 @@ def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [d for d in docs if d["kind"] == kind]
 
 
-def app_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (deployment,) = of_kind(docs, "Deployment")
-    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
-    return pod
-
-
 def app_env(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    (app,) = [c for c in app_pod(docs)["containers"] if c["name"] == "sli-provider"]
+    (app,) = [c for c in helm.deployment_pod(docs)["containers"] if c["name"] == "sli-provider"]
     return {e["name"]: e for e in app["env"]}
 
 
@@ -51,7 +41,7 @@ def test_disabled_by_default_without_rbac_or_token() -> None:
     docs = render()
     assert of_kind(docs, "Role") == [] and of_kind(docs, "RoleBinding") == []
     assert not any(name.startswith("K6_OPERATOR_") for name in app_env(docs))
-    assert app_pod(docs)["automountServiceAccountToken"] is False
+    assert helm.deployment_pod(docs)["automountServiceAccountToken"] is False
 
 
 def test_enabled_renders_a_role_for_exactly_the_backends_calls_in_one_namespace() -> None:
@@ -76,7 +66,7 @@ def test_enabled_renders_a_role_for_exactly_the_backends_calls_in_one_namespace(
         {"kind": "ServiceAccount", "name": service_account["metadata"]["name"],
          "namespace": "default"}
     ]  # fmt: skip
-    assert app_pod(docs)["automountServiceAccountToken"] is True
+    assert helm.deployment_pod(docs)["automountServiceAccountToken"] is True
 
 
 def test_enabled_sets_the_env_the_service_reads() -> None:
