@@ -15,9 +15,9 @@ bound; only a store that really got nothing costs the whole bound.
 from __future__ import annotations
 
 import logging
-import time
 
 from sli_provider.adapters.prometheus import Querier
+from sli_provider.adapters.retry import Deadline
 from sli_provider.k6.final_push import poll_until
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
@@ -46,8 +46,8 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
             end_s=end,
             context=tags.context,
         )
-        deadline = time.monotonic() + FINAL_PUSH_WAIT_SECONDS
-        if not await poll_until(lambda: run_has_series(prometheus, window), _left(deadline)):
+        deadline = Deadline(FINAL_PUSH_WAIT_SECONDS)
+        if not await poll_until(lambda: run_has_series(prometheus, window), deadline.remaining()):
             return False
         if iterations is not None:
             await _final_push_visible(prometheus, window, iterations, deadline)
@@ -56,12 +56,8 @@ def prometheus_series_check(prometheus: Querier) -> SeriesCheck:
     return check
 
 
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
 async def _final_push_visible(
-    prometheus: Querier, window: SLIWindow, iterations: float, deadline: float
+    prometheus: Querier, window: SLIWindow, iterations: float, deadline: Deadline
 ) -> None:
     query = run_iterations_query(window)
     seen: float | None = None
@@ -74,7 +70,7 @@ async def _final_push_visible(
             seen = None  # not there yet
         return seen is not None and seen >= iterations
 
-    if not await poll_until(all_there, _left(deadline)):
+    if not await poll_until(all_there, deadline.remaining()):
         log.warning(
             "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
             "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
