@@ -12,8 +12,8 @@ a   the finished event's indicator queries sent straight to Prometheus, all at o
 p+a the service's probe query, then ``a`` (the Prometheus work the service itself asks for)
 b   the indicator queries one after another, as prometheus-service sends them
 
-Then the cost of prometheus-api-client's thread offload: the same queries through the project's
-``PrometheusClient.instant`` and through aiohttp, both concurrent.
+Then the client's own cost: the same queries through the project's ``PrometheusClient.instant``
+(deadline, retries, error mapping) and through bare aiohttp, both concurrent.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ async def measure_size(h: Harness, size: int, repeats: int) -> SizeResult:
     return result
 
 
-# -- thread offload -----------------------------------------------------------------------------
+# -- the client's own cost -----------------------------------------------------------------------
 
 
 @dataclass
@@ -379,7 +379,7 @@ async def run_bench(
             sizes = []
             for size in SIZES:
                 sizes.append(await measure_size(h, size, repeats))
-            progress("  thread offload")
+            progress("  client cost")
             twenty = sizes[-1].queries
             trivial = [f"vector({i})" for i in range(len(twenty))]
             offload = [
@@ -452,7 +452,7 @@ def render(report: dict[str, Any]) -> str:
         f"(at {first['size']} indicator{'s' if first['size'] != 1 else ''})"
     )
     lines.append("")
-    lines.append("thread offload: PrometheusClient.instant (thread pool) vs aiohttp, ms median")
+    lines.append("client cost: PrometheusClient.instant vs bare aiohttp, ms median")
     header = f"{'queries':<24} | {'conc':>4} | {'client':>7} | {'aiohttp':>7} | {'ratio':>5} | {'extra/query':>11}"
     lines += [header, "-" * len(header)]
     for o in report["offload"]:

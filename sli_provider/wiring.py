@@ -149,7 +149,7 @@ def make_prometheus(configuration: Configuration, metrics: ServiceMetrics) -> Pr
     def client(access: PrometheusAccess) -> PrometheusClient:
         return PrometheusClient(
             access.url,
-            session=access.session(),
+            connection=access.connection(),
             concurrency=settings.query_concurrency,
             timeout=settings.query_timeout_seconds,
             attempts=settings.query_attempts,

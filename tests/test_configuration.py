@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import inspect
 import json
@@ -78,7 +79,10 @@ def test_prometheus_headers_are_a_mapping_from_the_edge_on() -> None:
     settings = settings_from({"PROMETHEUS_HEADERS": "X-Scope-OrgID=team-a, X-Extra = b,"})
     assert settings.prometheus_headers == {"X-Scope-OrgID": "team-a", "X-Extra": "b"}
     assert load_prometheus_targets(settings).default.headers == settings.prometheus_headers
-    assert load_prometheus_targets(settings).default.session().headers["X-Scope-OrgID"] == "team-a"
+    assert (
+        load_prometheus_targets(settings).default.connection().request_headers()["X-Scope-OrgID"]
+        == "team-a"
+    )
     # The startup log names the headers, not their values.
     assert settings.describe()["prometheus_headers"] == "X-Extra,X-Scope-OrgID"
 
@@ -180,7 +184,8 @@ def test_a_project_password_file_is_read_once(tmp_path: Path) -> None:
     targets = load_prometheus_targets(settings)
     secret.unlink()  # nothing reads it again
     assert targets.access_for("shop").password == Secret("pw")
-    assert targets.access_for("shop").session().auth == ("u", "pw")
+    basic = "Basic " + base64.b64encode(b"u:pw").decode()
+    assert targets.access_for("shop").connection().request_headers()["Authorization"] == basic
 
 
 def test_password_and_password_file_together_are_an_error(tmp_path: Path) -> None:

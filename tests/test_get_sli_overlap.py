@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import requests
 from aiohttp import web
 
 from devkit.events import get_sli_triggered
@@ -23,7 +22,6 @@ from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.adapters.keptn_api import EventSender
-from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
@@ -276,75 +274,7 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     assert len(probe) == 1 and len(started_custom) == 1  # the probe never answered
 
 
-# -- per-query overhead: requests' environment is read once, with the same outcome ------------
-
-
-class RecordingProxy:
-    """A plain HTTP forward proxy on loopback that records the URLs it is asked for."""
-
-    def __init__(self) -> None:
-        self.urls: list[str] = []
-        self._server: asyncio.Server | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> RecordingProxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            target = head.split(" ", 2)[1]  # absolute form: http://host:port/path?query
-            self.urls.append(target)
-            async with aiohttp.ClientSession() as session, session.get(target) as upstream:
-                body = await upstream.read()
-            writer.write(
-                b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                b"Connection: close\r\n\r\n" % (upstream.status, len(body)) + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
-
-
-async def test_prometheus_queries_still_follow_the_environments_proxy_settings(
-    prometheus: PrometheusServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """requests' per-request environment lookup is kept per origin now: HTTP_PROXY still sends
-    every query through the proxy, and NO_PROXY still bypasses it."""
-    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    async with RecordingProxy() as proxy:
-        monkeypatch.setenv("http_proxy", proxy.url)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        client = PrometheusClient(prometheus.url, concurrency=2, timeout=10, attempts=1,
-                                  max_wait=0.1, session=requests.Session())  # fmt: skip
-        try:
-            for value in (1, 2):
-                result = await client.instant(f"vector({value})", 1e9)
-                assert float(result[0]["value"][1]) == value
-        finally:
-            await client.aclose()
-        assert [u.startswith(prometheus.url + "/api/v1/query?") for u in proxy.urls] == [
-            True,
-            True,
-        ]
-        monkeypatch.setenv("no_proxy", "127.0.0.1")
-        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        bypassing = PrometheusClient(prometheus.url, concurrency=2, timeout=10, attempts=1,
-                                     max_wait=0.1)  # fmt: skip
-        try:
-            assert await bypassing.instant("vector(3)", 1e9)
-        finally:
-            await bypassing.aclose()
-        assert len(proxy.urls) == 2
+# -- sli.yaml is parsed once per content ------------------------------------------------------
 
 
 async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_by_content(

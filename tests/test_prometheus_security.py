@@ -263,3 +263,24 @@ async def test_gateway_headers_bearer_file_rotation_and_project_override(
             seen_before = len(gateway.seen)
             assert (await preview("other"))["message"].startswith("no data")
             assert len(gateway.seen) == seen_before  # the default Prometheus, not the gateway
+
+
+async def test_a_ca_file_that_is_not_a_certificate_is_a_clear_error(
+    secure_prometheus: PrometheusServer, fake_keptn: FakeKeptn, tmp_path: Path
+) -> None:
+    """Readable (so the settings pass at start) but not PEM: the request says which settings
+    cannot be used, as a 502 from /preview, not an internal error."""
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("this is not a certificate\n")
+    settings = Settings(prometheus_url=secure_prometheus.url, prometheus_ca_file=not_pem,
+                        query_attempts=1, distributor_url=fake_keptn.url)  # fmt: skip
+    body = {"project": "p", "stage": "s", "service": "v", "start": 0, "end": 60,
+            "indicators": ["vus_max"]}  # fmt: skip
+    async with (
+        running_service(settings) as url,
+        aiohttp.ClientSession() as session,
+        session.post(url + "/preview", json=body) as response,
+    ):
+        assert response.status == 502
+        error = (await response.json())["error"]
+    assert "TLS settings for https://127.0.0.1:" in error and "cannot be used" in error, error

@@ -1,7 +1,7 @@
 """How to reach a Prometheus: URL, credentials, headers and TLS, globally or per project.
 
-Everything here configures one ``requests.Session``; nothing changes process-wide state (the
-peers that turn TLS checks off do it for the whole process). Credentials come from values or
+Everything here describes one :class:`Connection` (TLS and the headers of each request); nothing
+changes process-wide state (the peers that turn TLS checks off do it for the whole process). Credentials come from values or
 files; a bearer-token file is re-read when it changes, as Kubernetes rotates projected tokens.
 
 Per-project overrides (``PROMETHEUS_PROJECTS_FILE``)::
@@ -21,16 +21,15 @@ Per-project overrides (``PROMETHEUS_PROJECTS_FILE``)::
 
 from __future__ import annotations
 
+import base64
 import os
-import threading
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
-from requests.auth import AuthBase
 
 from sli_provider.config import ConfigError, Secret, Settings, parse_bool, read_secret_file
 from sli_provider.k6.invocation import (
@@ -76,24 +75,27 @@ class PrometheusAccess:
         """Where k6 writes: the explicit remote-write URL, else this Prometheus' receiver."""
         return self.remote_write_url or remote_write_url(self.url)
 
-    def session(self) -> requests.Session:
-        """A session that carries this access's credentials, headers and TLS settings."""
-        session = requests.Session()
-        session.trust_env = False  # proxies and netrc from the environment are not ours to take
-        session.headers.update(self.headers)
+    def connection(self) -> Connection:
+        """How each request to this Prometheus goes: its TLS settings, headers and credentials."""
+        return Connection(
+            headers=dict(self.headers),
+            authorization=self._authorization(),
+            tls=TLSSettings(self.ca_file, self.cert_file, self.key_file, self.insecure_skip_verify),
+        )
+
+    def _authorization(self) -> Callable[[], str] | None:
+        """The Authorization header's value, asked on every request (a token file may rotate)."""
         if self.username is not None:
-            session.auth = (self.username, self.password.reveal() if self.password else "")
-        elif self.bearer_token is not None:
-            session.auth = _Bearer(lambda: self.bearer_token.reveal() if self.bearer_token else "")
-        elif self.bearer_token_file is not None:
-            session.auth = _Bearer(_FileToken(self.bearer_token_file))
-        if self.insecure_skip_verify:
-            session.verify = False
-        elif self.ca_file is not None:
-            session.verify = str(self.ca_file)
-        if self.cert_file is not None and self.key_file is not None:
-            session.cert = (str(self.cert_file), str(self.key_file))
-        return session
+            password = self.password.reveal() if self.password else ""
+            basic = _basic_credentials(self.username, password)
+            return lambda: basic
+        token = self.bearer_token
+        if token is not None:
+            return lambda: f"Bearer {token.reveal()}"
+        if self.bearer_token_file is not None:
+            read = _FileToken(self.bearer_token_file)
+            return lambda: f"Bearer {read()}"
+        return None
 
     def remote_write_target(self) -> RemoteWriteTarget:
         """k6's remote-write output for the same URL, credentials, headers and TLS.
@@ -159,13 +161,53 @@ def load_prometheus_targets(settings: Settings) -> PrometheusTargets:
     return PrometheusTargets(default, project_overrides(text, str(path), default))
 
 
-class _Bearer(AuthBase):
-    def __init__(self, token: Any) -> None:
-        self._token = token
+@dataclass(frozen=True)
+class TLSSettings:
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure_skip_verify: bool = False
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token()}"
-        return request
+    def context(self) -> ssl.SSLContext | bool:
+        """What aiohttp takes as ``ssl``: ``True`` for the system's trust store alone, else a
+        context with the CA, the client certificate, or verification off. Raises
+        ``ssl.SSLError`` or ``OSError`` when a file cannot be loaded."""
+        if self.ca_file is None and self.cert_file is None and not self.insecure_skip_verify:
+            return True
+        context = ssl.create_default_context(
+            cafile=str(self.ca_file) if self.ca_file is not None else None
+        )
+        if self.insecure_skip_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file is not None and self.key_file is not None:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        return context
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The settings of each request to one Prometheus. ``authorization`` is asked on every
+    request, so a rotated token file is seen at the next query."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    authorization: Callable[[], str] | None = field(default=None, repr=False)
+    tls: TLSSettings = field(default_factory=TLSSettings)
+
+    def request_headers(self) -> dict[str, str]:
+        headers = dict(self.headers)
+        if self.authorization is not None:
+            headers["Authorization"] = self.authorization()
+        return headers
+
+
+def _basic_credentials(username: str, password: str) -> str:
+    pair = f"{username}:{password}"
+    try:
+        encoded = pair.encode("latin-1")  # what requests and Go's net/http send
+    except UnicodeEncodeError:
+        encoded = pair.encode("utf-8")  # RFC 7617's charset="UTF-8"
+    return "Basic " + base64.b64encode(encoded).decode("ascii")
 
 
 class _FileToken:
@@ -173,18 +215,16 @@ class _FileToken:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._lock = threading.Lock()  # queries run on several worker threads
         self._stamp: tuple[int, int] | None = None
         self._token = ""
 
     def __call__(self) -> str:
         stat = os.stat(self._path)
         stamp = (stat.st_mtime_ns, stat.st_size)
-        with self._lock:
-            if stamp != self._stamp:
-                self._token = self._path.read_text().strip()
-                self._stamp = stamp
-            return self._token
+        if stamp != self._stamp:  # all requests are made on the one event loop: no lock
+            self._token = self._path.read_text().strip()
+            self._stamp = stamp
+        return self._token
 
 
 def default_access(settings: Settings) -> PrometheusAccess:

@@ -12,15 +12,18 @@ is found too late.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
 import aiohttp
-import requests
 
 from sli_provider.adapters.history_store import HistoryError, HistoryStore
-from sli_provider.adapters.prometheus import PrometheusError, display_url, origin_of
+from sli_provider.adapters.prometheus import (
+    PrometheusError,
+    connection_reason,
+    display_url,
+    origin_of,
+)
 from sli_provider.adapters.prometheus_access import PrometheusAccess
 from sli_provider.errors import SliProviderError
 from sli_provider.gate.slo import SLOParseError, parse_slo
@@ -85,15 +88,21 @@ async def check_remote_write(access: PrometheusAccess, timeout: float) -> None:
     url = access.remote_write_target().url
     shown = display_url(url)
 
-    def post() -> int:
-        with access.session() as session:
-            response = session.post(url, data=b"", headers=_EMPTY_WRITE_HEADERS, timeout=timeout)
-            return response.status_code
-
+    connection = access.connection()
     try:
-        status = await asyncio.to_thread(post)
-    except requests.RequestException as exc:
-        raise PreflightError(f"k6 could not write to {shown}: {type(exc).__name__}") from None
+        tls = connection.tls.context()
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as session,
+            session.post(
+                url,
+                data=b"",
+                headers={**connection.request_headers(), **_EMPTY_WRITE_HEADERS},
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response,
+        ):
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:  # ssl.SSLError is an OSError
+        raise PreflightError(f"k6 could not write to {shown}: {connection_reason(exc)}") from None
     if status == 404:
         raise PreflightError(
             f"Prometheus does not accept remote write at {shown} (404): start it with "
