@@ -197,7 +197,10 @@ class Settings:
     )
     templates_dir: Path | None = field(
         default=None,
-        metadata=_setting("SLI_TEMPLATES_DIR", "directory of built-in SLI templates (*.yaml)"),
+        metadata=_setting(
+            "SLI_TEMPLATES_DIR",
+            "directory of built-in SLI templates (*.yaml; default: the packaged sli-templates/)",
+        ),
     )
     source: str = field(
         default="k6-sli-provider",
@@ -365,8 +368,8 @@ class Settings:
         default=None,
         metadata=_setting(
             "K6_OPERATOR_REMOTE_WRITE_SECRET",
-            "Secret in the TestRuns' namespace whose keys (K6_PROMETHEUS_RW_USERNAME, ...) "
-            "become the runners' remote-write credentials",
+            "Secret in the TestRuns' namespace whose keys (K6_PROMETHEUS_RW_PASSWORD, "
+            "K6_PROMETHEUS_RW_BEARER_TOKEN) become the runners' remote-write credentials",
         ),
     )
     k6_operator_replica: str | None = field(
