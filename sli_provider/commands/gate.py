@@ -125,6 +125,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
+        _check_output(args)
         slo_text, slo = _read_slo(args.slo)
         warnings: list[GateWarning] = []
         if args.values is not None and (args.g_start or args.g_end):
@@ -152,7 +153,9 @@ def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
 def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
     try:
+        _check_output(args)
         slo_text, slo = _read_slo(args.slo)
+        _check_script(args.script)
         _preflight(configuration, args, slo_text)
         context = str(uuid.uuid4())
         run = asyncio.run(_run_k6(configuration, args, context))
@@ -173,6 +176,21 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     except GateError as exc:
         print(f"sli-provider run: {exc}", file=sys.stderr)
         return CANNOT_RUN
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    # Checked first: `run` would otherwise find it only after the whole k6 test.
+    if args.format == "html" and args.output is None:
+        raise GateError("--format html needs --output FILE")
+
+
+def _check_script(script: Path) -> None:
+    """A script k6 cannot open would only fail as k6's "could not start (bad option?)"."""
+    try:
+        with script.open("rb"):
+            pass
+    except OSError as exc:
+        raise GateError(f"before starting k6: cannot read {script}: {exc.strerror}") from None
 
 
 def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text: str) -> None:
@@ -331,8 +349,6 @@ def _score_and_report(
     status: str, result: str, message: str, start: str, end: str, context: str,
     warnings: list[GateWarning], *, k6: K6Run | None = None,
 ) -> int:  # fmt: skip
-    if args.format == "html" and args.output is None:
-        raise GateError("--format html needs --output FILE")
     scope = (args.g_project, args.g_stage, args.g_service)
     try:
         with HistoryStore(args.history) as store:
