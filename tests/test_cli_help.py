@@ -89,3 +89,8 @@ def test_setting_defaults_read_as_the_environment_spells_them() -> None:
 def test_path_settings_have_a_path_metavar() -> None:
     text = _subparser(["serve"]).format_help()
     assert "--journal-path PATH" in text and "--k6-operator-kubeconfig PATH" in text
+
+
+def test_check_help_gives_its_exit_codes() -> None:
+    text = " ".join(_subparser(["check"]).format_help().split())
+    assert "exit codes: 0 clean (prints ok: ...), 1 problems found, 2 a file cannot be read" in text

@@ -117,6 +117,15 @@ def test_check_reports_broken_yaml_with_its_line(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"{slo}:4: not valid YAML")
 
 
+def test_check_of_a_missing_file_is_one_plain_line(tmp_path: Path) -> None:
+    missing = tmp_path / "slo.yaml"
+    result = cli("check", "--slo", str(missing))
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"sli-provider check: cannot read {missing}: No such file or directory\n"
+    )
+
+
 def test_values_and_a_window_are_refused_together(tmp_path: Path) -> None:
     result = evaluate(tmp_path, KEY_SLO, [], "--start", "2026-01-01T00:00:00Z",
                       "--end", "2026-01-01T00:05:00Z")  # fmt: skip
