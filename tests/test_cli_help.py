@@ -94,3 +94,10 @@ def test_path_settings_have_a_path_metavar() -> None:
 def test_check_help_gives_its_exit_codes() -> None:
     text = " ".join(_subparser(["check"]).format_help().split())
     assert "exit codes: 0 clean (prints ok: ...), 1 problems found, 2 a file cannot be read" in text
+
+
+@pytest.mark.parametrize("path", [["preview"], ["evaluate"], ["run"]], ids=" ".join)
+def test_the_commands_users_script_give_their_exit_codes(path: list[str]) -> None:
+    text = " ".join(_subparser(path).format_help().split())
+    assert "exit codes: 0 " in text and ", 2 " in text, text[-800:]
+    assert text.index("exit codes:") < text.index("Secrets have no flag")

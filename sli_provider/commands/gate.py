@@ -60,6 +60,7 @@ from sli_provider.sli.window import SLIWindow
 from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
+EXIT_CODES = "exit codes: 0 pass (and warning, unless --strict), 1 fail, 2 the gate could not run"
 
 
 class GateError(SliProviderError):
@@ -67,6 +68,7 @@ class GateError(SliProviderError):
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "\n\n".join(filter(None, [EXIT_CODES, parser.epilog]))
     parser.add_argument("--slo", type=Path, required=True, metavar="FILE",
                         help="the slo.yaml to score against")  # fmt: skip
     for name in ("project", "stage", "service"):
