@@ -154,3 +154,21 @@ def test_a_context_without_series_is_a_warning(
     assert warning["code"] == "context_not_found"
     assert "no k6 series of context 'no-such-run'" in warning["message"]
     assert "warning: no k6 series of context 'no-such-run'" in result.stderr
+
+
+@pytest.mark.parametrize(("content", "reason"), [(None, "No such file or directory"),
+                                                 ("{", "not JSON: Expecting")])  # fmt: skip
+def test_an_unreadable_values_file_is_one_plain_line(
+    tmp_path: Path, content: str | None, reason: str
+) -> None:
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    values = tmp_path / "values.json"
+    if content is not None:
+        values.write_text(content)
+    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--values", str(values),
+                 "--history", str(tmp_path / "h.sqlite3"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"sli-provider evaluate: cannot read values from {values}: {reason}"
+    ), result.stderr
+    assert "Errno" not in result.stderr and result.stderr.count("\n") == 1

@@ -218,9 +218,11 @@ def _read_slo(path: Path) -> tuple[str, SLO | None]:
 
 def _values_from_file(path: Path) -> tuple[list[Any], str, str, str, str, str]:
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GateError(f"cannot read values from {path}: {exc}") from None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GateError(f"cannot read values from {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise GateError(f"cannot read values from {path}: not JSON: {exc}") from None
     if isinstance(document, list):
         return document, "succeeded", "pass", "", "", ""
     data = document.get("data") if isinstance(document, Mapping) else None
