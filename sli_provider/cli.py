@@ -1,4 +1,5 @@
-"""``sli-provider``: serve the Keptn SLI provider, or preview indicators from the shell."""
+"""sli-provider: the Keptn SLI provider and k6 runner (serve), and the same SLIs from the
+shell: preview them, or gate a k6 run on slo.yaml in any CI (run, evaluate, history, check)."""
 
 from __future__ import annotations
 

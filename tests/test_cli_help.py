@@ -101,3 +101,10 @@ def test_the_commands_users_script_give_their_exit_codes(path: list[str]) -> Non
     text = " ".join(_subparser(path).format_help().split())
     assert "exit codes: 0 " in text and ", 2 " in text, text[-800:]
     assert text.index("exit codes:") < text.index("Secrets have no flag")
+
+
+def test_the_top_level_help_describes_every_command() -> None:
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    description = parser.description or ""
+    assert all(name in description for name in commands.choices), description
