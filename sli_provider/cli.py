@@ -14,12 +14,8 @@ from pathlib import Path
 
 from sli_provider import __version__
 from sli_provider.commands.check import add_check_arguments, run_check
-from sli_provider.commands.gate import (
-    add_evaluate_arguments,
-    add_run_arguments,
-    run_evaluate,
-    run_gate,
-)
+from sli_provider.commands.gate import run_evaluate, run_gate
+from sli_provider.commands.gate_arguments import add_evaluate_arguments, add_run_arguments
 from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError

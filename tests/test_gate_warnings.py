@@ -172,3 +172,36 @@ def test_an_unreadable_values_file_is_one_plain_line(
         f"sli-provider evaluate: cannot read values from {values}: {reason}"
     ), result.stderr
     assert "Errno" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [("--vus", "0", "'0' is not a positive integer"),
+     ("--duration", "abc", "'abc' is not a duration such as 90s, 5m or 1h30m"),
+     ("--timeout", "-5", "'-5' is not a positive number of seconds")],
+)  # fmt: skip
+def test_run_refuses_bad_k6_options_before_anything_runs(
+    tmp_path: Path, option: str, value: str, reason: str
+) -> None:
+    """Not k6's own "could not start (bad option?)" after the checks: argparse, at once."""
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    (tmp_path / "load.js").write_text("export default function () {}\n")
+    result = cli("run", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--script",
+                 str(tmp_path / "load.js"), f"{option}={value}",
+                 "--prometheus-url", "http://127.0.0.1:9")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"sli-provider run: error: argument {option}: {reason}"
+    ), result.stderr
+
+
+def test_a_window_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE,
+                 "--start", "2026-11-29T09:00:00Z", "--end", "2026-11-29T08:00:00Z",
+                 "--prometheus-url", "http://127.0.0.1:9", "--no-store")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "sli-provider evaluate: the window's end (2026-11-29T08:00:00Z) is before its start "
+        "(2026-11-29T09:00:00Z)\n"
+    )

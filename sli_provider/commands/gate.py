@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
+from sli_provider.adapters.history_store import HistoryError, HistoryStore
 from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.commands.preflight import (
     PreflightError,
@@ -31,7 +31,6 @@ from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
 from sli_provider.gate.verdict import (
-    THRESHOLD_POLICIES,
     GateWarning,
     K6Run,
     ThresholdResult,
@@ -50,7 +49,7 @@ from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import K6_EXIT_MEANINGS
-from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_env
+from sli_provider.runner.workloads import keptn_script_env
 from sli_provider.service.evaluation import (
     MeasuredIndicator,
     ProviderUnavailable,
@@ -60,69 +59,10 @@ from sli_provider.sli.window import SLIWindow
 from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
-EXIT_CODES = "exit codes: 0 pass (and warning, unless --strict), 1 fail, 2 the gate could not run"
 
 
 class GateError(SliProviderError):
     """The gate cannot run; the message is for the user."""
-
-
-def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = "\n\n".join(filter(None, [EXIT_CODES, parser.epilog]))
-    parser.add_argument("--slo", type=Path, required=True, metavar="FILE",
-                        help="the slo.yaml to score against")  # fmt: skip
-    for name in ("project", "stage", "service"):
-        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True,
-                            help=f"the Keptn {name}: scope of k6's series and of the history")  # fmt: skip
-    parser.add_argument("--format", choices=("table", "json", "html"), default="table",
-                        help="the report's format")  # fmt: skip
-    parser.add_argument("--output", type=Path, metavar="FILE",
-                        help="write the report here (required for html; default: stdout)")  # fmt: skip
-    parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
-    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
-                        help="the SQLite history of earlier evaluations")  # fmt: skip
-    parser.add_argument("--no-store", action="store_true", help="do not add this evaluation")
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_gate_arguments(parser)
-    parser.add_argument(
-        "--values",
-        type=Path,
-        metavar="FILE",
-        help="indicator values: a JSON list or a get-sli.finished event",
-    )
-    parser.add_argument(
-        "--start",
-        dest="g_start",
-        metavar="TIME",
-        help="window start (with --end: fetch from Prometheus), e.g. 2026-11-29T10:00:00Z",
-    )
-    parser.add_argument("--end", dest="g_end", metavar="TIME", help="window end")
-    parser.add_argument(
-        "--context", dest="g_context", default="", help="the k6 run's keptn_context"
-    )
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add_gate_arguments(parser)
-    parser.add_argument("--script", type=Path, required=True, metavar="FILE",
-                        help="the k6 script")  # fmt: skip
-    parser.add_argument("--target", default="", metavar="URL", help="TARGET_URL for the script")
-    parser.add_argument("--vus", type=int, metavar="N",
-                        help="virtual users (default: the script's own)")  # fmt: skip
-    parser.add_argument("--duration", metavar="DURATION",
-                        help="test duration, e.g. 30s (default: the script's own)")  # fmt: skip
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="passed to the script")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
-                        metavar="SECONDS",
-                        help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
-    parser.add_argument("--k6", metavar="NAME_OR_PATH",
-                        help="a K6_BINARIES name or a k6 executable (default: chosen by the "
-                             "script's k6/x/... imports)")  # fmt: skip
-    parser.add_argument("--thresholds", choices=THRESHOLD_POLICIES, default="fail",
-                        help="what crossed k6 thresholds do to the gate (default: %(default)s)")  # fmt: skip
 
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
@@ -261,6 +201,8 @@ async def _fetch(
         start_s, end_s = parse_keptn(start), parse_keptn(end)
     except TimestampError as exc:
         raise GateError(str(exc)) from None
+    if end_s < start_s:
+        raise GateError(f"the window's end ({end}) is before its start ({start})")
     indicators = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
     window = SLIWindow(
         project=args.g_project, stage=args.g_stage, service=args.g_service,
