@@ -71,6 +71,22 @@ def test_keptn_urls_must_be_http(variable: str) -> None:
         settings_from({variable: "keptn:8080"})
 
 
+@pytest.mark.parametrize("url", ["http://keptn-nats:4222", "https://u:s3cret@nats", "nats://"])
+def test_a_nats_url_of_another_scheme_is_refused_at_start(url: str) -> None:
+    """nats-py would take http://x for a host named "http" and retry it until the deadline."""
+    with pytest.raises(ConfigError, match="NATS_URL must be a nats://") as refused:
+        settings_from({"NATS_URL": url})
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["nats://keptn-nats", "nats://u:p@keptn-nats:4222", "tls://nats:4443", "wss://nats",
+            "keptn-nats:4222", "keptn-nats"],
+)  # fmt: skip
+def test_nats_urls_nats_py_understands_are_accepted(url: str) -> None:
+    assert settings_from({"NATS_URL": url}).nats_url == url
+
+
 # --- PROMETHEUS_HEADERS ---------------------------------------------------------------------------
 
 
