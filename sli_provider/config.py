@@ -459,6 +459,9 @@ class Settings:
             raise ConfigError("K6_OPERATOR_REMOTE_WRITE_SECRET must be the name of a Secret")
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
+        if self.prometheus_password is not None and self.prometheus_username is None:
+            # Basic auth needs the user; the password alone would be silently never sent.
+            raise ConfigError("PROMETHEUS_PASSWORD is set but PROMETHEUS_USERNAME is not")
         if self.nats_url and not _is_nats_url(self.nats_url):
             shown = _without_userinfo(self.nats_url)
             raise ConfigError(
