@@ -164,3 +164,18 @@ async def test_an_unreachable_prometheus_stops_the_run_without_a_history_or_the_
     for leaked in ("s3cret", "reader", "/prom", "tenant", "api/v1", "vector"):
         assert leaked not in result.stderr
     assert not (tmp_path / ".sli-provider").exists()
+
+
+async def test_run_makes_k6s_directory_in_runner_work_dir(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """RUNNER_WORK_DIR is a setting of run as of serve; one that does not exist is one line."""
+    missing = tmp_path / "missing"
+    result = await gate_run(tmp_path, prometheus.url, target.url,
+                            "--runner-work-dir", str(missing))  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        f"sli-provider run: cannot make k6's private directory in {missing} (RUNNER_WORK_DIR): "
+        "No such file or directory"
+    )
+    assert K6_BANNER not in result.stderr and "Traceback" not in result.stderr

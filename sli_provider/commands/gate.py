@@ -264,6 +264,7 @@ async def _run_k6(
     backend = LocalK6Backend(
         binaries=binaries,
         auto_extension_resolution=configuration.settings.k6_auto_extension_resolution,
+        work_dir=configuration.settings.runner_work_dir,
         on_line=lambda line: print(line, file=sys.stderr),
     )
     try:
