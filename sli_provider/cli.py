@@ -1,4 +1,5 @@
-"""``sli-provider``: serve the Keptn SLI provider, or preview indicators from the shell."""
+"""sli-provider: the Keptn SLI provider and k6 runner (serve), and the same SLIs from the
+shell: preview them, or gate a k6 run on slo.yaml in any CI (run, evaluate, history, check)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,8 @@ from pathlib import Path
 
 from sli_provider import __version__
 from sli_provider.commands.check import add_check_arguments, run_check
-from sli_provider.commands.gate import (
-    add_evaluate_arguments,
-    add_run_arguments,
-    run_evaluate,
-    run_gate,
-)
+from sli_provider.commands.gate import run_evaluate, run_gate
+from sli_provider.commands.gate_arguments import add_evaluate_arguments, add_run_arguments
 from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError
@@ -37,6 +34,10 @@ from sli_provider.wiring import Configuration, load_configuration, preview_once
 
 # Outside a Keptn cluster these read ./k6/sli.yaml (sli/local_file.py); `serve` never does.
 LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview"})
+PREVIEW_EXIT_CODES = (
+    "exit codes: 0 every indicator has a value, 1 an indicator has none, 2 could not run "
+    "(arguments, settings, sli.yaml, Prometheus)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "preview", help="render and run indicators, print a table", allow_abbrev=False
     )
     add_arguments(preview_cmd)
+    preview_cmd.epilog = f"{PREVIEW_EXIT_CODES}\n\n{preview_cmd.epilog}"
     for name in ("project", "stage", "service"):
         preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True,
                                  help=f"the Keptn {name} (scope of k6's series)")  # fmt: skip
@@ -172,9 +174,9 @@ def _preview(configuration: Configuration, flags: Mapping[str, object]) -> int:
         return 2
     try:
         results, store = asyncio.run(preview_once(configuration, window))
-    except ProviderUnavailable as exc:
+    except ProviderUnavailable as exc:  # sli.yaml or Prometheus: no indicator could be asked
         print(f"sli-provider preview: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if flags.get("json"):
         print(json.dumps(results_as_json(results, store), indent=2, allow_nan=False))
     else:

@@ -197,7 +197,10 @@ class Settings:
     )
     templates_dir: Path | None = field(
         default=None,
-        metadata=_setting("SLI_TEMPLATES_DIR", "directory of built-in SLI templates (*.yaml)"),
+        metadata=_setting(
+            "SLI_TEMPLATES_DIR",
+            "directory of built-in SLI templates (*.yaml; default: the packaged sli-templates/)",
+        ),
     )
     source: str = field(
         default="k6-sli-provider",
@@ -365,8 +368,8 @@ class Settings:
         default=None,
         metadata=_setting(
             "K6_OPERATOR_REMOTE_WRITE_SECRET",
-            "Secret in the TestRuns' namespace whose keys (K6_PROMETHEUS_RW_USERNAME, ...) "
-            "become the runners' remote-write credentials",
+            "Secret in the TestRuns' namespace whose keys (K6_PROMETHEUS_RW_PASSWORD, "
+            "K6_PROMETHEUS_RW_BEARER_TOKEN) become the runners' remote-write credentials",
         ),
     )
     k6_operator_replica: str | None = field(
@@ -456,6 +459,15 @@ class Settings:
             raise ConfigError("K6_OPERATOR_REMOTE_WRITE_SECRET must be the name of a Secret")
         if self.keptn_api_token and not self.keptn_api_url:
             raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
+        if self.prometheus_password is not None and self.prometheus_username is None:
+            # Basic auth needs the user; the password alone would be silently never sent.
+            raise ConfigError("PROMETHEUS_PASSWORD is set but PROMETHEUS_USERNAME is not")
+        if self.nats_url and not _is_nats_url(self.nats_url):
+            shown = _without_userinfo(self.nats_url)
+            raise ConfigError(
+                f"NATS_URL must be a nats://, tls://, ws:// or wss:// URL (or host:port), "
+                f"not {shown!r}"
+            )
         for name in ("prometheus_url", "keptn_api_url", "distributor_url", "resource_service_url"):
             url = getattr(self, name)
             if url is not None and not _is_http_url(url):
@@ -489,6 +501,15 @@ _DNS_SUBDOMAIN = re.compile(
 def _is_http_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_nats_url(url: str) -> bool:
+    """What nats-py connects to: its schemes, or a bare host[:port] it gives ``nats://``. Any
+    other scheme (http://x) it would take for a host named after the scheme."""
+    if "://" not in url:
+        return bool(url.strip()) and "/" not in url
+    parts = urlsplit(url)
+    return parts.scheme in ("nats", "tls", "ws", "wss") and bool(parts.hostname)
 
 
 def _without_userinfo(url: str) -> str:

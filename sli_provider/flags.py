@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields
+from enum import Enum
 from typing import Any
 
 from sli_provider.config import Setting, Settings, has_own_file_setting
@@ -82,8 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> N
         setting: Setting = f.metadata["setting"]
         flag = "--" + f.name.replace("_", "-")
         if not setting.secret:
+            default = shown_default(f)
+            # The argparse default stays None so that the environment can still fill it in.
+            shown = f" (default: {default})" if default is not None else ""
             add(flag, dest=f.name, default=None, metavar=_metavar(f.name),
-                help=f"{setting.help} [{setting.env}]")  # fmt: skip
+                help=f"{setting.help}{shown} [{setting.env}]")  # fmt: skip
             continue
         add(
             flag, action=_RefusedSecretFlag, nargs="?", metavar=setting.env,
@@ -99,9 +103,32 @@ def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> N
 
 
 def _metavar(name: str) -> str:
-    if name.endswith(("_file", "_dir", "_binary")):
+    if name.endswith(("_file", "_dir", "_binary", "_path", "_kubeconfig")):
         return "PATH"
     return "URL" if name.endswith("_url") else "VALUE"
+
+
+def shown_default(f: Field[Any]) -> str | None:
+    """A setting's default as the environment would spell it (``8080``, ``30``, ``false``), or
+    None where there is no plain value (unset, or a default its help text already explains)."""
+    setting: Setting = f.metadata["setting"]
+    if "default" in setting.help:
+        return None
+    if f.default is not MISSING:
+        value: Any = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return None
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
 
 
 def secrets_help() -> str:

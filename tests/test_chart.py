@@ -911,3 +911,18 @@ def test_helm_template_refuses_distributor_with_direct_nats() -> None:
     result = helm("template", "t", str(CHART), "--set", "distributor.enabled=true")
     assert result.returncode != 0
     assert "delivered twice" in result.stderr
+
+
+@needs_helm
+@pytest.mark.parametrize(
+    "password", ["prometheus.password=s3cret", "prometheus.passwordSecret.name=pw"]
+)
+def test_helm_template_refuses_a_prometheus_password_without_a_user(password: str) -> None:
+    """The service would refuse to start (PROMETHEUS_PASSWORD without PROMETHEUS_USERNAME)."""
+    result = helm("template", "t", str(CHART), "--set", password)
+    assert result.returncode != 0
+    assert "a Prometheus password needs prometheus.username" in result.stderr
+    assert "s3cret" not in result.stderr
+    with_user = helm("template", "t", str(CHART), "--set", password,
+                     "--set", "prometheus.username=reader")  # fmt: skip
+    assert with_user.returncode == 0, with_user.stderr

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import MISSING, Field, fields
+from typing import Any
 
 import pytest
 
 from sli_provider.cli import _parser
-from sli_provider.flags import SETTINGS_TITLE, CommandHelpFormatter
+from sli_provider.config import Settings
+from sli_provider.flags import SETTINGS_TITLE, CommandHelpFormatter, shown_default
 
 COMMANDS = [["preview"], ["evaluate"], ["run"], ["history"], ["history", "import"],
             ["history", "list"], ["history", "invalidate"]]  # fmt: skip
@@ -57,3 +60,51 @@ def test_own_options_first_each_described_with_readable_metavar_and_default(
 def test_serve_lists_the_settings_as_its_own_options() -> None:
     text = _subparser(["serve"]).format_help()
     assert "--prometheus-url URL" in text and SETTINGS_TITLE not in text
+
+
+@pytest.mark.parametrize("f", [f for f in fields(Settings) if not f.metadata["setting"].secret],
+                         ids=lambda f: f.name)  # fmt: skip
+def test_each_setting_flag_shows_its_default_or_explains_it(f: Field[Any]) -> None:
+    """The settings' argparse default is None (the environment fills them in later), so the
+    formatter cannot show it: the help text carries the setting's own default instead."""
+    text = " ".join(_subparser(["serve"]).format_help().split())
+    flag = "--" + f.name.replace("_", "-")
+    entry = text.split(f" {flag} ", 1)[1].split(" --", 1)[0]
+    default = shown_default(f)
+    if default is not None:  # argparse may wrap a value at a hyphen: compare without spaces
+        assert f"(default:{default})".replace(" ", "") in entry.replace(" ", ""), entry
+    value = f.default if f.default is not MISSING else None
+    if value not in (None, "") and f.default_factory is MISSING:
+        assert "default" in entry, entry
+
+
+def test_setting_defaults_read_as_the_environment_spells_them() -> None:
+    by_name = {f.name: f for f in fields(Settings)}
+    shown = {name: shown_default(by_name[name]) for name in
+             ("port", "query_timeout_seconds", "runner_enabled", "log_level", "nats_url")}  # fmt: skip
+    assert shown == {"port": "8080", "query_timeout_seconds": "30", "runner_enabled": "true",
+                     "log_level": "INFO", "nats_url": None}  # fmt: skip
+
+
+def test_path_settings_have_a_path_metavar() -> None:
+    text = _subparser(["serve"]).format_help()
+    assert "--journal-path PATH" in text and "--k6-operator-kubeconfig PATH" in text
+
+
+def test_check_help_gives_its_exit_codes() -> None:
+    text = " ".join(_subparser(["check"]).format_help().split())
+    assert "exit codes: 0 clean (prints ok: ...), 1 problems found, 2 a file cannot be read" in text
+
+
+@pytest.mark.parametrize("path", [["preview"], ["evaluate"], ["run"]], ids=" ".join)
+def test_the_commands_users_script_give_their_exit_codes(path: list[str]) -> None:
+    text = " ".join(_subparser(path).format_help().split())
+    assert "exit codes: 0 " in text and ", 2 " in text, text[-800:]
+    assert text.index("exit codes:") < text.index("Secrets have no flag")
+
+
+def test_the_top_level_help_describes_every_command() -> None:
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    description = parser.description or ""
+    assert all(name in description for name in commands.choices), description

@@ -72,6 +72,33 @@ def test_keptn_urls_must_be_http(variable: str) -> None:
         settings_from({variable: "keptn:8080"})
 
 
+@pytest.mark.parametrize("url", ["http://keptn-nats:4222", "https://u:s3cret@nats", "nats://"])
+def test_a_nats_url_of_another_scheme_is_refused_at_start(url: str) -> None:
+    """nats-py would take http://x for a host named "http" and retry it until the deadline."""
+    with pytest.raises(ConfigError, match="NATS_URL must be a nats://") as refused:
+        settings_from({"NATS_URL": url})
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["nats://keptn-nats", "nats://u:p@keptn-nats:4222", "tls://nats:4443", "wss://nats",
+            "keptn-nats:4222", "keptn-nats"],
+)  # fmt: skip
+def test_nats_urls_nats_py_understands_are_accepted(url: str) -> None:
+    assert settings_from({"NATS_URL": url}).nats_url == url
+
+
+@pytest.mark.parametrize("where", ["PROMETHEUS_PASSWORD", "PROMETHEUS_PASSWORD_FILE"])
+def test_a_prometheus_password_without_a_user_is_refused(where: str, tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret")
+    env = {where: "s3cret" if where == "PROMETHEUS_PASSWORD" else str(secret)}
+    with pytest.raises(ConfigError) as refused:
+        settings_from(env)
+    assert str(refused.value) == "PROMETHEUS_PASSWORD is set but PROMETHEUS_USERNAME is not"
+    assert settings_from({**env, "PROMETHEUS_USERNAME": "reader"}).prometheus_password
+
+
 # --- PROMETHEUS_HEADERS ---------------------------------------------------------------------------
 
 
@@ -104,7 +131,8 @@ def test_a_secret_can_come_from_its_file_read_once_at_the_edge(
     env = getattr(setting, "env")  # noqa: B009 (the parameter's type is private to config)
     path = tmp_path / "secret"
     path.write_text("  s3cret\n")
-    extra = {"KEPTN_API_URL": "https://keptn.example.org/api"}  # a token needs the API
+    # A token needs the API, a password its user.
+    extra = {"KEPTN_API_URL": "https://keptn.example.org/api", "PROMETHEUS_USERNAME": "reader"}
     settings = settings_from({f"{env}_FILE": str(path), **extra})
     path.write_text("changed")  # read at the edge: a later change is not seen
     assert getattr(settings, env.lower()) == Secret("s3cret")
@@ -118,7 +146,8 @@ def test_a_secrets_file_flag_is_a_path_not_the_secret(setting: object, tmp_path:
     path.write_text("s3cret")
     name = env.lower()
     settings = settings_from(
-        {"KEPTN_API_URL": "https://k.example.org"}, {f"{name}_file": str(path)}
+        {"KEPTN_API_URL": "https://k.example.org", "PROMETHEUS_USERNAME": "reader"},
+        {f"{name}_file": str(path)},
     )
     assert getattr(settings, name) == Secret("s3cret")
 

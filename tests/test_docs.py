@@ -7,6 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from sli_provider.config import Settings
+from sli_provider.flags import shown_default
 from sli_provider.sli.builtin import load_builtin_templates
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -43,3 +44,19 @@ def test_every_builtin_sli_is_documented_by_its_exact_name() -> None:
             full = name
             documented.append(name)
     assert sorted(documented) == sorted(load_builtin_templates())
+
+
+def test_the_readme_settings_table_gives_each_plain_default_as_help_shows_it() -> None:
+    """The table's second column and ``--help`` (flags.shown_default) cannot disagree."""
+    section = README.split("\n## Settings\n", 1)[1].split("\n### ", 1)[0]
+    documented: dict[str, str] = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first, default = (cell.strip() for cell in line.strip("|").split("|")[:2])
+            for name in _CODE.findall(first):
+                documented[name] = default
+    for f in fields(Settings):
+        default = shown_default(f)
+        if default is not None:
+            env = f.metadata["setting"].env
+            assert documented[env] == default, env

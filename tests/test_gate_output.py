@@ -57,9 +57,14 @@ def test_table_names_placeholder_targets_and_info_objectives(
     info = _row(table, "throughput (info)")
     assert re.search(r"\binfo\s+-\s", info), info
     assert "(info): informational" in table
+    # No baseline yet, and none for an absolute or info objective: no compared value, not 0.
+    assert (p95.split()[2], info.split()[3]) == ("-", "-")  # "throughput (info)": 2 words
     # Second run: now there is a result to compare with, and the target is shown.
     main(_evaluate(tmp_path, VALUES))
-    assert "<=+10%✓(110)" in _row(capsys.readouterr().out, "p95")
+    second = capsys.readouterr().out
+    assert "<=+10%✓(110)" in _row(second, "p95")
+    assert _row(second, "p95").split()[2] == "100"
+    assert _row(second, "throughput (info)").split()[3] == "-"
 
 
 def test_html_names_placeholder_targets_and_info_objectives(
@@ -75,6 +80,7 @@ def test_html_names_placeholder_targets_and_info_objectives(
     p95 = re.search(r'<tr class="objective" data-sli="p95".*?</tr>', page, re.S)
     assert p95 and "no previous result to compare" in p95.group(0)
     assert "→ <span" not in p95.group(0).split("&lt;600")[0]  # no number for the relative one
+    assert '<td class="num" data-label="Compared">—</td>' in p95.group(0)  # no baseline, not 0
     errors = re.search(r'<tr class="objective" data-sli="errors".*?</tr>', page, re.S)
     assert errors and "not evaluated: no value" in errors.group(0) and "→" not in errors.group(0)
     info = re.search(r'<tr class="objective informational" data-sli="throughput".*?</tr>', page,

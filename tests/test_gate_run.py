@@ -94,6 +94,8 @@ async def test_a_script_error_says_k6_could_not_run_the_script(
         ("slo", "before starting k6: slo.yaml cannot be read: objectives: expected a list"),
         ("history", "before starting k6: the history cannot be opened"),
         ("prometheus", "before starting k6: Prometheus (http://127.0.0.1:9) does not answer"),
+        ("script", "sli-provider run: before starting k6: cannot read "),
+        ("html", "sli-provider run: --format html needs --output FILE"),
     ],
 )
 async def test_preflight_finds_problems_before_k6_starts(
@@ -110,6 +112,10 @@ async def test_preflight_finds_problems_before_k6_starts(
     elif problem == "history":
         (tmp_path / "taken").write_text("a file, not a directory")
         extra = ["--history", str(tmp_path / "taken" / "history.sqlite3")]
+    elif problem == "script":
+        extra = ["--script", str(tmp_path / "missing.js")]  # the last --script wins
+    elif problem == "html":
+        extra = ["--format", "html"]
     else:
         url, env = "http://127.0.0.1:9", {**env, "QUERY_ATTEMPTS": "1"}
     result = await gate_run(tmp_path, url, target.url, *extra, env=env)
@@ -158,3 +164,18 @@ async def test_an_unreachable_prometheus_stops_the_run_without_a_history_or_the_
     for leaked in ("s3cret", "reader", "/prom", "tenant", "api/v1", "vector"):
         assert leaked not in result.stderr
     assert not (tmp_path / ".sli-provider").exists()
+
+
+async def test_run_makes_k6s_directory_in_runner_work_dir(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """RUNNER_WORK_DIR is a setting of run as of serve; one that does not exist is one line."""
+    missing = tmp_path / "missing"
+    result = await gate_run(tmp_path, prometheus.url, target.url,
+                            "--runner-work-dir", str(missing))  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        f"sli-provider run: cannot make k6's private directory in {missing} (RUNNER_WORK_DIR): "
+        "No such file or directory"
+    )
+    assert K6_BANNER not in result.stderr and "Traceback" not in result.stderr

@@ -117,6 +117,15 @@ def test_check_reports_broken_yaml_with_its_line(tmp_path: Path) -> None:
     assert result.stdout.startswith(f"{slo}:4: not valid YAML")
 
 
+def test_check_of_a_missing_file_is_one_plain_line(tmp_path: Path) -> None:
+    missing = tmp_path / "slo.yaml"
+    result = cli("check", "--slo", str(missing))
+    assert result.returncode == 2
+    assert (
+        result.stderr == f"sli-provider check: cannot read {missing}: No such file or directory\n"
+    )
+
+
 def test_values_and_a_window_are_refused_together(tmp_path: Path) -> None:
     result = evaluate(tmp_path, KEY_SLO, [], "--start", "2026-01-01T00:00:00Z",
                       "--end", "2026-01-01T00:05:00Z")  # fmt: skip
@@ -145,3 +154,54 @@ def test_a_context_without_series_is_a_warning(
     assert warning["code"] == "context_not_found"
     assert "no k6 series of context 'no-such-run'" in warning["message"]
     assert "warning: no k6 series of context 'no-such-run'" in result.stderr
+
+
+@pytest.mark.parametrize(("content", "reason"), [(None, "No such file or directory"),
+                                                 ("{", "not JSON: Expecting")])  # fmt: skip
+def test_an_unreadable_values_file_is_one_plain_line(
+    tmp_path: Path, content: str | None, reason: str
+) -> None:
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    values = tmp_path / "values.json"
+    if content is not None:
+        values.write_text(content)
+    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--values", str(values),
+                 "--history", str(tmp_path / "h.sqlite3"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"sli-provider evaluate: cannot read values from {values}: {reason}"
+    ), result.stderr
+    assert "Errno" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "reason"),
+    [("--vus", "0", "'0' is not a positive integer"),
+     ("--duration", "abc", "'abc' is not a duration such as 90s, 5m or 1h30m"),
+     ("--timeout", "-5", "'-5' is not a positive number of seconds")],
+)  # fmt: skip
+def test_run_refuses_bad_k6_options_before_anything_runs(
+    tmp_path: Path, option: str, value: str, reason: str
+) -> None:
+    """Not k6's own "could not start (bad option?)" after the checks: argparse, at once."""
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    (tmp_path / "load.js").write_text("export default function () {}\n")
+    result = cli("run", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--script",
+                 str(tmp_path / "load.js"), f"{option}={value}",
+                 "--prometheus-url", "http://127.0.0.1:9")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"sli-provider run: error: argument {option}: {reason}"
+    ), result.stderr
+
+
+def test_a_window_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "slo.yaml").write_text(KEY_SLO)
+    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE,
+                 "--start", "2026-11-29T09:00:00Z", "--end", "2026-11-29T08:00:00Z",
+                 "--prometheus-url", "http://127.0.0.1:9", "--no-store")  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == (
+        "sli-provider evaluate: the window's end (2026-11-29T08:00:00Z) is before its start "
+        "(2026-11-29T09:00:00Z)\n"
+    )

@@ -90,3 +90,17 @@ def test_import_help_says_other_scopes_are_refused(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit):
         main(["history", "import", "--help"])
     assert "refused" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("content", "reason"), [(None, "No such file or directory"),
+                                                 ("not json", "not JSON: Expecting value")])  # fmt: skip
+def test_an_unreadable_import_file_is_one_plain_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, reason: str
+) -> None:
+    export = tmp_path / "events.json"
+    if content is not None:
+        export.write_text(content)
+    assert main(["history", "import", str(export), "--history", str(tmp_path / "h")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sli-provider history: cannot read {export}: {reason}"), err
+    assert "Errno" not in err and err.count("\n") == 1

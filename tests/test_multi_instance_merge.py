@@ -15,12 +15,22 @@ from sli_provider.sli.quantile_merge import (
     _order_statistic,
     curves_from_vector,
     merged_percentile,
-    percentile_of_curves,
+    percentiles_of_curves,
     stat_percent,
 )
 from sli_provider.sli.results import ValueFailure
 
 CURVE_PERCENTS = sorted({float(s[2:-1]) for s in TREND_STATS if s.startswith("p(")} | {0.0, 100.0})
+
+
+def percentile_of_curves(
+    result: Any, percent: float, scale: float = 1.0, count_scale: float = 1.0
+) -> float:
+    """One percentile through the service's own path (``scale``: s → ms), its failure raised."""
+    value = percentiles_of_curves(result, [percent], scale, count_scale)[percent]
+    if isinstance(value, ValueFailure):
+        raise value
+    return value
 
 
 def vector(instance: str, samples: list[float], *, count: bool = True) -> list[dict[str, Any]]:

@@ -127,7 +127,7 @@ def test_ordinary_relative_paths_are_accepted(path: str) -> None:
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("workloads: [", "not valid YAML"),
+        ("workloads: [", "not valid YAML: line 1: expected the node content"),
         ("[]", "expected 'workloads:'"),
         (conf({"script": "a.js"}), "'teststrategy' is required"),
         (conf({"teststrategy": "p"}), "'script' is required"),

@@ -69,6 +69,15 @@ def test_broken_sli_yaml_is_a_configuration_error(text: str, reason: str) -> Non
         parse_sli_yaml(text, "k6/sli.yaml")
 
 
+def test_unparseable_sli_yaml_says_where_and_what_in_one_line() -> None:
+    """Not PyYAML's first line ("while parsing a flow sequence"), which names neither."""
+    with pytest.raises(SLIConfigError) as raised:
+        parse_sli_yaml("indicators:\n  a: [1, 2\n", "k6/sli.yaml")
+    assert str(raised.value) == (
+        "k6/sli.yaml: not valid YAML: line 3: expected ',' or ']', but got '<stream end>'"
+    )
+
+
 def vector(*values: str) -> list[dict[str, object]]:
     return [{"metric": {"i": str(i)}, "value": [1.0, v]} for i, v in enumerate(values)]
 

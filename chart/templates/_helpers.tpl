@@ -108,6 +108,9 @@ Combinations the service would refuse at start-up, or that would go wrong silent
 {{- if and $v.prometheus.password $v.prometheus.passwordSecret.name }}
 {{- fail "give prometheus.password or prometheus.passwordSecret.name, not both" }}
 {{- end }}
+{{- if and (or $v.prometheus.password $v.prometheus.passwordSecret.name) (not $v.prometheus.username) }}
+{{- fail "a Prometheus password needs prometheus.username (the service refuses PROMETHEUS_PASSWORD without PROMETHEUS_USERNAME)" }}
+{{- end }}
 {{- if and $v.prometheus.bearerToken $v.prometheus.bearerTokenSecret.name }}
 {{- fail "give prometheus.bearerToken or prometheus.bearerTokenSecret.name, not both" }}
 {{- end }}

@@ -87,6 +87,8 @@ class NatsBus:
         self._name = name
         self._client: Client | None = None
         self._subscriptions: list[Subscription] = []
+        # The reason a first connection fails: the deadline's TimeoutError itself says nothing.
+        self._last_error = ""
 
     async def start(self) -> None:
         client = Client()
@@ -109,9 +111,9 @@ class NatsBus:
             self._subscriptions.clear()
             self._client = None
             await client.close()
+            reason = str(exc) or self._last_error or "no server answered"
             raise NatsError(
-                f"cannot connect to NATS at {self._url} within {self._timeout:g} s: "
-                f"{exc or type(exc).__name__}"
+                f"cannot connect to NATS at {self._url} within {self._timeout:g} s: {reason}"
             ) from exc
 
     async def _subscribe(self) -> None:
@@ -212,6 +214,8 @@ class NatsBus:
                 await client.close()
 
     async def _on_error(self, error: Exception) -> None:
+        plain = error.strerror if isinstance(error, OSError) else None  # without "[Errno 111]"
+        self._last_error = plain or str(error) or type(error).__name__
         log.warning("NATS error: %s", error)
 
     async def _on_disconnected(self) -> None:

@@ -16,6 +16,10 @@ CLEAN, PROBLEMS, CANNOT_READ = 0, 1, 2
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Validate slo.yaml and sli.yaml and print every problem as file:line."
+    parser.epilog = (
+        "exit codes: 0 clean (prints ok: ...), 1 problems found, 2 a file cannot be read"
+    )
     parser.add_argument("--slo", type=Path, metavar="FILE", help="an slo.yaml to validate")
     parser.add_argument("--sli", type=Path, metavar="FILE", help="an sli.yaml to validate")
 
@@ -32,9 +36,12 @@ def run_check(args: argparse.Namespace) -> int:
     found = 0
     for path, problems_of in checks:
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"sli-provider check: cannot read {path}: {exc}", file=sys.stderr)
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            print(f"sli-provider check: cannot read {path}: {exc.strerror}", file=sys.stderr)
+            return CANNOT_READ
+        except UnicodeDecodeError:
+            print(f"sli-provider check: cannot read {path}: not UTF-8 text", file=sys.stderr)
             return CANNOT_READ
         for problem in problems_of(text):
             print(f"{path}:{problem.line}: {problem.message}")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sli_provider.adapters.history_store import DEFAULT_HISTORY, HistoryError, HistoryStore
+from sli_provider.adapters.history_store import HistoryError, HistoryStore
 from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.commands.preflight import (
     PreflightError,
@@ -31,7 +31,6 @@ from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
 from sli_provider.gate.verdict import (
-    THRESHOLD_POLICIES,
     GateWarning,
     K6Run,
     ThresholdResult,
@@ -50,7 +49,7 @@ from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import K6_EXIT_MEANINGS
-from sli_provider.runner.workloads import DEFAULT_TIMEOUT_SECONDS, keptn_script_env
+from sli_provider.runner.workloads import keptn_script_env
 from sli_provider.service.evaluation import (
     MeasuredIndicator,
     ProviderUnavailable,
@@ -66,65 +65,9 @@ class GateError(SliProviderError):
     """The gate cannot run; the message is for the user."""
 
 
-def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--slo", type=Path, required=True, metavar="FILE",
-                        help="the slo.yaml to score against")  # fmt: skip
-    for name in ("project", "stage", "service"):
-        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True,
-                            help=f"the Keptn {name}: scope of k6's series and of the history")  # fmt: skip
-    parser.add_argument("--format", choices=("table", "json", "html"), default="table",
-                        help="the report's format")  # fmt: skip
-    parser.add_argument("--output", type=Path, metavar="FILE",
-                        help="write the report here (required for html; default: stdout)")  # fmt: skip
-    parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
-    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
-                        help="the SQLite history of earlier evaluations")  # fmt: skip
-    parser.add_argument("--no-store", action="store_true", help="do not add this evaluation")
-
-
-def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_gate_arguments(parser)
-    parser.add_argument(
-        "--values",
-        type=Path,
-        metavar="FILE",
-        help="indicator values: a JSON list or a get-sli.finished event",
-    )
-    parser.add_argument(
-        "--start",
-        dest="g_start",
-        metavar="TIME",
-        help="window start (with --end: fetch from Prometheus), e.g. 2026-11-29T10:00:00Z",
-    )
-    parser.add_argument("--end", dest="g_end", metavar="TIME", help="window end")
-    parser.add_argument(
-        "--context", dest="g_context", default="", help="the k6 run's keptn_context"
-    )
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    add_gate_arguments(parser)
-    parser.add_argument("--script", type=Path, required=True, metavar="FILE",
-                        help="the k6 script")  # fmt: skip
-    parser.add_argument("--target", default="", metavar="URL", help="TARGET_URL for the script")
-    parser.add_argument("--vus", type=int, metavar="N",
-                        help="virtual users (default: the script's own)")  # fmt: skip
-    parser.add_argument("--duration", metavar="DURATION",
-                        help="test duration, e.g. 30s (default: the script's own)")  # fmt: skip
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="passed to the script")  # fmt: skip
-    parser.add_argument("--timeout", type=float, default=float(DEFAULT_TIMEOUT_SECONDS),
-                        metavar="SECONDS",
-                        help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
-    parser.add_argument("--k6", metavar="NAME_OR_PATH",
-                        help="a K6_BINARIES name or a k6 executable (default: chosen by the "
-                             "script's k6/x/... imports)")  # fmt: skip
-    parser.add_argument("--thresholds", choices=THRESHOLD_POLICIES, default="fail",
-                        help="what crossed k6 thresholds do to the gate (default: %(default)s)")  # fmt: skip
-
-
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
+        _check_output(args)
         slo_text, slo = _read_slo(args.slo)
         warnings: list[GateWarning] = []
         if args.values is not None and (args.g_start or args.g_end):
@@ -152,7 +95,9 @@ def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
 def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
     try:
+        _check_output(args)
         slo_text, slo = _read_slo(args.slo)
+        _check_script(args.script)
         _preflight(configuration, args, slo_text)
         context = str(uuid.uuid4())
         run = asyncio.run(_run_k6(configuration, args, context))
@@ -173,6 +118,21 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     except GateError as exc:
         print(f"sli-provider run: {exc}", file=sys.stderr)
         return CANNOT_RUN
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    # Checked first: `run` would otherwise find it only after the whole k6 test.
+    if args.format == "html" and args.output is None:
+        raise GateError("--format html needs --output FILE")
+
+
+def _check_script(script: Path) -> None:
+    """A script k6 cannot open would only fail as k6's "could not start (bad option?)"."""
+    try:
+        with script.open("rb"):
+            pass
+    except OSError as exc:
+        raise GateError(f"before starting k6: cannot read {script}: {exc.strerror}") from None
 
 
 def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text: str) -> None:
@@ -198,9 +158,11 @@ def _read_slo(path: Path) -> tuple[str, SLO | None]:
 
 def _values_from_file(path: Path) -> tuple[list[Any], str, str, str, str, str]:
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise GateError(f"cannot read values from {path}: {exc}") from None
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GateError(f"cannot read values from {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise GateError(f"cannot read values from {path}: not JSON: {exc}") from None
     if isinstance(document, list):
         return document, "succeeded", "pass", "", "", ""
     data = document.get("data") if isinstance(document, Mapping) else None
@@ -239,6 +201,8 @@ async def _fetch(
         start_s, end_s = parse_keptn(start), parse_keptn(end)
     except TimestampError as exc:
         raise GateError(str(exc)) from None
+    if end_s < start_s:
+        raise GateError(f"the window's end ({end}) is before its start ({start})")
     indicators = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
     window = SLIWindow(
         project=args.g_project, stage=args.g_stage, service=args.g_service,
@@ -300,6 +264,7 @@ async def _run_k6(
     backend = LocalK6Backend(
         binaries=binaries,
         auto_extension_resolution=configuration.settings.k6_auto_extension_resolution,
+        work_dir=configuration.settings.runner_work_dir,
         on_line=lambda line: print(line, file=sys.stderr),
     )
     try:
@@ -331,8 +296,6 @@ def _score_and_report(
     status: str, result: str, message: str, start: str, end: str, context: str,
     warnings: list[GateWarning], *, k6: K6Run | None = None,
 ) -> int:  # fmt: skip
-    if args.format == "html" and args.output is None:
-        raise GateError("--format html needs --output FILE")
     scope = (args.g_project, args.g_stage, args.g_service)
     try:
         with HistoryStore(args.history) as store:

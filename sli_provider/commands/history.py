@@ -29,8 +29,8 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="history_action", required=True, metavar="ACTION")
     imp = actions.add_parser(
         "import", help="load evaluation.finished events from Keptn", allow_abbrev=False, formatter_class=CommandHelpFormatter,
-        description="Load evaluation.finished events (as mongodb-datastore returns them). "
-        "With --project/--stage/--service the import is refused, and nothing stored, if an event "
+        description="Load evaluation.finished events (as mongodb-datastore returns them).\n"
+        "With --project/--stage/--service the import is refused, and nothing stored, if an event\n"
         "names another scope; without them each event keeps its own scope.",
     )  # fmt: skip
     imp.add_argument("file", type=Path, help='{"events": [...]} or a JSON list, newest first')
@@ -39,6 +39,8 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
         help="the stored evaluations of a scope, newest first",
         allow_abbrev=False,
         formatter_class=CommandHelpFormatter,
+        description="One line per evaluation, newest first: the end of its window, result, score,\n"
+        "id and Keptn context; '(invalidated)' marks one that is never compared with.",
     )
     invalidate = actions.add_parser(
         "invalidate",
@@ -70,9 +72,11 @@ def run_history(args: argparse.Namespace) -> int:
         with HistoryStore(args.history, create=args.history_action == "import") as store:
             if args.history_action == "import":
                 try:
-                    document = json.loads(args.file.read_text())
-                except (OSError, ValueError) as exc:
-                    raise HistoryError(f"cannot read {args.file}: {exc}") from None
+                    document = json.loads(args.file.read_text(encoding="utf-8"))
+                except OSError as exc:
+                    raise HistoryError(f"cannot read {args.file}: {exc.strerror}") from None
+                except ValueError as exc:
+                    raise HistoryError(f"cannot read {args.file}: not JSON: {exc}") from None
                 added = store.import_events(
                     events_from_document(document),
                     project=args.h_project, stage=args.h_stage, service=args.h_service,

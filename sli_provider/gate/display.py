@@ -31,6 +31,13 @@ def target_note(target: Target, result: ScoredIndicator, evaluation: Evaluation)
     return None
 
 
+def shows_compared_value(result: ScoredIndicator, evaluation: Evaluation) -> bool:
+    """Whether ``comparedValue`` is a baseline: only a relative target compares with earlier
+    results, and only when there are some; otherwise lighthouse's number is 0 or an operand."""
+    targets = (result.pass_targets or ()) + (result.warning_targets or ())
+    return bool(evaluation.details.compared_events) and any(map(is_relative, targets))
+
+
 def is_informational(result: ScoredIndicator) -> bool:
     """An objective without pass criteria: shown, never scored (lighthouse's ``info`` status)."""
     return result.status == "info"

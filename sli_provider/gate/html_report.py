@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sli_provider.gate.display import INFORMATIONAL, is_informational, is_relative, target_note
+from sli_provider.gate.display import (
+    INFORMATIONAL,
+    is_informational,
+    is_relative,
+    shows_compared_value,
+    target_note,
+)
 from sli_provider.gate.html_chart import (
     ERRORED_COLOUR,
     MAX_RUNS,
@@ -268,8 +274,9 @@ def _row(result: ScoredIndicator, weight: float | None, evaluation: Evaluation) 
         if value.message
         else ""
     )
-    targets = (result.pass_targets or ()) + (result.warning_targets or ())
-    compared = number_html(value.compared_value) if any(map(is_relative, targets)) else "—"
+    compared = (
+        number_html(value.compared_value) if shows_compared_value(result, evaluation) else "—"
+    )
     informational = is_informational(result)
     if informational:
         score = "not scored"

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from sli_provider.gate.display import INFORMATIONAL, NO_VALUE, is_informational, target_note
+from sli_provider.gate.display import (
+    INFORMATIONAL,
+    NO_VALUE,
+    is_informational,
+    shows_compared_value,
+    target_note,
+)
 from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
 
 
@@ -46,7 +52,9 @@ def render_table(evaluation: Evaluation, *, scope: str) -> str:
             (
                 name,
                 _number(item.value.value) if item.value.success else "n/a",
-                _number(item.value.compared_value),
+                _number(item.value.compared_value)
+                if shows_compared_value(item, evaluation)
+                else "-",
                 item.status,
                 "-" if informational else _number(item.score),
                 _targets(item.pass_targets, item, evaluation),

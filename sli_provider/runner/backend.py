@@ -2,11 +2,12 @@
 
 A back-end owns everything about the machine k6 runs on: which binary, where the script and
 its files are staged, how k6's environment is set (credentials included) and how k6's summary
-is read back. The local process (``runner/local.py``) is the first implementation; one that
-creates k6-operator TestRuns would be another.
+is read back. The implementations: the local process (``runner/local.py``) and k6-operator
+TestRuns (``runner/k6_operator/backend.py``), picked per plan by ``runner/choice.py``.
 
 Errors: ``RunnerError`` (k6 could not be run to completion) splits into ``K6StartError`` (no
-binary, staging failed, exec failed) and ``K6Timeout`` (killed at the plan's deadline).
+binary, staging failed, exec failed; ``NoSuitableK6`` when no binary has the script's
+extensions), ``K6Timeout`` (killed at the plan's deadline) and, for TestRuns, ``KubeError``.
 """
 
 from __future__ import annotations

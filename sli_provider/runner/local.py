@@ -119,7 +119,14 @@ class LocalK6Backend:
 
     async def execute(self, plan: RunPlan) -> K6Outcome:
         binaries = await self._registry()
-        root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="k6-run-", dir=self._work_dir))
+        try:
+            made = await asyncio.to_thread(tempfile.mkdtemp, prefix="k6-run-", dir=self._work_dir)
+        except OSError as exc:
+            where = self._work_dir or tempfile.gettempdir()
+            raise K6StartError(
+                f"cannot make k6's private directory in {where} (RUNNER_WORK_DIR): {exc.strerror}"
+            ) from None
+        root = Path(made)
         try:
             return await self._execute_in(root, binaries, plan)
         finally:

@@ -19,6 +19,7 @@ from sli_provider.runner.distribution import (
     Executor,
     parse_distribution,
 )
+from sli_provider.yaml_problem import yaml_problem
 
 DEFAULT_TIMEOUT_SECONDS = 30 * 60
 TIMEOUT_SLACK_SECONDS = 60
@@ -85,7 +86,7 @@ def parse_workloads(text: str | bytes, origin: str) -> list[Workload]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WorkloadError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise WorkloadError(f"{origin}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(document, Mapping) or not isinstance(document.get("workloads"), list):
         raise WorkloadError(f"{origin}: expected 'workloads:' with a list of workloads")
     return [

@@ -18,6 +18,7 @@ from typing import Literal
 import yaml
 
 from sli_provider.errors import SliProviderError
+from sli_provider.yaml_problem import yaml_problem
 
 OnEmpty = Literal["fail", "zero"]
 _SPEC_KEYS = {"query", "on_empty"}
@@ -48,7 +49,7 @@ def parse_sli_yaml(text: str | bytes, origin: str) -> SLIFile:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise SLIConfigError(f"{origin}: not valid YAML: {_first_line(exc)}") from None
+        raise SLIConfigError(f"{origin}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(document, Mapping):
         raise SLIConfigError(f"{origin}: expected a mapping with 'indicators'")
     indicators = document.get("indicators")
@@ -85,7 +86,3 @@ def merge_levels(levels: Iterable[SLIFile]) -> dict[str, tuple[IndicatorSpec, st
         for name, spec in level.indicators.items():
             merged[name] = (spec, level.origin)
     return merged
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -277,13 +277,6 @@ def missing_stats_reason(percent: float) -> str:
     )
 
 
-def percentile_of_curves(
-    result: Any, percent: float, scale: float = 1.0, count_scale: float = 1.0
-) -> float:
-    """An indicator's value from the instant vector of its curve query (``scale``: s → ms)."""
-    return merged_percentile(curves_from_vector(result, count_scale), percent) * scale
-
-
 def percentiles_of_curves(
     result: Any, percents: Iterable[float], scale: float = 1.0, count_scale: float = 1.0
 ) -> dict[float, float | ValueFailure]:
