@@ -59,10 +59,11 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
             )
     values = finished["data"]["get-sli"]["indicatorValues"]
     assert all(v["success"] for v in values), values
-    # The run is final and in the window: one look, which answered the probe too.
+    # The run is final and in the window: one look (its two queries), which answered the probe.
     sent = [q for q in proxy.queries_seen if "query" in q]
-    looks = [q for q in sent if "freshness_seen" in q["query"]]
-    assert len(looks) == 1, sent
+    live = [q for q in sent if q["query"].startswith("(min(timestamp(k6_vus_max")]
+    counts = [q for q in sent if "> bool 0) or vector(0))" in q["query"]]
+    assert len(live) == 1 and len(counts) == 1, sent
     assert not [q for q in sent if q["query"].startswith("count(last_over_time(k6_")], sent
 
     window = SLIWindow(
@@ -70,11 +71,9 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
         start_s=parse_keptn(start), end_s=parse_keptn(end), context=load_tags.context,
     )  # fmt: skip
     scope = scope_selector(window, with_context=True)
-    vus_max_in_window = (
-        f"count(last_over_time(k6_vus_max{{{scope}}}[{duration_seconds(window)}s] "
-        f"@ {window.end_s:.3f}))"
-    )
-    at = looks[0]["time"]
+    vus_max_in_window = f"count(last_over_time(k6_vus_max{{{scope}}}[{duration_seconds(window)}s]))"
+    at = counts[0]["time"]
+    assert float(at) == window.end_s  # the count is asked at the window's end
     alone = await samples_read(prometheus.url, vus_max_in_window, at)
     assert alone > 0
-    assert await samples_read(prometheus.url, looks[0]["query"], at) == alone
+    assert await samples_read(prometheus.url, counts[0]["query"], at) == alone

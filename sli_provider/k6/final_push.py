@@ -16,7 +16,7 @@ from sli_provider.adapters.prometheus import Querier
 from sli_provider.sli.freshness import (
     RUN_SERIES_NAMES_LIST,
     Verdict,
-    freshness_query,
+    freshness_queries,
     judge,
     read_sighting,
     window_check_names,
@@ -49,7 +49,7 @@ class Freshness:
     final: bool = True
     reason: str = ""  # the last reason it was not final
     # Whether the window holds the run's series, as the last look saw it (None: not looked, or
-    # the look's count cannot tell): the run probe's answer, so a final run costs one query.
+    # the look's count cannot tell): the run probe's answer, so a final run asks nothing more.
     run_in_window: bool | None = None
 
     def note(self, limit_seconds: float) -> str:
@@ -69,11 +69,11 @@ class Freshness:
 
 
 async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: float) -> Freshness:
-    """Poll the freshness query (one query when the data is already final) for up to
+    """Poll the freshness queries (asked once when the data is already final) for up to
     ``seconds``. A ``PrometheusError`` reaches the caller."""
     store = await prometheus.store_kind()
     counted = window_check_names(store.hides_recent_seconds)
-    query = freshness_query(window, counted)
+    queries = freshness_queries(window, counted)
     began = time.monotonic()
     verdict = Verdict(True)
     in_window: bool | None = None
@@ -81,7 +81,13 @@ async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: f
     async def final() -> bool:
         nonlocal verdict, in_window
         now = time.time()
-        sighting = read_sighting(await prometheus.instant(query, now))
+        try:
+            async with asyncio.TaskGroup() as group:  # one failing cancels the other
+                live = group.create_task(prometheus.instant(queries.live, now))
+                shown = group.create_task(prometheus.instant(queries.in_window, window.end_s))
+        except* Exception as errors:  # the caller handles the store's own errors, one at a time
+            raise errors.exceptions[0] from None
+        sighting = read_sighting(live.result(), shown.result())
         verdict = judge(window, sighting, now, hides_recent_seconds=store.hides_recent_seconds)
         # Absent from a partial count, the run may still be in the window: the probe tells.
         partial = len(counted) < len(RUN_SERIES_NAMES_LIST)

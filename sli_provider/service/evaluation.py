@@ -313,7 +313,7 @@ class SLIEvaluator:
                 freshness = await wait_for_final_push(prometheus, window, wait_seconds)
             except PrometheusUnavailable as exc:
                 raise ProviderUnavailable(str(exc)) from None
-            except PrometheusError as exc:  # e.g. a store without the @ modifier: probe only
+            except PrometheusError as exc:  # e.g. a store without timestamp(): probe only
                 log.warning("could not tell whether the run's last push is visible: %s", exc)
             if freshness.run_in_window is not None:
                 return freshness.run_in_window, freshness
