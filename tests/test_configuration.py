@@ -199,7 +199,8 @@ def projects_file(tmp_path: Path, body: str) -> Settings:
 
 def test_a_missing_password_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    settings = projects_file(tmp_path, f"projects:\n  shop:\n    password_file: {missing}\n")
+    body = f"projects:\n  shop:\n    username: u\n    password_file: {missing}\n"
+    settings = projects_file(tmp_path, body)
     with pytest.raises(ConfigError, match=f"'shop': password_file: cannot read {missing}"):
         load_configuration(settings)
 
@@ -306,3 +307,22 @@ async def test_the_service_uses_the_loaded_configuration_and_reads_no_file_again
     finally:
         await runner.cleanup()
     assert reads == []
+
+
+def test_a_projects_file_problem_names_the_setting_and_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_prometheus_targets(projects_file(tmp_path, "projects:\n  shop: [unclosed\n"))
+    message = str(refused.value)
+    assert message.startswith(f"PROMETHEUS_PROJECTS_FILE {tmp_path / 'projects.yaml'}: ")
+    assert "not valid YAML: line 3: expected ',' or ']'" in message, message
+    with pytest.raises(ConfigError, match=r"^PROMETHEUS_PROJECTS_FILE .*expected 'projects:'"):
+        load_prometheus_targets(projects_file(tmp_path, "shop: {}\n"))
+
+
+@pytest.mark.parametrize("key", ["password: pw", "password_file: PATH"])
+def test_a_project_password_without_a_username_is_refused(tmp_path: Path, key: str) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("pw\n")
+    body = f"projects:\n  shop:\n    {key.replace('PATH', str(secret))}\n"
+    with pytest.raises(ConfigError, match="'shop': password or password_file is set but username"):
+        load_prometheus_targets(projects_file(tmp_path, body))

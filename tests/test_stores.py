@@ -257,3 +257,23 @@ async def test_victoriametrics_cluster_url_shapes_through_the_bundled_runner(
     assert "/insert/0/prometheus/api/v1/write" in cluster.paths_seen
     assert "/select/0/prometheus/api/v1/query" in cluster.paths_seen
     assert not [p for p in cluster.paths_seen if not p.startswith(("/select/0/", "/insert/0/"))]
+
+
+async def test_the_store_is_announced_once_per_process_and_url(
+    prometheus: PrometheusServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The CLI's gate makes several clients of one URL in a run; the log says which store
+    answers once (it said it four times per `sli-provider run`)."""
+    # A spelling of its URL no other test uses, so no other client announced it before.
+    url = prometheus.url.replace("127.0.0.1", "localhost")
+    caplog.set_level("INFO", logger="sli_provider.adapters.prometheus")
+    for _ in range(3):
+        client = PrometheusClient(
+            url, concurrency=1, timeout=5, attempts=1, max_wait=0, store="auto"
+        )
+        try:
+            assert (await client.store_kind()).name == "prometheus"
+        finally:
+            await client.aclose()
+    announced = [r for r in caplog.records if r.getMessage().startswith("metrics store at")]
+    assert len(announced) == 1, [r.getMessage() for r in announced]

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 # Identifying the store only decorates a preview: it must never hold one up for long.
 STORE_INFO_TIMEOUT = 2.0
 STORE_KIND_RETRY_SECONDS = 60.0
+# The CLI's gate makes several clients of one URL in a run (pre-flight, probe, evaluation).
+_ANNOUNCED_STORES: set[str] = set()
 
 
 class PrometheusError(SliProviderError):
@@ -302,7 +304,9 @@ class PrometheusClient:
             self._store_asked_again_at = time.monotonic() + STORE_KIND_RETRY_SECONDS
             return PROMETHEUS
         kind = VICTORIAMETRICS if info.name == VICTORIAMETRICS_NAME else PROMETHEUS
-        log.info("metrics store at %s: %s", self._shown_url, info.describe())
+        if self._shown_url not in _ANNOUNCED_STORES:  # once per process, not once per client
+            _ANNOUNCED_STORES.add(self._shown_url)
+            log.info("metrics store at %s: %s", self._shown_url, info.describe())
         self._store = kind
         return kind
 

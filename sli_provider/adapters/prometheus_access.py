@@ -38,6 +38,7 @@ from sli_provider.k6.invocation import (
     SecretSource,
     remote_write_url,
 )
+from sli_provider.yaml_problem import yaml_problem
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def load_prometheus_targets(settings: Settings) -> PrometheusTargets:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ConfigError(f"PROMETHEUS_PROJECTS_FILE {path}: {reason}") from None
-    return PrometheusTargets(default, project_overrides(text, str(path), default))
+    origin = f"PROMETHEUS_PROJECTS_FILE {path}"
+    return PrometheusTargets(default, project_overrides(text, origin, default))
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ def project_overrides(
     try:
         document = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{origin}: not valid YAML: {yaml_problem(exc)}") from None
     projects = document.get("projects") if isinstance(document, Mapping) else None
     if not isinstance(projects, Mapping):
         raise ConfigError(f"{origin}: expected 'projects:' mapping project names to settings")
@@ -286,6 +288,9 @@ def _project_access(raw: Mapping[str, Any], where: str, base: PrometheusAccess) 
     password_file = path("password_file")
     if password is not None and password_file is not None:
         raise ConfigError(f"{where}: give password or password_file, not both")
+    if (password is not None or password_file is not None) and text("username") is None:
+        # Basic auth needs the user; the password alone would be silently never sent.
+        raise ConfigError(f"{where}: password or password_file is set but username is not")
     if password_file is not None:
         password = read_secret_file(password_file, f"{where}: password_file")
     headers = raw.get("headers") or {}
