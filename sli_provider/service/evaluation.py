@@ -231,7 +231,6 @@ class SLIEvaluator:
             else:
                 indicators = requested
             run_present = False
-            independent: list[str] = []
             if look is not None and needs_builtin(indicators, configured, self._builtins):
                 independent = self._probe_independent(indicators, configured, window)
                 if wait_seconds <= 0:  # no freshness to wait for
@@ -239,6 +238,7 @@ class SLIEvaluator:
                 run_present, freshness = await within(
                     deadline, look, "looking for the run's series and its last push"
                 )
+                runs.start(independent)
         finally:
             if look is not None:  # not needed, or the request failed
                 await end_task(look)
@@ -251,15 +251,9 @@ class SLIEvaluator:
         )
         # Curve percentiles are built-ins, so none of them started before this point: their
         # series are merged (sli/quantile_merge.py) as each query answers, not read as one value.
-        curves = [p.query for p in planned if p.curve_percentile is not None and not p.failure]
         for p in planned:
             if p.curve_percentile is not None:
                 curve_percents.setdefault(p.query, set()).add(p.curve_percentile)
-        # The costliest first: a curve query reads every series of a trend's quantile curve
-        # (35-45 ms on the benchmark's small dataset against 1-16 ms for each other built-in);
-        # queued behind cheap ones for one of the ``concurrency`` slots, it ended last.
-        runs.start(curves)
-        runs.start(independent)
         return planned, await self._run_all(runs, planned, deadline), freshness
 
     def _probe_independent(
