@@ -46,6 +46,7 @@ from devkit.service import running_service
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
+from sli_provider.service.heap import freeze_startup_heap
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.plan import run_probe_queries
 from sli_provider.sli.window import SLIWindow
@@ -376,6 +377,9 @@ async def run_bench(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
         ):
             h = Harness(session, service_url, prom.url, keptn, tags, spec.start_s, spec.end_s)
+            # The service runs in this process, started as `sli-provider serve` starts it,
+            # which then freezes its start-up heap (sli_provider/service/heap.py).
+            freeze_startup_heap()
             sizes = []
             for size in SIZES:
                 sizes.append(await measure_size(h, size, repeats))

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from sli_provider.errors import SliProviderError
 from sli_provider.service.app import build_app, drain
+from sli_provider.service.heap import freeze_startup_heap
 from sli_provider.wiring import Configuration
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ async def serve(configuration: Configuration, stop: asyncio.Event | None = None)
             where = f"{settings.host}:{settings.port}"
             raise ListenError(f"cannot listen on {where} (HOST, PORT): {reason}") from None
         log.info("listening on %s:%s", settings.host, settings.port)
+        frozen = freeze_startup_heap()
+        log.debug("%d objects of the start-up heap frozen", frozen)
         await stop.wait()
         log.info("shutting down")
         # Still listening while draining, so probes see /ready turn 503.
