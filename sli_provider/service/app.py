@@ -176,7 +176,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await nats_bus.start()
         if isinstance(journal, SqliteJournal):  # after start: the replies may go over NATS
             await resume_unfinished(journal, app[COMPONENTS].dispatcher)
-        log.info("sli-provider ready", extra={"fields": {"settings": settings.describe()}})
+        # Not "ready": serve binds the port after this and logs "listening on" then.
+        log.info("sli-provider started", extra={"fields": {"settings": settings.describe()}})
         yield
         await drain(app)
     finally:
