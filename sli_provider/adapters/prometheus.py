@@ -23,7 +23,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -139,15 +139,22 @@ def _is_tls_failure(error: BaseException) -> bool:
     or refused client certificate under TLS 1.3), which aiohttp reports as an OS error."""
     if isinstance(error, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
         return True
+    return any(isinstance(cause, ssl.SSLError) for cause in _causes(error))
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and what lies under it, outermost first: an error held by an attribute
+    (urllib3-style ``reason``) or an argument (aiohttp's ``os_error``), else its cause or
+    context; each once."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
-            return True
         seen.add(id(current))
-        inner = next((a for a in current.args if isinstance(a, BaseException)), None)
+        yield current
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
         current = inner or current.__cause__ or current.__context__
-    return False
 
 
 class PrometheusClient:
@@ -342,9 +349,14 @@ class PrometheusClient:
         # it is ready, as /-/ready does.
         try:
             await self._get("/api/v1/query", {"query": "1"}, self._timeout)
-        except (_HTTPStatusError, ValueError, aiohttp.ClientError, TimeoutError):
-            return False
-        except PrometheusUnavailable:  # TLS settings that cannot be loaded
+        # PrometheusUnavailable: TLS settings that cannot be loaded.
+        except (
+            _HTTPStatusError,
+            PrometheusUnavailable,
+            ValueError,
+            aiohttp.ClientError,
+            TimeoutError,
+        ):
             return False
         return True
 
@@ -364,12 +376,9 @@ def connection_reason(exc: BaseException) -> str:
     The deepest error in the chain that says why (``Connection refused``, ``Name or service not
     known``, a TLS verification failure), else the name of the deepest error's type.
     """
-    seen: set[int] = set()
-    current: BaseException | None = exc
     deepest = exc
     reason = ""
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _causes(exc):
         deepest = current
         if isinstance(current, ssl.SSLError):
             reason = current.strerror or str(current.reason or "") or reason
@@ -378,10 +387,6 @@ def connection_reason(exc: BaseException) -> str:
             reason = os.strerror(current.errno)
         elif isinstance(current, OSError) and current.strerror:
             reason = current.strerror  # getaddrinfo's "Name or service not known"
-        inner = getattr(current, "reason", None)
-        if not isinstance(inner, BaseException):
-            inner = next((a for a in current.args if isinstance(a, BaseException)), None)
-        current = inner or current.__cause__ or current.__context__
     return (reason or type(deepest).__name__)[:300]
 
 

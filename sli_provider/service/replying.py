@@ -98,7 +98,7 @@ class TaskReplies:
                     self._trigger, kind="started", source=self._source, scope=self._scope
                 )
                 if overlap_started:
-                    started_send = asyncio.create_task(self._deliver_after_work(started))
+                    started_send = asyncio.create_task(self._deliver(started, "started"))
                     finished = await work()
                 else:
                     self._started_delivered = await self._deliver(started, "started")
@@ -124,13 +124,6 @@ class TaskReplies:
             if started_send is not None and not started_send.done():  # never left running
                 started_send.cancel()
             self._metrics.in_flight.labels(self._task).dec()
-
-    async def _deliver_after_work(self, started: Mapping[str, Any]) -> bool:
-        """The started, sent once the work's first requests are out: created before the work
-        runs, this task would otherwise go first, and a get-sli's first query (the look at the
-        run, which every built-in waits for) would leave after the started's POST."""
-        await asyncio.sleep(0)
-        return await self._deliver(started, "started")
 
     async def _end_started(self, started_send: asyncio.Task[bool] | None) -> None:
         """Shutting down: a started still being sent is given up, as it is when the started
