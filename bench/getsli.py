@@ -14,6 +14,9 @@ b   the indicator queries one after another, as prometheus-service sends them
 
 Then the client's own cost: the same queries through the project's ``PrometheusClient.instant``
 (deadline, retries, error mapping) and through bare aiohttp, both concurrent.
+
+Every timed run starts on a freshly collected Prometheus heap, and the variants follow each other
+in a cycle where each comes after each other one equally often (``bench/prometheus_gc.py``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import dataset
+from bench import dataset, prometheus_gc
 from devkit.events import get_sli_triggered, keptn_timestamp
 from devkit.fake_keptn import FakeKeptn
 from devkit.prometheus import PrometheusServer
@@ -54,7 +57,13 @@ from sli_provider.sli.window import SLIWindow
 FINISHED = "sh.keptn.event.get-sli.finished"
 SIZES = (1, 10, 20)
 VARIANTS = ("S", "a", "p+a", "b")
-WARMUPS = 2
+# Every ordered pair of variants once (an Euler circuit of the complete directed graph), so no
+# variant always follows the same one: what a run leaves behind (Prometheus's heap, caches)
+# falls on each variant alike. One circuit is the warm-up; each further one times every
+# variant three times.
+CARRY_OVER_BALANCED = ("S", "a", "S", "p+a", "S", "b", "a", "p+a", "a", "b", "p+a", "b")
+PER_CIRCUIT = CARRY_OVER_BALANCED.count("S")
+WARMUPS = 2  # rounds of the client-cost pairs before the timed ones
 GOAL_S_OVER_A = 1.1  # issue 12 item 18, on the small (--minutes 5) and the large dataset
 GOAL_S_OVER_A_INSTANCES = 1.2  # issue 9: a run split over 8 instances, the curves merged
 EVENT_TIMEOUT = 120.0
@@ -139,6 +148,33 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - began
 
 
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    collections: float  # Prometheus's GC cycles finished during the run
+    allocated_mb: float  # what Prometheus allocated during it
+
+
+async def measured(
+    session: aiohttp.ClientSession,
+    prometheus_url: str,
+    call: Callable[[], Awaitable[object]],
+    *,
+    fresh_heap: bool,
+) -> Run:
+    """``call`` timed; with ``fresh_heap``, started right after a full collection in Prometheus."""
+    if fresh_heap:
+        await prometheus_gc.collect_garbage(session, prometheus_url)
+    before = await prometheus_gc.heap(session, prometheus_url)
+    seconds = await timed(call)
+    after = await prometheus_gc.heap(session, prometheus_url)
+    return Run(
+        seconds,
+        after.collections - before.collections,
+        (after.allocated_bytes - before.allocated_bytes) / 1e6,
+    )
+
+
 # -- the service --------------------------------------------------------------------------------
 
 
@@ -151,6 +187,10 @@ class Harness:
     tags: RunTags
     start_s: int
     end_s: int
+    fresh_heap: bool = True  # each timed run starts after a full collection in Prometheus
+
+    async def measured(self, call: Callable[[], Awaitable[object]]) -> Run:
+        return await measured(self.session, self.prometheus_url, call, fresh_heap=self.fresh_heap)
 
     def event(self, indicators: Sequence[str]) -> dict[str, Any]:
         return get_sli_triggered(
@@ -229,11 +269,20 @@ class SizeResult:
     size: int
     queries: list[str]
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    collections: dict[str, list[float]] = field(default_factory=dict)
+    allocated_mb: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, variant: str, run: Run) -> None:
+        self.seconds.setdefault(variant, []).append(run.seconds)
+        self.collections.setdefault(variant, []).append(run.collections)
+        self.allocated_mb.setdefault(variant, []).append(run.allocated_mb)
 
     def summary(self) -> dict[str, float]:
         med = {v: median(s) for v, s in self.seconds.items()}
         out = {f"{v}_median_ms": med[v] * 1000 for v in VARIANTS}
         out |= {f"{v}_p90_ms": p90(self.seconds[v]) * 1000 for v in VARIANTS}
+        out |= {f"{v}_allocated_mb": median(self.allocated_mb[v]) for v in VARIANTS}
+        out |= {f"{v}_collections": sum(self.collections[v]) for v in VARIANTS}
         out |= {
             "S_over_a": med["S"] / med["a"],
             "S_over_pa": med["S"] / med["p+a"],
@@ -266,13 +315,12 @@ async def measure_size(h: Harness, size: int, repeats: int) -> SizeResult:
         "p+a": probe_then_all,
         "b": lambda: one_by_one(h.session, h.prometheus_url, queries, at),
     }
-    result = SizeResult(size, queries, {v: [] for v in VARIANTS})
-    for round_no in range(WARMUPS + repeats):
-        shift = round_no % len(VARIANTS)  # each variant goes first as often as the others
-        for variant in VARIANTS[shift:] + VARIANTS[:shift]:
-            elapsed = await timed(runs[variant])
-            if round_no >= WARMUPS:
-                result.seconds[variant].append(elapsed)
+    result = SizeResult(size, queries)
+    for circuit in range(1 + math.ceil(repeats / PER_CIRCUIT)):
+        for variant in CARRY_OVER_BALANCED:
+            run = await h.measured(runs[variant])
+            if circuit > 0:
+                result.add(variant, run)
     med = {v: f"{median(s) * 1000:.0f}" for v, s in result.seconds.items()}
     progress(f"  {size:>2} indicators: medians (ms) {med}")
     return result
@@ -320,7 +368,7 @@ async def measure_offload(
             if round_no % 2:
                 pair.reverse()
             for name, run in pair:
-                elapsed = await timed(run)
+                elapsed = (await h.measured(run)).seconds
                 if round_no >= WARMUPS:
                     (result.client_s if name == "client" else result.aiohttp_s).append(elapsed)
         return result
@@ -356,6 +404,7 @@ async def run_bench(
     repeats: int,
     query_concurrency: int,
     freshness_wait: float,
+    fresh_heap: bool,
 ) -> dict[str, Any]:
     spec = built.spec
     tags = spec.tags
@@ -376,7 +425,9 @@ async def run_bench(
             running_service(settings) as service_url,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session,
         ):
-            h = Harness(session, service_url, prom.url, keptn, tags, spec.start_s, spec.end_s)
+            h = Harness(
+                session, service_url, prom.url, keptn, tags, spec.start_s, spec.end_s, fresh_heap
+            )
             # The service runs in this process, started as `sli-provider serve` starts it,
             # which then freezes its start-up heap (sli_provider/service/heap.py).
             freeze_startup_heap()
@@ -395,9 +446,17 @@ async def run_bench(
             raise BenchError(f"the fake Keptn saw protocol violations: {keptn.violations}")
     return {
         "service_settings": {"query_concurrency": query_concurrency},
+        "prometheus_gc": "collected before each timed run" if fresh_heap else "left alone",
         "probe_query": h.probe(),
         "sizes": [
-            {"size": r.size, "queries": r.queries, "seconds": r.seconds, **r.summary()}
+            {
+                "size": r.size,
+                "queries": r.queries,
+                "seconds": r.seconds,
+                "collections": r.collections,
+                "allocated_mb": r.allocated_mb,
+                **r.summary(),
+            }
             for r in sizes
         ],
         "offload": [
@@ -426,7 +485,8 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         f"machine: {m['cpus']} CPUs, {m['prometheus']}, Python {m['python']}; "
         f"service QUERY_CONCURRENCY={report['service_settings']['query_concurrency']}; "
-        f"{report['repeats']} rounds after {WARMUPS} warm-ups"
+        f"{len(report['sizes'][0]['seconds']['S'])} timed runs per variant after "
+        f"{PER_CIRCUIT} warm-ups; Prometheus's GC {report['prometheus_gc']}"
     )
     lines.append("")
     lines.append("time in ms, median / p90 (S service, a all at once, p+a probe then a, b serial)")
@@ -450,6 +510,16 @@ def render(report: dict[str, Any]) -> str:
         f"goal at {top['size']} indicators, S <= {goal} x a: {verdict} (S/a = {top['S_over_a']:.2f}; "
         f"a/b = {top['a_over_b']:.2f} on {m['cpus']} CPUs)"
     )
+    lines.append("")
+    lines.append(
+        "Prometheus per run: MB allocated (median) / GC cycles during the timed runs, all runs"
+    )
+    for s in report["sizes"]:
+        cells = [f"{s[f'{v}_allocated_mb']:5.1f} / {s[f'{v}_collections']:3.0f}" for v in VARIANTS]
+        lines.append(
+            f"{s['size']:>3} | "
+            + " | ".join(f"{v:>3} {c}" for v, c in zip(VARIANTS, cells, strict=True))
+        )
     first = report["sizes"][0]
     lines.append(
         f"the probe alone ~ (p+a) - a = {first['p+a_median_ms'] - first['a_median_ms']:.0f} ms "
@@ -475,7 +545,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.getsli", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--repeats", type=int, default=10, help="timed rounds per size (default 10)"
+        "--repeats",
+        type=int,
+        default=10,
+        help="timed runs per variant and size, rounded up to a multiple of 3 (default 10)",
     )
     parser.add_argument("--minutes", type=int, default=30, help="length of the k6 run (default 30)")
     parser.add_argument(
@@ -499,6 +572,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=Settings.freshness_wait_seconds,
         help="the service's FRESHNESS_WAIT_SECONDS (default: the service default; 0: no check)",
+    )
+    parser.add_argument(
+        "--natural-gc",
+        action="store_true",
+        help="do not collect Prometheus's garbage before each timed run (runs then meet its "
+        "collections by their place in the order; for comparison)",
     )
     parser.add_argument("--json", type=Path, help="also write the full results here")
     parser.add_argument(
@@ -562,7 +641,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     built = build_or_reuse(args, workdir)
     spec, tags, prom_dir = built.spec, built.spec.tags, workdir / "prometheus"
     report = asyncio.run(
-        run_bench(built, prom_dir, args.repeats, args.query_concurrency, args.freshness_wait)
+        run_bench(
+            built,
+            prom_dir,
+            args.repeats,
+            args.query_concurrency,
+            args.freshness_wait,
+            fresh_heap=not args.natural_gc,
+        )
     )
     report["freshness_wait_seconds"] = args.freshness_wait
     report["machine"] = machine()
