@@ -7,6 +7,7 @@ real EventSender and the fake Keptn; nothing here measures speed (bench/getsli.p
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.service import replying
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, TaskReplies
 
@@ -186,6 +188,135 @@ async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown
     assert undelivered(metrics, "started", "true") == 1
     assert types(fake_keptn, event) == [FINISHED]
     assert fake_keptn.events[-1]["data"]["message"] == "shut down"
+
+
+# -- a started that waits for its cue (the get-sli's queries are out) ---------------------------
+
+
+@pytest.fixture
+def slow_cue_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cue's own bound far beyond WAIT: a test passes only if the cue, the end of the work or
+    the shutdown sent the started, never the bound."""
+    monkeypatch.setattr(replying, "STARTED_CUE_MAX_WAIT", 10 * WAIT)
+
+
+@pytest.mark.usefixtures("slow_cue_timeout")
+async def test_a_cued_started_goes_when_the_work_gives_the_cue(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    event, held, cue = trigger(), HeldStarted(sender), asyncio.Event()
+    held.release.set()
+
+    async def work() -> Finished:
+        for _ in range(10):  # the work's own requests go out first
+            await asyncio.sleep(0)
+        assert not held.holding.is_set()
+        cue.set()
+        await held.holding.wait()  # sent while the work goes on
+        return PASSED
+
+    async with asyncio.timeout(WAIT):
+        result = await overlapped(event, held, ServiceMetrics()).run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            overlap_started=True,
+            started_cue=cue,
+        )
+    assert result == PASSED
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+    assert fake_keptn.violations == []
+
+
+@pytest.mark.usefixtures("slow_cue_timeout")
+@pytest.mark.parametrize("ends", ["returns", "raises"])
+async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
+    fake_keptn: FakeKeptn, sender: EventSender, ends: str
+) -> None:
+    """E.g. an invalid request, or no indicator to query: the started does not wait for a cue
+    that never comes, and the finished follows it."""
+    event, held = trigger(), HeldStarted(sender)
+    held.release.set()
+
+    async def work() -> Finished:
+        if ends == "raises":
+            raise ValueError("sli.yaml unreadable")
+        return PASSED
+
+    async with asyncio.timeout(WAIT):
+        result = await overlapped(event, held, ServiceMetrics()).run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            overlap_started=True,
+            started_cue=asyncio.Event(),
+        )
+    assert result.status is (Status.SUCCEEDED if ends == "returns" else Status.ERRORED)
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+    assert fake_keptn.violations == []
+
+
+async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    """A work that waits long before querying (a run's last push not visible yet) does not keep
+    the started back: it goes after STARTED_CUE_MAX_WAIT while the work still runs."""
+    event, held = trigger(), HeldStarted(sender)
+    held.release.set()
+
+    async def work() -> Finished:
+        await held.holding.wait()
+        return PASSED
+
+    began = time.monotonic()
+    async with asyncio.timeout(WAIT):
+        await overlapped(event, held, ServiceMetrics()).run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            overlap_started=True,
+            started_cue=asyncio.Event(),
+        )
+    assert time.monotonic() - began >= replying.STARTED_CUE_MAX_WAIT
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+
+
+@pytest.mark.usefixtures("slow_cue_timeout")
+async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_finished(
+    fake_keptn: FakeKeptn, sender: EventSender
+) -> None:
+    """Cancelled while the started still waits for its cue: it has not left, so it goes now,
+    and the shutdown's finished after it; Keptn never sees a finished alone."""
+    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    held.release.set()
+    working = asyncio.Event()
+
+    async def work() -> Finished:
+        working.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never reached")
+
+    task = overlapped(event, held, metrics)
+    run = asyncio.create_task(
+        task.run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            overlap_started=True,
+            started_cue=asyncio.Event(),
+        )
+    )
+    async with asyncio.timeout(WAIT):
+        await working.wait()
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    assert types(fake_keptn, event) == [STARTED, FINISHED]
+    assert fake_keptn.events[-1]["data"]["message"] == "shut down"
+    assert task.answered is not None
+    assert (task.answered.started_delivered, task.answered.finished_delivered) == (True, True)
+    assert undelivered(metrics, "started", "true") == 0
+    assert fake_keptn.violations == []
 
 
 # -- the service: config read and run probe overlapped ------------------------------------------

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -142,15 +142,29 @@ class SLIEvaluator:
         so; those that finished keep their values."""
         return (await self._evaluate(window, deadline, wait_seconds=0.0)).indicators
 
-    async def evaluate_final(self, window: SLIWindow, *, deadline: Deadline) -> Evaluation:
+    async def evaluate_final(
+        self,
+        window: SLIWindow,
+        *,
+        deadline: Deadline,
+        queries_started: Callable[[], None] | None = None,
+    ) -> Evaluation:
         """As :meth:`evaluate`, but a run's built-ins are queried once k6's last push of the run
         is visible, waiting up to FRESHNESS_WAIT_SECONDS (and half of what is left of
-        ``deadline``, so the queries keep the other half)."""
+        ``deadline``, so the queries keep the other half). ``queries_started`` is called once
+        every indicator query has been started."""
         wait = min(self.freshness_wait_seconds, deadline.remaining() / 2)
-        return await self._evaluate(window, deadline, wait_seconds=max(0.0, wait))
+        return await self._evaluate(
+            window, deadline, wait_seconds=max(0.0, wait), queries_started=queries_started
+        )
 
     async def _evaluate(
-        self, window: SLIWindow, deadline: Deadline | None, *, wait_seconds: float
+        self,
+        window: SLIWindow,
+        deadline: Deadline | None,
+        *,
+        wait_seconds: float,
+        queries_started: Callable[[], None] | None = None,
     ) -> Evaluation:
         prometheus = self._prometheus.for_project(window.project)
         # Curve queries → the percentiles wanted from them, filled once planned (built-ins only).
@@ -162,7 +176,7 @@ class SLIEvaluator:
             self._concurrency,
         ) as runs:
             planned, raw, freshness = await self._plan_and_run(
-                prometheus, window, runs, deadline, curve_percents, wait_seconds
+                prometheus, window, runs, deadline, curve_percents, wait_seconds, queries_started
             )
         answers = {id(p): _answer_for(p, raw) for p in planned if not p.failure}
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
@@ -207,6 +221,7 @@ class SLIEvaluator:
         deadline: Deadline | None,
         curve_percents: dict[str, set[float]],
         wait_seconds: float,
+        queries_started: Callable[[], None] | None,
     ) -> tuple[list[PlannedQuery], dict[str, _Answer], Freshness]:
         """Config read, run probe and queries, overlapped where one does not need the other:
         the run is looked at (sli/freshness.py, which answers the probe too, or the probe alone
@@ -254,7 +269,7 @@ class SLIEvaluator:
         for p in planned:
             if p.curve_percentile is not None:
                 curve_percents.setdefault(p.query, set()).add(p.curve_percentile)
-        return planned, await self._run_all(runs, planned, deadline), freshness
+        return planned, await self._run_all(runs, planned, deadline, queries_started), freshness
 
     def _probe_independent(
         self,
@@ -333,10 +348,14 @@ class SLIEvaluator:
         runs: QueryRuns[_Answer],
         planned: Sequence[PlannedQuery],
         deadline: Deadline | None,
+        queries_started: Callable[[], None] | None = None,
     ) -> dict[str, _Answer]:
         """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``; at
         the deadline the queries still running are given up, what finished stays."""
         unique = list(dict.fromkeys(p.query for p in _costliest_first(planned) if not p.failure))
+        runs.start(unique)
+        if queries_started is not None:
+            queries_started()
         try:
             answers, late = await runs.answers(
                 unique, deadline.remaining() if deadline is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -56,25 +57,36 @@ class GetSLIHandler:
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )
+        queries_started = asyncio.Event()
         await replies.run(
-            lambda: self._values(event, finished, deadline),
+            lambda: self._values(event, finished, deadline, queries_started.set),
             on_shutdown=lambda: finished(
                 errored("the SLI provider shut down before the values were retrieved")
             ),
             on_error=lambda exc: finished(
                 errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
             ),
-            # Reading sli.yaml and querying need nothing from Keptn's answer to the started.
+            # Reading sli.yaml and querying need nothing from Keptn's answer to the started,
+            # and the started need not go before them: sent once the queries are out, it no
+            # longer holds up the look at the run and the sli.yaml reads (about 1 ms of the
+            # 5 before the first built-in query, bench/README.md).
             overlap_started=True,
+            started_cue=queries_started,
         )
         return replies.answered
 
     async def _values(
-        self, event: KeptnEvent, finished: Callable[[Outcome], Finished], deadline: Deadline
+        self,
+        event: KeptnEvent,
+        finished: Callable[[Outcome], Finished],
+        deadline: Deadline,
+        queries_started: Callable[[], None],
     ) -> Finished:
         try:
             request = parse_request(event)
-            evaluation = await self._evaluator.evaluate_final(request.window, deadline=deadline)
+            evaluation = await self._evaluator.evaluate_final(
+                request.window, deadline=deadline, queries_started=queries_started
+            )
         except InvalidRequest as exc:
             return finished(errored(f"invalid get-sli.triggered: {exc}"))
         except ProviderUnavailable as exc:

@@ -9,6 +9,7 @@ and counted in ``sli_provider_replies_undelivered_total``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ SendEvent = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 # A finished reply sent while shutting down must not hang the shutdown.
 LAST_REPLY_TIMEOUT = 10.0
+# How long an overlapped started waits for its cue. The cue comes once the work's requests are
+# out (a few ms against a responsive Keptn and Prometheus); a work that waits longer, e.g. for a
+# run's last push, must not keep Keptn from seeing the task started.
+STARTED_CUE_MAX_WAIT = 0.05
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,7 @@ class TaskReplies:
         self._last_reply_timeout = last_reply_timeout
         self._scope = Scope.from_data(trigger.data)
         self._started_delivered = False
+        self._started_begun = False
         self._finished: Finished | None = None
         self._finished_delivered = False
 
@@ -83,13 +89,16 @@ class TaskReplies:
         on_shutdown: Callable[[], Finished],
         on_error: Callable[[Exception], Finished],
         overlap_started: bool = False,
+        started_cue: asyncio.Event | None = None,
     ) -> Finished:
         """Send started, do the work, send finished; cancellation still gets a finished reply.
 
         With ``overlap_started`` the work begins while the started is being sent (a get-sli's
         reads and queries need not wait for Keptn's answer to it); the finished still goes out
         only once the started's send is over, delivered or not, so Keptn never sees them
-        swapped."""
+        swapped. With a ``started_cue`` as well, the started goes out when the work sets the cue
+        (its own requests are out, so the reply does not compete with them on the event
+        loop), after STARTED_CUE_MAX_WAIT at the latest, and at once when the work ends."""
         self._metrics.in_flight.labels(self._task).inc()
         started_send: asyncio.Task[bool] | None = None
         try:
@@ -98,13 +107,13 @@ class TaskReplies:
                     self._trigger, kind="started", source=self._source, scope=self._scope
                 )
                 if overlap_started:
-                    started_send = asyncio.create_task(self._deliver(started, "started"))
+                    started_send = asyncio.create_task(self._send_started(started, started_cue))
                     finished = await work()
                 else:
                     self._started_delivered = await self._deliver(started, "started")
                     finished = await work()
             except asyncio.CancelledError:
-                await self._end_started(started_send)
+                await self._end_started(started_send, started_cue)
                 await self._last_reply(on_shutdown())
                 raise
             except Exception as exc:  # the finished reply must still go out
@@ -112,9 +121,11 @@ class TaskReplies:
                 finished = on_error(exc)
             try:
                 if started_send is not None:
+                    if started_cue is not None:
+                        started_cue.set()  # the work is over: nothing left to make room for
                     self._started_delivered = await started_send
             except asyncio.CancelledError:
-                await self._end_started(started_send)
+                await self._end_started(started_send, started_cue)
                 await self._last_reply(on_shutdown())
                 raise
             # Cancelled from here on, the finished is already on its way: it is not sent again.
@@ -125,11 +136,30 @@ class TaskReplies:
                 started_send.cancel()
             self._metrics.in_flight.labels(self._task).dec()
 
-    async def _end_started(self, started_send: asyncio.Task[bool] | None) -> None:
+    async def _send_started(self, started: Mapping[str, Any], cue: asyncio.Event | None) -> bool:
+        if cue is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STARTED_CUE_MAX_WAIT):
+                    await cue.wait()
+        self._started_begun = True
+        return await self._deliver(started, "started")
+
+    async def _end_started(
+        self, started_send: asyncio.Task[bool] | None, cue: asyncio.Event | None
+    ) -> None:
         """Shutting down: a started still being sent is given up, as it is when the started
-        goes first, and awaited so that its send is over before the finished goes out."""
+        goes first, and awaited so that its send is over before the finished goes out. One that
+        has not left yet (waiting for its cue, or not yet run) goes now, within the bound of a
+        last reply, so that the finished does not go alone."""
         if started_send is None:
             return
+        if not self._started_begun:
+            if cue is not None:
+                cue.set()
+            await asyncio.wait([started_send], timeout=self._last_reply_timeout)
+            if started_send.done() and not started_send.cancelled():
+                self._started_delivered = started_send.result()
+                return
         started_send.cancel()
         # wait(), not await: the send's own cancellation is expected and not ours to re-raise;
         # a second cancellation of this task still ends it here.
