@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -200,6 +200,17 @@ def slow_cue_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(replying, "STARTED_CUE_MAX_WAIT", 10 * WAIT)
 
 
+def run_cued(
+    task: TaskReplies, work: Callable[[], Awaitable[Finished]], cue: asyncio.Event | None = None
+) -> Coroutine[Any, Any, Finished]:
+    """``task.run`` as the get-sli handler calls it: the started overlapped, waiting for ``cue``
+    (one never set unless given)."""
+    return task.run(
+        work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True,
+        started_cue=cue if cue is not None else asyncio.Event(),
+    )  # fmt: skip
+
+
 @pytest.mark.usefixtures("slow_cue_timeout")
 async def test_a_cued_started_goes_when_the_work_gives_the_cue(
     fake_keptn: FakeKeptn, sender: EventSender
@@ -216,13 +227,7 @@ async def test_a_cued_started_goes_when_the_work_gives_the_cue(
         return PASSED
 
     async with asyncio.timeout(WAIT):
-        result = await overlapped(event, held, ServiceMetrics()).run(
-            work,
-            on_shutdown=lambda: SHUT_DOWN,
-            on_error=errored,
-            overlap_started=True,
-            started_cue=cue,
-        )
+        result = await run_cued(overlapped(event, held, ServiceMetrics()), work, cue)
     assert result == PASSED
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert fake_keptn.violations == []
@@ -244,13 +249,7 @@ async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
         return PASSED
 
     async with asyncio.timeout(WAIT):
-        result = await overlapped(event, held, ServiceMetrics()).run(
-            work,
-            on_shutdown=lambda: SHUT_DOWN,
-            on_error=errored,
-            overlap_started=True,
-            started_cue=asyncio.Event(),
-        )
+        result = await run_cued(overlapped(event, held, ServiceMetrics()), work)
     assert result.status is (Status.SUCCEEDED if ends == "returns" else Status.ERRORED)
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert fake_keptn.violations == []
@@ -270,13 +269,7 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
 
     began = time.monotonic()
     async with asyncio.timeout(WAIT):
-        await overlapped(event, held, ServiceMetrics()).run(
-            work,
-            on_shutdown=lambda: SHUT_DOWN,
-            on_error=errored,
-            overlap_started=True,
-            started_cue=asyncio.Event(),
-        )
+        await run_cued(overlapped(event, held, ServiceMetrics()), work)
     assert time.monotonic() - began >= replying.STARTED_CUE_MAX_WAIT
     assert types(fake_keptn, event) == [STARTED, FINISHED]
 
@@ -297,15 +290,7 @@ async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_fi
         raise AssertionError("never reached")
 
     task = overlapped(event, held, metrics)
-    run = asyncio.create_task(
-        task.run(
-            work,
-            on_shutdown=lambda: SHUT_DOWN,
-            on_error=errored,
-            overlap_started=True,
-            started_cue=asyncio.Event(),
-        )
-    )
+    run = asyncio.create_task(run_cued(task, work))
     async with asyncio.timeout(WAIT):
         await working.wait()
         run.cancel()
