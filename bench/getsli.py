@@ -155,26 +155,6 @@ class Run:
     allocated_mb: float  # what Prometheus allocated during it
 
 
-async def measured(
-    session: aiohttp.ClientSession,
-    prometheus_url: str,
-    call: Callable[[], Awaitable[object]],
-    *,
-    fresh_heap: bool,
-) -> Run:
-    """``call`` timed; with ``fresh_heap``, started right after a full collection in Prometheus."""
-    if fresh_heap:
-        await prometheus_gc.collect_garbage(session, prometheus_url)
-    before = await prometheus_gc.heap(session, prometheus_url)
-    seconds = await timed(call)
-    after = await prometheus_gc.heap(session, prometheus_url)
-    return Run(
-        seconds,
-        after.collections - before.collections,
-        (after.allocated_bytes - before.allocated_bytes) / 1e6,
-    )
-
-
 # -- the service --------------------------------------------------------------------------------
 
 
@@ -190,7 +170,18 @@ class Harness:
     fresh_heap: bool = True  # each timed run starts after a full collection in Prometheus
 
     async def measured(self, call: Callable[[], Awaitable[object]]) -> Run:
-        return await measured(self.session, self.prometheus_url, call, fresh_heap=self.fresh_heap)
+        """``call`` timed; with ``fresh_heap``, started right after a full collection in
+        Prometheus."""
+        if self.fresh_heap:
+            await prometheus_gc.collect_garbage(self.session, self.prometheus_url)
+        before = await prometheus_gc.heap(self.session, self.prometheus_url)
+        seconds = await timed(call)
+        after = await prometheus_gc.heap(self.session, self.prometheus_url)
+        return Run(
+            seconds,
+            after.collections - before.collections,
+            (after.allocated_bytes - before.allocated_bytes) / 1e6,
+        )
 
     def event(self, indicators: Sequence[str]) -> dict[str, Any]:
         return get_sli_triggered(

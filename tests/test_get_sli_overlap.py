@@ -206,7 +206,7 @@ def run_cued(
     """``task.run`` as the get-sli handler calls it: the started overlapped, waiting for ``cue``
     (one never set unless given)."""
     return task.run(
-        work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True,
+        work, on_shutdown=lambda: SHUT_DOWN, on_error=errored,
         started_cue=cue if cue is not None else asyncio.Event(),
     )  # fmt: skip
 

@@ -1,8 +1,9 @@
 """How to reach a Prometheus: URL, credentials, headers and TLS, globally or per project.
 
-Everything here describes one :class:`Connection` (TLS and the headers of each request); nothing
-changes process-wide state (the peers that turn TLS checks off do it for the whole process). Credentials come from values or
-files; a bearer-token file is re-read when it changes, as Kubernetes rotates projected tokens.
+Everything here describes one :class:`Connection` (TLS and the headers of each request);
+nothing changes process-wide state (the peers that turn TLS checks off do it for the whole
+process). Credentials come from values or files; a bearer-token file is re-read when it changes,
+as Kubernetes rotates projected tokens.
 
 Per-project overrides (``PROMETHEUS_PROJECTS_FILE``)::
 

@@ -70,7 +70,6 @@ class GetSLIHandler:
             # and the started need not go before them: sent once the queries are out, it no
             # longer holds up the look at the run and the sli.yaml reads (0.4-1.2 ms of the ~5
             # before the first built-in query, bench/README.md).
-            overlap_started=True,
             started_cue=queries_started,
         )
         return replies.answered

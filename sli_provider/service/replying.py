@@ -96,9 +96,9 @@ class TaskReplies:
         With ``overlap_started`` the work begins while the started is being sent (a get-sli's
         reads and queries need not wait for Keptn's answer to it); the finished still goes out
         only once the started's send is over, delivered or not, so Keptn never sees them
-        swapped. With a ``started_cue`` as well, the started goes out when the work sets the cue
-        (its own requests are out, so the reply does not compete with them on the event
-        loop), after STARTED_CUE_MAX_WAIT at the latest, and at once when the work ends."""
+        swapped. A ``started_cue`` overlaps them too, and holds the started until the work sets
+        the cue (its own requests are out, so the reply does not compete with them on the event
+        loop), STARTED_CUE_MAX_WAIT at the latest, and at once when the work ends."""
         self._metrics.in_flight.labels(self._task).inc()
         started_send: asyncio.Task[bool] | None = None
         try:
@@ -106,7 +106,7 @@ class TaskReplies:
                 started = build_reply(
                     self._trigger, kind="started", source=self._source, scope=self._scope
                 )
-                if overlap_started:
+                if overlap_started or started_cue is not None:
                     started_send = asyncio.create_task(self._send_started(started, started_cue))
                     finished = await work()
                 else:
