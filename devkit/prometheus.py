@@ -45,9 +45,12 @@ class PrometheusServer(ServerProcess):
         web_config: Mapping[str, Any] | None = None,
         client_ssl: ssl.SSLContext | None = None,
         client_auth: tuple[str, str] | None = None,
+        retention: str = "2h",
     ) -> None:
         """``web_config`` is Prometheus' --web.config.file (TLS, basic auth); ``client_ssl`` and
-        ``client_auth`` are what this object itself uses to reach the server."""
+        ``client_auth`` are what this object itself uses to reach the server. ``retention`` is
+        --storage.tsdb.retention.time: blocks older than that, counted back from the newest
+        sample (its own scrapes are at now), are deleted at the next reload."""
         super().__init__(data_dir, binary)
         self._web_config = dict(web_config) if web_config else None
         self._client_ssl = client_ssl
@@ -57,6 +60,7 @@ class PrometheusServer(ServerProcess):
         self._remote_write_receiver = remote_write_receiver
         self._native_histograms = native_histograms
         self._extra_args = tuple(extra_args)
+        self._retention = retention
 
     @property
     def url(self) -> str:
@@ -97,7 +101,7 @@ class PrometheusServer(ServerProcess):
             f"--config.file={self.config_path}",
             f"--storage.tsdb.path={self._data_dir / 'data'}",
             f"--web.listen-address={LOOPBACK}:{port}",
-            "--storage.tsdb.retention.time=2h",
+            f"--storage.tsdb.retention.time={self._retention}",
         ]
         if self._remote_write_receiver:
             argv.append("--web.enable-remote-write-receiver")
