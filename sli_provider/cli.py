@@ -58,15 +58,29 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(preview_cmd)
     preview_cmd.epilog = f"{PREVIEW_EXIT_CODES}\n\n{preview_cmd.epilog}"
     for name in ("project", "stage", "service"):
-        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True,
-                                 help=f"the Keptn {name} (scope of k6's series)")  # fmt: skip
+        preview_cmd.add_argument(
+            f"--{name}",
+            dest=f"q_{name}",
+            required=True,
+            help=f"the Keptn {name} (scope of k6's series)",
+        )
     for name in ("start", "end"):
-        preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True, metavar="TIME",
-                                 help=f"window {name}, e.g. 2026-11-29T10:00:00Z")  # fmt: skip
-    preview_cmd.add_argument("--context", dest="q_context", default="",
-                             help="only the k6 run of this keptn_context")  # fmt: skip
-    preview_cmd.add_argument("--deployment", dest="q_deployment", default="",
-                             help="the deployment, for $DEPLOYMENT in queries")  # fmt: skip
+        preview_cmd.add_argument(
+            f"--{name}",
+            dest=f"q_{name}",
+            required=True,
+            metavar="TIME",
+            help=f"window {name}, e.g. 2026-11-29T10:00:00Z",
+        )
+    preview_cmd.add_argument(
+        "--context", dest="q_context", default="", help="only the k6 run of this keptn_context"
+    )
+    preview_cmd.add_argument(
+        "--deployment",
+        dest="q_deployment",
+        default="",
+        help="the deployment, for $DEPLOYMENT in queries",
+    )
     preview_cmd.add_argument(
         "--indicators",
         dest="q_indicators",
@@ -108,14 +122,17 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(run_cmd)
     add_run_arguments(run_cmd)
     history_cmd = commands.add_parser(
-        "history", help="the gate's stored evaluations", allow_abbrev=False,
+        "history",
+        help="the gate's stored evaluations",
+        allow_abbrev=False,
         formatter_class=CommandHelpFormatter,
-    )  # fmt: skip
+    )
     add_history_arguments(history_cmd)
     check_cmd = commands.add_parser(
-        "check", help="validate slo.yaml and sli.yaml: every problem, with line numbers",
+        "check",
+        help="validate slo.yaml and sli.yaml: every problem, with line numbers",
         allow_abbrev=False,
-    )  # fmt: skip
+    )
     add_check_arguments(check_cmd)
     return parser
 

@@ -86,18 +86,31 @@ def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> N
             default = shown_default(f)
             # The argparse default stays None so that the environment can still fill it in.
             shown = f" (default: {default})" if default is not None else ""
-            add(flag, dest=f.name, default=None, metavar=_metavar(f.name),
-                help=f"{setting.help}{shown} [{setting.env}]")  # fmt: skip
+            add(
+                flag,
+                dest=f.name,
+                default=None,
+                metavar=_metavar(f.name),
+                help=f"{setting.help}{shown} [{setting.env}]",
+            )
             continue
         add(
-            flag, action=_RefusedSecretFlag, nargs="?", metavar=setting.env,
-            dest=f"refused_{f.name}", default=argparse.SUPPRESS, help=argparse.SUPPRESS,
-        )  # fmt: skip
+            flag,
+            action=_RefusedSecretFlag,
+            nargs="?",
+            metavar=setting.env,
+            dest=f"refused_{f.name}",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
         if not has_own_file_setting(setting):
             add(
-                flag + "-file", dest=f"{f.name}_file", default=None, metavar="PATH",
+                flag + "-file",
+                dest=f"{f.name}_file",
+                default=None,
+                metavar="PATH",
                 help=f"file holding the {setting.help}, read once at start [{setting.file_env}]",
-            )  # fmt: skip
+            )
     parser.epilog = secrets_help()
     parser.formatter_class = CommandHelpFormatter
 

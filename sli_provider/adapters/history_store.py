@@ -78,11 +78,18 @@ class HistoryStore:
                 "INSERT INTO evaluations (id, project, stage, service, context, time, result, "
                 "score, data, invalidated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    record.id, record.project, record.stage, record.service, record.context,
-                    record.time, record.result, record.score,
-                    json.dumps(record.data, allow_nan=False), int(record.invalidated),
+                    record.id,
+                    record.project,
+                    record.stage,
+                    record.service,
+                    record.context,
+                    record.time,
+                    record.result,
+                    record.score,
+                    json.dumps(record.data, allow_nan=False),
+                    int(record.invalidated),
                 ),
-            )  # fmt: skip
+            )
         return record
 
     def list(
@@ -139,9 +146,18 @@ class HistoryStore:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO evaluations (id, project, stage, service, context, "
                     "time, result, score, data, invalidated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                    (r.id, r.project, r.stage, r.service, r.context, r.time, r.result, r.score,
-                     json.dumps(r.data, allow_nan=False)),
-                )  # fmt: skip
+                    (
+                        r.id,
+                        r.project,
+                        r.stage,
+                        r.service,
+                        r.context,
+                        r.time,
+                        r.result,
+                        r.score,
+                        json.dumps(r.data, allow_nan=False),
+                    ),
+                )
                 added += cursor.rowcount
         return added
 
@@ -149,9 +165,17 @@ class HistoryStore:
 def _record(row: tuple[Any, ...]) -> StoredEvaluation:
     id_, project, stage, service, context, time, result, score, data, invalidated = row
     return StoredEvaluation(
-        id=id_, project=project, stage=stage, service=service, context=context, time=time,
-        result=result, score=score, data=json.loads(data), invalidated=bool(invalidated),
-    )  # fmt: skip
+        id=id_,
+        project=project,
+        stage=stage,
+        service=service,
+        context=context,
+        time=time,
+        result=result,
+        score=score,
+        data=json.loads(data),
+        invalidated=bool(invalidated),
+    )
 
 
 def events_from_document(document: Any) -> list[Mapping[str, Any]]:

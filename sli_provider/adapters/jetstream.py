@@ -115,9 +115,12 @@ class JetStreamBus(NatsBus):
         log.info(
             "consuming the JetStream stream %s",
             KEPTN_STREAM,
-            extra={"fields": {"consumers": [consumer_name(self._queue_group, s)
-                                            for s in self._subjects]}},
-        )  # fmt: skip
+            extra={
+                "fields": {
+                    "consumers": [consumer_name(self._queue_group, s) for s in self._subjects]
+                }
+            },
+        )
         await asyncio.gather(*(self._fetch(subscription) for subscription in subscriptions))
 
     async def _wait_for_stream(self, js: JetStreamContext) -> None:

@@ -267,9 +267,19 @@ def project_overrides(
 
 
 _KEYS = {
-    "url", "username", "password", "password_file", "bearer_token", "bearer_token_file",
-    "headers", "ca_file", "cert_file", "key_file", "insecure_skip_verify", "remote_write_url",
-}  # fmt: skip
+    "url",
+    "username",
+    "password",
+    "password_file",
+    "bearer_token",
+    "bearer_token_file",
+    "headers",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "insecure_skip_verify",
+    "remote_write_url",
+}
 
 
 def _project_access(raw: Mapping[str, Any], where: str, base: PrometheusAccess) -> PrometheusAccess:

@@ -66,8 +66,9 @@ def slo_problems(text: str | bytes) -> list[Problem]:
             problems.append(Problem(_line(total), "total_score.pass: missing"))
         for name, node in parts.items():
             if not _is_percentage(node):
-                problems.append(Problem(_line(node), f"total_score.{name}: expected a percentage "
-                                        "such as '90%'"))  # fmt: skip
+                problems.append(
+                    Problem(_line(node), f"total_score.{name}: expected a percentage such as '90%'")
+                )
     return sorted(problems, key=lambda p: p.line)
 
 
@@ -143,12 +144,16 @@ def _comparison(node: yaml.Node, problems: list[Problem]) -> None:
         text = _scalar(value)
         if name == "number_of_comparison_results":
             if text is None or not text.isdigit() or int(text) < 1:
-                problems.append(Problem(_line(value), f"comparison.{name}: expected a whole "
-                                        "number of at least 1"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        _line(value), f"comparison.{name}: expected a whole number of at least 1"
+                    )
+                )
         elif text not in _COMPARISON_CHOICES[name]:
             choices = ", ".join(sorted(_COMPARISON_CHOICES[name]))
-            problems.append(Problem(_line(value), f"comparison.{name}: {text!r} is not one of "
-                                    f"{choices}"))  # fmt: skip
+            problems.append(
+                Problem(_line(value), f"comparison.{name}: {text!r} is not one of {choices}")
+            )
 
 
 def _objective(node: yaml.Node, where: str, problems: list[Problem]) -> None:

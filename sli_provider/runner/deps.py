@@ -52,20 +52,24 @@ def parse_deps_json(text: str) -> frozenset[str] | None:
 
 async def _k6_deps(binary: K6Binary, script: Path, home: Path) -> frozenset[str] | None:
     process = await asyncio.create_subprocess_exec(
-        binary.path, "deps", "--json", str(script),
+        binary.path,
+        "deps",
+        "--json",
+        str(script),
         env={"HOME": str(home), "K6_AUTO_EXTENSION_RESOLUTION": "false", "K6_NO_COLOR": "true"},
         cwd=script.parent,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         async with asyncio.timeout(DEPS_TIMEOUT_SECONDS):
             stdout, _ = await process.communicate()
     except TimeoutError:
         await _kill(process)
-        log.warning("k6 deps took over %g s; reading the script's imports instead",
-                    DEPS_TIMEOUT_SECONDS)  # fmt: skip
+        log.warning(
+            "k6 deps took over %g s; reading the script's imports instead", DEPS_TIMEOUT_SECONDS
+        )
         return None
     except BaseException:
         await _kill(process)

@@ -73,5 +73,8 @@ async def _final_push_visible(
     if not await poll_until(all_there, deadline.remaining()):
         log.warning(
             "Prometheus shows %s of the run's %g iterations %g s after k6 exited; "
-            "its last push may be lost", seen, iterations, FINAL_PUSH_WAIT_SECONDS,
-        )  # fmt: skip
+            "its last push may be lost",
+            seen,
+            iterations,
+            FINAL_PUSH_WAIT_SECONDS,
+        )

@@ -15,9 +15,16 @@ THRESHOLDS_CROSSED = 99
 COMPLETED_RETURNCODES = frozenset({0, THRESHOLDS_CROSSED})
 # Metrics whose summary goes into test.finished; the full export stays out of Keptn's payloads.
 SUMMARY_METRICS = (
-    "http_reqs", "http_req_duration", "http_req_failed", "checks", "iterations", "vus_max",
-    "data_received", "data_sent", "iteration_duration",
-)  # fmt: skip
+    "http_reqs",
+    "http_req_duration",
+    "http_req_failed",
+    "checks",
+    "iterations",
+    "vus_max",
+    "data_received",
+    "data_sent",
+    "iteration_duration",
+)
 K6_EXIT_MEANINGS = {
     97: "k6 was interrupted",
     98: "k6 failed to set up",

@@ -99,9 +99,18 @@ def _workload(item: object, where: str) -> Workload:
     if not isinstance(item, Mapping):
         raise WorkloadError(f"{where}: must be a mapping")
     unknown = set(item) - {
-        "teststrategy", "script", "vus", "duration", "env", "timeout", "target",
-        "on_threshold_failure", "files", "k6", *DISTRIBUTION_KEYS,
-    }  # fmt: skip
+        "teststrategy",
+        "script",
+        "vus",
+        "duration",
+        "env",
+        "timeout",
+        "target",
+        "on_threshold_failure",
+        "files",
+        "k6",
+        *DISTRIBUTION_KEYS,
+    }
     if unknown:
         raise WorkloadError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
     strategy, script = item.get("teststrategy"), item.get("script")

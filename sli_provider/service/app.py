@@ -200,8 +200,7 @@ async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> N
     nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
     events = await journal.unfinished()
     if events:
-        log.warning("resuming %d event(s) accepted before a restart and not finished",
-                    len(events))  # fmt: skip
+        log.warning("resuming %d event(s) accepted before a restart and not finished", len(events))
     for event in events:
         await dispatcher.resume(event)
 
@@ -231,8 +230,10 @@ async def drain(app: web.Application) -> None:
         await components.stopped.wait()
         return
     components.stopping.set()
-    log.info("draining: no new events; %d in flight", components.get_sli_tasks.active
-             + components.test_tasks.active)  # fmt: skip
+    log.info(
+        "draining: no new events; %d in flight",
+        components.get_sli_tasks.active + components.test_tasks.active,
+    )
     try:
         if components.nats is not None:
             await components.nats.stop_receiving()

@@ -88,8 +88,12 @@ class Dispatcher:
         if decision.disposition is Disposition.ACCEPTED:
             self._metrics.journal_recoveries.inc()
         else:
-            log.warning("journaled event %s not resumed: %s", event.id, decision.reason,
-                        extra={"fields": {"disposition": decision.disposition.value}})  # fmt: skip
+            log.warning(
+                "journaled event %s not resumed: %s",
+                event.id,
+                decision.reason,
+                extra={"fields": {"disposition": decision.disposition.value}},
+            )
             if decision.disposition is not Disposition.REFUSED:  # e.g. the settings changed
                 await self._settle(event.id)
         return decision
@@ -142,9 +146,13 @@ class Dispatcher:
         return await self._take(event, self._get_sli, self._get_sli_tasks, "get-sli", resumed)
 
     async def _take(
-        self, event: KeptnEvent, handler: Handler, tasks: TaskSupervisor, task: str,
+        self,
+        event: KeptnEvent,
+        handler: Handler,
+        tasks: TaskSupervisor,
+        task: str,
         resumed: bool,
-    ) -> Decision:  # fmt: skip
+    ) -> Decision:
         if not resumed and not await self._claim(event):
             return Decision(Disposition.DUPLICATE, f"event {event.id} was already taken")
         if tasks.closed:  # checked after the claim: a claim may wait, and shutdown not

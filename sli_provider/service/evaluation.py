@@ -181,9 +181,10 @@ class SLIEvaluator:
         answers = {id(p): _answer_for(p, raw) for p in planned if not p.failure}
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
         silent = [
-            p.query for p in planned
+            p.query
+            for p in planned
             if p.origin == BUILTIN_ORIGIN and not p.failure and answers[id(p)].code == "no_data"
-        ]  # fmt: skip
+        ]
         reasons = await self._explain(prometheus, window, silent, deadline) if silent else {}
         results = []
         for item in planned:

@@ -206,9 +206,13 @@ class TaskReplies:
             log.info("%s answered", self._task, extra={"fields": fields})
         else:  # an operator reading the log needs the reason, not only the outcome
             log.warning(
-                "%s answered %s/%s: %s", self._task, finished.status.value,
-                finished.result.value, finished.message, extra={"fields": fields},
-            )  # fmt: skip
+                "%s answered %s/%s: %s",
+                self._task,
+                finished.status.value,
+                finished.result.value,
+                finished.message,
+                extra={"fields": fields},
+            )
 
     async def _deliver(self, reply: Mapping[str, Any], kind: str) -> bool:
         """Hand ``reply`` to the sender once; whether it was confirmed. Never raises but for

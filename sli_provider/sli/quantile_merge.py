@@ -236,9 +236,10 @@ def _walk(curves: Sequence[QuantileCurve], counts: Sequence[int], skip: int) -> 
     """The union's next samples after the first ``counts[i]`` of each curve: the ``skip``-th
     and the one after it (the last sample twice when there is none after it)."""
     upcoming = [
-        (c.sample_at(k), i) for i, (c, k) in enumerate(zip(curves, counts, strict=True))
+        (c.sample_at(k), i)
+        for i, (c, k) in enumerate(zip(curves, counts, strict=True))
         if k < (c.count or 0)
-    ]  # fmt: skip
+    ]
     heapq.heapify(upcoming)
     taken = list(counts)
     found: list[float] = []

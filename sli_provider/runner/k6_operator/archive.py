@@ -27,11 +27,18 @@ async def k6_archive(k6: str, script: StagedScript) -> bytes:
         await asyncio.to_thread(_stage, root, script)
         out = root / ARCHIVE_NAME
         process = await asyncio.create_subprocess_exec(
-            k6, "archive", "--include-system-env-vars=false", "-O", str(out), script.entry,
-            cwd=root / "files", env={"HOME": str(root), "K6_NO_USAGE_REPORT": "true"},
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            k6,
+            "archive",
+            "--include-system-env-vars=false",
+            "-O",
+            str(out),
+            script.entry,
+            cwd=root / "files",
+            env={"HOME": str(root), "K6_NO_USAGE_REPORT": "true"},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
+        )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), ARCHIVE_TIMEOUT_SECONDS)
         except BaseException:  # the deadline, or cancellation: the process goes with it
