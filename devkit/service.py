@@ -17,8 +17,8 @@ from aiohttp import web
 from devkit.cli import command_env, sli_provider_command
 from devkit.ports import free_port
 from sli_provider.config import Settings
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.app import build_app, drain
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.wiring import load_configuration
 
 

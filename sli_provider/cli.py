@@ -21,7 +21,7 @@ from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError
 from sli_provider.flags import CommandHelpFormatter, add_arguments
 from sli_provider.logs import configure_logging
-from sli_provider.service.evaluation import ProviderUnavailable
+from sli_provider.pipeline.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (
     PreviewError,
     results_as_json,

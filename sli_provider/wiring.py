@@ -14,10 +14,9 @@ from typing import Any
 
 import aiohttp
 
-from sli_provider.adapters import store_info
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
-from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
+from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader
 from sli_provider.adapters.nats_bus import Admission, NatsBus
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.adapters.prometheus_access import (
@@ -29,6 +28,11 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import SqliteJournal
 from sli_provider.config import ConfigError, Settings
 from sli_provider.keptn.envelope import KeptnEvent
+from sli_provider.keptn.subscriptions import SUBSCRIBED_TYPES
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.evaluation import MeasuredIndicator, SLIEvaluator
+from sli_provider.ports import store_info
+from sli_provider.ports.resources import ResourceReader
 from sli_provider.runner.backend import RunnerBackend
 from sli_provider.runner.binaries import K6Registry, configured_paths
 from sli_provider.runner.choice import ExecutorBackends
@@ -36,9 +40,6 @@ from sli_provider.runner.k6_operator.backend import K6OperatorBackend
 from sli_provider.runner.k6_operator.kube import KubeError, connect
 from sli_provider.runner.k6_operator.manifests import OperatorSettings
 from sli_provider.runner.local import LocalK6Backend, find_k6_binary
-from sli_provider.service.dispatch import SUBSCRIBED_TYPES
-from sli_provider.service.evaluation import MeasuredIndicator, SLIEvaluator
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.config import IndicatorSpec, SLIConfigError
 from sli_provider.sli.local_file import WorkingDirectorySLIFile

@@ -9,9 +9,9 @@ import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.dedupe import RecentIds
 from sli_provider.service.dispatch import Decision, Dispatcher, Disposition
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Answered, Finished
 from sli_provider.service.tasks import TaskSupervisor
 

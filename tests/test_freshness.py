@@ -24,11 +24,11 @@ from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from devkit.victoria import VictoriaMetricsServer
 from devkit.write_delay import DelayedRemoteWrite
-from sli_provider.adapters.metrics_store import PROMETHEUS, VICTORIAMETRICS
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.ports.metrics_store import PROMETHEUS, VICTORIAMETRICS
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.freshness import Sighting, judge
 from sli_provider.sli.window import SLIWindow

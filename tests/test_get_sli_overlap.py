@@ -27,8 +27,8 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service import replying
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, TaskReplies
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"

@@ -15,7 +15,7 @@ from devkit.fake_keptn import FakeKeptn
 from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"

@@ -12,9 +12,9 @@ from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.sqlite_journal import JournalFileError, SqliteJournal
 from sli_provider.config import ConfigError, settings_from
 from sli_provider.keptn.envelope import KeptnEvent
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.dedupe import KeepsEvents, ReplyJournal
 from sli_provider.service.dispatch import Dispatcher
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Answered
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.wiring import make_journal

@@ -26,10 +26,10 @@ from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from devkit.victoria import VictoriaMetricsServer
 from sli_provider.adapters.prometheus import STORE_INFO_TIMEOUT, PrometheusClient
-from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn, parse_keptn
+from sli_provider.ports.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.series import prometheus_series_check

@@ -5,9 +5,11 @@ straight to the Keptn API with the ``x-token`` header (keptn-protocol.md §4.1, 
 Error tree::
 
     KeptnAPIError
-    ├── EventDeliveryError    a reply not confirmed (also a ReplyNotDelivered: maybe_sent says
-    │                         whether it may have arrived all the same)
-    └── ResourceError         a resource level answered something other than 200 or 404
+    └── EventDeliveryError    a reply not confirmed (also a ReplyNotDelivered: maybe_sent says
+                              whether it may have arrived all the same)
+
+Reading a resource raises the resource port's ResourceError (ports/resources.py): a
+resource level answered something other than 200 or 404.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import binascii
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -28,6 +30,7 @@ from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import encode_event
+from sli_provider.ports.resources import ResourceError
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,6 @@ class KeptnAPIError(SliProviderError):
 
 
 class EventDeliveryError(KeptnAPIError, ReplyNotDelivered):
-    pass
-
-
-class ResourceError(KeptnAPIError):
     pass
 
 
@@ -145,16 +144,6 @@ class EventSender:
 
     async def aclose(self) -> None:
         await self._session.close()
-
-
-class ResourceReader(Protocol):
-    """Reads one resource at one level; None means "not at this level"."""
-
-    async def read(
-        self, uri: str, project: str, stage: str | None, service: str | None, commit: str
-    ) -> bytes | None: ...
-
-    def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str: ...
 
 
 class KeptnResourceReader:

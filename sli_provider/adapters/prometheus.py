@@ -4,15 +4,8 @@ prometheus-api-client (the user's first choice) is synchronous: its queries ran 
 and the hand-off plus requests' own work cost 0.6 ms of CPU per query, which on the benchmark's
 small dataset made a 20-indicator get-sli 1.2-1.26 x the queries' own time, against 1.09-1.10 x
 with aiohttp (bench/README.md). Retries are ours (tenacity): counted, bounded by the query's
-deadline, and never applied to 400 bad_data.
-
-Error tree::
-
-    PrometheusError
-    ├── QueryRejected         4xx other than 401/403/429: the query itself is wrong (bad_data)
-    ├── QueryTimeout          no answer within the query deadline
-    ├── QueryFailed           5xx/429 that outlived the retries
-    └── PrometheusUnavailable the provider cannot work: unreachable, TLS or auth failure
+deadline, and never applied to 400 bad_data. The errors it raises are the querier port's
+(ports/querier.py).
 """
 
 from __future__ import annotations
@@ -24,22 +17,28 @@ import os
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from sli_provider.adapters.metrics_store import (
+from sli_provider.adapters.prometheus_access import Connection
+from sli_provider.adapters.retry import Deadline, with_retries
+from sli_provider.ports.metrics_store import (
     PROMETHEUS,
     VICTORIAMETRICS,
     StoreKind,
     configured_kind,
 )
-from sli_provider.adapters.prometheus_access import Connection
-from sli_provider.adapters.retry import Deadline, with_retries
-from sli_provider.adapters.store_info import UNKNOWN_STORE, StoreInfo, identify
-from sli_provider.adapters.store_info import VICTORIAMETRICS as VICTORIAMETRICS_NAME
-from sli_provider.errors import SliProviderError
+from sli_provider.ports.querier import (
+    PrometheusError,
+    PrometheusUnavailable,
+    QueryFailed,
+    QueryRejected,
+    QueryTimeout,
+)
+from sli_provider.ports.store_info import UNKNOWN_STORE, StoreInfo, identify
+from sli_provider.ports.store_info import VICTORIAMETRICS as VICTORIAMETRICS_NAME
 
 log = logging.getLogger(__name__)
 
@@ -48,26 +47,6 @@ STORE_INFO_TIMEOUT = 2.0
 STORE_KIND_RETRY_SECONDS = 60.0
 # The CLI's gate makes several clients of one URL in a run (pre-flight, probe, evaluation).
 _ANNOUNCED_STORES: set[str] = set()
-
-
-class PrometheusError(SliProviderError):
-    pass
-
-
-class QueryRejected(PrometheusError):
-    pass
-
-
-class QueryTimeout(PrometheusError):
-    pass
-
-
-class QueryFailed(PrometheusError):
-    pass
-
-
-class PrometheusUnavailable(PrometheusError):
-    pass
 
 
 class _HTTPStatusError(PrometheusError):
@@ -90,26 +69,6 @@ def _status_error(status: int, body: bytes, headers: Mapping[str, str]) -> _HTTP
     except (ValueError, AttributeError):
         pass
     return _HTTPStatusError(status, error_type, error, headers.get("Retry-After"))
-
-
-class Querier(Protocol):
-    """What the SLI logic needs from Prometheus."""
-
-    async def instant(self, query: str, at: float) -> Any:
-        """``data.result`` of an instant query evaluated at unix time ``at``."""
-        ...
-
-    async def store_kind(self) -> StoreKind:
-        """Which store answers (METRICS_STORE, else asked once), for store-specific reading."""
-        ...
-
-    async def store_info(self) -> StoreInfo:
-        """Which store answers (for previews); ``UNKNOWN_STORE`` when it cannot be asked."""
-        ...
-
-    async def ready(self) -> bool: ...
-
-    async def aclose(self) -> None: ...
 
 
 def _retry_after(error: BaseException) -> float | None:

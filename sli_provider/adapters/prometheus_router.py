@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sli_provider.adapters.prometheus import Querier
 from sli_provider.adapters.prometheus_access import PrometheusAccess, PrometheusTargets
+from sli_provider.ports.querier import Querier
 
 
 class PrometheusRouter:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sli_provider.adapters.history_store import HistoryError, HistoryStore
-from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.commands.preflight import (
     PreflightError,
     check_history,
@@ -40,8 +39,13 @@ from sli_provider.gate.verdict import (
     with_html_section,
 )
 from sli_provider.k6.invocation import RunTags
-from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.evaluation import (
+    MeasuredIndicator,
+    ProviderUnavailable,
+)
+from sli_provider.ports.querier import PrometheusError
 from sli_provider.runner.backend import RunnerError
 from sli_provider.runner.binaries import K6BinaryError
 from sli_provider.runner.core import RunResult, run_plan
@@ -50,11 +54,7 @@ from sli_provider.runner.plan import LocalScript, RunPlan
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import K6_EXIT_MEANINGS
 from sli_provider.runner.workloads import keptn_script_env
-from sli_provider.service.evaluation import (
-    MeasuredIndicator,
-    ProviderUnavailable,
-)
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.sli.run_series import run_has_series
 from sli_provider.sli.window import SLIWindow
 from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
 

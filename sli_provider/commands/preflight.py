@@ -19,7 +19,6 @@ import aiohttp
 
 from sli_provider.adapters.history_store import HistoryError, HistoryStore
 from sli_provider.adapters.prometheus import (
-    PrometheusError,
     connection_reason,
     display_url,
     origin_of,
@@ -27,8 +26,9 @@ from sli_provider.adapters.prometheus import (
 from sli_provider.adapters.prometheus_access import PrometheusAccess
 from sli_provider.errors import SliProviderError
 from sli_provider.gate.slo import SLOParseError, parse_slo
-from sli_provider.service.evaluation import ProviderUnavailable
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.evaluation import ProviderUnavailable
+from sli_provider.ports.querier import PrometheusError
 from sli_provider.wiring import Configuration, make_evaluator, make_prometheus
 
 _EMPTY_WRITE_HEADERS = {

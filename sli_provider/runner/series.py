@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 
-from sli_provider.adapters.prometheus import Querier
 from sli_provider.adapters.retry import Deadline
-from sli_provider.k6.final_push import poll_until
 from sli_provider.k6.invocation import RunTags
-from sli_provider.k6.series import run_has_series
+from sli_provider.ports.querier import Querier
 from sli_provider.runner.core import SeriesCheck
+from sli_provider.sli.final_push import poll_until
 from sli_provider.sli.plan import run_iterations_query
 from sli_provider.sli.results import ValueFailure, single_value
+from sli_provider.sli.run_series import run_has_series
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)

@@ -23,14 +23,14 @@ from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
 from sli_provider.config import Settings
 from sli_provider.errors import SliProviderError
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend
 from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
-from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.interrupted import InterruptedTestRun
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.preview import (
     PreviewError,
     results_as_json,

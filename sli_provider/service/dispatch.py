@@ -17,19 +17,14 @@ from enum import StrEnum
 
 from sli_provider import logs
 from sli_provider.keptn.envelope import KeptnEvent
-from sli_provider.keptn.get_sli_task import TASK as GET_SLI
 from sli_provider.keptn.get_sli_task import requested_provider
-from sli_provider.keptn.test_task import TASK as TEST
+from sli_provider.keptn.subscriptions import GET_SLI_TRIGGERED, TEST_TRIGGERED
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.dedupe import Deduplicator, KeepsEvents, RecentIds
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Answered
 from sli_provider.service.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
-
-GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
-TEST_TRIGGERED = f"sh.keptn.event.{TEST}.triggered"
-SUBSCRIBED_TYPES = (GET_SLI_TRIGGERED, TEST_TRIGGERED)
 
 # None: the event turned out not to need replies (e.g. no k6 workload for its strategy).
 Handler = Callable[[KeptnEvent], Awaitable[Answered | None]]

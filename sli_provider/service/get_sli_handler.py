@@ -18,8 +18,8 @@ from sli_provider.keptn.get_sli_task import (
     get_sli_section,
     parse_request,
 )
-from sli_provider.service.evaluation import ProviderUnavailable, SLIEvaluator
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.evaluation import ProviderUnavailable, SLIEvaluator
 from sli_provider.service.replying import Answered, Finished, SendEvent, TaskReplies
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import TASK, test_finished_payload
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.replying import Answered, Finished, SendEvent, TaskReplies
 
 log = logging.getLogger(__name__)

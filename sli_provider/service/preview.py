@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sli_provider.adapters.store_info import StoreInfo
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
-from sli_provider.service.evaluation import MeasuredIndicator
+from sli_provider.pipeline.evaluation import MeasuredIndicator
+from sli_provider.ports.store_info import StoreInfo
 from sli_provider.sli.window import SLIWindow
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply
-from sli_provider.service.metrics import ServiceMetrics
+from sli_provider.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 

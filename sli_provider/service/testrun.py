@@ -12,8 +12,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
-from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
@@ -23,6 +21,9 @@ from sli_provider.keptn.test_task import (
     parse_test_request,
     test_finished_payload,
 )
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.ports.querier import PrometheusError
+from sli_provider.ports.resources import ResourceError, ResourceReader
 from sli_provider.runner.backend import K6Timeout, RunnerBackend, RunnerError
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.plan import RunPlan, StagedScript
@@ -36,7 +37,6 @@ from sli_provider.runner.workloads import (
     script_env,
     select,
 )
-from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
 
 log = logging.getLogger(__name__)

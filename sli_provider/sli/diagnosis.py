@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sli_provider.adapters.prometheus import PrometheusError, Querier
 from sli_provider.k6.invocation import TREND_STATS_SHOWN
+from sli_provider.ports.querier import PrometheusError, Querier
 from sli_provider.sli.freshness import run_series
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow

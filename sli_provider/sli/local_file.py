@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
-from sli_provider.adapters.keptn_api import ResourceError
+from sli_provider.ports.resources import ResourceError
 
 # Any of these, as environment variable or flag, means Keptn (or a layered local directory) is
 # where sli.yaml comes from; the CLI then keeps reading it from there.

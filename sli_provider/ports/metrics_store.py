@@ -11,7 +11,7 @@ sources, ``app/vmselect/prometheus/prometheus.go``):
   does not hold samples of the last 5 minutes (``-search.cacheTimestampOffset``) anyway.
 
 Which store answers is asked once (``PrometheusClient.store_info``: build info and a traced query,
-adapters/store_info.py); that does not tell VictoriaMetrics' version, so both are sent: an older
+ports/store_info.py); that does not tell VictoriaMetrics' version, so both are sent: an older
 version ignores the unknown argument. New series
 still take up to ~10 s to become searchable in 1.79.5 (measured); the freshness wait
 (sli/freshness.py) covers that, bounded by ``FRESHNESS_WAIT_SECONDS``.

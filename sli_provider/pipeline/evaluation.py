@@ -13,18 +13,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
-from sli_provider.adapters.prometheus import PrometheusError, PrometheusUnavailable, Querier
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.retry import Deadline
-from sli_provider.k6.final_push import Freshness, wait_for_final_push
-from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.get_sli_task import IndicatorValue
-from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.service.query_runs import QueryRuns
-from sli_provider.service.steps import ProviderUnavailable as ProviderUnavailable
-from sli_provider.service.steps import SLIConfigInvalid as SLIConfigInvalid
-from sli_provider.service.steps import end_task, within
+from sli_provider.metrics import ServiceMetrics
+from sli_provider.pipeline.query_runs import QueryRuns
+from sli_provider.pipeline.steps import ProviderUnavailable as ProviderUnavailable
+from sli_provider.pipeline.steps import SLIConfigInvalid as SLIConfigInvalid
+from sli_provider.pipeline.steps import end_task, within
+from sli_provider.ports.querier import PrometheusError, PrometheusUnavailable, Querier
+from sli_provider.ports.resources import ResourceError, ResourceReader
 from sli_provider.sli.builtin import BUILTIN_ORIGIN
 from sli_provider.sli.config import (
     IndicatorSpec,
@@ -34,6 +32,7 @@ from sli_provider.sli.config import (
     parse_sli_yaml,
 )
 from sli_provider.sli.diagnosis import explain_no_data
+from sli_provider.sli.final_push import Freshness, wait_for_final_push
 from sli_provider.sli.plan import PlannedQuery, needs_builtin, plan_queries
 from sli_provider.sli.quantile_merge import (
     SECONDS_TO_MS,
@@ -41,6 +40,7 @@ from sli_provider.sli.quantile_merge import (
     percentiles_of_curves,
 )
 from sli_provider.sli.results import ValueFailure, single_value
+from sli_provider.sli.run_series import run_has_series
 from sli_provider.sli.window import SLIWindow
 
 log = logging.getLogger(__name__)

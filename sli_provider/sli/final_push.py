@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sli_provider.adapters.prometheus import Querier
+from sli_provider.ports.querier import Querier
 from sli_provider.sli.freshness import (
     RUN_SERIES_NAMES_LIST,
     Verdict,

@@ -3,7 +3,7 @@ run's own series) and by the runner (k6 exits 0 even when its remote write faile
 
 from __future__ import annotations
 
-from sli_provider.adapters.prometheus import Querier
+from sli_provider.ports.querier import Querier
 from sli_provider.sli.plan import run_probe_queries
 from sli_provider.sli.window import SLIWindow
 
