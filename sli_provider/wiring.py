@@ -231,8 +231,11 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
 # A journal transaction on a local volume takes milliseconds; past this the disk is in trouble.
 SQLITE_JOURNAL_TIMEOUT = 5.0
 
+# Either one does what the service needs of a journal: start, record, resume (unfinished), aclose.
+Journal = KvJournal | SqliteJournal
 
-def make_journal(settings: Settings, metrics: ServiceMetrics) -> KvJournal | SqliteJournal | None:
+
+def make_journal(settings: Settings, metrics: ServiceMetrics) -> Journal | None:
     """Which journal keeps replies single, chosen here only.
 
     NATS_DELIVERY=jetstream: the replicas' shared JetStream key-value bucket (also for events
@@ -267,7 +270,7 @@ def make_nats(
     settings: Settings,
     metrics: ServiceMetrics,
     *,
-    journal: KvJournal | SqliteJournal | None,
+    journal: Journal | None,
     on_event: Callable[[KeptnEvent], Awaitable[Admission]],
     on_malformed: Callable[[str], object],
 ) -> NatsIngress:

@@ -29,6 +29,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
+from sli_provider.keptn.envelope import KeptnEvent
+
 log = logging.getLogger(__name__)
 
 STARTED, FINISHED = "started", "finished"
@@ -85,6 +87,17 @@ class KvJournal:
                     bucket=self._bucket, ttl=self._ttl, storage=StorageType.FILE, history=1
                 )
             )
+
+    async def start(self) -> None:
+        """Nothing at the service's start-up: the JetStream bus binds the bucket (:meth:`open`)
+        when it connects."""
+
+    async def unfinished(self) -> list[KeptnEvent]:
+        """Nothing to resume at start-up: JetStream redelivers what no replica acknowledged."""
+        return []
+
+    async def aclose(self) -> None:
+        """Nothing to close: the bucket lives on the bus's connection, which the bus closes."""
 
     @property
     def _store(self) -> KeyValue:

@@ -92,6 +92,10 @@ class SqliteJournal:
             reason = exc.strerror or str(exc)
             raise JournalFileError(f"JOURNAL_PATH {self._path}: {reason}: {exc.filename}") from None
 
+    async def start(self) -> None:
+        """The service's start-up, before the first event: :meth:`open`."""
+        await self.open()
+
     def _open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level None: every statement commits on its own unless BEGIN says otherwise.

@@ -16,11 +16,10 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
-from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
-from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
+from sli_provider.adapters.sqlite_journal import JournalUnavailable
 from sli_provider.config import Settings
 from sli_provider.errors import SliProviderError
 from sli_provider.metrics import ServiceMetrics
@@ -42,6 +41,7 @@ from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
     Configuration,
+    Journal,
     make_evaluator,
     make_journal,
     make_k6_operator,
@@ -86,22 +86,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     prometheus = make_prometheus(app[CONFIGURATION], metrics)
     get_sli_tasks, test_tasks = TaskSupervisor(), TaskSupervisor()
     nats_bus: NatsBus | None = None
-    journal: KvJournal | SqliteJournal | None = make_journal(settings, metrics)
+    journal: Journal | None = make_journal(settings, metrics)
     event_sender: EventSender | None = None
     k6_operator: K6OperatorBackend | None = None
     try:
-        if isinstance(journal, SqliteJournal):
-            await journal.open()
+        if journal is not None:
+            await journal.start()
         send: SendEvent
+        # The bus hands events to the dispatcher and the dispatcher's replies go out on the
+        # bus: the dispatcher is made below, and the bus delivers nothing before its start().
+        dispatcher: Dispatcher
         if settings.nats_url:
             ingress = make_nats(
                 settings,
                 metrics,
                 journal=journal,
-                on_event=lambda event: app[COMPONENTS].dispatcher.accept(event, ingress="nats"),
-                on_malformed=lambda reason: app[COMPONENTS].dispatcher.malformed(
-                    reason, ingress="nats"
-                ),
+                on_event=lambda event: dispatcher.accept(event, ingress="nats"),
+                on_malformed=lambda reason: dispatcher.malformed(reason, ingress="nats"),
             )
             nats_bus = ingress.bus
             send = nats_bus.publish
@@ -146,26 +147,27 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 source=settings.source,
                 metrics=metrics,
             )
+        dispatcher = Dispatcher(
+            sli_provider=settings.sli_provider,
+            get_sli=get_sli.handle,
+            get_sli_tasks=get_sli_tasks,
+            test_run=test_runner.handle if test_runner else None,
+            test_tasks=test_tasks,
+            metrics=metrics,
+            seen=journal,
+            test_interrupted=InterruptedTestRun(
+                send=send,
+                source=settings.source,
+                metrics=metrics,
+                cleanup=k6_operator.delete_for_event if k6_operator else None,
+            ).handle,
+        )
         app[COMPONENTS] = Components(
             settings=settings,
             metrics=metrics,
             prometheus=prometheus,
             evaluator=evaluator,
-            dispatcher=Dispatcher(
-                sli_provider=settings.sli_provider,
-                get_sli=get_sli.handle,
-                get_sli_tasks=get_sli_tasks,
-                test_run=test_runner.handle if test_runner else None,
-                test_tasks=test_tasks,
-                metrics=metrics,
-                seen=journal,
-                test_interrupted=InterruptedTestRun(
-                    send=send,
-                    source=settings.source,
-                    metrics=metrics,
-                    cleanup=k6_operator.delete_for_event if k6_operator else None,
-                ).handle,
-            ),
+            dispatcher=dispatcher,
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,
             nats=nats_bus,
@@ -174,8 +176,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         if nats_bus is not None:
             await nats_bus.start()
-        if isinstance(journal, SqliteJournal):  # after start: the replies may go over NATS
-            await resume_unfinished(journal, app[COMPONENTS].dispatcher)
+        if journal is not None:  # after start: the replies may go over NATS
+            await resume_unfinished(journal, dispatcher)
         # Not "ready": serve binds the port after this and logs "listening on" then.
         log.info("sli-provider started", extra={"fields": {"settings": settings.describe()}})
         yield
@@ -186,7 +188,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await nats_bus.aclose()
         if event_sender is not None:
             await event_sender.aclose()
-        if isinstance(journal, SqliteJournal):
+        if journal is not None:
             await journal.aclose()
         if k6_operator is not None:
             await k6_operator.aclose()
@@ -194,7 +196,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
-async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> None:
+async def resume_unfinished(journal: Journal, dispatcher: Dispatcher) -> None:
     """What the previous run of this process accepted and did not finish, taken again at
     start-up, before the HTTP port opens (JOURNAL_PATH): the file is this process's alone, so
     nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
