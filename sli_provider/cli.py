@@ -18,8 +18,8 @@ from sli_provider.commands.gate import run_evaluate, run_gate
 from sli_provider.commands.gate_arguments import add_evaluate_arguments, add_run_arguments
 from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
+from sli_provider.config.flags import CommandHelpFormatter, add_arguments
 from sli_provider.errors import SliProviderError
-from sli_provider.flags import CommandHelpFormatter, add_arguments
 from sli_provider.logs import configure_logging
 from sli_provider.pipeline.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (

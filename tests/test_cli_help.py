@@ -11,7 +11,7 @@ import pytest
 
 from sli_provider.cli import _parser
 from sli_provider.config import Settings
-from sli_provider.flags import SETTINGS_TITLE, CommandHelpFormatter, shown_default
+from sli_provider.config.flags import SETTINGS_TITLE, CommandHelpFormatter, shown_default
 
 COMMANDS = [["preview"], ["evaluate"], ["run"], ["history"], ["history", "import"],
             ["history", "list"], ["history", "invalidate"]]  # fmt: skip

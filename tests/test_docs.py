@@ -7,7 +7,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from sli_provider.config import Settings
-from sli_provider.flags import shown_default
+from sli_provider.config.flags import shown_default
 from sli_provider.sli.builtin import load_builtin_templates
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()

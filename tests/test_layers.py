@@ -9,7 +9,7 @@ packages import each other::
     sli                    the SLI logic: templates, plans, queries, freshness (pure)
     keptn                  Keptn's events and tasks (pure)
     gate                   the gate's scoring, SLO files and reports (pure)
-    config, flags          the one Settings object, from the environment and the CLI's flags
+    config                 the one Settings object, from the environment and the CLI's flags
     logs, metrics          logging set-up, the service's Prometheus metrics
     adapters               the outside world: Prometheus, Keptn's API, NATS, journals, history
     runner                 running k6 (locally, on k6-operator) for test events
@@ -35,7 +35,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("keptn",),
     ("gate",),
     ("config",),
-    ("flags",),
     ("logs", "metrics"),
     ("adapters",),
     ("runner",),

@@ -13,7 +13,7 @@ from sli_provider.adapters.history_store import (
     HistoryStore,
     events_from_document,
 )
-from sli_provider.flags import CommandHelpFormatter
+from sli_provider.config.flags import CommandHelpFormatter
 from sli_provider.keptn.timestamps import format_keptn
 
 HISTORY_EPILOG = """\

