@@ -1,7 +1,7 @@
-"""What the look at a run (sli/freshness.py) costs the store, on a real k6 run in Prometheus.
+"""What the freshness check (sli/freshness.py) costs the store, on a real k6 run in Prometheus.
 
-The look precedes every built-in query of a get-sli, so what it reads is added to the reply's
-latency (issue 12 item 18). The service's queries go through a recording proxy; Prometheus
+The check precedes every built-in query of a get-sli, so what it reads is added to the reply's
+latency. The service's queries go through a recording proxy; Prometheus
 itself says how many samples each one read (``stats=all``).
 """
 
