@@ -40,8 +40,8 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
 ) -> None:
     """Prometheus shows every sample at once, so the look needs the window's count of the run's
     series only to answer the run probe, and vus_max (one series per k6 instance) answers it.
-    Counting iterations_total too decoded every one of its series in the window, a series per
-    tag set a script gives its iterations: 8 ms of the look's 11 ms on the bench's data."""
+    Counting iterations_total too would decode every one of its series in the window, a series
+    per tag set a script gives its iterations: most of the check's cost (bench/README.md)."""
     start, end = format_keptn(load_run.start), format_keptn(load_run.end)
     event = get_sli_triggered(
         project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
