@@ -1,11 +1,11 @@
 """Prometheus's garbage collector, kept out of the timings and shown beside them.
 
 Go collects once its heap has grown by GOGC % (100) since the last collection. On the small
-dataset one variant's 20-indicator queries allocate about 34 MB in Prometheus, and a collection
-came about every second run: a run that met one took 130-160 ms, a run that did not 70-90 ms.
-Which runs met one followed from the order of the variants, not from what they do (with the
-variants in a fixed cycle, the one after the service always started on a fresh heap), so the
-medians compared positions in the cycle (bench/README.md, "Prometheus's garbage collector").
+dataset one variant's queries allocate enough that, left alone, a collection comes about every
+second run, and a run that meets one takes nearly twice as long. Which runs meet one then follows
+from the order of the variants, not from what they do (in a fixed cycle, the one after the
+service would always start on a fresh heap), so the medians would compare positions in the cycle
+(figures in bench/README.md, "Prometheus's garbage collector").
 
 So each timed run starts right after a full collection, asked for through Go's pprof heap
 endpoint (``gc=1``), which Prometheus serves, and the bench reports what each variant allocated

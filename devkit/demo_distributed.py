@@ -52,7 +52,7 @@ async def distributed_step(
         name, got = item["metric"], item["value"]
         expectation = expected[name]
         if name in PERCENTILE_SLIS:
-            # Merged percentiles are close, not exact (README: "Several k6 instances"): show
+            # Merged percentiles are close, not exact (docs/builtin-slis.md): show
             # the error, beside the naive max of the instances' percentiles.
             naive = naive_max_of_instances(samples, *PERCENTILE_SLIS[name])
             verdict = f"{got / expectation.value - 1:+.2%}" if item["success"] else "NO"

@@ -56,7 +56,7 @@ def test_split_runs_carry_instance_ids_and_the_runners_whole_curve() -> None:
 
 
 def test_one_instance_keeps_the_datasets_size() -> None:
-    """Without instances the dataset is what the earlier figures were measured on."""
+    """Without instances the dataset keeps the size bench/README.md's figures were measured on."""
     tags = RunTags("bench", "perf", "shop", "ctx")
     spec = dataset.DatasetSpec(tags=tags, start_s=1_000_000, minutes=1, series=300)
     assert spec.series_count() == 10_802

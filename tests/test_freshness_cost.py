@@ -1,7 +1,7 @@
-"""What the look at a run (sli/freshness.py) costs the store, on a real k6 run in Prometheus.
+"""What the freshness check (sli/freshness.py) costs the store, on a real k6 run in Prometheus.
 
-The look precedes every built-in query of a get-sli, so what it reads is added to the reply's
-latency (issue 12 item 18). The service's queries go through a recording proxy; Prometheus
+The check precedes every built-in query of a get-sli, so what it reads is added to the reply's
+latency. The service's queries go through a recording proxy; Prometheus
 itself says how many samples each one read (``stats=all``).
 """
 
@@ -40,8 +40,8 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
 ) -> None:
     """Prometheus shows every sample at once, so the look needs the window's count of the run's
     series only to answer the run probe, and vus_max (one series per k6 instance) answers it.
-    Counting iterations_total too decoded every one of its series in the window, a series per
-    tag set a script gives its iterations: 8 ms of the look's 11 ms on the bench's data."""
+    Counting iterations_total too would decode every one of its series in the window, a series
+    per tag set a script gives its iterations: most of the check's cost (bench/README.md)."""
     start, end = format_keptn(load_run.start), format_keptn(load_run.end)
     event = get_sli_triggered(
         project=load_tags.project, stage=load_tags.stage, service=load_tags.service,

@@ -1,5 +1,5 @@
 """The CLI outside Keptn: sli.yaml from the working directory, and customFilters that reach
-only the queries that name them (issue 12, items 1 and 5)."""
+only the queries that name them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-""" "no data" says why (issue 12, item 12): the window in the future, no k6 series of the scope
+""" "no data" says why: the window in the future, no k6 series of the scope
 at all, none in the window, series without the trend stats the built-ins read."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""`sli-provider run` as a CI gate: pre-flight before k6, k6's thresholds, script errors
-(issue 12, items 2, 3 and 4). Real k6 and Prometheus."""
+"""`sli-provider run` as a CI gate: pre-flight before k6, k6's thresholds, script errors.
+Real k6 and Prometheus."""
 
 from __future__ import annotations
 

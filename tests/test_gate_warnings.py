@@ -1,5 +1,5 @@
 """What the gate must not hide: a key SLI without a value, an invalid slo.yaml, a --context
-without series, contradicting options; and `sli-provider check` (issue 12, items 6, 7, 11)."""
+without series, contradicting options; and `sli-provider check`."""
 
 from __future__ import annotations
 

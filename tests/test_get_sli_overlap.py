@@ -1,4 +1,4 @@
-"""get-sli overlaps its steps (issue 12 item 18): the started is sent while sli.yaml is read, the
+"""get-sli overlaps its steps: the started event is sent while sli.yaml is read, the
 run probe runs alongside the config read, and queries the probe cannot change start before it
 answers. None of that may reorder or repeat replies or change what fails: one started, then one
 finished, whatever is fast, slow or failing. Real Prometheus (behind the devkit gateway), the

@@ -1,6 +1,6 @@
 """JetStream takeover of a k6-operator run: the replica that started it is killed, its TestRun
 goes on in the (simulated) cluster, and the replica that gets the redelivered event deletes it
-before it answers errored (the restart policy in the README)."""
+before it answers errored (the restart policy in docs/k6-operator.md)."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 The truth is computed from every instance's raw samples (``--out json``), never from the
 service's own numbers: counts exactly, rates to 1e-6, average and max to 0.1 %, every percentile
-within the README's bound of the union's exact percentile (one instance: k6's own value
-exactly). The naive
-max-of-instances error is printed beside the merged one (``-s``) for the README's table.
+within the bound docs/builtin-slis.md states, of the union's exact percentile (one instance:
+k6's own value exactly). The naive max-of-instances error is printed beside the merged one
+(``-s``) for that page's table.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
 
 BUILTINS = sorted(load_builtin_templates())
-# What the README states for merged percentiles: measured within 1.2 % of the union's exact
+# What docs/builtin-slis.md states for merged percentiles: measured within 1.2 % of the union's exact
 # percentile on these runs (a sparse p99 tail of a few hundred samples per instance), held to 2 %.
 MERGED_PERCENTILE_BOUND = 0.02
 

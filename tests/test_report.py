@@ -515,7 +515,7 @@ def test_browser_does_not_run_hostile_strings(tmp_path: Path) -> None:
     assert re.search(r"&lt;script&gt;alert\(1\)&lt;/script&gt;", dom.stdout)
 
 
-# --- what the report shows per run (issue 12, item 17) -----------------------------------------
+# --- what the report shows per run --------------------------------------------------------------
 
 
 def _history_of(

@@ -1,11 +1,10 @@
 """Prometheus behind one small interface: instant queries over aiohttp, on the event loop.
 
-prometheus-api-client (the user's first choice) is synchronous: its queries ran on a thread pool,
-and the hand-off plus requests' own work cost 0.6 ms of CPU per query, which on the benchmark's
-small dataset made a 20-indicator get-sli 1.2-1.26 x the queries' own time, against 1.09-1.10 x
-with aiohttp (bench/README.md). Retries are ours (tenacity): counted, bounded by the query's
-deadline, and never applied to 400 bad_data. The errors it raises are the querier port's
-(ports/querier.py).
+Not a synchronous client on a thread pool (prometheus-api-client over requests): the hand-off
+plus requests' own work cost CPU on every query, a large share of what the service may add to
+its queries' own time (figures in bench/README.md). Retries are ours (tenacity): counted, bounded
+by the query's deadline, and never applied to 400 bad_data. The errors it raises are the querier
+port's (ports/querier.py).
 """
 
 from __future__ import annotations
@@ -179,7 +178,7 @@ class PrometheusClient:
 
     async def instant(self, query: str, at: float) -> Any:
         # ``timeout`` is the deadline of the whole query, retries included: each try gets what
-        # is left, so a query never takes tries times timeout (issue 14).
+        # is left, so a query never takes tries times timeout.
         deadline = Deadline(self._timeout)
         store = await self.store_kind()
 

@@ -4,7 +4,7 @@ The service's runner, ``sli-provider run`` and the devkit all build their k6 arg
 (through the runner's back-end), so the tags the SLI templates filter on and the options under
 which the built-in SLIs equal k6's own end-of-test summary cannot drift apart.
 
-Why these options (the README's "Running k6 yourself" shows them as one command line):
+Why these options (docs/runner.md, "Running k6 yourself", shows them as one command line):
 
 * ``-o experimental-prometheus-rw`` ships with k6 >= 0.42; no xk6 build is needed.
 * ``--system-tags ""`` leaves one series per metric (only the keptn_* tags split series), so the
@@ -53,7 +53,7 @@ TREND_STATS: tuple[str, ...] = (
     "sum",
     "count",
     # Every whole percent: a coarser curve misses where a slower instance's samples begin
-    # (measured: 3 % off at p50 with a step every 5 %, README "Several k6 instances").
+    # (with a step every 5 %, a merged p50 came out 3 % off; docs/builtin-slis.md has the rest).
     *(f"p({p})" for p in range(1, 94) if p not in (50, 90)),
     # The tail is where few samples decide: steps of 0.25 and 0.1 (p(99.25) → "_p9925").
     *(f"p({p / 100:g})" for p in range(9400, 9900, 25) if p not in (9500,)),

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=16)
 def _parsed_sli_yaml(content: bytes, where: str) -> SLIFile:
     """parse_sli_yaml, once per distinct file: the same sli.yaml comes back on every get-sli,
-    and PyYAML's pure-Python parser took 2.5 ms of a 1-indicator request's ~8 ms of own work
+    and PyYAML's pure-Python parser was a large share of a request's own work
     (bench/README.md). SLIFile is frozen and only read; a file that fails is not kept, so it
     fails the same way each time."""
     return parse_sli_yaml(content, where)
@@ -279,8 +279,8 @@ class SLIEvaluator:
         window: SLIWindow,
     ) -> list[str]:
         """The queries that read the same whatever the run probe answers. Only the configured
-        indicators can: a built-in's selector is what the probe decides, and planning all 20
-        twice more took about 4 ms a request under the profiler."""
+        indicators can: a built-in's selector is what the probe decides, and planning every
+        indicator twice more would cost each request a few milliseconds."""
         own = [name for name in indicators if name in configured]
         plans = [
             plan_queries(
@@ -425,8 +425,8 @@ async def _merged_percentiles(
 def _costliest_first(planned: Sequence[PlannedQuery]) -> list[PlannedQuery]:
     """The curve queries first, the rest in their order. A curve query reads every percentile,
     min and max series of a trend plus its counts (the whole quantile curve, sli/quantile_merge.py),
-    the costliest query a built-in sends; queued behind QUERY_CONCURRENCY, one ran on alone after
-    everything else had answered. Longest first is the classic rule for finishing a batch soonest
+    the costliest query a built-in sends; queued behind QUERY_CONCURRENCY, one would run on alone
+    after everything else had answered. Longest first is the classic rule for finishing a batch soonest
     on a limited number of slots: on the small bench dataset the 17 queries then took as long as
     sending all of them at once (bench/README.md)."""
     return sorted(planned, key=lambda p: p.curve_percentile is None)

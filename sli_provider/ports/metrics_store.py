@@ -13,7 +13,7 @@ sources, ``app/vmselect/prometheus/prometheus.go``):
 Which store answers is asked once (``PrometheusClient.store_info``: build info and a traced query,
 ports/store_info.py); that does not tell VictoriaMetrics' version, so both are sent: an older
 version ignores the unknown argument. New series
-still take up to ~10 s to become searchable in 1.79.5 (measured); the freshness wait
+take seconds to become searchable in 1.79.5 (docs/metrics-stores.md); the freshness wait
 (sli/freshness.py) covers that, bounded by ``FRESHNESS_WAIT_SECONDS``.
 """
 

@@ -30,7 +30,7 @@ _TEXT_VERSION = re.compile(r"^\S+\s+(v\d+\.\d+\.\d+\S*)", re.MULTILINE)
 _TEXT_EXTENSION = re.compile(r"^\s+\S+\s+\S+,\s+(k6/x/\S+)\s+\[js\]", re.MULTILINE)
 HOW_TO_GET_ONE = (
     "build a k6 that provides them with xk6 (xk6 build --with <extension module>) and add it "
-    "to K6_BINARIES as name=path (see the README's 'k6 extensions')"
+    "to K6_BINARIES as name=path (see docs/runner.md, 'k6 extensions')"
 )
 
 

@@ -67,9 +67,9 @@ class GetSLIHandler:
                 errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
             ),
             # Reading sli.yaml and querying need nothing from Keptn's answer to the started,
-            # and the started need not go before them: sent once the queries are out, it no
-            # longer holds up the look at the run and the sli.yaml reads (0.4-1.2 ms of the ~5
-            # before the first built-in query, bench/README.md).
+            # and the started event need not go before them: sent once the queries are out, it
+            # does not hold up the freshness check and the sli.yaml reads, which precede the
+            # first built-in query (bench/README.md).
             started_cue=queries_started,
         )
         return replies.answered

@@ -1,9 +1,8 @@
 """The process's start-up heap, set aside from the garbage collector's full passes.
 
 What start-up made (modules, the app, its clients) lives as long as the process, yet each of
-CPython's oldest-generation collections walked all of it: about 65,000 objects in 40-55 ms, a
-pause that lands on whatever request is in flight (one in about 40 get-slis on the benchmark;
-bench/README.md). Frozen, they are left out of every collection. Only ``serve`` does this: a
+CPython's oldest-generation collections walk all of it (tens of thousands of objects), a pause
+that lands on whatever request is in flight (bench/README.md). Frozen, they are left out of every collection. Only ``serve`` does this: a
 process that embeds the app (the tests) keeps its heap as it is.
 """
 

@@ -43,8 +43,8 @@ def window_check_names(hides_recent_seconds: float) -> tuple[str, ...]:
     recent samples must show both before the data counts as final (:func:`judge`); for any other
     store the count only answers the run probe, and vus_max alone (one series per k6 instance)
     answers it for every run that lasted a gauge tick. Counting iterations_total in the window
-    too decoded every one of its series' samples: 8 of the look's 11 ms on the benchmark's small
-    dataset, where iterations carry request-level tags (bench/README.md). Without vus_max the
+    too decodes every one of its series' samples, most of the freshness check's cost where
+    iterations carry request-level tags (bench/README.md). Without vus_max the
     run probe asks again, iterations_total included."""
     return RUN_SERIES_NAMES_LIST if hides_recent_seconds > 0 else RUN_SERIES_NAMES_LIST[:1]
 
@@ -56,8 +56,8 @@ class FreshnessQueries:
     metrics the window holds.
 
     Two queries, not one: in one query the window's ``@ end`` range widened the time range the
-    live selectors at now were read over, and the look cost Prometheus 2.1 ms instead of 0.2 ms
-    for the two halves on the benchmark's small dataset (bench/README.md). Each metric is
+    live selectors at now were read over, which cost Prometheus about ten times what the two
+    halves cost (bench/README.md). Each metric is
     aggregated on its own: with ``--system-tags ""`` vus_max and iterations_total carry the same
     labels, and ``timestamp()`` drops the names that told them apart.
     """
@@ -129,8 +129,8 @@ def judge(
         )
     shown = sighting.metrics_in_window
     if shown < len(RUN_SERIES_NAMES_LIST) and 0 <= now - window.end_s < hides_recent_seconds:
-        # VictoriaMetrics 1.79 shows a run's series one by one: vus_max was measured 3.5 s
-        # after the others. A run shorter than k6's one-second vus_max tick waits here too.
+        # VictoriaMetrics 1.79 shows a run's series one by one, vus_max seconds after the
+        # others (docs/fresh-data.md). A run shorter than k6's one-second vus_max tick waits here too.
         return Verdict(
             False,
             f"the store shows {shown} of the run's {len(RUN_SERIES_NAMES_LIST)} k6 metrics the "

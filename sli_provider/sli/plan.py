@@ -33,8 +33,8 @@ def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
     """Does this run (keptn_context) have k6 series in the window? Cheap queries, in order.
 
     k6 writes ``vus_max`` as one series with only the global tags, so asking for it reads one
-    series instead of every k6 series of the run (1.4 s → 3 ms on the benchmark's 30-minute,
-    10k-series run). A run shorter than k6's one-second gauge tick may not have written it;
+    series instead of every k6 series of the run (seconds against milliseconds on a run whose
+    requests carry their own tags: bench/README.md). A run shorter than k6's one-second gauge tick may not have written it;
     ``iterations_total`` (one series per scenario) is asked next.
     """
     matchers = scope_selector(window, with_context=True)

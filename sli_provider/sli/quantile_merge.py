@@ -6,7 +6,7 @@ alone cannot give the union's; their curves can, closely: each instance's curve,
 piecewise-linear distribution function, is weighted by the instance's count, and the merged
 function is inverted at the wanted percentile. With one instance the wanted percentile is one of
 the curve's own points, so the result is k6's value exactly. The error for several instances is
-measured in tests/test_multi_instance.py and stated in the README.
+measured in tests/test_multi_instance.py and stated in docs/builtin-slis.md.
 
 Input is a Prometheus instant vector of ``k6_<trend>_<stat>`` series; the series of one instance
 are those whose labels, ``__name__`` aside, are equal (``instance_id`` or any other split).
