@@ -237,6 +237,21 @@ class Settings:
             secret=True,
         ),
     )
+    gate_history: Path = field(
+        default=Path(".sli-provider") / "history.sqlite3",
+        metadata=_setting(
+            "GATE_HISTORY",
+            "the SQLite history /gate scores against and adds to (as the CLI's --history)",
+        ),
+    )
+    gate_deadline_seconds: float = field(
+        default=8.0,
+        metadata=_setting(
+            "GATE_DEADLINE_SECONDS",
+            "time /gate gets to find the run, query and score; then it answers that it cannot "
+            "judge (callers give up after 10 s by default)",
+        ),
+    )
     shutdown_grace_seconds: float = field(
         default=20.0,
         metadata=_setting(
@@ -420,7 +435,12 @@ class Settings:
         for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
-        for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
+        for name in (
+            "query_timeout_seconds",
+            "http_timeout_seconds",
+            "shutdown_grace_seconds",
+            "gate_deadline_seconds",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_env_name(name)} must be positive")
         for name in (

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
 from sli_provider.adapters.journal import KvJournal
-from sli_provider.adapters.keptn_api import EventSender
+from sli_provider.adapters.keptn_api import EventSender, ResourceReader, resource_source_problem
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import JournalUnavailable, SqliteJournal
@@ -28,6 +28,7 @@ from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
+from sli_provider.service.gate import CannotJudge, Gate, fields_of_body, request_from_fields
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.interrupted import InterruptedTestRun
 from sli_provider.service.metrics import ServiceMetrics
@@ -42,6 +43,7 @@ from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
     Configuration,
+    make_config_reader,
     make_evaluator,
     make_journal,
     make_k6_operator,
@@ -70,6 +72,9 @@ class Components:
     # events get the grace period to finish.
     test_tasks: TaskSupervisor
     nats: NatsBus | None
+    # Where sli.yaml and slo.yaml come from: /ready says when it cannot be read.
+    config_reader: ResourceReader
+    gate: Gate
     stopping: asyncio.Event
     stopped: asyncio.Event
 
@@ -169,6 +174,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,
             nats=nats_bus,
+            config_reader=make_config_reader(app[CONFIGURATION], session),
+            gate=Gate(
+                settings=settings,
+                reader=make_config_reader(app[CONFIGURATION], session),
+                evaluator=evaluator,
+                prometheus=prometheus,
+            ),
             stopping=asyncio.Event(),
             stopped=asyncio.Event(),
         )
@@ -304,20 +316,68 @@ def _authorized(request: web.Request) -> bool:
     )
 
 
-async def preview(request: web.Request) -> web.Response:
+def _unauthorized(realm: str) -> web.Response:
+    return web.json_response(
+        {"error": "missing or wrong bearer token"},
+        status=401,
+        headers={"WWW-Authenticate": f'Bearer realm="sli-provider {realm}"'},
+    )
+
+
+def _json(document: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        document, status=status, dumps=lambda o: json.dumps(o, allow_nan=False)
+    )
+
+
+async def _json_body(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PreviewError([f"body is not JSON: {exc}"]) from None
+
+
+async def gate(request: web.Request) -> web.Response:
+    """200 with the verdict; a run that cannot be judged answers 422, 502 or 504."""
+    return await _gate(request, webhook=False)
+
+
+async def gate_webhook(request: web.Request) -> web.Response:
+    """For callers that read only the status (Flagger: above 202 is a failure): 200 pass or
+    warning, 412 fail (and warning with ``strict``); the same body."""
+    return await _gate(request, webhook=True)
+
+
+async def _gate(request: web.Request, *, webhook: bool) -> web.Response:
     if not _authorized(request):
-        return web.json_response(
-            {"error": "missing or wrong bearer token"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="sli-provider preview"'},
-        )
+        return _unauthorized("gate")
     try:
         if request.method == "POST":
-            try:
-                body: Any = json.loads(await request.read())
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise PreviewError([f"body is not JSON: {exc}"]) from None
-            window = window_from_json(body)
+            gate_request = request_from_fields(fields_of_body(await _json_body(request)))
+        else:
+            gate_request = request_from_fields(request.query)
+    except PreviewError as exc:
+        return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
+    try:
+        answer = await request.app[COMPONENTS].gate.judge(gate_request)
+    except CannotJudge as exc:
+        log.warning("gate: cannot judge: %s", exc)
+        return _json(exc.document(), exc.status)
+    status = 200
+    if webhook and (
+        answer.verdict.result == "fail"
+        or (gate_request.strict and answer.verdict.result == "warning")
+    ):
+        status = 412
+    return _json(answer.document, status)
+
+
+async def preview(request: web.Request) -> web.Response:
+    if not _authorized(request):
+        return _unauthorized("preview")
+    try:
+        if request.method == "POST":
+            window = window_from_json(await _json_body(request))
         else:
             multi = {k: request.query.getall(k) for k in request.query}
             window = window_from_query(request.query, multi)
@@ -348,6 +408,11 @@ async def ready(request: web.Request) -> web.Response:
         return web.json_response({"status": components.nats.not_ready_reason}, status=503)
     if not await components.prometheus.ready():
         return web.json_response({"status": "prometheus is not ready"}, status=503)
+    problem = await resource_source_problem(
+        components.config_reader, components.settings.sli_resource
+    )
+    if problem is not None:
+        return web.json_response({"status": problem}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -368,6 +433,9 @@ def build_app(
     app.router.add_post("/", receive_event)
     app.router.add_post("/preview", preview)
     app.router.add_get("/preview", preview)
+    app.router.add_get("/gate", gate)
+    app.router.add_post("/gate", gate)
+    app.router.add_post("/gate/webhook", gate_webhook)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)

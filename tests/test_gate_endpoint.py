@@ -1,0 +1,150 @@
+"""/gate on `serve`: a scope's slo.yaml scored on its latest k6 run, found in a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from devkit.gate_runs import GateScope, gate_scope, write_slo
+from devkit.prometheus import PrometheusServer
+from devkit.service import running_service
+from devkit.target import TargetServer
+from sli_provider.adapters.history_store import HistoryStore
+from sli_provider.config import Secret, Settings
+from sli_provider.keptn.timestamps import format_keptn
+
+
+@pytest.fixture(scope="module")
+async def passing(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path_factory: pytest.TempPathFactory
+) -> GateScope:
+    return await gate_scope(prometheus.url, target.url, tmp_path_factory.mktemp("pass"),
+                            failing=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def failing(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path_factory: pytest.TempPathFactory
+) -> GateScope:
+    return await gate_scope(prometheus.url, target.url, tmp_path_factory.mktemp("fail"),
+                            failing=True)  # fmt: skip
+
+
+def settings_for(prometheus: PrometheusServer, tmp_path: Path, **extra: Any) -> Settings:
+    fields: dict[str, Any] = {
+        "prometheus_url": prometheus.url, "sli_config_dir": tmp_path / "config",
+        "gate_history": tmp_path / "history.sqlite3", "runner_enabled": False,
+        "query_attempts": 1, **extra,
+    }  # fmt: skip
+    return Settings(**fields)
+
+
+async def ask(url: str, body: Any, *, path: str = "/gate",
+              headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + path, json=body, headers=headers or {}) as response,
+    ):
+        assert response.content_type == "application/json", await response.text()
+        return response.status, await response.json()
+
+
+async def test_the_latest_run_is_scored_and_stored_once(
+    prometheus: PrometheusServer, passing: GateScope, tmp_path: Path
+) -> None:
+    write_slo(tmp_path / "config", passing.tags)
+    settings = settings_for(prometheus, tmp_path)
+    async with running_service(settings) as url:
+        started = time.monotonic()
+        status, first = await ask(url, passing.scope)
+        took = time.monotonic() - started
+        again_status, again = await ask(url, passing.scope)
+    assert status == 200, first
+    assert took < 10
+    assert first["result"] == "pass" and first["evaluation"]["result"] == "pass"
+    assert first["schemaVersion"] == "1.0" and first["reasons"] == []
+    assert first["run"]["context"] == passing.tags.context
+    # The window found from the run's own samples holds the whole run: k6's own count.
+    values = {o["sli"]: o["value"] for o in first["objectives"]}
+    count = passing.run.summary["metrics"]["http_reqs"]["values"]["count"]
+    assert values["http_reqs_total"] == count
+    assert first["history"]["stored"] is True
+    # Measured again (Argo measures on an interval): the same verdict, no second entry.
+    assert again_status == 200 and again["result"] == "pass"
+    assert again["history"] == {**first["history"], "stored": False}
+    with HistoryStore(settings.gate_history) as store:
+        entries = store.list("gate", "staging", passing.tags.service)
+    assert [e.context for e in entries] == [passing.tags.context]
+
+
+async def test_a_failing_run_fails_with_lighthouses_score(
+    prometheus: PrometheusServer, failing: GateScope, tmp_path: Path
+) -> None:
+    write_slo(tmp_path / "config", failing.tags)
+    async with running_service(settings_for(prometheus, tmp_path)) as url:
+        status, answer = await ask(url, failing.scope)
+        webhook_status, webhook = await ask(url, failing.scope, path="/gate/webhook")
+    assert status == 200, answer
+    assert answer["result"] == "fail"
+    (failed,) = [o for o in answer["objectives"] if o["sli"] == "http_req_failed_rate"]
+    assert failed["status"] == "fail" and failed["value"] > 0.4
+    assert webhook_status == 412 and webhook["result"] == "fail"
+
+
+async def test_nothing_to_judge_is_never_a_pass(
+    prometheus: PrometheusServer, passing: GateScope, tmp_path: Path
+) -> None:
+    other = {**passing.scope, "service": "never-ran"}
+    write_slo(tmp_path / "config", passing.tags)
+    (tmp_path / "config" / "gate" / "staging" / "never-ran").mkdir(parents=True)
+    (tmp_path / "config" / "gate" / "staging" / "never-ran" / "slo.yaml").write_text(
+        (tmp_path / "config" / "gate" / "staging" / passing.tags.service / "slo.yaml").read_text()
+    )
+    async with running_service(settings_for(prometheus, tmp_path)) as url:
+        no_run = await ask(url, other)
+        no_slo = await ask(url, {**passing.scope, "stage": "prod"})
+        webhook = await ask(url, other, path="/gate/webhook")
+    async with running_service(
+        settings_for(prometheus, tmp_path, prometheus_url="http://127.0.0.1:9")
+    ) as url:
+        down = await ask(url, passing.scope)
+    for status, answer in (no_run, no_slo, webhook, down):
+        assert status in (422, 502, 504), answer
+        assert answer["result"] == "cannot_judge" and answer["reasons"], answer
+    assert "no k6 run" in no_run[1]["error"]
+    assert "no slo.yaml" in no_slo[1]["error"]
+    assert down[0] == 502
+
+
+async def test_a_given_window_and_context_and_the_token(
+    prometheus: PrometheusServer, passing: GateScope, tmp_path: Path
+) -> None:
+    write_slo(tmp_path / "config", passing.tags)
+    body = {**passing.scope, "context": passing.tags.context,
+            "start": format_keptn(passing.run.start), "end": format_keptn(passing.run.end)}  # fmt: skip
+    settings = settings_for(prometheus, tmp_path, preview_token=Secret("s3cret"))
+    async with running_service(settings) as url:
+        refused, _ = await ask(url, body)
+        status, answer = await ask(url, body, headers={"Authorization": "Bearer s3cret"})
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                url + "/gate",
+                params={**passing.scope, "recent": "10m", "store": "false"},
+                headers={"Authorization": "Bearer s3cret"},
+            ) as response,
+        ):
+            recent = response.status, await response.json()
+        bad = await ask(url, {"project": "../x", "start": "soon"},
+                        headers={"Authorization": "Bearer s3cret"})  # fmt: skip
+    assert refused == 401
+    assert status == 200 and answer["result"] == "pass", answer
+    count = passing.run.summary["metrics"]["http_reqs"]["values"]["count"]
+    assert {o["sli"]: o["value"] for o in answer["objectives"]}["http_reqs_total"] == count
+    assert recent[0] == 200 and recent[1]["history"]["stored"] is False, recent
+    assert bad[0] == 400 and len(bad[1]["problems"]) >= 3, json.dumps(bad[1])
