@@ -241,7 +241,7 @@ class Settings:
         default=Path(".sli-provider") / "history.sqlite3",
         metadata=_setting(
             "GATE_HISTORY",
-            "the SQLite history /gate scores against and adds to (as the CLI's --history)",
+            "the SQLite history /gate compares with and adds to",
         ),
     )
     gate_deadline_seconds: float = field(
