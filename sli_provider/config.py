@@ -237,6 +237,14 @@ class Settings:
             secret=True,
         ),
     )
+    github_step_summary: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "GITHUB_STEP_SUMMARY",
+            "run and evaluate append the gate's Markdown summary to this file (GitHub Actions "
+            "sets it)",
+        ),
+    )
     gate_history: Path = field(
         default=Path(".sli-provider") / "history.sqlite3",
         metadata=_setting(

@@ -17,6 +17,7 @@ from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
 from sli_provider.config import Secret, Settings
 from sli_provider.keptn.timestamps import format_keptn
+from tests.test_ci_reports import validate
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,7 @@ async def test_the_latest_run_is_scored_and_stored_once(
         took = time.monotonic() - started
         again_status, again = await ask(url, passing.scope)
     assert status == 200, first
+    validate(first)
     assert took < 10
     assert first["result"] == "pass" and first["evaluation"]["result"] == "pass"
     assert first["schemaVersion"] == "1.0" and first["reasons"] == []
@@ -90,6 +92,7 @@ async def test_a_failing_run_fails_with_lighthouses_score(
         status, answer = await ask(url, failing.scope)
         webhook_status, webhook = await ask(url, failing.scope, path="/gate/webhook")
     assert status == 200, answer
+    validate(answer)
     assert answer["result"] == "fail"
     (failed,) = [o for o in answer["objectives"] if o["sli"] == "http_req_failed_rate"]
     assert failed["status"] == "fail" and failed["value"] > 0.4
@@ -116,6 +119,7 @@ async def test_nothing_to_judge_is_never_a_pass(
     for status, answer in (no_run, no_slo, webhook, down):
         assert status in (422, 502, 504), answer
         assert answer["result"] == "cannot_judge" and answer["reasons"], answer
+        validate(answer)
     assert "no k6 run" in no_run[1]["error"]
     assert "no slo.yaml" in no_slo[1]["error"]
     assert down[0] == 502

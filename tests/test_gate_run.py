@@ -42,18 +42,18 @@ async def gate_run(
 async def test_crossed_thresholds_fail_the_gate_by_default(
     prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    """k6 exits 99 while the SLOs pass: lighthouse's result stays pass, the gate fails."""
+    """k6 exits 99 while the SLOs pass: the gate fails; lighthouse's pass stays in evaluation."""
     result = await gate_run(tmp_path, prometheus.url, target.url, "--format", "json")
     assert result.returncode == 1, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert (report["result"], report["gateResult"]) == ("pass", "fail")
+    assert (report["result"], report["evaluation"]["result"]) == ("fail", "pass")
     assert report["k6"] == {
         "exitCode": 99,
         "thresholdPolicy": "fail",
         "thresholds": [{"metric": "http_req_failed", "threshold": "rate<0.01", "ok": False,
                         "status": "crossed"}],
     }  # fmt: skip
-    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["gateReasons"][0]
+    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["reasons"][0]
 
 
 async def test_threshold_policy_warning_and_the_table_and_html_show_them(

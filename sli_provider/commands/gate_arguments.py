@@ -20,8 +20,8 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     for name in ("project", "stage", "service"):
         parser.add_argument(f"--{name}", dest=f"g_{name}", required=True,
                             help=f"the Keptn {name}: scope of k6's series and of the history")  # fmt: skip
-    parser.add_argument("--format", choices=("table", "json", "html"), default="table",
-                        help="the report's format")  # fmt: skip
+    parser.add_argument("--format", choices=("table", "json", "html", "junit"), default="table",
+                        help="the report's format (junit: JUnit XML for CI test reports)")  # fmt: skip
     parser.add_argument("--output", type=Path, metavar="FILE",
                         help="write the report here (required for html; default: stdout)")  # fmt: skip
     parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
