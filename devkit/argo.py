@@ -1,5 +1,5 @@
 """Argo Rollouts' ``web`` metric provider, played as its source does (argoproj/argo-rollouts
-9f8d111d, ../shared/reference/argo-rollouts/SOURCE.md), for the subset the examples use.
+9f8d111d, devkit/reference/argo-rollouts/SOURCE.md), for the subset the examples use.
 
 * args: the template's ``spec.args`` merged with the rollout's (a template arg without a value
   that the rollout does not give: ``args.NAME was not resolved``); the metric is marshalled to
@@ -349,3 +349,52 @@ async def run_metric(
 
 def metrics_of(template: Mapping[str, Any], provider: str) -> Sequence[str]:
     return [m["name"] for m in template["spec"]["metrics"] if provider in m["provider"]]
+
+
+# --- the job provider: the Job's one container, run here as a process ---------------------------
+
+IMAGE_ENTRYPOINT = ("sli-provider",)  # the Dockerfile's ENTRYPOINT
+
+
+async def run_job(
+    metric: Mapping[str, Any], mounts: Mapping[str, Path], *, timeout: float = 180
+) -> Measurement:
+    """metricproviders/job: the Job succeeded → Successful, failed → Failed. The resolved Job's
+    single container runs as a local ``sli-provider`` process (the image's entrypoint) with its
+    ``env``; each ``volumeMounts`` path is ``mounts[path]`` here (a ConfigMap's or a claim's
+    files), so the container's paths are rewritten to those directories and nothing else."""
+    import asyncio
+
+    from devkit.cli import command_env, sli_provider_command
+
+    job = metric["provider"].get("job")
+    if job is None:
+        raise Unsupported("not a job metric")
+    pod = job["spec"]["template"]["spec"]
+    if pod.get("restartPolicy") != "Never" or job["spec"].get("backoffLimit") != 0:
+        raise Unsupported("only a Job that runs once (backoffLimit 0, restartPolicy Never)")
+    (container,) = pod["containers"]
+    if "command" in container:
+        raise Unsupported("a command replacing the image's entrypoint")
+    mounted = {m["mountPath"]: mounts[m["mountPath"]] for m in container.get("volumeMounts", [])}
+
+    def local(arg: str) -> str:
+        for path, directory in mounted.items():
+            arg = arg.replace(f"={path}/", f"={directory}/")
+            if arg.startswith(f"{path}/"):
+                arg = str(directory) + arg[len(path) :]
+        return arg
+
+    for item in container.get("env", []):
+        if set(item) != {"name", "value"}:
+            raise Unsupported(f"env {item.get('name')}: only plain values")
+    env = {item["name"]: item["value"] for item in container.get("env", [])}
+    args = [local(a) for a in container.get("args", [])]
+    process = await asyncio.create_subprocess_exec(
+        *sli_provider_command(*args), env=command_env(env), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(process.communicate(), timeout)
+    phase = SUCCESSFUL if process.returncode == 0 else FAILED
+    return Measurement(phase, str(process.returncode), message=out.decode()[-3000:],
+                       request={"args": container.get("args", [])})  # fmt: skip

@@ -1,5 +1,5 @@
 """Flagger's webhook call, played as its source does (fluxcd/flagger v1.44.0,
-pkg/controller/webhook.go and scheduler_hooks.go; ../shared/reference/flagger/SOURCE.md).
+pkg/controller/webhook.go and scheduler_hooks.go; devkit/reference/flagger/SOURCE.md).
 
 ``POST <url>`` with ``Content-Type: application/json`` and ``{"name", "namespace", "phase",
 "checksum", "metadata"}`` (metadata left out when the webhook has none); ``timeout`` 10s when
@@ -71,7 +71,9 @@ async def call(
         "name": canary["metadata"]["name"],
         "namespace": canary["metadata"].get("namespace", "default"),
         "phase": "Progressing",
-        "checksum": hashlib.sha256(b"{}").hexdigest()[:16],  # Flagger's hash of the status
+        "checksum": hashlib.sha256(b"{}").hexdigest()[
+            :16
+        ],  # stands for Flagger's hash of the status
     }
     if hook.get("metadata"):
         payload["metadata"] = dict(hook["metadata"])
