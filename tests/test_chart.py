@@ -581,7 +581,8 @@ def test_file_settings_point_into_mounted_volumes() -> None:
     deployment = DEPLOYMENT.read_text()
     mounts = re.findall(r"mountPath: (\S+)", deployment)
     items = set(re.findall(r"\n\s+path: (\S+)\n", deployment))
-    created = {"JOURNAL_PATH"}  # files the service writes: a mounted volume, not a Secret item
+    # Files the service writes: a mounted volume, not a Secret item.
+    created = {"JOURNAL_PATH", "GATE_HISTORY"}
     for name in env_names(deployment):
         value = re.search(r'value: "(/[^"]+)"', env_entry(deployment, name))
         if value:
