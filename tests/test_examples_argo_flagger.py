@@ -125,6 +125,10 @@ async def test_argo_web_metric_pass_fail_warning_and_cannot_judge(
             print(f"\nArgo {kind}: request {measurement.request}\n  response "
                   f"{measurement.status} {measurement.body[:400]}\n  value {measurement.value!r} "
                   f"-> measurement {measurement.phase} {measurement.message}")  # fmt: skip
+        crossed = await argo.run_metric(
+            template, metric, {**scopes["passing"], "gate-url": gate_url,
+                               "thresholds": '{"http_reqs": ["count<1"]}'}, SECRETS,
+        )  # fmt: skip
         wrong_token = await argo.run_metric(
             template, metric, {**scopes["passing"], "gate-url": gate_url},
             {("k6-sli-provider-gate", "token"): "wrong"},
@@ -132,6 +136,7 @@ async def test_argo_web_metric_pass_fail_warning_and_cannot_judge(
     assert phases == {"passing": argo.SUCCESSFUL, "failing": argo.FAILED,
                       "warning": argo.INCONCLUSIVE, "never-ran": argo.ERROR}  # fmt: skip
     assert wrong_token.phase == argo.ERROR and "401" in wrong_token.message
+    assert crossed.phase == argo.FAILED, crossed  # the script's threshold, on the whole run
 
 
 async def test_argo_job_metric_runs_k6_and_the_gate(

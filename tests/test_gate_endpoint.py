@@ -152,3 +152,30 @@ async def test_a_given_window_and_context_and_the_token(
     assert {o["sli"]: o["value"] for o in answer["objectives"]}["http_reqs_total"] == count
     assert recent[0] == 200 and recent[1]["history"]["stored"] is False, recent
     assert bad[0] == 400 and len(bad[1]["problems"]) >= 3, json.dumps(bad[1])
+
+
+async def test_k6_thresholds_judged_on_the_whole_run(
+    prometheus: PrometheusServer, passing: GateScope, tmp_path: Path
+) -> None:
+    """The script's thresholds, in k6's format, on the run's whole-run values: crossed ones make
+    the verdict worse as `sli-provider run` does (--thresholds), lighthouse's result stays."""
+    write_slo(tmp_path / "config", passing.tags)
+    held = {"http_req_failed": ["rate<0.01"], "http_req_duration": ["p(95)<2000", "max<60000"]}
+    crossed = {**held, "http_reqs": [{"threshold": "count<1", "abortOnFail": True}]}
+    body = {**passing.scope, "store": "false"}
+    async with running_service(settings_for(prometheus, tmp_path)) as url:
+        ok = await ask(url, {**body, "thresholds": held})
+        failed = await ask(url, {**body, "thresholds": crossed})
+        warned = await ask(url, {**body, "thresholds": json.dumps(crossed),
+                                 "thresholdPolicy": "warning"})  # fmt: skip
+        refused = await ask(url, {**body, "thresholds": {"http_req_duration{status:200}":
+                                                         ["p(95)<1"], "vus": ["value<3"]}})  # fmt: skip
+    assert ok[0] == 200 and ok[1]["result"] == "pass", ok
+    assert [t["ok"] for t in ok[1]["k6"]["thresholds"]] == [True, True, True]
+    validate(failed[1])
+    assert (failed[1]["result"], failed[1]["evaluation"]["result"]) == ("fail", "pass")
+    assert "k6 thresholds crossed: http_reqs: count<1" in failed[1]["reasons"][0]
+    assert failed[1]["k6"]["exitCode"] == 99
+    assert warned[1]["result"] == "warning"
+    assert [w["code"] for w in warned[1]["warnings"]] == ["thresholds_crossed"]
+    assert refused[0] == 400 and "has no whole-run value here" in refused[1]["error"], refused

@@ -11,6 +11,7 @@ found, still running, no value at all, store or slo.yaml unreachable) gets a non
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -26,12 +27,24 @@ from sli_provider.errors import SliProviderError
 from sli_provider.gate.document import cannot_judge_document, gate_document
 from sli_provider.gate.judgement import judge, parsed_slo, record_for
 from sli_provider.gate.records import StoredEvaluation
-from sli_provider.gate.verdict import GateWarning, Verdict
+from sli_provider.gate.verdict import (
+    THRESHOLD_POLICIES,
+    GateWarning,
+    K6Run,
+    ThresholdResult,
+    Verdict,
+)
 from sli_provider.k6.runs import Scope, find_runs, in_progress
 from sli_provider.k6.series import run_has_series
+from sli_provider.k6.thresholds import Threshold, ThresholdError, parse_thresholds
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.runner.workloads import WorkloadError, parse_duration
-from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
+from sli_provider.service.evaluation import (
+    MeasuredIndicator,
+    ProviderUnavailable,
+    SLIConfigInvalid,
+    SLIEvaluator,
+)
 from sli_provider.service.preview import PreviewError
 from sli_provider.sli.local_file import SLO_RESOURCE
 from sli_provider.sli.window import SLIWindow
@@ -63,6 +76,8 @@ class GateRequest:
     lookback_s: float = 86400.0
     store: bool = True
     strict: bool = False  # the webhook: a warning fails it too (the CLI's --strict)
+    thresholds: tuple[Threshold, ...] = ()  # k6's, judged on the run's whole-run values
+    threshold_policy: str = "fail"  # as the CLI's --thresholds
 
 
 def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
@@ -120,6 +135,25 @@ def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
             problems.append(f"{field} must be true or false, not {word!r}")
         return word in _TRUE
 
+    def thresholds() -> list[Threshold]:
+        raw = fields.get("thresholds")
+        if raw is None or raw == "":
+            return []
+        if isinstance(raw, str):  # a query parameter or Flagger's metadata: JSON in a string
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                problems.append("thresholds: not JSON")
+                return []
+        try:
+            return parse_thresholds(raw)
+        except ThresholdError as exc:
+            problems.append(f"thresholds: {exc}")
+            return []
+
+    policy = text("thresholdPolicy") or "fail"
+    if policy not in THRESHOLD_POLICIES:
+        problems.append(f"thresholdPolicy must be one of {', '.join(THRESHOLD_POLICIES)}")
     scope = Scope(name("project"), name("stage"), name("service"))
     start_s, end_s = moment("start"), moment("end")
     recent_s = seconds("recent")
@@ -134,6 +168,7 @@ def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
         scope, context=text("context"), recent_s=recent_s,
         window_s=(start_s, end_s) if start_s is not None and end_s is not None else None,
         lookback_s=lookback_s or 86400.0, store=flag("store", True), strict=flag("strict", False),
+        thresholds=tuple(thresholds()), threshold_policy=policy,
     )  # fmt: skip
     if problems:
         raise PreviewError(problems)
@@ -194,9 +229,10 @@ class Gate:
         slo_text = await self._slo(scope)
         slo = parsed_slo(slo_text)
         window, run_key, warnings = await self._window(request)
+        objectives = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
         window = replace(
             window,
-            indicators=tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else (),
+            indicators=tuple(dict.fromkeys([*objectives, *(t.sli for t in request.thresholds)])),
             custom_filters=tuple((slo.filter or {}).items()) if slo else (),
         )
         run = {"context": window.context, "start": format_keptn(window.start_s),
@@ -207,16 +243,26 @@ class Gate:
             raise CannotJudge(422, str(exc), run=run) from None
         except ProviderUnavailable as exc:
             raise CannotJudge(502, str(exc), run=run) from None
-        if measured and not any(m.success for m in measured):
-            shown = "; ".join(f"{m.metric}: {m.message}" for m in measured[:3])
+        scored = [m for m in measured if m.metric in objectives]
+        if scored and not any(m.success for m in scored):
+            shown = "; ".join(f"{m.metric}: {m.message}" for m in scored[:3])
             raise CannotJudge(422, f"no SLI of slo.yaml has a value ({shown})", run=run)
         values = [
             {"metric": m.metric, "value": m.value, "success": m.success, "message": m.message}
-            for m in measured
+            for m in scored
         ]
+        k6 = _k6_run(request.thresholds, {m.metric: m for m in measured})
         async with self._history_lock:
             verdict, history = await asyncio.to_thread(
-                self._score_and_store, request, slo_text, values, run, run_key, warnings, window
+                self._score_and_store,
+                request,
+                slo_text,
+                values,
+                run,
+                run_key,
+                warnings,
+                window,
+                k6,
             )
         document = gate_document(verdict)
         document["run"] = run
@@ -292,6 +338,7 @@ class Gate:
         run_key: str | None,
         warnings: Sequence[GateWarning],
         window: SLIWindow,
+        k6: K6Run | None,
     ) -> tuple[Verdict, dict[str, Any]]:
         scope = (request.scope.project, request.scope.stage, request.scope.service)
         try:
@@ -300,7 +347,7 @@ class Gate:
                 own = [h for h in history if run_key is not None and h.context == run_key]
                 earlier = [h for h in history if h not in own]
                 verdict = judge(slo_text, values, earlier, start=run["start"], end=run["end"],
-                                warnings=warnings)  # fmt: skip
+                                warnings=warnings, k6=k6, policy=request.threshold_policy)  # fmt: skip
                 stored: StoredEvaluation | None = None
                 if run_key is not None and request.store and not own:
                     stored = store.add(record_for(verdict, scope, run_key, window.end_s))
@@ -312,6 +359,24 @@ class Gate:
             "id": entry.id if entry else None,
             "compared": len(verdict.evaluation.details.compared_events),
         }
+
+
+def _k6_run(
+    thresholds: Sequence[Threshold], measured: Mapping[str, MeasuredIndicator]
+) -> K6Run | None:
+    """k6's thresholds judged on the run's values, as k6 would have judged the whole run; the
+    exit code is the one k6 gives for them (99: crossed). A threshold whose value the store
+    does not have is not held."""
+    if not thresholds:
+        return None
+    results = tuple(
+        ThresholdResult(t.metric, t.expression, _held(t, measured.get(t.sli))) for t in thresholds
+    )
+    return K6Run(99 if not all(r.ok for r in results) else 0, results)
+
+
+def _held(threshold: Threshold, value: MeasuredIndicator | None) -> bool:
+    return value is not None and value.success and threshold.holds(value.value)
 
 
 def _shown(scope: Scope) -> str:
