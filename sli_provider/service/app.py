@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +25,14 @@ from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
-from sli_provider.service.gate import CannotJudge, Gate, fields_of_body, request_from_fields
+from sli_provider.service.gate import Gate
+from sli_provider.service.gate_http import (
+    bearer_ok,
+    gate_handler,
+    json_answer,
+    json_body,
+    unauthorized,
+)
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.interrupted import InterruptedTestRun
 from sli_provider.service.metrics import ServiceMetrics
@@ -306,78 +310,15 @@ async def receive_event(request: web.Request) -> web.Response:
 
 
 def _authorized(request: web.Request) -> bool:
-    token = request.app[COMPONENTS].settings.preview_token
-    if token is None:
-        return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode(), token.reveal().encode()
-    )
-
-
-def _unauthorized(realm: str) -> web.Response:
-    return web.json_response(
-        {"error": "missing or wrong bearer token"},
-        status=401,
-        headers={"WWW-Authenticate": f'Bearer realm="sli-provider {realm}"'},
-    )
-
-
-def _json(document: Any, status: int = 200) -> web.Response:
-    return web.json_response(
-        document, status=status, dumps=lambda o: json.dumps(o, allow_nan=False)
-    )
-
-
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PreviewError([f"body is not JSON: {exc}"]) from None
-
-
-async def gate(request: web.Request) -> web.Response:
-    """200 with the verdict; a run that cannot be judged answers 422, 502 or 504."""
-    return await _gate(request, webhook=False)
-
-
-async def gate_webhook(request: web.Request) -> web.Response:
-    """For callers that read only the status (Flagger: above 202 is a failure): 200 pass or
-    warning, 412 fail (and warning with ``strict``); the same body."""
-    return await _gate(request, webhook=True)
-
-
-async def _gate(request: web.Request, *, webhook: bool) -> web.Response:
-    if not _authorized(request):
-        return _unauthorized("gate")
-    try:
-        if request.method == "POST":
-            gate_request = request_from_fields(fields_of_body(await _json_body(request)))
-        else:
-            gate_request = request_from_fields(request.query)
-    except PreviewError as exc:
-        return web.json_response({"error": str(exc), "problems": exc.problems}, status=400)
-    try:
-        answer = await request.app[COMPONENTS].gate.judge(gate_request)
-    except CannotJudge as exc:
-        log.warning("gate: cannot judge: %s", exc)
-        return _json(exc.document(), exc.status)
-    status = 200
-    if webhook and (
-        answer.verdict.result == "fail"
-        or (gate_request.strict and answer.verdict.result == "warning")
-    ):
-        status = 412
-    return _json(answer.document, status)
+    return bearer_ok(request, request.app[COMPONENTS].settings.preview_token)
 
 
 async def preview(request: web.Request) -> web.Response:
     if not _authorized(request):
-        return _unauthorized("preview")
+        return unauthorized("preview")
     try:
         if request.method == "POST":
-            window = window_from_json(await _json_body(request))
+            window = window_from_json(await json_body(request))
         else:
             multi = {k: request.query.getall(k) for k in request.query}
             window = window_from_query(request.query, multi)
@@ -391,9 +332,7 @@ async def preview(request: web.Request) -> web.Response:
     except ProviderUnavailable as exc:
         return _error(502, str(exc))
     store = await components.prometheus.for_project(window.project).store_info()
-    return web.json_response(
-        results_as_json(results, store), dumps=lambda o: json.dumps(o, allow_nan=False)
-    )
+    return json_answer(results_as_json(results, store))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -433,9 +372,21 @@ def build_app(
     app.router.add_post("/", receive_event)
     app.router.add_post("/preview", preview)
     app.router.add_get("/preview", preview)
+    gate = gate_handler(
+        lambda request: request.app[COMPONENTS].gate,
+        lambda request: request.app[COMPONENTS].settings.preview_token,
+        webhook=False,
+    )
     app.router.add_get("/gate", gate)
     app.router.add_post("/gate", gate)
-    app.router.add_post("/gate/webhook", gate_webhook)
+    app.router.add_post(
+        "/gate/webhook",
+        gate_handler(
+            lambda request: request.app[COMPONENTS].gate,
+            lambda request: request.app[COMPONENTS].settings.preview_token,
+            webhook=True,
+        ),
+    )
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)
