@@ -11,12 +11,18 @@ import aiohttp
 import pytest
 
 from devkit.gate_runs import GateScope, gate_scope, write_slo
+from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
+from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
+from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.config import Secret, Settings
+from sli_provider.k6.invocation import RunTags
+from sli_provider.k6.runs import Scope, find_runs, in_progress
 from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.sli.window import SLIWindow
 from tests.test_ci_reports import validate
 
 
@@ -179,3 +185,29 @@ async def test_k6_thresholds_judged_on_the_whole_run(
     assert warned[1]["result"] == "warning"
     assert [w["code"] for w in warned[1]["warnings"]] == ["thresholds_crossed"]
     assert refused[0] == 400 and "has no whole-run value here" in refused[1]["error"], refused
+
+
+async def test_the_run_and_its_span_are_found_in_either_store(
+    store: MetricsStore, store_load_run: LoadRun, load_tags: RunTags
+) -> None:
+    """The lookup's two queries (a subquery of counts, then the run's raw samples) in Prometheus
+    and in VictoriaMetrics: the run's span lies within k6's own run and holds all of it."""
+    client = PrometheusClient(store.url, concurrency=2, timeout=10, attempts=1, max_wait=0)
+    scope = Scope(load_tags.project, load_tags.stage, load_tags.service)
+    try:
+        (run,) = await find_runs(client, scope, time.time(), 3600, load_tags.context)
+        window = SLIWindow(scope.project, scope.stage, scope.service, run.start_s, run.end_s,
+                           context=run.context)  # fmt: skip
+        count = await client.instant(
+            f"sum(last_over_time(k6_http_reqs_total{{{scope.selector(run.context)}}}"
+            f"[{int(run.end_s - run.start_s) + 1}s]))", run.end_s,
+        )  # fmt: skip
+        running = await in_progress(client, window, time.time())
+    finally:
+        await client.aclose()
+    assert store_load_run.start <= run.first_sample_s <= run.last_sample_s <= store_load_run.end
+    assert (
+        float(count[0]["value"][1])
+        == store_load_run.summary["metrics"]["http_reqs"]["values"]["count"]
+    )
+    assert running is False
