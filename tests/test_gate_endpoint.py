@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import aiohttp
 import pytest
 
 from devkit.gate_runs import GateScope, gate_scope, write_slo
-from devkit.k6run import LoadRun
+from devkit.k6run import LoadRun, run_load
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.stores import MetricsStore
@@ -211,3 +212,34 @@ async def test_the_run_and_its_span_are_found_in_either_store(
         == store_load_run.summary["metrics"]["http_reqs"]["values"]["count"]
     )
     assert running is False
+
+
+async def test_the_history_keeps_the_gates_verdict_for_later_comparisons(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """A run whose gate failed on k6's thresholds (lighthouse passed it) is stored as failed, so
+    the next run's relative criteria (include_result_with_score: pass) do not compare with it;
+    one whose gate passed is compared with."""
+    first = await gate_scope(prometheus.url, target.url, tmp_path, failing=False)
+    write_slo(tmp_path / "config", first.tags)
+    crossed = {"http_reqs": ["count<1"]}
+
+    async def next_run() -> None:
+        tags = RunTags(first.tags.project, first.tags.stage, first.tags.service, str(uuid.uuid4()))
+        await run_load(prometheus_url=prometheus.url, target_url=target.url, tags=tags,
+                       workdir=tmp_path, vus=2, duration="2s", fail_every=0)  # fmt: skip
+
+    async with running_service(settings_for(prometheus, tmp_path)) as url:
+        failed = await ask(url, {**first.scope, "thresholds": crossed})
+        await next_run()
+        after_failed = await ask(url, first.scope)
+        await next_run()
+        after_passed = await ask(url, first.scope)
+    assert (failed[1]["result"], failed[1]["evaluation"]["result"]) == ("fail", "pass")
+    assert after_failed[1]["result"] == "pass"
+    assert after_failed[1]["history"]["compared"] == 0  # the failed gate is no baseline
+    assert after_passed[1]["history"]["compared"] == 1
+    with HistoryStore(tmp_path / "history.sqlite3") as store:
+        entries = store.list(*first.scope.values())
+    assert [e.result for e in entries] == ["pass", "pass", "fail"]
+    assert entries[-1].data["evaluation"]["result"] == "pass"  # lighthouse's, kept

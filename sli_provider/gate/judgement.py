@@ -56,10 +56,12 @@ def judge(
 def record_for(
     verdict: Verdict, scope: tuple[str, str, str], context: str, when: float
 ) -> StoredEvaluation:
-    """The history entry of a verdict: lighthouse's evaluation, stored under the gate's result."""
+    """The history entry of a verdict: lighthouse's evaluation under the gate's result, which is
+    also ``data.result``, the result later runs' ``include_result_with_score`` selects by (the
+    datastore's filter); lighthouse's own stays in ``data.evaluation.result``."""
     evaluation = verdict.evaluation
     return StoredEvaluation(
         id=str(uuid.uuid4()), project=scope[0], stage=scope[1], service=scope[2],
         context=context, time=when, result=verdict.result, score=evaluation.details.score,
-        data=evaluation.to_keptn(),
+        data={**evaluation.to_keptn(), "result": verdict.result},
     )  # fmt: skip
