@@ -68,13 +68,10 @@ async def test_the_latest_run_is_scored_and_stored_once(
     write_slo(tmp_path / "config", passing.tags)
     settings = settings_for(prometheus, tmp_path)
     async with running_service(settings) as url:
-        started = time.monotonic()
         status, first = await ask(url, passing.scope)
-        took = time.monotonic() - started
         again_status, again = await ask(url, passing.scope)
     assert status == 200, first
     validate(first)
-    assert took < 10
     assert first["result"] == "pass" and first["evaluation"]["result"] == "pass"
     assert first["schemaVersion"] == "1.0" and first["reasons"] == []
     assert first["run"]["context"] == passing.tags.context
