@@ -233,7 +233,7 @@ class Settings:
         default=None,
         metadata=_setting(
             "PREVIEW_TOKEN",
-            "token /preview then requires as 'Authorization: Bearer <token>' (unset: open)",
+            "token /preview and /gate then require as 'Authorization: Bearer <token>' (unset: open)",
             secret=True,
         ),
     )
