@@ -249,7 +249,8 @@ class Settings:
         default=Path(".sli-provider") / "history.sqlite3",
         metadata=_setting(
             "GATE_HISTORY",
-            "the SQLite history /gate compares with and adds to",
+            "the SQLite history /gate compares with and adds to (with NATS_URL and jetstream "
+            "delivery: a bucket on that NATS instead)",
         ),
     )
     gate_deadline_seconds: float = field(

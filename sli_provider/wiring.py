@@ -15,6 +15,12 @@ from typing import Any
 import aiohttp
 
 from sli_provider.adapters import store_info
+from sli_provider.adapters.gate_history import (
+    GateHistory,
+    KvGateHistory,
+    SqliteGateHistory,
+    kv_bucket_name,
+)
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader, ResourceReader
@@ -231,6 +237,17 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
             return await evaluator.evaluate(window)
     finally:
         await prometheus.aclose()
+
+
+def make_gate_history(settings: Settings) -> GateHistory:
+    """Where /gate's history lives, chosen here only: with NATS_URL and jetstream delivery a
+    key-value bucket on that NATS, shared by the replicas; else the SQLite file GATE_HISTORY."""
+    if settings.nats_url and settings.nats_delivery == "jetstream":
+        group = settings.nats_queue_group or settings.sli_provider
+        return KvGateHistory(
+            settings.nats_url, kv_bucket_name(group), timeout=settings.nats_timeout_seconds
+        )
+    return SqliteGateHistory(settings.gate_history)
 
 
 # A journal transaction on a local volume takes milliseconds; past this the disk is in trouble.

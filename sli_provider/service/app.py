@@ -49,6 +49,7 @@ from sli_provider.wiring import (
     Configuration,
     make_config_reader,
     make_evaluator,
+    make_gate_history,
     make_journal,
     make_k6_operator,
     make_nats,
@@ -98,6 +99,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     journal: KvJournal | SqliteJournal | None = make_journal(settings, metrics)
     event_sender: EventSender | None = None
     k6_operator: K6OperatorBackend | None = None
+    gate_history = make_gate_history(settings)
     try:
         if isinstance(journal, SqliteJournal):
             await journal.open()
@@ -184,6 +186,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 reader=make_config_reader(app[CONFIGURATION], session),
                 evaluator=evaluator,
                 prometheus=prometheus,
+                history=gate_history,
             ),
             stopping=asyncio.Event(),
             stopped=asyncio.Event(),
@@ -206,6 +209,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await journal.aclose()
         if k6_operator is not None:
             await k6_operator.aclose()
+        await gate_history.aclose()
         await prometheus.aclose()
         await session.close()
 

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sli_provider.adapters.history_store import HistoryError, HistoryStore
+from sli_provider.adapters.gate_history import GateHistory
+from sli_provider.adapters.history_store import HistoryError
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.adapters.prometheus_router import PrometheusRouter
@@ -200,16 +201,15 @@ class Gate:
         reader: ResourceReader,
         evaluator: SLIEvaluator,
         prometheus: PrometheusRouter,
+        history: GateHistory,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._reader = reader
         self._evaluator = evaluator
         self._prometheus = prometheus
+        self._history = history
         self._clock = clock
-        # One writer at a time in this process: "is this run stored?" and the insert belong
-        # together.
-        self._history_lock = asyncio.Lock()
 
     async def judge(self, request: GateRequest) -> GateAnswer:
         seconds = self._settings.gate_deadline_seconds
@@ -252,18 +252,9 @@ class Gate:
             for m in scored
         ]
         k6 = _k6_run(request.thresholds, {m.metric: m for m in measured})
-        async with self._history_lock:
-            verdict, history = await asyncio.to_thread(
-                self._score_and_store,
-                request,
-                slo_text,
-                values,
-                run,
-                run_key,
-                warnings,
-                window,
-                k6,
-            )
+        verdict, history = await self._score_and_store(
+            request, slo_text, values, run, run_key, warnings, window, k6
+        )
         document = gate_document(verdict)
         document["run"] = run
         document["history"] = history
@@ -329,7 +320,7 @@ class Gate:
             )
         return found, latest.context, []
 
-    def _score_and_store(
+    async def _score_and_store(
         self,
         request: GateRequest,
         slo_text: str,
@@ -342,15 +333,16 @@ class Gate:
     ) -> tuple[Verdict, dict[str, Any]]:
         scope = (request.scope.project, request.scope.stage, request.scope.service)
         try:
-            with HistoryStore(self._settings.gate_history) as store:
-                history = store.list(*scope)
-                own = [h for h in history if run_key is not None and h.context == run_key]
-                earlier = [h for h in history if h not in own]
-                verdict = judge(slo_text, values, earlier, start=run["start"], end=run["end"],
-                                warnings=warnings, k6=k6, policy=request.threshold_policy)  # fmt: skip
-                stored: StoredEvaluation | None = None
-                if run_key is not None and request.store and not own:
-                    stored = store.add(record_for(verdict, scope, run_key, window.end_s))
+            history = await self._history.entries(scope)
+            own = [h for h in history if run_key is not None and h.context == run_key]
+            earlier = [h for h in history if h not in own]
+            verdict = judge(slo_text, values, earlier, start=run["start"], end=run["end"],
+                            warnings=warnings, k6=k6, policy=request.threshold_policy)  # fmt: skip
+            stored: StoredEvaluation | None = None
+            if run_key is not None and request.store and not own:
+                record = record_for(verdict, scope, run_key, window.end_s)
+                # False: another replica stored the run in between; its entry stands.
+                stored = record if await self._history.add_once(record) else None
         except HistoryError as exc:
             raise CannotJudge(502, f"the gate's history cannot be used: {exc}") from None
         entry = stored or (own[0] if own else None)
