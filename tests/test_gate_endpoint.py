@@ -148,14 +148,15 @@ async def test_a_given_window_and_context_and_the_token(
             ) as response,
         ):
             recent = response.status, await response.json()
-        bad = await ask(url, {"project": "../x", "start": "soon"},
+        bad = await ask(url, {"project": "../x", "start": "soon", "lookbak": "1h"},
                         headers={"Authorization": "Bearer s3cret"})  # fmt: skip
     assert refused == 401
     assert status == 200 and answer["result"] == "pass", answer
     count = passing.run.summary["metrics"]["http_reqs"]["values"]["count"]
     assert {o["sli"]: o["value"] for o in answer["objectives"]}["http_reqs_total"] == count
     assert recent[0] == 200 and recent[1]["history"]["stored"] is False, recent
-    assert bad[0] == 400 and len(bad[1]["problems"]) >= 3, json.dumps(bad[1])
+    assert bad[0] == 400 and len(bad[1]["problems"]) >= 4, json.dumps(bad[1])
+    assert "unknown field 'lookbak'" in bad[1]["error"]
 
 
 async def test_k6_thresholds_judged_on_the_whole_run(

@@ -51,6 +51,8 @@ from sli_provider.sli.local_file import SLO_RESOURCE
 from sli_provider.sli.window import SLIWindow
 
 DEFAULT_LOOKBACK = "24h"
+FIELDS = ("project", "stage", "service", "context", "start", "end", "recent", "lookback",
+          "store", "strict", "thresholds", "thresholdPolicy")  # fmt: skip
 _UNSAFE_NAME_PARTS = ("/", "\\", "\0")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
@@ -82,8 +84,11 @@ class GateRequest:
 
 
 def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
-    """JSON body fields or query parameters (strings); every problem is named at once."""
-    problems: list[str] = []
+    """JSON body fields or query parameters (strings); every problem is named at once, a
+    misspelt field among them."""
+    problems = [
+        f"unknown field {key!r} (known: {', '.join(FIELDS)})" for key in fields if key not in FIELDS
+    ]
 
     def text(name: str, required: bool = False) -> str:
         value = fields.get(name)
