@@ -14,7 +14,6 @@ from sli_provider.gate.results import ScoredIndicator, Target
 from sli_provider.gate.verdict import Verdict
 
 SCHEMA_VERSION = "1.0"
-SCHEMA_ID = "https://github.com/sli-provider/sli-provider/docs/gate-result.schema.json"
 CANNOT_JUDGE = "cannot_judge"
 
 
