@@ -68,3 +68,27 @@ def test_the_network_policy_opens_the_port_to_the_listed_namespaces() -> None:
     (expression,) = peer["namespaceSelector"]["matchExpressions"]  # the release's namespace first
     assert expression == {"key": "kubernetes.io/metadata.name", "operator": "In",
                           "values": ["default", "argo-rollouts", "flagger-system"]}  # fmt: skip
+
+
+@needs_helm
+def test_the_gate_without_keptn_reads_slo_yaml_from_a_configmap() -> None:
+    """The values docs/gate-endpoint.md shows for a cluster without Keptn."""
+    pod = helm.deployment_pod(helm.render_chart(
+        "--set", "nats.url=", "--set", "keptnApi.resourceServiceUrl=", "--set", "runner.enabled=false",
+        "--set-json", 'extraEnv=[{"name": "SLI_CONFIG_DIR", "value": "/etc/sli-provider/config"}]',
+        "--set-json", 'extraVolumes=[{"name": "gate-config", "configMap": {"name": "k6-gate-config",'
+                      ' "items": [{"key": "web-slo.yaml", "path": "shop/staging/web/slo.yaml"}]}}]',
+        "--set-json", 'extraVolumeMounts=[{"name": "gate-config",'
+                      ' "mountPath": "/etc/sli-provider/config", "readOnly": true}]',
+    ))  # fmt: skip
+    app, env = app_env(pod)
+    settings = settings_from(env)
+    assert settings.sli_config_dir == Path("/etc/sli-provider/config")
+    assert settings.nats_url is None and settings.resource_service_url is None
+    assert not settings.runner_enabled
+    mount = next(m for m in app["volumeMounts"] if m["name"] == "gate-config")
+    volume = next(v for v in pod["volumes"] if v["name"] == "gate-config")
+    # <dir>/<project>/<stage>/<service>/slo.yaml, where the gate looks for it
+    assert f"{mount['mountPath']}/{volume['configMap']['items'][0]['path']}" == (
+        "/etc/sli-provider/config/shop/staging/web/slo.yaml"
+    )
