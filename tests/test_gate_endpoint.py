@@ -23,6 +23,8 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.runs import Scope, find_runs, in_progress
 from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.service.gate import fields_of_body
+from sli_provider.service.preview import PreviewError
 from sli_provider.sli.window import SLIWindow
 from tests.test_ci_reports import validate
 
@@ -242,3 +244,10 @@ async def test_the_history_keeps_the_gates_verdict_for_later_comparisons(
         entries = store.list(*first.scope.values())
     assert [e.result for e in entries] == ["pass", "pass", "fail"]
     assert entries[-1].data["evaluation"]["result"] == "pass"  # lighthouse's, kept
+
+
+def test_a_flagger_payload_without_metadata_says_where_the_scope_goes() -> None:
+    payload = {"name": "web", "namespace": "shop", "phase": "Progressing", "checksum": "x"}
+    with pytest.raises(PreviewError, match="webhook's metadata"):
+        fields_of_body(payload)
+    assert fields_of_body({**payload, "metadata": {"project": "p"}}) == {"project": "p"}

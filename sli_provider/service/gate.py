@@ -187,7 +187,10 @@ def fields_of_body(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         raise PreviewError(["body must be a JSON object"])
     metadata = body.get("metadata")
-    if isinstance(metadata, Mapping) and "phase" in body:
+    if "phase" in body and "checksum" in body:
+        if not isinstance(metadata, Mapping):
+            raise PreviewError(["Flagger's payload has no metadata: give project, stage and "
+                                "service in the webhook's metadata"])  # fmt: skip
         return metadata
     return body
 
