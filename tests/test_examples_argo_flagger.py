@@ -4,6 +4,7 @@ runs in a real Prometheus: a passing and a failing service each."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -190,3 +191,42 @@ async def test_flagger_rollout_webhook_passes_then_fails_the_canary(
     assert before.failed and before.status == 422  # no run yet: never a pass
     assert outcomes == {("passing", "rollout"): False, ("passing", "confirm-promotion"): False,
                         ("failing", "rollout"): True, ("failing", "confirm-promotion"): True}  # fmt: skip
+
+
+async def test_flagger_pre_rollout_webhook_runs_the_workload_and_gates_on_it(
+    prometheus_of_examples: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """The service's runner runs the scope's k6/performance.js (from SLI_CONFIG_DIR, as from
+    Keptn's resources), then the gate scores that run with k6's own thresholds."""
+    canary = flagger.load_canary(CANARY)
+    hook = flagger.webhook(canary, "k6-load-test-and-gate")
+    metadata = hook["metadata"]
+    tags = RunTags(metadata["project"], metadata["stage"], metadata["service"], "")
+    write_slo(tmp_path / "config", tags)
+    script = (
+        tmp_path / "config" / tags.project / tags.stage / tags.service / "k6" / "performance.js"
+    )
+    script.parent.mkdir(parents=True)
+    settings = settings_for(prometheus_of_examples, tmp_path, runner_enabled=True)
+    calls = {}
+    async with running_service(settings) as url:
+        # The second run meets slo.yaml but crosses its k6 threshold.
+        for kind, threshold in (("passing", "http_req_failed: ['rate<0.5']"),
+                                ("failing", "http_reqs: ['count<1']")):  # fmt: skip
+            script.write_text(
+                "import http from 'k6/http';\n"
+                f"export const options = {{ vus: 2, duration: '2s', thresholds: {{ {threshold} }} }};\n"
+                f"export default function () {{ http.get('{target.url}/'); }}\n"
+            )
+            call = await flagger.call(canary, hook, url=in_test(hook["url"], url))
+            calls[kind] = call
+            print(f"\nFlagger pre-rollout ({kind} script): POST {hook['url']} {call.payload}\n"
+                  f"  response {call.status} {call.body[:400]}\n  -> "
+                  f"{'failed check' if call.failed else 'passed check'}")  # fmt: skip
+    assert not calls["passing"].failed and calls["passing"].status == 200
+    assert calls["failing"].failed and calls["failing"].status == 412
+    failing = json.loads(calls["failing"].body)
+    assert (failing["result"], failing["evaluation"]["result"]) == ("fail", "pass")
+    assert failing["k6"]["exitCode"] == 99
+    assert failing["k6"]["thresholds"][0]["status"] == "crossed"
+    assert "k6 thresholds crossed: http_reqs: count<1" in failing["reasons"][0]

@@ -23,7 +23,7 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.runs import Scope, find_runs, in_progress
 from sli_provider.keptn.timestamps import format_keptn
-from sli_provider.service.gate import fields_of_body
+from sli_provider.service.gate_request import fields_of_body
 from sli_provider.service.preview import PreviewError
 from sli_provider.sli.window import SLIWindow
 from tests.test_ci_reports import validate

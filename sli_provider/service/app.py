@@ -187,6 +187,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 evaluator=evaluator,
                 prometheus=prometheus,
                 history=gate_history,
+                run_workload=test_runner.run_once if test_runner else None,
             ),
             stopping=asyncio.Event(),
             stopped=asyncio.Event(),

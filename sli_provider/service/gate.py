@@ -11,9 +11,9 @@ found, still running, no value at all, store or slo.yaml unreachable) gets a non
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,7 +29,6 @@ from sli_provider.gate.document import cannot_judge_document, gate_document
 from sli_provider.gate.judgement import judge, parsed_slo, record_for
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.verdict import (
-    THRESHOLD_POLICIES,
     GateWarning,
     K6Run,
     ThresholdResult,
@@ -37,24 +36,25 @@ from sli_provider.gate.verdict import (
 )
 from sli_provider.k6.runs import Scope, find_runs, in_progress
 from sli_provider.k6.series import run_has_series
-from sli_provider.k6.thresholds import Threshold, ThresholdError, parse_thresholds
-from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
-from sli_provider.runner.workloads import WorkloadError, parse_duration
+from sli_provider.k6.thresholds import Threshold
+from sli_provider.keptn.envelope import Scope as KeptnScope
+from sli_provider.keptn.test_task import TestRequest
+from sli_provider.keptn.timestamps import format_keptn
+from sli_provider.runner.backend import RunnerError
+from sli_provider.runner.core import RunResult
+from sli_provider.runner.summary import K6_EXIT_MEANINGS
 from sli_provider.service.evaluation import (
     MeasuredIndicator,
     ProviderUnavailable,
     SLIConfigInvalid,
     SLIEvaluator,
 )
-from sli_provider.service.preview import PreviewError
+from sli_provider.service.gate_request import GateRequest
 from sli_provider.sli.local_file import SLO_RESOURCE
 from sli_provider.sli.window import SLIWindow
 
-DEFAULT_LOOKBACK = "24h"
-FIELDS = ("project", "stage", "service", "context", "start", "end", "recent", "lookback",
-          "store", "strict", "thresholds", "thresholdPolicy")  # fmt: skip
-_UNSAFE_NAME_PARTS = ("/", "\\", "\0")
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+# Runs the scope's k6 workload (the service's runner); None where RUNNER_ENABLED is false.
+RunWorkload = Callable[[TestRequest], Awaitable[RunResult]]
 
 
 class CannotJudge(SliProviderError):
@@ -68,131 +68,6 @@ class CannotJudge(SliProviderError):
 
     def document(self) -> dict[str, Any]:
         return cannot_judge_document(str(self), **self.details)
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    scope: Scope
-    context: str = ""
-    window_s: tuple[float, float] | None = None  # start and end, unix seconds
-    recent_s: float | None = None
-    lookback_s: float = 86400.0
-    store: bool = True
-    strict: bool = False  # the webhook: a warning fails it too (the CLI's --strict)
-    thresholds: tuple[Threshold, ...] = ()  # k6's, judged on the run's whole-run values
-    threshold_policy: str = "fail"  # as the CLI's --thresholds
-
-
-def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
-    """JSON body fields or query parameters (strings); every problem is named at once, a
-    misspelt field among them."""
-    problems = [
-        f"unknown field {key!r} (known: {', '.join(FIELDS)})" for key in fields if key not in FIELDS
-    ]
-
-    def text(name: str, required: bool = False) -> str:
-        value = fields.get(name)
-        if value is None or value == "":
-            if required:
-                problems.append(f"{name} is required")
-            return ""
-        if not isinstance(value, str):
-            problems.append(f"{name} must be a string, not {type(value).__name__}")
-            return ""
-        return value
-
-    def name(field: str) -> str:
-        value = text(field, True)
-        if value in (".", "..") or any(part in value for part in _UNSAFE_NAME_PARTS):
-            problems.append(f"{field} {value!r} is not a plain name (one path segment)")
-        return value
-
-    def moment(field: str) -> float | None:
-        given = text(field)
-        if not given:
-            return None
-        try:
-            return parse_keptn(given)
-        except TimestampError as exc:
-            problems.append(f"{field}: {exc}")
-            return None
-
-    def seconds(field: str, default: str | None = None) -> float | None:
-        given = text(field) or default
-        if not given:
-            return None
-        try:
-            value = parse_duration(given)
-        except WorkloadError as exc:
-            problems.append(f"{field}: {exc}")
-            return None
-        if value <= 0:
-            problems.append(f"{field} must be positive")
-        return value
-
-    def flag(field: str, default: bool) -> bool:
-        raw = fields.get(field)
-        if isinstance(raw, bool):
-            return raw
-        word = text(field).strip().lower()
-        if not word:
-            return default
-        if word not in _TRUE + _FALSE:
-            problems.append(f"{field} must be true or false, not {word!r}")
-        return word in _TRUE
-
-    def thresholds() -> list[Threshold]:
-        raw = fields.get("thresholds")
-        if raw is None or raw == "":
-            return []
-        if isinstance(raw, str):  # a query parameter or Flagger's metadata: JSON in a string
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                problems.append("thresholds: not JSON")
-                return []
-        try:
-            return parse_thresholds(raw)
-        except ThresholdError as exc:
-            problems.append(f"thresholds: {exc}")
-            return []
-
-    policy = text("thresholdPolicy") or "fail"
-    if policy not in THRESHOLD_POLICIES:
-        problems.append(f"thresholdPolicy must be one of {', '.join(THRESHOLD_POLICIES)}")
-    scope = Scope(name("project"), name("stage"), name("service"))
-    start_s, end_s = moment("start"), moment("end")
-    recent_s = seconds("recent")
-    lookback_s = seconds("lookback", DEFAULT_LOOKBACK)
-    if (start_s is None) != (end_s is None) and not problems:
-        problems.append("give start and end together")
-    if start_s is not None and end_s is not None and end_s < start_s:
-        problems.append("end is before start")
-    if recent_s is not None and start_s is not None:
-        problems.append("recent and start/end exclude each other")
-    request = GateRequest(
-        scope, context=text("context"), recent_s=recent_s,
-        window_s=(start_s, end_s) if start_s is not None and end_s is not None else None,
-        lookback_s=lookback_s or 86400.0, store=flag("store", True), strict=flag("strict", False),
-        thresholds=tuple(thresholds()), threshold_policy=policy,
-    )  # fmt: skip
-    if problems:
-        raise PreviewError(problems)
-    return request
-
-
-def fields_of_body(body: Any) -> Mapping[str, Any]:
-    """A JSON body's fields; in Flagger's webhook payload (``{name, namespace, phase, checksum,
-    metadata}``) they are the webhook's ``metadata``."""
-    if not isinstance(body, Mapping):
-        raise PreviewError(["body must be a JSON object"])
-    metadata = body.get("metadata")
-    if "phase" in body and "checksum" in body:
-        if not isinstance(metadata, Mapping):
-            raise PreviewError(["Flagger's payload has no metadata: give project, stage and "
-                                "service in the webhook's metadata"])  # fmt: skip
-        return metadata
-    return body
 
 
 @dataclass(frozen=True)
@@ -210,6 +85,7 @@ class Gate:
         evaluator: SLIEvaluator,
         prometheus: PrometheusRouter,
         history: GateHistory,
+        run_workload: RunWorkload | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -217,14 +93,18 @@ class Gate:
         self._evaluator = evaluator
         self._prometheus = prometheus
         self._history = history
+        self._run_workload = run_workload
         self._clock = clock
 
     async def judge(self, request: GateRequest) -> GateAnswer:
+        k6: K6Run | None = None
+        if request.run:  # k6 first, bounded by the workload's own timeout
+            request, k6 = await self._run(request)
         seconds = self._settings.gate_deadline_seconds
         deadline = Deadline(seconds)
         try:
             async with asyncio.timeout(seconds):
-                return await self._judge(request, deadline)
+                return await self._judge(request, deadline, k6)
         except TimeoutError:
             raise CannotJudge(
                 504, f"no verdict within GATE_DEADLINE_SECONDS ({seconds:g} s)"
@@ -232,7 +112,35 @@ class Gate:
         except PrometheusError as exc:
             raise CannotJudge(502, f"the metrics store cannot be asked: {exc}") from None
 
-    async def _judge(self, request: GateRequest, deadline: Deadline) -> GateAnswer:
+    async def _run(self, request: GateRequest) -> tuple[GateRequest, K6Run]:
+        """The scope's workload run as the runner runs an event's; the request, now for that
+        run's window and context, and k6's thresholds as k6 judged them."""
+        if self._run_workload is None:
+            raise CannotJudge(422, "run: this service runs no k6 (RUNNER_ENABLED is false)")
+        scope = request.scope
+        context = str(uuid.uuid4())
+        test = TestRequest(KeptnScope(scope.project, scope.stage, scope.service),
+                           request.teststrategy, (), (), context, "")  # fmt: skip
+        try:
+            result = await self._run_workload(test)
+        except RunnerError as exc:
+            raise CannotJudge(422, f"run: {exc}") from None
+        outcome = result.outcome
+        if not result.completed:
+            meaning = K6_EXIT_MEANINGS.get(outcome.returncode, "k6 stopped early")
+            raise CannotJudge(422, f"run: k6 could not run the workload: {meaning} "
+                              f"(exit code {outcome.returncode})")  # fmt: skip
+        missing = result.missing_series_message()
+        if missing is not None:
+            raise CannotJudge(422, f"run: {missing}")
+        k6 = K6Run(outcome.returncode, tuple(ThresholdResult(t.metric, t.expression, t.held)
+                                             for t in outcome.summary.thresholds))  # fmt: skip
+        window = (outcome.started_at, outcome.ended_at)
+        return replace(request, run=False, window_s=window, context=context, thresholds=()), k6
+
+    async def _judge(
+        self, request: GateRequest, deadline: Deadline, ran: K6Run | None = None
+    ) -> GateAnswer:
         scope = request.scope
         slo_text = await self._slo(scope)
         slo = parsed_slo(slo_text)
@@ -259,7 +167,7 @@ class Gate:
             {"metric": m.metric, "value": m.value, "success": m.success, "message": m.message}
             for m in scored
         ]
-        k6 = _k6_run(request.thresholds, {m.metric: m for m in measured})
+        k6 = ran or _k6_run(request.thresholds, {m.metric: m for m in measured})
         verdict, history = await self._score_and_store(
             request, slo_text, values, run, run_key, warnings, window, k6
         )

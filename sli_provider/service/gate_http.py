@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from sli_provider.config import Secret
-from sli_provider.service.gate import CannotJudge, Gate, fields_of_body, request_from_fields
+from sli_provider.service.gate import CannotJudge, Gate
+from sli_provider.service.gate_request import fields_of_body, request_from_fields
 from sli_provider.service.preview import PreviewError
 
 log = logging.getLogger(__name__)
