@@ -4,15 +4,18 @@ makes /ready say so instead of 200 beside a 502 on every /preview."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
 
+from devkit.fake_keptn import FakeKeptn
 from devkit.gate_runs import GATE_SLO
 from devkit.k6run import LoadRun
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
-from devkit.service import serve_process
+from devkit.service import running_service, serve_process
+from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 
@@ -58,3 +61,31 @@ async def test_ready_says_when_the_resource_service_cannot_be_read(
         status, text = await service.get("/ready")
     assert status == 503
     assert "resource service" in text and "unreachable" in text
+
+
+async def test_ready_follows_the_resource_service(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """200 while Keptn's resource service answers (a 404 for the probe's unknown project is an
+    answer), 503 with the reason while it fails or refuses the token."""
+    async with FakeKeptn(api_token="right") as keptn:
+        settings = Settings(prometheus_url=prometheus.url, runner_enabled=False,
+                            resource_service_url=keptn.resource_service_url,
+                            keptn_api_url=keptn.url, keptn_api_token=Secret("right"))  # fmt: skip
+        wrong = replace(settings, keptn_api_token=Secret("wrong"))
+        async with running_service(settings) as url, aiohttp.ClientSession() as session:
+            answers = [await _ready(session, url)]
+            keptn.fail_resources_with(500)
+            answers.append(await _ready(session, url))
+            keptn.fail_resources_with(None)
+            answers.append(await _ready(session, url))
+        async with running_service(wrong) as url, aiohttp.ClientSession() as session:
+            answers.append(await _ready(session, url))
+    assert [status for status, _ in answers] == [200, 503, 200, 503], answers
+    assert "answers HTTP 500" in answers[1][1]
+    assert "refuses the token (HTTP 401)" in answers[3][1]
+
+
+async def _ready(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with session.get(url + "/ready") as response:
+        return response.status, await response.text()
