@@ -36,6 +36,7 @@ demo: setup
 bench: setup
 	$(PY) -m bench.getsli
 	$(PY) -m bench.runner
+	$(PY) -m bench.gate
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

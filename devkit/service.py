@@ -48,16 +48,22 @@ class ServiceProcess:
 
 
 @asynccontextmanager
-async def serve_process(env: Mapping[str, str], log_path: Path) -> AsyncIterator[ServiceProcess]:
-    """``sli-provider serve`` as its own process, healthy on yield; stopped with SIGTERM on exit
-    (like Kubernetes stops a pod), killed if it does not exit within 30 s."""
+async def serve_process(
+    env: Mapping[str, str], log_path: Path, *, cwd: Path | None = None
+) -> AsyncIterator[ServiceProcess]:
+    """``sli-provider serve`` as its own process (in ``cwd``), healthy on yield; stopped with
+    SIGTERM on exit (like Kubernetes stops a pod), killed if it does not exit within 30 s."""
     port = free_port()
     child_env = {"PATH": os.environ.get("PATH", ""), **env, "PORT": str(port), "HOST": "127.0.0.1"}
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
             *sli_provider_command("serve"),
-            env=command_env(child_env), stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+            env=command_env(child_env),
+            stdout=log,
+            stderr=log,
+            stdin=asyncio.subprocess.DEVNULL,
+            cwd=cwd,
+        )
     service = ServiceProcess(process, f"http://127.0.0.1:{port}")
     try:
         await _wait_healthy(service)

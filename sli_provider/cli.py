@@ -32,8 +32,8 @@ from sli_provider.service.server import serve
 from sli_provider.sli.local_file import outside_keptn
 from sli_provider.wiring import Configuration, load_configuration, preview_once
 
-# Outside a Keptn cluster these read ./k6/sli.yaml (sli/local_file.py); `serve` never does.
-LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview"})
+# Outside a Keptn cluster these read ./k6/sli.yaml (and `serve` ./slo.yaml): sli/local_file.py.
+LOCAL_COMMANDS = frozenset({"run", "evaluate", "preview", "serve"})
 PREVIEW_EXIT_CODES = (
     "exit codes: 0 every indicator has a value, 1 an indicator has none, 2 could not run "
     "(arguments, settings, sli.yaml, Prometheus)"
@@ -152,9 +152,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         settings = settings_from(env, flags)
         runs_k6 = args.command == "run" or (args.command == "serve" and settings.runner_enabled)
         configuration = load_configuration(settings, k6=runs_k6)
-        if args.command in LOCAL_COMMANDS and outside_keptn(env, flags):
-            local = Path.cwd() / settings.sli_resource
-            configuration = dataclasses.replace(configuration, local_sli_file=local)
+        # Events from Keptn's NATS come with Keptn's resources, configured or not.
+        keptn_events = args.command == "serve" and settings.nats_url
+        if args.command in LOCAL_COMMANDS and outside_keptn(env, flags) and not keptn_events:
+            configuration = dataclasses.replace(configuration, local_dir=Path.cwd())
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2

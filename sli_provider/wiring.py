@@ -14,6 +14,12 @@ from typing import Any
 
 import aiohttp
 
+from sli_provider.adapters.gate_history import (
+    GateHistory,
+    KvGateHistory,
+    SqliteGateHistory,
+    kv_bucket_name,
+)
 from sli_provider.adapters.jetstream import JetStreamBus
 from sli_provider.adapters.journal import KvJournal, bucket_name
 from sli_provider.adapters.keptn_api import KeptnResourceReader, LocalResourceReader
@@ -42,7 +48,7 @@ from sli_provider.runner.k6_operator.manifests import OperatorSettings
 from sli_provider.runner.local import LocalK6Backend, find_k6_binary
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.config import IndicatorSpec, SLIConfigError
-from sli_provider.sli.local_file import WorkingDirectorySLIFile
+from sli_provider.sli.local_file import WorkingDirectoryFiles
 from sli_provider.sli.window import SLIWindow
 
 
@@ -55,8 +61,9 @@ class Configuration:
     builtins: Mapping[str, IndicatorSpec]
     # The probed k6 binaries; None where this process runs no k6 (evaluate, preview).
     k6: K6Registry | None = None
-    # The CLI outside Keptn: this one sli.yaml instead of Keptn's resources (sli/local_file.py).
-    local_sli_file: Path | None = None
+    # Outside Keptn: this directory's k6/sli.yaml and slo.yaml for every scope instead of
+    # Keptn's resources (sli/local_file.py).
+    local_dir: Path | None = None
 
 
 def load_configuration(settings: Settings, *, k6: bool | None = None) -> Configuration:
@@ -162,6 +169,16 @@ def make_prometheus(configuration: Configuration, metrics: ServiceMetrics) -> Pr
     return PrometheusRouter(configuration.prometheus, client)
 
 
+def make_config_reader(
+    configuration: Configuration, session: aiohttp.ClientSession
+) -> ResourceReader:
+    """Where sli.yaml and slo.yaml are read, chosen here only: the working directory outside
+    Keptn, SLI_CONFIG_DIR's layout, or Keptn's resource service."""
+    if configuration.local_dir is not None:
+        return WorkingDirectoryFiles(configuration.local_dir, configuration.settings.sli_resource)
+    return make_resources(configuration.settings, session)
+
+
 def make_resources(settings: Settings, session: aiohttp.ClientSession) -> ResourceReader:
     """Keptn's resource service, or the local directory in local mode."""
     if settings.sli_config_dir is not None:
@@ -185,13 +202,8 @@ def make_evaluator(
 ) -> SLIEvaluator:
     """The SLI pipeline: the service's get-sli and /preview, the CLI's preview and gate."""
     settings = configuration.settings
-    resources: ResourceReader = (
-        make_resources(settings, session)
-        if configuration.local_sli_file is None
-        else WorkingDirectorySLIFile(configuration.local_sli_file)
-    )
     return SLIEvaluator(
-        resources=resources,
+        resources=make_config_reader(configuration, session),
         resource_uri=settings.sli_resource,
         prometheus=prometheus,
         builtins=configuration.builtins,
@@ -226,6 +238,17 @@ async def evaluate_once(configuration: Configuration, window: SLIWindow) -> list
             return await evaluator.evaluate(window)
     finally:
         await prometheus.aclose()
+
+
+def make_gate_history(settings: Settings) -> GateHistory:
+    """Where /gate's history lives, chosen here only: with NATS_URL and jetstream delivery a
+    key-value bucket on that NATS, shared by the replicas; else the SQLite file GATE_HISTORY."""
+    if settings.nats_url and settings.nats_delivery == "jetstream":
+        group = settings.nats_queue_group or settings.sli_provider
+        return KvGateHistory(
+            settings.nats_url, kv_bucket_name(group), timeout=settings.nats_timeout_seconds
+        )
+    return SqliteGateHistory(settings.gate_history)
 
 
 # A journal transaction on a local volume takes milliseconds; past this the disk is in trouble.

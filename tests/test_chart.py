@@ -581,7 +581,8 @@ def test_file_settings_point_into_mounted_volumes() -> None:
     deployment = DEPLOYMENT.read_text()
     mounts = re.findall(r"mountPath: (\S+)", deployment)
     items = set(re.findall(r"\n\s+path: (\S+)\n", deployment))
-    created = {"JOURNAL_PATH"}  # files the service writes: a mounted volume, not a Secret item
+    # Files the service writes: a mounted volume, not a Secret item.
+    created = {"JOURNAL_PATH", "GATE_HISTORY"}
     for name in env_names(deployment):
         value = re.search(r'value: "(/[^"]+)"', env_entry(deployment, name))
         if value:
@@ -923,6 +924,7 @@ def test_helm_template_refuses_a_prometheus_password_without_a_user(password: st
     assert result.returncode != 0
     assert "a Prometheus password needs prometheus.username" in result.stderr
     assert "s3cret" not in result.stderr
-    with_user = helm("template", "t", str(CHART), "--set", password,
-                     "--set", "prometheus.username=reader")  # fmt: skip
+    with_user = helm(
+        "template", "t", str(CHART), "--set", password, "--set", "prometheus.username=reader"
+    )
     assert with_user.returncode == 0, with_user.stderr

@@ -25,35 +25,55 @@ K6_BANNER = "execution: local"
 
 
 async def gate_run(
-    tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
-    script: str = CROSSING_SCRIPT, env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    tmp_path: Path,
+    prometheus_url: str,
+    target_url: str,
+    *extra: str,
+    script: str = CROSSING_SCRIPT,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "script.js").write_text(script)
     slo = tmp_path / "slo.yaml"
     if not slo.exists():
         slo.write_text(SLO)
     return await run_sli_provider(
-        "run", "--slo", str(slo), *SCOPE, "--history", str(tmp_path / "history.sqlite3"),
-        "--script", str(tmp_path / "script.js"), "--target", target_url, *extra,
-        cwd=tmp_path, env={"PROMETHEUS_URL": prometheus_url, **(env or {})},
-    )  # fmt: skip
+        "run",
+        "--slo",
+        str(slo),
+        *SCOPE,
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        "--script",
+        str(tmp_path / "script.js"),
+        "--target",
+        target_url,
+        *extra,
+        cwd=tmp_path,
+        env={"PROMETHEUS_URL": prometheus_url, **(env or {})},
+    )
 
 
 async def test_crossed_thresholds_fail_the_gate_by_default(
     prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    """k6 exits 99 while the SLOs pass: lighthouse's result stays pass, the gate fails."""
+    """k6 exits 99 while the SLOs pass: the gate fails; lighthouse's pass stays in evaluation."""
     result = await gate_run(tmp_path, prometheus.url, target.url, "--format", "json")
     assert result.returncode == 1, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert (report["result"], report["gateResult"]) == ("pass", "fail")
+    assert (report["result"], report["evaluation"]["result"]) == ("fail", "pass")
     assert report["k6"] == {
         "exitCode": 99,
         "thresholdPolicy": "fail",
-        "thresholds": [{"metric": "http_req_failed", "threshold": "rate<0.01", "ok": False,
-                        "status": "crossed"}],
-    }  # fmt: skip
-    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["gateReasons"][0]
+        "thresholds": [
+            {
+                "metric": "http_req_failed",
+                "threshold": "rate<0.01",
+                "ok": False,
+                "status": "crossed",
+            }
+        ],
+    }
+    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["reasons"][0]
 
 
 async def test_threshold_policy_warning_and_the_table_and_html_show_them(
@@ -65,8 +85,17 @@ async def test_threshold_policy_warning_and_the_table_and_html_show_them(
     assert "gate: WARNING (k6 thresholds crossed" in warned.stdout
     assert "warning: k6 thresholds crossed: http_req_failed: rate<0.01" in warned.stderr
     report = tmp_path / "report.html"
-    ignored = await gate_run(tmp_path, prometheus.url, target.url, "--thresholds", "ignore",
-                             "--format", "html", "--output", str(report))  # fmt: skip
+    ignored = await gate_run(
+        tmp_path,
+        prometheus.url,
+        target.url,
+        "--thresholds",
+        "ignore",
+        "--format",
+        "html",
+        "--output",
+        str(report),
+    )
     assert ignored.returncode == 0, ignored.stderr[-3000:]
     html = report.read_text()
     assert '<section id="gate-notes">' in html
@@ -77,8 +106,9 @@ async def test_threshold_policy_warning_and_the_table_and_html_show_them(
 async def test_a_script_error_says_k6_could_not_run_the_script(
     prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    result = await gate_run(tmp_path, prometheus.url, target.url,
-                            script="export default function () { let x = ; }\n")  # fmt: skip
+    result = await gate_run(
+        tmp_path, prometheus.url, target.url, script="export default function () { let x = ; }\n"
+    )
     assert result.returncode == 2
     message = result.stderr[result.stderr.index("sli-provider run: ") :]
     assert message.startswith(
@@ -99,9 +129,12 @@ async def test_a_script_error_says_k6_could_not_run_the_script(
     ],
 )
 async def test_preflight_finds_problems_before_k6_starts(
-    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path, problem: str,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+    tmp_path: Path,
+    problem: str,
     expected: str,
-) -> None:  # fmt: skip
+) -> None:
     url, env = prometheus.url, {"SLI_CONFIG_DIR": str(tmp_path / "config")}
     extra: list[str] = []
     if problem == "sli":
@@ -149,11 +182,21 @@ async def test_an_unreachable_prometheus_stops_the_run_without_a_history_or_the_
     (tmp_path / "script.js").write_text(CROSSING_SCRIPT)
     (tmp_path / "slo.yaml").write_text(SLO)
     result = await run_sli_provider(
-        "run", "--slo", "slo.yaml", *SCOPE, "--script", "script.js", "--target", target.url,
+        "run",
+        "--slo",
+        "slo.yaml",
+        *SCOPE,
+        "--script",
+        "script.js",
+        "--target",
+        target.url,
         cwd=tmp_path,
-        env={"PROMETHEUS_URL": f"http://reader:s3cret@127.0.0.1:{port}/prom?tenant=t1",
-             "QUERY_ATTEMPTS": "1", "SLI_CONFIG_DIR": str(tmp_path / "config")},
-    )  # fmt: skip
+        env={
+            "PROMETHEUS_URL": f"http://reader:s3cret@127.0.0.1:{port}/prom?tenant=t1",
+            "QUERY_ATTEMPTS": "1",
+            "SLI_CONFIG_DIR": str(tmp_path / "config"),
+        },
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     origin = f"http://127.0.0.1:{port}"
     assert (
@@ -171,8 +214,7 @@ async def test_run_makes_k6s_directory_in_runner_work_dir(
 ) -> None:
     """RUNNER_WORK_DIR is a setting of run as of serve; one that does not exist is one line."""
     missing = tmp_path / "missing"
-    result = await gate_run(tmp_path, prometheus.url, target.url,
-                            "--runner-work-dir", str(missing))  # fmt: skip
+    result = await gate_run(tmp_path, prometheus.url, target.url, "--runner-work-dir", str(missing))
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.rstrip().splitlines()[-1] == (
         f"sli-provider run: cannot make k6's private directory in {missing} (RUNNER_WORK_DIR): "

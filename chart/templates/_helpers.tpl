@@ -93,6 +93,9 @@ Combinations the service would refuse at start-up, or that would go wrong silent
 {{- if and $v.journal.enabled $v.journal.existingClaim (gt (int $v.replicaCount) 1) }}
 {{- fail "journal.existingClaim with replicaCount > 1 would share one journal between pods; a journal belongs to one process (leave existingClaim empty for an emptyDir per pod)" }}
 {{- end }}
+{{- if and $v.gate.history.existingClaim (gt (int $v.replicaCount) 1) }}
+{{- fail "gate.history.existingClaim with replicaCount > 1: a SQLite history belongs to one pod (each replica would keep and compare with its own)" }}
+{{- end }}
 {{- if le (float64 $v.terminationGracePeriodSeconds) (float64 $v.shutdownGraceSeconds) }}
 {{- fail "terminationGracePeriodSeconds must be larger than shutdownGraceSeconds, or Kubernetes kills the pod before events in flight are answered" }}
 {{- end }}

@@ -30,7 +30,7 @@ from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.adapters.retry import Deadline, with_retries
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import encode_event
-from sli_provider.ports.resources import ResourceError
+from sli_provider.ports.resources import ResourceError, ResourceReader
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,37 @@ class KeptnResourceReader:
                 f"{self.describe(uri, project, stage, service)}: unreachable: "
                 f"{exc or type(exc).__name__}"
             ) from exc
+
+    async def problem(self, uri: str) -> str | None:
+        """One read of a project that does not exist, without retries: 404 (or any answer but
+        5xx, 401 and 403) means every real read can be answered."""
+        where = f"the resource service ({self._base})"
+        url = URL(self._base + self._path(uri, READINESS_PROJECT, None, None), encoded=True)
+        try:
+            async with self._session.get(
+                url, headers=self._headers, timeout=aiohttp.ClientTimeout(total=READINESS_TIMEOUT)
+            ) as response:
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return f"{where} is unreachable: {exc or type(exc).__name__}"
+        if status in (401, 403):
+            return f"{where} refuses the token (HTTP {status})"
+        if status >= 500:
+            return f"{where} answers HTTP {status}"
+        return None
+
+
+# Asked by /ready: a project that does not exist, so a reachable resource service answers 404.
+READINESS_PROJECT = "sli-provider-readiness-probe"
+READINESS_TIMEOUT = 2.0
+
+
+async def resource_source_problem(reader: ResourceReader, uri: str) -> str | None:
+    """Why the resource source cannot serve reads now (None: it can). Only Keptn's resource
+    service can be away; a local directory is always there (a missing file is "not found")."""
+    if not isinstance(reader, KeptnResourceReader):
+        return None
+    return await reader.problem(uri)
 
 
 class LocalResourceReader:

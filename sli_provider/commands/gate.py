@@ -24,7 +24,10 @@ from sli_provider.commands.preflight import (
 )
 from sli_provider.errors import SliProviderError
 from sli_provider.gate import evaluate, parse_slo
+from sli_provider.gate.document import gate_document
+from sli_provider.gate.junit import render_junit
 from sli_provider.gate.lint import slo_problems
+from sli_provider.gate.markdown import render_markdown
 from sli_provider.gate.records import StoredEvaluation
 from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
@@ -66,6 +69,7 @@ class GateError(SliProviderError):
 
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
+    args.step_summary = configuration.settings.github_step_summary
     try:
         _check_output(args)
         slo_text, slo = _read_slo(args.slo)
@@ -105,6 +109,7 @@ def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
 
 def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     """Run k6 through the runner core, fetch that run's SLIs, score, store and report."""
+    args.step_summary = configuration.settings.github_step_summary
     try:
         _check_output(args)
         slo_text, slo = _read_slo(args.slo)
@@ -393,6 +398,19 @@ def _record(
     )
 
 
+def append_step_summary(path: Path | None, verdict: Verdict, scope: tuple[str, str, str]) -> None:
+    """GITHUB_STEP_SUMMARY: the Markdown summary appended (a job's steps share the file)."""
+    if path is None:
+        return
+    try:
+        with path.open("a", encoding="utf-8") as summary:
+            summary.write(render_markdown(verdict, scope="/".join(scope)))
+    except OSError as exc:
+        print(
+            f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {exc.strerror}", file=sys.stderr
+        )
+
+
 def _report(
     args: argparse.Namespace,
     verdict: Verdict,
@@ -401,8 +419,10 @@ def _report(
 ) -> None:
     evaluation = verdict.evaluation
     if args.format == "json":
-        document = {**evaluation.to_keptn(), **verdict.to_data()}
+        document = gate_document(verdict)
         text = json.dumps(document, indent=2, allow_nan=False)
+    elif args.format == "junit":
+        text = render_junit(verdict, scope="/".join(scope))
     elif args.format == "html":
         from sli_provider.gate.html_report import render_html  # only the html format needs it
 
@@ -416,6 +436,7 @@ def _report(
                 *verdict.text_lines(with_warnings=args.output is not None),
             ]
         )
+    append_step_summary(getattr(args, "step_summary", None), verdict, scope)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)

@@ -26,7 +26,10 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"the Keptn {name}: scope of k6's series and of the history",
         )
     parser.add_argument(
-        "--format", choices=("table", "json", "html"), default="table", help="the report's format"
+        "--format",
+        choices=("table", "json", "html", "junit"),
+        default="table",
+        help="the report's format (junit: JUnit XML for CI test reports)",
     )
     parser.add_argument(
         "--output",

@@ -169,8 +169,32 @@ class Settings:
         default=None,
         metadata=_setting(
             "PREVIEW_TOKEN",
-            "token /preview then requires as 'Authorization: Bearer <token>' (unset: open)",
+            "token /preview and /gate then require as 'Authorization: Bearer <token>' (unset: open)",
             secret=True,
+        ),
+    )
+    github_step_summary: Path | None = field(
+        default=None,
+        metadata=_setting(
+            "GITHUB_STEP_SUMMARY",
+            "run and evaluate append the gate's Markdown summary to this file (GitHub Actions "
+            "sets it)",
+        ),
+    )
+    gate_history: Path = field(
+        default=Path(".sli-provider") / "history.sqlite3",
+        metadata=_setting(
+            "GATE_HISTORY",
+            "the SQLite history /gate compares with and adds to (with NATS_URL and jetstream "
+            "delivery: a bucket on that NATS instead)",
+        ),
+    )
+    gate_deadline_seconds: float = field(
+        default=8.0,
+        metadata=_setting(
+            "GATE_DEADLINE_SECONDS",
+            "time /gate gets to find the run, query and score; then it answers that it cannot "
+            "judge (callers give up after 10 s by default)",
         ),
     )
     shutdown_grace_seconds: float = field(

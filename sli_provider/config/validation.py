@@ -21,7 +21,12 @@ def check(settings: Settings) -> None:
     for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_env_name(settings, name)} must be at least 1")
-    for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):
+    for name in (
+        "query_timeout_seconds",
+        "http_timeout_seconds",
+        "shutdown_grace_seconds",
+        "gate_deadline_seconds",
+    ):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{_env_name(settings, name)} must be positive")
     for name in (

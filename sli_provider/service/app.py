@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -16,7 +13,7 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sli_provider.adapters.cloudevents_in import BadEvent, parse_cloudevent
-from sli_provider.adapters.keptn_api import EventSender
+from sli_provider.adapters.keptn_api import EventSender, resource_source_problem
 from sli_provider.adapters.nats_bus import NatsBus
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.adapters.sqlite_journal import JournalUnavailable
@@ -24,10 +21,19 @@ from sli_provider.config import Settings
 from sli_provider.errors import SliProviderError
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.pipeline.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
+from sli_provider.ports.resources import ResourceReader
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend
 from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition
+from sli_provider.service.gate import Gate
+from sli_provider.service.gate_http import (
+    bearer_ok,
+    gate_handler,
+    json_answer,
+    json_body,
+    unauthorized,
+)
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.interrupted import InterruptedTestRun
 from sli_provider.service.preview import (
@@ -42,7 +48,9 @@ from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
     Configuration,
     Journal,
+    make_config_reader,
     make_evaluator,
+    make_gate_history,
     make_journal,
     make_k6_operator,
     make_nats,
@@ -70,6 +78,9 @@ class Components:
     # events get the grace period to finish.
     test_tasks: TaskSupervisor
     nats: NatsBus | None
+    # Where sli.yaml and slo.yaml come from: /ready says when it cannot be read.
+    config_reader: ResourceReader
+    gate: Gate
     stopping: asyncio.Event
     stopped: asyncio.Event
 
@@ -89,6 +100,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     journal: Journal | None = make_journal(settings, metrics)
     event_sender: EventSender | None = None
     k6_operator: K6OperatorBackend | None = None
+    gate_history = make_gate_history(settings)
     try:
         if journal is not None:
             await journal.start()
@@ -171,6 +183,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,
             nats=nats_bus,
+            config_reader=make_config_reader(app[CONFIGURATION], session),
+            gate=Gate(
+                settings=settings,
+                reader=make_config_reader(app[CONFIGURATION], session),
+                evaluator=evaluator,
+                prometheus=prometheus,
+                history=gate_history,
+                run_workload=test_runner.run_once if test_runner else None,
+            ),
             stopping=asyncio.Event(),
             stopped=asyncio.Event(),
         )
@@ -192,6 +213,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await journal.aclose()
         if k6_operator is not None:
             await k6_operator.aclose()
+        await gate_history.aclose()
         await prometheus.aclose()
         await session.close()
 
@@ -297,30 +319,15 @@ async def receive_event(request: web.Request) -> web.Response:
 
 
 def _authorized(request: web.Request) -> bool:
-    token = request.app[COMPONENTS].settings.preview_token
-    if token is None:
-        return True
-    header = request.headers.get("Authorization", "")
-    scheme, _, presented = header.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        presented.strip().encode(), token.reveal().encode()
-    )
+    return bearer_ok(request, request.app[COMPONENTS].settings.preview_token)
 
 
 async def preview(request: web.Request) -> web.Response:
     if not _authorized(request):
-        return web.json_response(
-            {"error": "missing or wrong bearer token"},
-            status=401,
-            headers={"WWW-Authenticate": 'Bearer realm="sli-provider preview"'},
-        )
+        return unauthorized("preview")
     try:
         if request.method == "POST":
-            try:
-                body: Any = json.loads(await request.read())
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise PreviewError([f"body is not JSON: {exc}"]) from None
-            window = window_from_json(body)
+            window = window_from_json(await json_body(request))
         else:
             multi = {k: request.query.getall(k) for k in request.query}
             window = window_from_query(request.query, multi)
@@ -334,9 +341,7 @@ async def preview(request: web.Request) -> web.Response:
     except ProviderUnavailable as exc:
         return _error(502, str(exc))
     store = await components.prometheus.for_project(window.project).store_info()
-    return web.json_response(
-        results_as_json(results, store), dumps=lambda o: json.dumps(o, allow_nan=False)
-    )
+    return json_answer(results_as_json(results, store))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -351,6 +356,11 @@ async def ready(request: web.Request) -> web.Response:
         return web.json_response({"status": components.nats.not_ready_reason}, status=503)
     if not await components.prometheus.ready():
         return web.json_response({"status": "prometheus is not ready"}, status=503)
+    problem = await resource_source_problem(
+        components.config_reader, components.settings.sli_resource
+    )
+    if problem is not None:
+        return web.json_response({"status": problem}, status=503)
     return web.json_response({"status": "ready"})
 
 
@@ -371,6 +381,21 @@ def build_app(
     app.router.add_post("/", receive_event)
     app.router.add_post("/preview", preview)
     app.router.add_get("/preview", preview)
+    gate = gate_handler(
+        lambda request: request.app[COMPONENTS].gate,
+        lambda request: request.app[COMPONENTS].settings.preview_token,
+        webhook=False,
+    )
+    app.router.add_get("/gate", gate)
+    app.router.add_post("/gate", gate)
+    app.router.add_post(
+        "/gate/webhook",
+        gate_handler(
+            lambda request: request.app[COMPONENTS].gate,
+            lambda request: request.app[COMPONENTS].settings.preview_token,
+            webhook=True,
+        ),
+    )
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics_endpoint)

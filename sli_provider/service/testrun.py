@@ -122,6 +122,26 @@ class TestRunner:
             on_error=_on_error,
         )
 
+    async def run_once(self, request: TestRequest) -> RunResult:
+        """The scope's workload for ``request.teststrategy`` run as an event's would be (one of
+        the MAX_PARALLEL_TESTS slots), without any event or reply: for /gate/webhook's
+        ``run``. RunnerError says why it could not run."""
+        try:
+            found = await self._workload(request)
+        except (ResourceError, WorkloadError) as exc:
+            raise RunnerError(f"cannot read the k6 workload configuration: {exc}") from None
+        if found is None:
+            raise RunnerError(
+                f"no k6 workload for teststrategy {request.teststrategy!r} "
+                f"({self._config.config_resource} or k6/{request.teststrategy}.js)"
+            )
+        try:
+            plan = await self._plan(request, found, request.context)
+            async with self._slots:
+                return await self._execute(plan, found.workload)
+        except _RunFailed as exc:
+            raise RunnerError(str(exc)) from None
+
     async def _find(self, uri: str, request: TestRequest) -> tuple[_Found | None, list[str]]:
         """The first of service, stage and project level that has ``uri``."""
         tried = []

@@ -1,9 +1,11 @@
-"""The CLI outside a Keptn cluster: one sli.yaml in the working directory for every scope.
+"""Outside a Keptn cluster: one sli.yaml and one slo.yaml in the working directory for every scope.
 
 ``sli-provider run|evaluate|preview`` with no Keptn API and no sidecar configured (none of
 KEPTN_API_URL, DISTRIBUTOR_URL, RESOURCE_SERVICE_URL, SLI_CONFIG_DIR set, as variable or flag)
 read ``./<SLI_RESOURCE>`` (``./k6/sli.yaml``) as the project-level sli.yaml; no stage or service
 levels. No such file: the built-ins alone. The layered layout stays ``--sli-config-dir``.
+``serve`` does the same when NATS_URL is unset too, and reads ``./slo.yaml`` as every service's
+slo.yaml (where Keptn keeps it: the service level).
 """
 
 from __future__ import annotations
@@ -31,23 +33,35 @@ def outside_keptn(environ: Mapping[str, str], flags: Mapping[str, object]) -> bo
     )
 
 
-class WorkingDirectorySLIFile:
-    """A ResourceReader that knows one file, at the project level only."""
+# Keptn's name of the quality gate's objectives, at the service level (lighthouse reads it there).
+SLO_RESOURCE = "slo.yaml"
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+
+class WorkingDirectoryFiles:
+    """A ResourceReader over one directory: sli.yaml at the project level only, slo.yaml at the
+    service level only, each the same file for every scope."""
+
+    def __init__(self, root: Path, sli_resource: str) -> None:
+        self._root = root
+        self._sli = sli_resource
+
+    def _path(self, uri: str) -> Path:
+        return self._root.joinpath(*uri.split("/"))
 
     def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
-        return str(self._path)
+        return str(self._path(uri))
 
     async def read(
         self, uri: str, project: str, stage: str | None, service: str | None, commit: str
     ) -> bytes | None:
-        if stage is not None or service is not None:
+        project_level = stage is None and service is None
+        service_level = stage is not None and service is not None
+        if not ((uri == self._sli and project_level) or (uri == SLO_RESOURCE and service_level)):
             return None
+        path = self._path(uri)
         try:
-            return await asyncio.to_thread(self._path.read_bytes)
+            return await asyncio.to_thread(path.read_bytes)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise ResourceError(f"{self._path}: {exc.strerror}") from None
+            raise ResourceError(f"{path}: {exc.strerror}") from None
