@@ -55,7 +55,8 @@ def test_testrun_args_are_the_local_invocation_minus_what_the_operator_adds() ->
     spec = manifests.test_run["spec"]
     local = the_plan.invocation("/test/load.js")
     assert local.options[0] == "run"
-    assert spec["args"] == list(local.options[1:])
+    # Runners do not judge thresholds: the service judges them on the whole test.
+    assert spec["args"] == [*local.options[1:], "--no-thresholds"]
     assert "--tag" in spec["args"] and f"keptn_context={CONTEXT}" in spec["args"]
     assert spec["parallelism"] == 3
     assert spec["script"] == {"configMap": {"name": "k6-0f5d3c2a-1", "file": "load.js"}}
@@ -101,7 +102,7 @@ def test_files_in_other_directories_go_as_one_k6_archive() -> None:
     assert manifests.config_map["data"] == {}
     spec = manifests.test_run["spec"]
     assert spec["script"] == {"configMap": {"name": "n", "file": "archive.tar"}}
-    assert spec["args"] == list(nested.invocation("/test/archive.tar").options[1:])
+    assert spec["args"] == [*nested.invocation("/test/archive.tar").options[1:], "--no-thresholds"]
 
 
 def test_a_config_map_over_one_mebibyte_is_refused() -> None:
@@ -199,14 +200,32 @@ THRESHOLD_LOG = [
 ]
 
 
-def test_one_runner_crossing_thresholds_fails_and_is_named() -> None:
+def test_a_runners_own_verdict_is_not_the_tests() -> None:
+    """A runner's thresholds judge its segment only; the whole test's come from the store."""
     logs = {"n-2": THRESHOLD_LOG, "n-1": ["    iterations......: 5   2/s"]}
     outcome = judge(
         "n", FINISHED, [pod("n-1", 0), pod("n-2", 99)], logs, parallelism=2, window=(0, 1)
     )
-    assert outcome.returncode == 99
-    assert outcome.runners_crossing_thresholds() == ["n-2"]
-    assert outcome.summary.thresholds == (Threshold("http_req_duration", "p(95)<100", False),)
+    assert outcome.returncode == 0
+    assert outcome.summary.thresholds == ()
+    assert outcome.runners[1].thresholds == (Threshold("http_req_duration", "p(95)<100", False),)
+
+
+def test_stopped_runners_end_as_stopped_and_an_unreadable_log_is_said() -> None:
+    logs: dict[str, list[str] | None] = {"n-1": None, "n-2": ["k6 says"]}
+    with pytest.raises(RunnerError, match=r"code 107 .*\n\(its log could not be read\)"):
+        judge("n", FINISHED, [pod("n-1", 107), pod("n-2", 0)], logs, parallelism=2, window=(0, 1))
+    stopped = judge(
+        "n",
+        FINISHED,
+        [pod("n-1", 103), pod("n-2", 103)],
+        logs,
+        parallelism=2,
+        window=(0, 1),
+        stopped=True,
+    )
+    assert [r.log_read for r in stopped.runners] == [False, True]
+    assert "iterations" not in stopped.summary.metrics
 
 
 def test_iterations_are_summed_only_when_every_runner_reports_them() -> None:

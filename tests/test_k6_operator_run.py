@@ -24,6 +24,7 @@ from devkit.target import TargetServer
 from sli_provider.adapters.prometheus import PrometheusClient
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_url
+from sli_provider.keptn.envelope import Result, Status
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.runner.backend import RunnerError
 from sli_provider.runner.core import RunResult, run_plan
@@ -31,6 +32,7 @@ from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend, TestRunTimeout
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.series import prometheus_series_check
+from sli_provider.runner.summary import outcome_for_exit
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.wiring import make_k6_operator
 
@@ -71,8 +73,17 @@ def settings(kube: SimulatedKubernetes, prometheus: PrometheusServer, tmp_path: 
 
 
 @pytest.fixture
-async def backend(settings: Settings) -> AsyncIterator[K6OperatorBackend]:
-    operator = make_k6_operator(settings)
+async def store(prometheus: PrometheusServer) -> AsyncIterator[PrometheusClient]:
+    client = PrometheusClient(prometheus.url, concurrency=4, timeout=10.0, attempts=2, max_wait=1.0)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def backend(settings: Settings, store: PrometheusClient) -> AsyncIterator[K6OperatorBackend]:
+    operator = make_k6_operator(settings, lambda _project: store)
     assert operator is not None
     try:
         yield operator
@@ -170,34 +181,119 @@ async def test_modules_in_sub_directories_run_from_a_k6_archive(
     assert runners and all(any(a.endswith("archive.tar") for a in p.argv) for p in runners)
 
 
-async def test_one_runner_crossing_thresholds_fails_naming_it(
+async def test_a_threshold_one_runner_would_cross_alone_is_judged_on_the_whole_test(
     kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
 ) -> None:
+    """One runner marks 1 of 6 iterations: judged alone it would cross, but only the whole
+    test's count decides, and the runners themselves run without thresholds."""
     result = await execute(
         backend, operator_plan(fresh_tags("cross"), prometheus, ONE_RUNNER_CROSSES_JS), prometheus
     )
     assert result.returncode == 99
-    crossing = result.outcome.runners_crossing_thresholds()
-    assert len(crossing) == 1
-    (runner,) = [r for r in result.outcome.runners if r.name == crossing[0]]
-    assert runner.exit_code == 99
-    assert [t.held for t in runner.thresholds] == [False]
-    assert [(t.metric, t.expression, t.held) for t in result.crossed_thresholds] == [
-        ("marked", "count<1", False)
+    assert [r.exit_code for r in result.outcome.runners] == [0, 0]
+    assert all(r.thresholds == () for r in result.outcome.runners)
+    assert [t.as_data() for t in result.crossed_thresholds] == [
+        {"metric": "marked", "threshold": "count<1", "ok": False, "value": 1.0}
     ]
-    others = [r for r in result.outcome.runners if r is not runner]
-    assert [r.exit_code for r in others] == [0]
     assert result.outcome.summary.metrics["iterations"] == {"count": 6.0}
     assert kube.objects(TESTRUNS, NAMESPACE) == []
+    runners = [p for p in kube.k6_processes() if any("instance_id=" in a for a in p.argv)]
+    assert runners and all("--no-thresholds" in p.argv for p in runners)
 
 
-async def test_a_script_error_is_a_runner_error_and_the_testrun_is_deleted(
+WHOLE_TEST_JS = """
+import exec from 'k6/execution';
+import { Counter } from 'k6/metrics';
+const marked = new Counter('marked');
+export const options = {
+  scenarios: { s: { executor: 'shared-iterations', vus: 3, iterations: 300 } },
+  thresholds: THRESHOLDS,
+};
+export default function () {
+  marked.add(1, { kind: exec.scenario.iterationInTest % 3 === 0 ? 'api' : 'web' });
+}
+"""
+
+
+async def test_a_count_of_the_whole_test_passes_over_three_runners(
     kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
 ) -> None:
-    with pytest.raises(RunnerError) as caught:
+    """300 iterations as 3 runners of 100: ``count>=300`` holds for the test; a submetric whose
+    tag the script sets is judged on its tagged series; trends on their merged curves."""
+    thresholds = (
+        "{ iterations: ['count>=300'], 'marked{kind:api}': ['count==100'],"
+        " iteration_duration: ['p(95)<1000', 'avg<1000', 'max>0'] }"
+    )
+    script = WHOLE_TEST_JS.replace("THRESHOLDS", thresholds).encode()
+    plan = operator_plan(fresh_tags("whole"), prometheus, script, parallelism=3)
+    result = await execute(backend, plan, prometheus)
+    assert result.returncode == 0, result.outcome.summary
+    assert [r.iterations for r in result.outcome.runners] == [100, 100, 100]
+    data = {(t["metric"], t["threshold"]): t for t in result.k6_data()["thresholds"]}
+    assert data[("iterations", "count>=300")] == {
+        "metric": "iterations",
+        "threshold": "count>=300",
+        "ok": True,
+        "value": 300.0,
+    }
+    assert data[("marked{kind:api}", "count==100")]["value"] == 100.0
+    duration = {t: data[("iteration_duration", t)] for t in ("p(95)<1000", "avg<1000", "max>0")}
+    assert all(d["ok"] for d in duration.values()), duration
+    # Time trends are judged in ms, as k6 does: an empty iteration takes well under 1 s.
+    assert 0 < duration["avg<1000"]["value"] < 50
+    status, test_result, _message = outcome_for_exit(
+        result.returncode, result.outcome.summary.thresholds, on_threshold_failure="fail",
+        output_tail=(),
+    )  # fmt: skip
+    assert (status, test_result) == (Status.SUCCEEDED, Result.PASS)
+
+
+async def test_a_crossed_whole_test_threshold_fails_with_its_value(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    thresholds = (
+        "{ iterations: ['count>=301', 'count>=300'], 'iterations{scenario:s}': ['count>0'] }"
+    )
+    script = WHOLE_TEST_JS.replace("THRESHOLDS", thresholds).encode()
+    plan = operator_plan(fresh_tags("crossed"), prometheus, script, parallelism=3)
+    result = await execute(backend, plan, prometheus)
+    assert result.returncode == 99
+    status, test_result, message = outcome_for_exit(
+        result.returncode, result.outcome.summary.thresholds, on_threshold_failure="fail",
+        output_tail=(),
+    )  # fmt: skip
+    assert (status, test_result) == (Status.SUCCEEDED, Result.FAIL)
+    assert message.startswith("k6 thresholds crossed: iterations: count>=301 (whole test: 300);")
+    # `scenario` is a system tag, which runners do not write: that threshold cannot be judged.
+    assert "iterations{scenario:s}: count>0 (not judged: no series of iterations" in message
+    assert "carry the tag 'scenario'" in message
+    held = {t.expression: t.held for t in result.outcome.summary.thresholds}
+    assert held == {"count>=301": False, "count>=300": True, "count>0": False}
+
+
+async def test_a_script_error_is_found_before_any_testrun(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    """The service reads the script's thresholds with ``k6 inspect`` first, which meets the
+    syntax error before a TestRun exists."""
+    with pytest.raises(
+        RunnerError,
+        match=r"k6 inspect of 'k6/test.js' failed:\n.*k6/test.js: Line 2:1 Unexpected end",
+    ):
         await execute(
             backend, operator_plan(fresh_tags("syntax"), prometheus, SYNTAX_ERROR_JS), prometheus
         )
+    assert kube.store.revision == 0  # nothing was ever created
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_an_operator_error_is_a_runner_error_and_the_testrun_is_deleted(
+    kube: SimulatedKubernetes, backend: K6OperatorBackend, prometheus: PrometheusServer
+) -> None:
+    """Fewer VUs than runners: k6-operator's initializer refuses the TestRun (stage error)."""
+    script = b"export const options = { vus: 1, iterations: 1 };\nexport default function () {}\n"
+    with pytest.raises(RunnerError) as caught:
+        await execute(backend, operator_plan(fresh_tags("vus"), prometheus, script), prometheus)
     assert "stage 'error'" in str(caught.value)
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
@@ -283,6 +379,7 @@ async def test_a_testrun_nobody_can_report_is_deleted(
     kube: SimulatedKubernetes,
     settings: Settings,
     backend: K6OperatorBackend,
+    store: PrometheusClient,
     prometheus: PrometheusServer,
     target: TargetServer,
 ) -> None:
@@ -296,8 +393,10 @@ async def test_a_testrun_nobody_can_report_is_deleted(
             break
         await asyncio.sleep(0.05)
     assert kube.objects(TESTRUNS, NAMESPACE), "no TestRun was created"
-    other = make_k6_operator(replace(settings, k6_operator_replica="sli-provider-1"))
-    restarted = make_k6_operator(settings)
+    other = make_k6_operator(
+        replace(settings, k6_operator_replica="sli-provider-1"), lambda _project: store
+    )
+    restarted = make_k6_operator(settings, lambda _project: store)
     assert other is not None and restarted is not None
     try:
         assert await other.delete_leftovers() == []  # not its own

@@ -38,7 +38,7 @@ async def kube() -> AsyncIterator[SimulatedKubernetes]:
         assert await simulated.k6_stopped(), "a k6 runner outlived its TestRun"
 
 
-async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(
+async def test_thresholds_are_judged_on_the_whole_test_with_their_values(
     kube: SimulatedKubernetes,
     prometheus: PrometheusServer,
     fake_keptn: FakeKeptn,
@@ -57,12 +57,12 @@ async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(
     )
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "fail")
-    runners = data["k6"]["runners"]
-    (crossing,) = [r["name"] for r in runners if r["exitCode"] == 99]
-    assert [r["exitCode"] for r in runners if r["name"] != crossing] == [0]
-    assert "k6 thresholds crossed: marked: count<1" in data["message"]
-    assert f"on runner {crossing} of 2" in data["message"]
-    assert data["k6"]["thresholds"] == [{"metric": "marked", "threshold": "count<1", "ok": False}]
+    # Runners run without thresholds; the whole test's count crossed.
+    assert [r["exitCode"] for r in data["k6"]["runners"]] == [0, 0]
+    assert data["message"] == "k6 thresholds crossed: marked: count<1 (whole test: 1)"
+    assert data["k6"]["thresholds"] == [
+        {"metric": "marked", "threshold": "count<1", "ok": False, "value": 1.0}
+    ]
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 
@@ -123,8 +123,8 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
             LOAD_JS,
             "did not finish within the workload's timeout of 4 s",
         ),
-        # The initializer's own words about the script come along.
-        ({"env": {}}, b"export default function ( {\n", "stage 'error'\nk6-"),
+        # k6's own words about the script come along (from `k6 inspect`, before any TestRun).
+        ({"env": {}}, b"export default function ( {\n", "k6 inspect of 'k6/load.js' failed"),
     ],
     ids=["deadline", "script-error"],
 )
@@ -148,8 +148,9 @@ async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
     )
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert says in finished["data"]["message"]
-    if "stage" in says:
-        assert "Unexpected end of input" in finished["data"]["message"]
+    if "inspect" in says:
+        assert "k6/load.js: Line 2:1 Unexpected end of input" in finished["data"]["message"]
+        assert "/tmp/" not in finished["data"]["message"]
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 

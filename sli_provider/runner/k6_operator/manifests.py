@@ -28,6 +28,8 @@ SCRIPT_MOUNT = "/test"
 # The API server refuses objects over 1 MiB; leave room for the metadata.
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 16 * 1024
 
+NO_THRESHOLDS = "--no-thresholds"
+
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "k6-sli-provider"
 LABEL_CONTEXT = "keptn.sh/context"
@@ -167,8 +169,11 @@ def build_manifests(
             labels,
             distribution,
             entry=entry,
-            # k6-operator runs `k6 run` itself and puts the script after these.
-            args=list(invocation.options[1:]),
+            # k6-operator runs `k6 run` itself and puts the script after these. Runners do not
+            # judge thresholds: each sees only its segment, so a count would fail on every
+            # runner and an abortOnFail would stop one runner on its share alone; the service
+            # judges them on the whole test (whole_test.py) and stops every runner itself.
+            args=[*invocation.options[1:], NO_THRESHOLDS],
             env={
                 **distribution.runner.env,
                 **invocation.env,
