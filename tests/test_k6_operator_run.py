@@ -476,3 +476,91 @@ async def test_merged_slis_of_a_testrun_equal_the_runners_raw_samples(
         for name, (metric, stat) in PERCENTILE_SLIS.items()
     }
     assert all(abs(e) <= MERGED_PERCENTILE_BOUND for e in errors.values()), errors
+
+
+# Runner 1 of 3 meets only errors (its execution segment starts at 0), so a third of all
+# requests fail; the others alone never would.
+ONE_RUNNER_FAILS_JS = b"""
+import http from 'k6/http';
+import exec from 'k6/execution';
+import { sleep } from 'k6';
+export const options = {
+  scenarios: { s: { executor: 'constant-vus', vus: 3, duration: '60s' } },
+  thresholds: {
+    http_req_failed: [{ threshold: 'rate<0.2', abortOnFail: true, delayAbortEval: '2s' }],
+    http_reqs: ['count>0'],
+  },
+};
+export default function () {
+  const failing = String(exec.test.options.executionSegment || '').startsWith('0:');
+  http.get(`${__ENV.TARGET_URL}/${failing ? 'fail' : ''}`);
+  sleep(0.05);
+}
+"""
+FULL_DURATION_SECONDS = 60.0
+
+
+async def test_an_abort_on_fail_threshold_of_the_whole_test_stops_every_runner(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    plan = operator_plan(
+        fresh_tags("abort"),
+        prometheus,
+        ONE_RUNNER_FAILS_JS,
+        parallelism=3,
+        env={"TARGET_URL": target.url},
+        timeout=90,
+    )
+    began = asyncio.get_running_loop().time()
+    result = await execute(backend, plan, prometheus)
+    took = asyncio.get_running_loop().time() - began
+    assert took < FULL_DURATION_SECONDS / 3, took
+    # Every runner was stopped through k6's REST API (k6 exits 103 then), none ran on.
+    assert [r.exit_code for r in result.outcome.runners] == [103, 103, 103]
+    assert result.returncode == 99
+    aborted = result.outcome.aborted_by
+    assert aborted is not None and aborted.value is not None
+    assert (aborted.metric, aborted.expression) == ("http_req_failed", "rate<0.2")
+    assert 0.2 < aborted.value < 0.5
+    status, test_result, message = outcome_for_exit(
+        result.returncode, result.outcome.summary.thresholds, on_threshold_failure="fail",
+        output_tail=(), aborted=aborted,
+    )  # fmt: skip
+    assert (status, test_result) == (Status.SUCCEEDED, Result.FAIL)
+    assert message.startswith(f"aborted: http_req_failed: rate<0.2 crossed at {aborted.value:.6g}")
+    # The last metrics are in: the whole test's thresholds with their final values.
+    final = {t.expression: t for t in result.outcome.summary.thresholds}
+    assert final["rate<0.2"].held is False and final["count>0"].held is True
+    assert result.k6_data()["abortedBy"]["value"] == aborted.value
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_runners_that_cannot_be_stopped_are_stopped_by_deleting_the_testrun(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    """Without the right to the service proxy (RBAC ``services/proxy``), the stop fails: the
+    TestRun is deleted instead, which ends its runners, and the answer is the same abort."""
+    kube.deny("services/proxy")
+    plan = operator_plan(
+        fresh_tags("abort-delete"),
+        prometheus,
+        ONE_RUNNER_FAILS_JS,
+        parallelism=3,
+        env={"TARGET_URL": target.url},
+        timeout=90,
+    )
+    began = asyncio.get_running_loop().time()
+    result = await execute(backend, plan, prometheus)
+    assert asyncio.get_running_loop().time() - began < FULL_DURATION_SECONDS / 3
+    assert result.returncode == 99
+    assert result.outcome.runners == ()  # deleted with the TestRun
+    aborted = result.outcome.aborted_by
+    assert aborted is not None and aborted.metric == "http_req_failed"
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+    assert await kube.k6_stopped()
