@@ -500,14 +500,12 @@ export default function () {
 FULL_DURATION_SECONDS = 60.0
 
 
-async def test_an_abort_on_fail_threshold_of_the_whole_test_stops_every_runner(
-    kube: SimulatedKubernetes,
-    backend: K6OperatorBackend,
-    prometheus: PrometheusServer,
-    target: TargetServer,
-) -> None:
+async def run_one_failing_runner(
+    backend: K6OperatorBackend, prometheus: PrometheusServer, target: TargetServer, name: str
+) -> tuple[RunResult, float]:
+    """``ONE_RUNNER_FAILS_JS`` on 3 runners: its result and how long it took."""
     plan = operator_plan(
-        fresh_tags("abort"),
+        fresh_tags(name),
         prometheus,
         ONE_RUNNER_FAILS_JS,
         parallelism=3,
@@ -516,7 +514,16 @@ async def test_an_abort_on_fail_threshold_of_the_whole_test_stops_every_runner(
     )
     began = asyncio.get_running_loop().time()
     result = await execute(backend, plan, prometheus)
-    took = asyncio.get_running_loop().time() - began
+    return result, asyncio.get_running_loop().time() - began
+
+
+async def test_an_abort_on_fail_threshold_of_the_whole_test_stops_every_runner(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+) -> None:
+    result, took = await run_one_failing_runner(backend, prometheus, target, "abort")
     assert took < FULL_DURATION_SECONDS / 3, took
     # Every runner was stopped through k6's REST API (k6 exits 103 then), none ran on.
     assert [r.exit_code for r in result.outcome.runners] == [103, 103, 103]
@@ -547,17 +554,8 @@ async def test_runners_that_cannot_be_stopped_are_stopped_by_deleting_the_testru
     """Without the right to the service proxy (RBAC ``services/proxy``), the stop fails: the
     TestRun is deleted instead, which ends its runners, and the answer is the same abort."""
     kube.deny("services/proxy")
-    plan = operator_plan(
-        fresh_tags("abort-delete"),
-        prometheus,
-        ONE_RUNNER_FAILS_JS,
-        parallelism=3,
-        env={"TARGET_URL": target.url},
-        timeout=90,
-    )
-    began = asyncio.get_running_loop().time()
-    result = await execute(backend, plan, prometheus)
-    assert asyncio.get_running_loop().time() - began < FULL_DURATION_SECONDS / 3
+    result, took = await run_one_failing_runner(backend, prometheus, target, "abort-delete")
+    assert took < FULL_DURATION_SECONDS / 3
     assert result.returncode == 99
     assert result.outcome.runners == ()  # deleted with the TestRun
     aborted = result.outcome.aborted_by
