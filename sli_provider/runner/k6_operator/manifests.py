@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.k6.invocation import SPLIT_RUN_TREND_STATS
 from sli_provider.runner.backend import K6StartError
 from sli_provider.runner.distribution import Distribution
 from sli_provider.runner.k6_operator.archive import ARCHIVE_NAME
@@ -179,6 +180,12 @@ def build_manifests(
                 **invocation.env,
                 # As in a local run: never wait on Grafana's build service from a runner.
                 "K6_AUTO_EXTENSION_RESOLUTION": "false",
+                # The denser quantile curve that merges the runners' percentiles exactly.
+                **(
+                    {"K6_PROMETHEUS_RW_TREND_STATS": ",".join(SPLIT_RUN_TREND_STATS)}
+                    if "K6_PROMETHEUS_RW_TREND_STATS" in invocation.env
+                    else {}
+                ),
             },
         ),
     )
