@@ -56,7 +56,7 @@ export default function () {
   http.get(`${__ENV.TARGET_URL}/slow?ms=${extra + (__VU * 7 + __ITER * 13) % 12}`);
 }
 """
-VARIANTS = {"baseline: 129 stats": TREND_STATS, "split run: 239 stats": SPLIT_RUN_TREND_STATS}
+VARIANTS = {"baseline: 129 stats": TREND_STATS, "split run: 340 stats": SPLIT_RUN_TREND_STATS}
 QUERY_REPEATS = 20
 
 
