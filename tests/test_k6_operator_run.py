@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,7 @@ from sli_provider.runner.backend import RunnerError
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend, TestRunTimeout
+from sli_provider.runner.k6_operator.kube import LOG_TAIL_LINES
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import outcome_for_exit
@@ -621,3 +623,26 @@ async def test_runners_that_cannot_be_stopped_are_stopped_by_deleting_the_testru
     assert aborted is not None and aborted.metric == "http_req_failed"
     assert kube.objects(TESTRUNS, NAMESPACE) == []
     assert await kube.k6_stopped()
+
+
+async def test_a_chatty_runner_is_read_as_a_bounded_tail_with_its_summary(
+    kube: SimulatedKubernetes,
+    backend: K6OperatorBackend,
+    prometheus: PrometheusServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """3,000 lines of script output before the summary: only the log's last lines are read,
+    and the summary (the runner's iterations) is among them."""
+    script = b"""
+export const options = { vus: 2, iterations: 4 };
+export function setup() { for (let i = 0; i < 3000; i++) console.log('chatter ' + i); }
+export default function () {}
+"""
+    plan = operator_plan(fresh_tags("chatty"), prometheus, script, parallelism=2)
+    with caplog.at_level(logging.INFO, logger="sli_provider.k6"):
+        result = await execute(backend, plan, prometheus)
+    assert result.returncode == 0
+    assert [r.iterations for r in result.outcome.runners] == [2, 2]
+    for runner in result.outcome.runners:
+        lines = [r for r in caplog.records if r.getMessage().startswith(runner.name + ":")]
+        assert 0 < len(lines) <= LOG_TAIL_LINES

@@ -1,10 +1,17 @@
 """The k6-operator back-end: ``RunnerBackend.execute`` as a TestRun of N runner pods.
 
-Per run: ``k6 archive`` the script when its files are not all beside it, build the manifests (``manifests.py``), create the ConfigMap, then the TestRun, then make
-the TestRun the ConfigMap's owner (so deleting the TestRun deletes the ConfigMap too), wait for stage finished/error by watch within the plan's timeout, read every runner
-pod's exit code, start/end and log (``verdict.py``), and always delete the TestRun: after the
-verdict, at the deadline, on an error and on cancellation (shielded and bounded), so no load
-runs on with nobody to report it.
+Per run: read the script's thresholds with this service's own k6 (``k6 inspect``; a script k6
+cannot read fails here, before any pod), ``k6 archive`` the script when its files are not all
+beside it, build the manifests (``manifests.py``; runners run with ``--no-thresholds``), create
+the ConfigMap, then the TestRun, then make the TestRun the ConfigMap's owner (so deleting the
+TestRun deletes the ConfigMap too), and wait for stage finished/error by watch within the plan's
+timeout, judging the abortOnFail thresholds on the whole test meanwhile (``live.py``): when one
+crosses, every runner is stopped through k6's REST API behind its Service (or the TestRun is
+deleted when that fails). Then every runner pod's exit code, start/end and log tail
+(``verdict.py``), and every threshold judged on the whole test once the runners' last metrics
+are in the store (``whole_test.py``). The TestRun is always deleted: after the verdict, at the
+deadline, on an error and on cancellation (shielded and bounded), so no load runs on with
+nobody to report it.
 """
 
 from __future__ import annotations

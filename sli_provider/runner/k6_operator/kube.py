@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,8 +47,11 @@ RBAC_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("", "services/proxy"): frozenset({"patch"}),
 }
 # A runner's log is read from its end only: its summary is there, a chatty script's output
-# before it could be any size.
+# before it could be any size. Lines beyond LOG_LINE_BYTES are cut, and at most LOG_TAIL_BYTES
+# of the last lines are kept, so one runner's log never holds more than that in memory.
 LOG_TAIL_LINES = 400
+LOG_LINE_BYTES = 4096
+LOG_TAIL_BYTES = 256 * 1024
 # k6's REST API body that stops a run (k6-operator's stop job sends the same).
 STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
 K6_API_PORT = 6565
@@ -205,13 +209,17 @@ class KubeApi:
         )
 
     async def pod_log(self, pod: str) -> list[str] | None:
-        """The last LOG_TAIL_LINES lines of the pod's log; None when it cannot be read (the
-        verdict then says so)."""
+        """The last LOG_TAIL_LINES lines of the pod's log (at most LOG_TAIL_BYTES); None when it
+        cannot be read (the verdict then says so)."""
+        kept: deque[str] = deque()
+        size = 0
         try:
-            return [
-                line
-                async for line in self._untyped.log(pod, newlines=False, tail_lines=LOG_TAIL_LINES)
-            ]
+            async for line in self._untyped.log(pod, newlines=False, tail_lines=LOG_TAIL_LINES):
+                kept.append(line[:LOG_LINE_BYTES])
+                size += len(kept[-1])
+                while size > LOG_TAIL_BYTES:
+                    size -= len(kept.popleft())
+            return list(kept)
         except (ApiError, httpx.HTTPError) as exc:
             log.warning("cannot read the log of runner pod %s: %s", pod, exc)
             return None
