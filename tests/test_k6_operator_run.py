@@ -205,14 +205,18 @@ async def test_a_threshold_one_runner_would_cross_alone_is_judged_on_the_whole_t
 
 WHOLE_TEST_JS = """
 import exec from 'k6/execution';
-import { Counter } from 'k6/metrics';
+import { check } from 'k6';
+import { Counter, Gauge } from 'k6/metrics';
 const marked = new Counter('marked');
+const level = new Gauge('level');
 export const options = {
   scenarios: { s: { executor: 'shared-iterations', vus: 3, iterations: 300 } },
   thresholds: THRESHOLDS,
 };
 export default function () {
   marked.add(1, { kind: exec.scenario.iterationInTest % 3 === 0 ? 'api' : 'web' });
+  check(exec.scenario.iterationInTest, { even: (i) => i % 2 === 0 });
+  level.add(7);
 }
 """
 
@@ -223,8 +227,9 @@ async def test_a_count_of_the_whole_test_passes_over_three_runners(
     """300 iterations as 3 runners of 100: ``count>=300`` holds for the test; a submetric whose
     tag the script sets is judged on its tagged series; trends on their merged curves."""
     thresholds = (
-        "{ iterations: ['count>=300'], 'marked{kind:api}': ['count==100'],"
-        " iteration_duration: ['p(95)<1000', 'avg<1000', 'max>0'] }"
+        "{ iterations: ['count>=300'], 'marked{kind:api}': ['count==100'], marked: ['rate>0'],"
+        " checks: ['rate==0.5'], level: ['value==7'],"
+        " iteration_duration: ['p(95)<1000', 'avg<1000', 'max>0', 'min>=0', 'med<1000'] }"
     )
     script = WHOLE_TEST_JS.replace("THRESHOLDS", thresholds).encode()
     plan = operator_plan(fresh_tags("whole"), prometheus, script, parallelism=3)
@@ -239,7 +244,12 @@ async def test_a_count_of_the_whole_test_passes_over_three_runners(
         "value": 300.0,
     }
     assert data[("marked{kind:api}", "count==100")]["value"] == 100.0
-    duration = {t: data[("iteration_duration", t)] for t in ("p(95)<1000", "avg<1000", "max>0")}
+    # Each runner's checks ratio weighted by its iterations: half of all iterations are even.
+    assert data[("checks", "rate==0.5")]["value"] == 0.5
+    assert data[("level", "value==7")]["value"] == 7.0  # a Gauge: the runners' last value
+    assert data[("marked", "rate>0")]["value"] > 0  # a Counter's count per second of the run
+    expressions = ("p(95)<1000", "avg<1000", "max>0", "min>=0", "med<1000")
+    duration = {t: data[("iteration_duration", t)] for t in expressions}
     assert all(d["ok"] for d in duration.values()), duration
     # Time trends are judged in ms, as k6 does: an empty iteration takes well under 1 s.
     assert 0 < duration["avg<1000"]["value"] < 50

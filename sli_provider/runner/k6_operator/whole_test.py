@@ -99,12 +99,12 @@ class WholeTest:
         return self._scope + tags
 
     async def _scalar(self, query: str) -> float | None:
-        """The single value of ``query``, or None when it has no series."""
+        """The single value of ``query``; None when it has no series or no number (0 ÷ 0)."""
         result = await self._store.instant(query, self._window.end_s)
         if not isinstance(result, list) or not result:
             return None
         value = float(result[0]["value"][1])
-        return value
+        return None if math.isnan(value) else value
 
     def _last(self, series: str, spec: ThresholdSpec, how: str = "sum") -> str:
         return f"{how}(last_over_time({series}{{{self._selector(spec)}}}{self._range}))"
