@@ -17,7 +17,8 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
-from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS
+from sli_provider.keptn.timestamps import parse_keptn
+from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
 from tests.test_runner import (
     LOAD_JS,
     finished_for,
@@ -63,6 +64,42 @@ async def test_thresholds_are_judged_on_the_whole_test_with_their_values(
     assert data["k6"]["thresholds"] == [
         {"metric": "marked", "threshold": "count<1", "ok": False, "value": 1.0}
     ]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_an_abort_on_fail_crossing_of_the_whole_test_is_answered_aborted(
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    """A 60 s script on 3 runners, one of which meets only errors: every runner is stopped a
+    few seconds in, and test.finished says which threshold aborted the test, at what value."""
+    install(
+        fake_keptn,
+        workloads(
+            load_workload(script="k6/fails.js", executor="k6-operator", parallelism=3, env={})
+        ),
+        {"k6/fails.js": ONE_RUNNER_FAILS_JS},
+    )
+    finished = await _run_through_the_service(
+        kube, prometheus, fake_keptn, target, tmp_path, timeout=60
+    )
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("succeeded", "fail")
+    aborted = data["k6"]["abortedBy"]
+    assert (aborted["metric"], aborted["threshold"], aborted["ok"]) == (
+        "http_req_failed",
+        "rate<0.2",
+        False,
+    )
+    assert data["message"].startswith(
+        f"aborted: http_req_failed: rate<0.2 crossed at {aborted['value']:.6g}"
+    )
+    assert [r["exitCode"] for r in data["k6"]["runners"]] == [103, 103, 103]
+    ran = parse_keptn(data["test"]["end"]) - parse_keptn(data["test"]["start"])
+    assert ran < 20, ran
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 
