@@ -39,6 +39,12 @@ async def kube() -> AsyncIterator[SimulatedKubernetes]:
         assert await simulated.k6_stopped(), "a k6 runner outlived its TestRun"
 
 
+def install_script(fake_keptn: FakeKeptn, path: str, script: bytes, *, parallelism: int) -> None:
+    """A k6-operator workload of ``script`` (no env) in the fake Keptn's resources."""
+    workload = load_workload(script=path, executor="k6-operator", parallelism=parallelism, env={})
+    install(fake_keptn, workloads(workload), {path: script})
+
+
 async def test_thresholds_are_judged_on_the_whole_test_with_their_values(
     kube: SimulatedKubernetes,
     prometheus: PrometheusServer,
@@ -46,13 +52,7 @@ async def test_thresholds_are_judged_on_the_whole_test_with_their_values(
     target: TargetServer,
     tmp_path: Path,
 ) -> None:
-    install(
-        fake_keptn,
-        workloads(
-            load_workload(script="k6/marked.js", executor="k6-operator", parallelism=2, env={})
-        ),
-        {"k6/marked.js": ONE_RUNNER_CROSSES_JS},
-    )
+    install_script(fake_keptn, "k6/marked.js", ONE_RUNNER_CROSSES_JS, parallelism=2)
     finished = await _run_through_the_service(
         kube, prometheus, fake_keptn, target, tmp_path, timeout=90
     )
@@ -76,13 +76,7 @@ async def test_an_abort_on_fail_crossing_of_the_whole_test_is_answered_aborted(
 ) -> None:
     """A 60 s script on 3 runners, one of which meets only errors: every runner is stopped a
     few seconds in, and test.finished says which threshold aborted the test, at what value."""
-    install(
-        fake_keptn,
-        workloads(
-            load_workload(script="k6/fails.js", executor="k6-operator", parallelism=3, env={})
-        ),
-        {"k6/fails.js": ONE_RUNNER_FAILS_JS},
-    )
+    install_script(fake_keptn, "k6/fails.js", ONE_RUNNER_FAILS_JS, parallelism=3)
     finished = await _run_through_the_service(
         kube, prometheus, fake_keptn, target, tmp_path, timeout=60
     )
