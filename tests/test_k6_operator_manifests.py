@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from sli_provider.k6.invocation import SPLIT_RUN_TREND_STATS, RemoteWriteTarget,
 from sli_provider.runner.backend import K6StartError, RunnerError
 from sli_provider.runner.choice import ExecutorBackends
 from sli_provider.runner.distribution import Distribution, RunnerPod
+from sli_provider.runner.k6_operator.archive import kill_if_running
 from sli_provider.runner.k6_operator.kube import RunnerPodState, StageReport
 from sli_provider.runner.k6_operator.manifests import (
     OperatorSettings,
@@ -343,3 +345,13 @@ async def test_a_script_k6_cannot_archive_is_refused_with_its_words() -> None:
         await k6_archive(k6, script)
     fine = StagedScript("k6/load.js", {**script.files, "k6/lib/x.js": b"export const x = 1;\n"})
     assert (await k6_archive(k6, fine))[257:262] == b"ustar"  # a tar file
+
+
+async def test_killing_a_k6_that_has_already_exited_is_no_error() -> None:
+    """At its deadline k6 archive/inspect is killed; it may have exited just before."""
+    process = await asyncio.create_subprocess_exec("true")
+    await process.wait()
+    with pytest.raises(ProcessLookupError):
+        process.kill()  # what the kill meets without the guard
+    await kill_if_running(process)
+    assert process.returncode == 0

@@ -78,12 +78,12 @@ async def _k6(
     try:
         output, errors = await asyncio.wait_for(process.communicate(), ARCHIVE_TIMEOUT_SECONDS)
     except TimeoutError:
-        await _kill(process)
+        await kill_if_running(process)
         raise K6StartError(
             f"k6 {what} of {script.entry!r} took over {ARCHIVE_TIMEOUT_SECONDS:g} s"
         ) from None
     except BaseException:  # cancellation: the process goes with it
-        await _kill(process)
+        await kill_if_running(process)
         raise
     if process.returncode != 0:
         text = (output + (errors or b"")).decode(errors="replace")
@@ -94,7 +94,7 @@ async def _k6(
     return output[:_OUTPUT_LIMIT]
 
 
-async def _kill(process: asyncio.subprocess.Process) -> None:
+async def kill_if_running(process: asyncio.subprocess.Process) -> None:
     # It may have exited between the deadline and the kill.
     with contextlib.suppress(ProcessLookupError):
         process.kill()
