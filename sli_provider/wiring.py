@@ -116,11 +116,13 @@ def make_k6_operator(
         ),
         store=store,
         k6=_archiving_k6(settings, k6),
+        binaries=k6,
     )
 
 
 def _archiving_k6(settings: Settings, k6: K6Registry | None) -> str:
-    """The k6 that archives scripts for TestRuns: the configured default (listed first)."""
+    """The k6 that inspects and archives scripts for TestRuns: the configured default (listed
+    first); a script with extensions gets one of the binaries that has them."""
     if k6 is not None and k6.binaries:
         return k6.binaries[0].path
     try:

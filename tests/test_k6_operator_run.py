@@ -16,10 +16,11 @@ import aiohttp
 import pytest
 
 from devkit.fake_keptn import FakeKeptn
+from devkit.k6binaries import extension_k6
 from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.k6truth import PERCENTILE_SLIS, read_samples, union_metrics
-from devkit.kube import CONFIGMAPS, PODS, TESTRUNS, SimulatedKubernetes
+from devkit.kube import CONFIGMAPS, PODS, TESTRUNS, ImageTable, SimulatedKubernetes
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.prometheus import PrometheusClient
@@ -28,10 +29,12 @@ from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, remote_write_
 from sli_provider.keptn.envelope import Result, Status
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.runner.backend import RunnerError
+from sli_provider.runner.binaries import K6Registry
 from sli_provider.runner.core import RunResult, run_plan
 from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend, TestRunTimeout
 from sli_provider.runner.k6_operator.kube import LOG_TAIL_LINES
+from sli_provider.runner.local import find_k6_binary
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.series import prometheus_series_check
 from sli_provider.runner.summary import outcome_for_exit
@@ -656,3 +659,40 @@ export default function () {}
     for runner in result.outcome.runners:
         lines = [r for r in caplog.records if r.getMessage().startswith(runner.name + ":")]
         assert 0 < len(lines) <= LOG_TAIL_LINES
+
+
+FAKER_JS = b"""
+import faker from 'k6/x/faker';
+export const options = { vus: 2, iterations: 4, thresholds: { iterations: ['count==4'] } };
+export default function () { faker.person.firstName(); }
+"""
+
+
+async def test_a_script_with_extensions_is_inspected_by_a_k6_that_has_them(
+    prometheus: PrometheusServer, settings: Settings, store: PrometheusClient, tmp_path: Path
+) -> None:
+    """The runners' image has k6/x/faker; of this service's binaries, the one that has it too
+    reads the thresholds. Without one, the run is refused before any TestRun, saying why."""
+    faker = extension_k6(tmp_path / "bin")
+    images = ImageTable.stock().with_rules({"example.org/k6-faker:*": faker})
+    stock_only = K6Registry.probe_all({"default": find_k6_binary()})
+    both = K6Registry.probe_all({"default": find_k6_binary(), "faker": str(faker)})
+    async with SimulatedKubernetes(namespaces=(NAMESPACE,), images=images) as kube:
+        configured = replace(settings, k6_operator_kubeconfig=kube.kubeconfig(tmp_path / "kc"))
+        plan = replace(
+            operator_plan(fresh_tags("faker"), prometheus, FAKER_JS),
+            distribution=Distribution(2, runner=RunnerPod(image="example.org/k6-faker:1")),
+        )
+        refusing = make_k6_operator(configured, lambda _project: store, stock_only)
+        backend = make_k6_operator(configured, lambda _project: store, both)
+        assert refusing is not None and backend is not None
+        try:
+            with pytest.raises(RunnerError, match=r"reads the script's thresholds \(k6 inspect\)"):
+                await refusing.execute(plan)
+            assert kube.objects(TESTRUNS, NAMESPACE) == []
+            result = await execute(backend, plan, prometheus)
+        finally:
+            await refusing.aclose()
+            await backend.aclose()
+        assert result.returncode == 0
+        assert [t.as_data()["value"] for t in result.outcome.summary.thresholds] == [4.0]

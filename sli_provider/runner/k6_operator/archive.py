@@ -47,7 +47,12 @@ async def k6_thresholds(
     root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="k6-inspect-"))
     try:
         env_flags = [f for key, value in script_env.items() for f in ("--env", f"{key}={value}")]
-        args = ("inspect", "--include-system-env-vars=false", *env_flags, script.entry)
+        # --execution-requirements: k6 also checks each threshold against its metric (an
+        # unknown metric, an aggregation its type lacks), as `k6 run` would before a local run.
+        args = (
+            "inspect", "--execution-requirements", "--include-system-env-vars=false",
+            *env_flags, script.entry,
+        )  # fmt: skip
         output = await _k6(k6, script, root, args, "inspect", merge_stderr=False)
         return parse_inspect(output)
     except ThresholdError as exc:

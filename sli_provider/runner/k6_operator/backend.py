@@ -25,8 +25,10 @@ from typing import Any
 
 from sli_provider.adapters.prometheus import PrometheusError, Querier
 from sli_provider.k6.thresholds import ThresholdSpec
-from sli_provider.runner.backend import K6Outcome, RunnerError
+from sli_provider.runner.backend import K6Outcome, K6StartError, RunnerError
+from sli_provider.runner.binaries import K6Registry, NoSuitableK6
 from sli_provider.runner.distribution import Distribution
+from sli_provider.runner.extensions import extension_imports
 from sli_provider.runner.k6_operator.archive import k6_archive, k6_thresholds
 from sli_provider.runner.k6_operator.kube import KubeApi, StageReport
 from sli_provider.runner.k6_operator.live import LiveJudge
@@ -89,14 +91,17 @@ class K6OperatorBackend:
         *,
         store: StoreFor,
         k6: str = "k6",
+        binaries: K6Registry | None = None,
         abort_check_seconds: float = ABORT_CHECK_SECONDS,
     ) -> None:
         self._api = api
         self._settings = settings
         self._store = store
-        # This service's own k6: `k6 archive` of scripts with modules in sub-directories, and
-        # `k6 inspect` for the script's thresholds.
+        # This service's own k6: `k6 inspect` for the script's thresholds, and `k6 archive` of
+        # scripts with modules in sub-directories; of ``binaries``, one that has the script's
+        # k6/x/... imports (k6 cannot read a script whose imports it lacks).
         self._k6 = k6
+        self._binaries = binaries
         self._abort_check_seconds = abort_check_seconds
 
     @property
@@ -108,9 +113,9 @@ class K6OperatorBackend:
         archive = None
         if needs_archive(plan):
             assert isinstance(plan.script, StagedScript)  # needs_archive refuses the others
-            archive = await k6_archive(self._k6, plan.script)
+            archive = await k6_archive(self._own_k6(plan.script), plan.script)
         assert isinstance(plan.script, StagedScript)  # needs_archive refuses the others
-        thresholds = await k6_thresholds(self._k6, plan.script, plan.script_env)
+        thresholds = await k6_thresholds(self._own_k6(plan.script), plan.script, plan.script_env)
         manifests = build_manifests(
             plan, distribution, self._settings, name=new_name(plan.tags.context), archive=archive
         )
@@ -174,6 +179,21 @@ class K6OperatorBackend:
                 stopped=crossing is not None,
             )
         return await self._whole_test(plan, store, thresholds, outcome, crossing)
+
+    def _own_k6(self, script: StagedScript) -> str:
+        """The k6 of this service that can read ``script``: one with its k6/x/... imports."""
+        if self._binaries is None or not self._binaries.binaries:
+            return self._k6
+        needed = extension_imports(script.entry, lambda path: _text(script.files.get(path)))
+        if not needed:
+            return self._k6
+        try:
+            return self._binaries.choose(needed).path
+        except NoSuitableK6 as exc:
+            raise K6StartError(
+                "this service reads the script's thresholds (k6 inspect) with its own k6 before "
+                f"the TestRun, whatever the runner image: {exc}"
+            ) from None
 
     async def _wait(
         self, name: str, live: LiveJudge, parallelism: int
@@ -342,6 +362,10 @@ class K6OperatorBackend:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+def _text(content: bytes | None) -> str | None:
+    return None if content is None else content.decode("utf-8", errors="replace")
 
 
 async def _shielded(cleanup: Coroutine[Any, Any, None]) -> None:
