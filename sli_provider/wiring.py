@@ -42,7 +42,7 @@ from sli_provider.ports.resources import ResourceReader
 from sli_provider.runner.backend import RunnerBackend
 from sli_provider.runner.binaries import K6Registry, configured_paths
 from sli_provider.runner.choice import ExecutorBackends
-from sli_provider.runner.k6_operator.backend import K6OperatorBackend
+from sli_provider.runner.k6_operator.backend import K6OperatorBackend, StoreFor
 from sli_provider.runner.k6_operator.kube import KubeError, connect
 from sli_provider.runner.k6_operator.manifests import OperatorSettings
 from sli_provider.runner.local import LocalK6Backend, find_k6_binary
@@ -102,9 +102,12 @@ def _builtins(settings: Settings) -> dict[str, IndicatorSpec]:
         raise ConfigError(f"{where}: cannot read {exc.filename}: {exc.strerror or exc}") from None
 
 
-def make_k6_operator(settings: Settings, k6: K6Registry | None = None) -> K6OperatorBackend | None:
+def make_k6_operator(
+    settings: Settings, store: StoreFor, k6: K6Registry | None = None
+) -> K6OperatorBackend | None:
     """The k6-operator back-end when K6_OPERATOR_ENABLED; its client is made (and its
-    kubeconfig read) now, so a wrong one stops the service at start-up."""
+    kubeconfig read) now, so a wrong one stops the service at start-up. ``store``: where a
+    project's k6 metrics are read, to judge a run's thresholds on the whole test."""
     if not settings.k6_operator_enabled:
         return None
     try:
@@ -119,12 +122,15 @@ def make_k6_operator(settings: Settings, k6: K6Registry | None = None) -> K6Oper
             remote_write_secret=settings.k6_operator_remote_write_secret,
             replica=settings.k6_operator_replica,
         ),
+        store=store,
         k6=_archiving_k6(settings, k6),
+        binaries=k6,
     )
 
 
 def _archiving_k6(settings: Settings, k6: K6Registry | None) -> str:
-    """The k6 that archives scripts for TestRuns: the configured default (listed first)."""
+    """The k6 that inspects and archives scripts for TestRuns: the configured default (listed
+    first); a script with extensions gets one of the binaries that has them."""
     if k6 is not None and k6.binaries:
         return k6.binaries[0].path
     try:

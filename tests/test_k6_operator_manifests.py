@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from sli_provider.k6.invocation import RemoteWriteTarget, RunTags, SecretFile
+from sli_provider.k6.invocation import SPLIT_RUN_TREND_STATS, RemoteWriteTarget, RunTags, SecretFile
 from sli_provider.runner.backend import K6StartError, RunnerError
 from sli_provider.runner.choice import ExecutorBackends
 from sli_provider.runner.distribution import Distribution, RunnerPod
+from sli_provider.runner.k6_operator.archive import kill_if_running
 from sli_provider.runner.k6_operator.kube import RunnerPodState, StageReport
 from sli_provider.runner.k6_operator.manifests import (
     OperatorSettings,
@@ -55,13 +57,17 @@ def test_testrun_args_are_the_local_invocation_minus_what_the_operator_adds() ->
     spec = manifests.test_run["spec"]
     local = the_plan.invocation("/test/load.js")
     assert local.options[0] == "run"
-    assert spec["args"] == list(local.options[1:])
+    # Runners do not judge thresholds: the service judges them on the whole test.
+    assert spec["args"] == [*local.options[1:], "--no-thresholds"]
     assert "--tag" in spec["args"] and f"keptn_context={CONTEXT}" in spec["args"]
     assert spec["parallelism"] == 3
     assert spec["script"] == {"configMap": {"name": "k6-0f5d3c2a-1", "file": "load.js"}}
     env = {item["name"]: item["value"] for item in spec["runner"]["env"]}
     assert env["K6_PROMETHEUS_RW_STALE_MARKERS"] == "true"
-    assert env["K6_PROMETHEUS_RW_TREND_STATS"] == local.env["K6_PROMETHEUS_RW_TREND_STATS"]
+    # The runners' curve is denser than a local run's (the split run's percentiles merge from it).
+    stats = env["K6_PROMETHEUS_RW_TREND_STATS"].split(",")
+    assert stats == list(SPLIT_RUN_TREND_STATS) and len(stats) == 340
+    assert len(local.env["K6_PROMETHEUS_RW_TREND_STATS"].split(",")) == 129
     assert spec["runner"]["image"] == "grafana/k6:1.1.0"
     assert "separate" not in spec
 
@@ -101,7 +107,7 @@ def test_files_in_other_directories_go_as_one_k6_archive() -> None:
     assert manifests.config_map["data"] == {}
     spec = manifests.test_run["spec"]
     assert spec["script"] == {"configMap": {"name": "n", "file": "archive.tar"}}
-    assert spec["args"] == list(nested.invocation("/test/archive.tar").options[1:])
+    assert spec["args"] == [*nested.invocation("/test/archive.tar").options[1:], "--no-thresholds"]
 
 
 def test_a_config_map_over_one_mebibyte_is_refused() -> None:
@@ -199,14 +205,32 @@ THRESHOLD_LOG = [
 ]
 
 
-def test_one_runner_crossing_thresholds_fails_and_is_named() -> None:
+def test_a_runners_own_verdict_is_not_the_tests() -> None:
+    """A runner's thresholds judge its segment only; the whole test's come from the store."""
     logs = {"n-2": THRESHOLD_LOG, "n-1": ["    iterations......: 5   2/s"]}
     outcome = judge(
         "n", FINISHED, [pod("n-1", 0), pod("n-2", 99)], logs, parallelism=2, window=(0, 1)
     )
-    assert outcome.returncode == 99
-    assert outcome.runners_crossing_thresholds() == ["n-2"]
-    assert outcome.summary.thresholds == (Threshold("http_req_duration", "p(95)<100", False),)
+    assert outcome.returncode == 0
+    assert outcome.summary.thresholds == ()
+    assert outcome.runners[1].thresholds == (Threshold("http_req_duration", "p(95)<100", False),)
+
+
+def test_stopped_runners_end_as_stopped_and_an_unreadable_log_is_said() -> None:
+    logs: dict[str, list[str] | None] = {"n-1": None, "n-2": ["k6 says"]}
+    with pytest.raises(RunnerError, match=r"code 107 .*\n\(its log could not be read\)"):
+        judge("n", FINISHED, [pod("n-1", 107), pod("n-2", 0)], logs, parallelism=2, window=(0, 1))
+    stopped = judge(
+        "n",
+        FINISHED,
+        [pod("n-1", 103), pod("n-2", 103)],
+        logs,
+        parallelism=2,
+        window=(0, 1),
+        stopped=True,
+    )
+    assert [r.log_read for r in stopped.runners] == [False, True]
+    assert "iterations" not in stopped.summary.metrics
 
 
 def test_iterations_are_summed_only_when_every_runner_reports_them() -> None:
@@ -314,10 +338,22 @@ async def test_a_script_k6_cannot_archive_is_refused_with_its_words() -> None:
     k6 = str(Path(sys.executable).parent / "k6")
     script = StagedScript(
         "k6/load.js",
-        {"k6/load.js": b"import { x } from './lib/x.js';\nexport default function () {}\n",
-         "k6/lib/x.js": b"export const x = ;\n"},
-    )  # fmt: skip
+        {
+            "k6/load.js": b"import { x } from './lib/x.js';\nexport default function () {}\n",
+            "k6/lib/x.js": b"export const x = ;\n",
+        },
+    )
     with pytest.raises(K6StartError, match=r"k6 archive of 'k6/load.js' failed:\n.*x\.js"):
         await k6_archive(k6, script)
     fine = StagedScript("k6/load.js", {**script.files, "k6/lib/x.js": b"export const x = 1;\n"})
     assert (await k6_archive(k6, fine))[257:262] == b"ustar"  # a tar file
+
+
+async def test_killing_a_k6_that_has_already_exited_is_no_error() -> None:
+    """At its deadline k6 archive/inspect is killed; it may have exited just before."""
+    process = await asyncio.create_subprocess_exec("true")
+    await process.wait()
+    with pytest.raises(ProcessLookupError):
+        process.kill()  # what the kill meets without the guard
+    await kill_if_running(process)
+    assert process.returncode == 0

@@ -17,7 +17,8 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
-from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS
+from sli_provider.keptn.timestamps import parse_keptn
+from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
 from tests.test_runner import (
     LOAD_JS,
     finished_for,
@@ -38,31 +39,61 @@ async def kube() -> AsyncIterator[SimulatedKubernetes]:
         assert await simulated.k6_stopped(), "a k6 runner outlived its TestRun"
 
 
-async def test_thresholds_crossed_on_one_runner_fail_the_test_naming_it(
+def install_script(fake_keptn: FakeKeptn, path: str, script: bytes, *, parallelism: int) -> None:
+    """A k6-operator workload of ``script`` (no env) in the fake Keptn's resources."""
+    workload = load_workload(script=path, executor="k6-operator", parallelism=parallelism, env={})
+    install(fake_keptn, workloads(workload), {path: script})
+
+
+async def test_thresholds_are_judged_on_the_whole_test_with_their_values(
     kube: SimulatedKubernetes,
     prometheus: PrometheusServer,
     fake_keptn: FakeKeptn,
     target: TargetServer,
     tmp_path: Path,
 ) -> None:
-    install(
-        fake_keptn,
-        workloads(
-            load_workload(script="k6/marked.js", executor="k6-operator", parallelism=2, env={})
-        ),
-        {"k6/marked.js": ONE_RUNNER_CROSSES_JS},
-    )
+    install_script(fake_keptn, "k6/marked.js", ONE_RUNNER_CROSSES_JS, parallelism=2)
     finished = await _run_through_the_service(
         kube, prometheus, fake_keptn, target, tmp_path, timeout=90
     )
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "fail")
-    runners = data["k6"]["runners"]
-    (crossing,) = [r["name"] for r in runners if r["exitCode"] == 99]
-    assert [r["exitCode"] for r in runners if r["name"] != crossing] == [0]
-    assert "k6 thresholds crossed: marked: count<1" in data["message"]
-    assert f"on runner {crossing} of 2" in data["message"]
-    assert data["k6"]["thresholds"] == [{"metric": "marked", "threshold": "count<1", "ok": False}]
+    # Runners run without thresholds; the whole test's count crossed.
+    assert [r["exitCode"] for r in data["k6"]["runners"]] == [0, 0]
+    assert data["message"] == "k6 thresholds crossed: marked: count<1 (whole test: 1)"
+    assert data["k6"]["thresholds"] == [
+        {"metric": "marked", "threshold": "count<1", "ok": False, "value": 1.0}
+    ]
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+
+
+async def test_an_abort_on_fail_crossing_of_the_whole_test_is_answered_aborted(
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
+    """A 60 s script on 3 runners, one of which meets only errors: every runner is stopped a
+    few seconds in, and test.finished says which threshold aborted the test, at what value."""
+    install_script(fake_keptn, "k6/fails.js", ONE_RUNNER_FAILS_JS, parallelism=3)
+    finished = await _run_through_the_service(
+        kube, prometheus, fake_keptn, target, tmp_path, timeout=60
+    )
+    data = finished["data"]
+    assert (data["status"], data["result"]) == ("succeeded", "fail")
+    aborted = data["k6"]["abortedBy"]
+    assert (aborted["metric"], aborted["threshold"], aborted["ok"]) == (
+        "http_req_failed",
+        "rate<0.2",
+        False,
+    )
+    assert data["message"].startswith(
+        f"aborted: http_req_failed: rate<0.2 crossed at {aborted['value']:.6g}"
+    )
+    assert [r["exitCode"] for r in data["k6"]["runners"]] == [103, 103, 103]
+    ran = parse_keptn(data["test"]["end"]) - parse_keptn(data["test"]["start"])
+    assert ran < 20, ran
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 
@@ -123,8 +154,8 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
             LOAD_JS,
             "did not finish within the workload's timeout of 4 s",
         ),
-        # The initializer's own words about the script come along.
-        ({"env": {}}, b"export default function ( {\n", "stage 'error'\nk6-"),
+        # k6's own words about the script come along (from `k6 inspect`, before any TestRun).
+        ({"env": {}}, b"export default function ( {\n", "k6 inspect of 'k6/load.js' failed"),
     ],
     ids=["deadline", "script-error"],
 )
@@ -148,8 +179,9 @@ async def test_a_deadline_or_a_script_error_is_errored_and_the_testrun_deleted(
     )
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert says in finished["data"]["message"]
-    if "stage" in says:
-        assert "Unexpected end of input" in finished["data"]["message"]
+    if "inspect" in says:
+        assert "k6/load.js: Line 2:1 Unexpected end of input" in finished["data"]["message"]
+        assert "/tmp/" not in finished["data"]["message"]
     assert kube.objects(TESTRUNS, NAMESPACE) == []
 
 

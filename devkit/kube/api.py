@@ -1,6 +1,6 @@
 """The HTTP face of the simulated API server: the REST paths and query parameters a client uses.
 
-Served (``{prefix}`` is ``/api/v1`` for configmaps, secrets, pods; ``/apis/batch/v1`` for jobs;
+Served (``{prefix}`` is ``/api/v1`` for configmaps, secrets, pods, services; ``/apis/batch/v1`` for jobs;
 ``/apis/k6.io/v1alpha1`` for testruns); every request needs ``Authorization: Bearer <token>``:
 
 - ``GET {prefix}/namespaces/{ns}/{plural}``: list (``labelSelector``: ``=``, ``==``, ``!=``,
@@ -18,6 +18,8 @@ Served (``{prefix}`` is ``/api/v1`` for configmaps, secrets, pods; ``/apis/batch
 - ``GET``/``PUT``/``PATCH .../{name}/status`` for pods, jobs and testruns.
 - ``GET /api/v1/namespaces/{ns}/pods/{name}/log`` (``container``, ``tailLines``,
   ``limitBytes``, ``follow``).
+- Any method on ``/api/v1/namespaces/{ns}/services/{name}/proxy/{path}``: the service proxy to
+  a ready pod behind the Service (``proxy.py``); services are created only by the operator.
 - ``GET /version``.
 
 Every answer is JSON with ``Content-Type: application/json`` (clients such as lightkube only
@@ -29,7 +31,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from devkit.kube import reads, writes
+from devkit.kube import proxy, reads, writes
 from devkit.kube.resources import ALL_RESOURCES, ResourceType
 from devkit.kube.state import MAX_REQUEST_BYTES, STATE, ApiState, error_response, json_response
 from devkit.kube.status import ApiError, unauthorized
@@ -70,6 +72,9 @@ def build_app(state: ApiState) -> web.Application:
             app.router.add_put(item + "/status", _bind(writes.replace_status, resource))
             app.router.add_patch(item + "/status", _bind(writes.patch_status, resource))
     app.router.add_get("/api/v1/namespaces/{namespace}/pods/{name}/log", reads.pod_log)
+    proxied = "/api/v1/namespaces/{namespace}/services/{name}/proxy"
+    app.router.add_route("*", proxied, proxy.service_proxy)
+    app.router.add_route("*", proxied + "{path:/.*}", proxy.service_proxy)
     return app
 
 

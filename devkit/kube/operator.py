@@ -4,8 +4,9 @@ For each TestRun (``internal/controller/testrun_controller.go``): the argv is va
 (stage ``error`` if k6-operator's CLI parser refuses it); conditions are initialised; the
 initializer Job runs ``k6 archive`` and ``k6 inspect --execution-requirements`` on the script
 (stage ``initialization``; a failure or ``maxVUs`` < parallelism → ``error``); ``initialized``;
-one runner Job and Pod per instance, each a real k6 started with the operator's exact argv
-(``created``); once every runner pod runs and its REST API answers, the starter resumes them all
+one runner Job, Pod and Service (``<name>-service-<i>``, port 6565, selecting the runner's Job's
+pod; ``runner.go`` NewRunnerService) per instance, each pod a real k6 started with the
+operator's exact argv (``created``); once every runner pod runs and its REST API answers, the starter resumes them all
 (``started``); when every runner Job is done, ``stopped`` then ``finished`` — also when runners
 exited non-zero, as the real operator does. ``cleanup: post`` deletes the TestRun afterwards.
 Deleting the TestRun (or a runner pod) kills its k6 processes.
@@ -41,7 +42,7 @@ from devkit.kube.pods import (
     pod_home,
     write_volume,
 )
-from devkit.kube.resources import CONFIGMAPS, JOBS, PODS, TESTRUNS
+from devkit.kube.resources import CONFIGMAPS, JOBS, PODS, SERVICES, TESTRUNS
 from devkit.kube.status import ApiError
 from devkit.kube.store import Event, Store, now_rfc3339
 from devkit.kube.testrun_status import TestRunStatus
@@ -81,6 +82,8 @@ class SimulatedOperator:
         # Every container process by (namespace, pod name), kept after it ends for pods/log.
         self._containers: dict[tuple[str, str], list[ContainerProcess]] = {}
         self._waiting: dict[tuple[str, str], str] = {}
+        # Each runner pod's k6 REST API (its port 6565), for the service proxy.
+        self._addresses: dict[tuple[str, str], str] = {}
         self.failures: list[BaseException] = []
         store.subscribe(self._on_event)
 
@@ -102,6 +105,9 @@ class SimulatedOperator:
 
     def waiting_reason(self, namespace: str, pod: str) -> str:
         return self._waiting.get((namespace, pod), "ContainerCreating")
+
+    def pod_address(self, namespace: str, pod: str) -> str | None:
+        return self._addresses.get((namespace, pod)) if self.pod_running(namespace, pod) else None
 
     async def close(self) -> None:
         tasks = [*self._runs.values(), *self._chores]
@@ -172,8 +178,14 @@ class SimulatedOperator:
             for i in range(1, count + 1)
         ]
         pods = [self._store.create(PODS, namespace, workloads.pod_object(job)) for job in jobs]
+        for i, job in enumerate(jobs, start=1):
+            self._store.create(
+                SERVICES, namespace, workloads.service_object(f"{name}-service-{i}", job, testrun)
+            )
         self._status.set(namespace, name, stage="created")
         addresses = [f"{LOOPBACK}:{free_port()}" for _ in pods]
+        for pod, address in zip(pods, addresses, strict=True):
+            self._addresses[(namespace, pod["metadata"]["name"])] = address
         async with asyncio.TaskGroup() as group:
             started = []
             for index, (job, pod) in enumerate(zip(jobs, pods, strict=True), start=1):

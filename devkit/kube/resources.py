@@ -35,6 +35,9 @@ CONFIGMAPS = ResourceType("", "v1", "configmaps", "ConfigMap")
 SECRETS = ResourceType("", "v1", "secrets", "Secret")
 PODS = ResourceType("", "v1", "pods", "Pod", status_subresource=True, read_only=True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", status_subresource=True, read_only=True)
+# Created by the operator, one per runner (its REST API); a client reaches them through the
+# service proxy.
+SERVICES = ResourceType("", "v1", "services", "Service", read_only=True)
 TESTRUNS = ResourceType("k6.io", "v1alpha1", "testruns", "TestRun", status_subresource=True)
 
-ALL_RESOURCES = (CONFIGMAPS, SECRETS, PODS, JOBS, TESTRUNS)
+ALL_RESOURCES = (CONFIGMAPS, SECRETS, PODS, JOBS, SERVICES, TESTRUNS)

@@ -50,6 +50,7 @@ class SimulatedKubernetes:
         self._workdir: Path | None = None
         self._operator: SimulatedOperator | None = None
         self._site: LoopbackSite | None = None
+        self._state: ApiState | None = None
 
     @property
     def namespace(self) -> str:
@@ -71,7 +72,7 @@ class SimulatedKubernetes:
                 runner_timeout=self._runner_timeout,
                 init_timeout=self._init_timeout,
             )
-            state = ApiState(
+            self._state = state = ApiState(
                 self.store,
                 load_crd_schema(),
                 frozenset(self.namespaces),
@@ -163,6 +164,13 @@ class SimulatedKubernetes:
         while self.k6_running() and time.monotonic() < deadline:  # noqa: ASYNC110 (processes, polled)
             await asyncio.sleep(0.1)
         return not self.k6_running()
+
+    def deny(self, subresource: str) -> None:
+        """Answer requests for ``subresource`` (``services/proxy``) 403 Forbidden from now on,
+        as the real server does for a client whose role lacks it."""
+        if self._state is None:
+            raise RuntimeError("the simulated Kubernetes is not running")
+        self._state.denied.add(subresource)
 
     def cut_watches(self) -> int:
         """End every open watch stream now; returns how many were open."""

@@ -21,6 +21,9 @@ class PodRuntime(Protocol):
     def pod_log(self, namespace: str, pod: str) -> bytes | None: ...
     def pod_running(self, namespace: str, pod: str) -> bool: ...
     def waiting_reason(self, namespace: str, pod: str) -> str: ...
+    def pod_address(self, namespace: str, pod: str) -> str | None:
+        """Where the pod's port 6565 (its k6's REST API) answers; None: nowhere."""
+        ...
 
 
 class ApiState:
@@ -39,6 +42,8 @@ class ApiState:
         self.namespaces = namespaces
         self.token = token
         self.pods = pods
+        # Subresources the client's RBAC role lacks (a test's way to take a right away).
+        self.denied: set[str] = set()
 
 
 STATE = web.AppKey("state", ApiState)

@@ -52,6 +52,31 @@ def job_object(
     }
 
 
+def service_object(name: str, job: Mapping[str, Any], owner: Mapping[str, Any]) -> dict[str, Any]:
+    """k6-operator's Service in front of one runner's k6 REST API (``NewRunnerService``): the
+    runner's labels, port ``http-api`` 6565, selecting the pod of the runner's Job."""
+    octets = secrets.randbelow(250) + 1, secrets.randbelow(250) + 1
+    cluster_ip = f"10.96.{octets[0]}.{octets[1]}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "labels": dict(job["metadata"]["labels"]),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "ports": [{"name": "http-api", "port": 6565, "protocol": "TCP", "targetPort": 6565}],
+            "selector": {"job-name": job["metadata"]["name"]},
+            "type": "ClusterIP",
+            "clusterIP": cluster_ip,
+            "clusterIPs": [cluster_ip],
+            "sessionAffinity": "None",
+        },
+        "status": {"loadBalancer": {}},
+    }
+
+
 def pod_object(job: Mapping[str, Any]) -> dict[str, Any]:
     suffix = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
     template = job["spec"]["template"]

@@ -55,6 +55,8 @@ class RunnerExit:
     exit_code: int
     thresholds: tuple[Threshold, ...] = ()
     iterations: float | None = None
+    # False when its output could not be read back (its iterations are then unknown).
+    log_read: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ class K6Outcome:
     summary: RunReport = field(default_factory=lambda: RunReport((), {}))
     binary: UsedBinary | None = None
     runners: tuple[RunnerExit, ...] = ()
+    # The threshold whose crossing made the service stop every runner (a split run's
+    # abortOnFail, judged on the whole test), with the value it crossed at.
+    aborted_by: Threshold | None = None
 
     def runners_crossing_thresholds(self) -> list[str]:
         return [r.name for r in self.runners if r.exit_code == THRESHOLDS_CROSSED]

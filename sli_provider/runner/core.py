@@ -75,6 +75,11 @@ class RunResult:
                 if self.outcome.runners
                 else {}
             ),
+            **(
+                {"abortedBy": self.outcome.aborted_by.as_data()}
+                if self.outcome.aborted_by is not None
+                else {}
+            ),
         }
 
 
@@ -84,6 +89,7 @@ def _runner_data(runner: RunnerExit) -> dict[str, Any]:
         "exitCode": runner.exit_code,
         "iterations": runner.iterations,
         "thresholds": [t.as_data() for t in runner.thresholds],
+        **({} if runner.log_read else {"log": "could not be read"}),
     }
 
 

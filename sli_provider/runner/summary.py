@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.k6.thresholds import format_value
 from sli_provider.keptn.envelope import Result, Status
 
 THRESHOLDS_CROSSED = 99
@@ -39,12 +40,33 @@ K6_EXIT_MEANINGS = {
 
 @dataclass(frozen=True)
 class Threshold:
+    """One threshold's verdict; ``value`` is what it was judged on, when known (the whole test's
+    value for a split run), ``note`` why it could not be judged (then it does not hold)."""
+
     metric: str
     expression: str
     held: bool
+    value: float | None = None
+    note: str | None = None
 
     def as_data(self) -> dict[str, Any]:
-        return {"metric": self.metric, "threshold": self.expression, "ok": self.held}
+        data: dict[str, Any] = {
+            "metric": self.metric,
+            "threshold": self.expression,
+            "ok": self.held,
+        }
+        if self.value is not None:
+            data["value"] = self.value
+        if self.note is not None:
+            data["notJudged"] = self.note
+        return data
+
+    def describe(self) -> str:
+        if self.note is not None:
+            return f"{self.metric}: {self.expression} (not judged: {self.note})"
+        if self.value is not None:
+            return f"{self.metric}: {self.expression} (whole test: {format_value(self.value)})"
+        return f"{self.metric}: {self.expression}"
 
 
 @dataclass(frozen=True)
@@ -91,13 +113,34 @@ def outcome_for_exit(
     *,
     on_threshold_failure: str,
     output_tail: Sequence[str],
+    aborted: Threshold | None = None,
 ) -> tuple[Status, Result, str]:
+    """``aborted``: the threshold whose crossing stopped the run (a split run's abortOnFail)."""
+    if aborted is not None:
+        result = Result.WARNING if on_threshold_failure == "warning" else Result.FAIL
+        shown = format_value(aborted.value) if aborted.value is not None else "?"
+        message = f"aborted: {aborted.metric}: {aborted.expression} crossed at {shown}"
+        others = [
+            t
+            for t in crossed(thresholds)
+            if (t.metric, t.expression) != (aborted.metric, aborted.expression)
+        ]
+        if others:
+            message += "; also crossed: " + ", ".join(t.describe() for t in others)
+        return Status.SUCCEEDED, result, message
     if returncode == 0:
         return Status.SUCCEEDED, Result.PASS, f"k6 run passed; {len(thresholds)} thresholds held"
     if returncode == THRESHOLDS_CROSSED:
-        names = ", ".join(f"{t.metric}: {t.expression}" for t in crossed(thresholds)) or "unknown"
         result = Result.WARNING if on_threshold_failure == "warning" else Result.FAIL
-        return Status.SUCCEEDED, result, f"k6 thresholds crossed: {names}"
+        failed = crossed(thresholds)
+        parts = []
+        judged = [t.describe() for t in failed if t.note is None]
+        if judged or not failed:
+            parts.append("k6 thresholds crossed: " + (", ".join(judged) or "unknown"))
+        unjudged = [t.describe() for t in failed if t.note is not None]
+        if unjudged:
+            parts.append("k6 thresholds that cannot be judged: " + ", ".join(unjudged))
+        return Status.SUCCEEDED, result, "; ".join(parts)
     meaning = K6_EXIT_MEANINGS.get(returncode, "an error")
     tail = "\n".join(output_tail[-15:])
     return Status.ERRORED, Result.FAIL, f"k6 exited with code {returncode} ({meaning}):\n{tail}"

@@ -142,7 +142,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         )
         test_runner = None
         if settings.runner_enabled:
-            k6_operator = make_k6_operator(settings, app[CONFIGURATION].k6)
+            k6_operator = make_k6_operator(settings, prometheus.for_project, app[CONFIGURATION].k6)
             if k6_operator is not None:
                 await _delete_leftovers(k6_operator)
             test_runner = TestRunner(

@@ -26,13 +26,13 @@ from sli_provider.errors import SliProviderError
 from sli_provider.gate.document import cannot_judge_document, gate_document
 from sli_provider.gate.judgement import judge, parsed_slo, record_for
 from sli_provider.gate.records import StoredEvaluation
+from sli_provider.gate.thresholds import Threshold
 from sli_provider.gate.verdict import (
     GateWarning,
     K6Run,
     ThresholdResult,
     Verdict,
 )
-from sli_provider.k6.thresholds import Threshold
 from sli_provider.keptn.envelope import Scope as KeptnScope
 from sli_provider.keptn.test_task import TestRequest
 from sli_provider.keptn.timestamps import format_keptn

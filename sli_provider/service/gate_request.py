@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.gate.thresholds import Threshold, ThresholdError, parse_thresholds
 from sli_provider.gate.verdict import THRESHOLD_POLICIES
-from sli_provider.k6.thresholds import Threshold, ThresholdError, parse_thresholds
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.runner.workloads import WorkloadError, parse_duration
 from sli_provider.service.preview import PreviewError

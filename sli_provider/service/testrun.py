@@ -243,6 +243,7 @@ def _finished(result: RunResult, workload: Workload) -> Finished:
         outcome.summary.thresholds,
         on_threshold_failure=workload.on_threshold_failure,
         output_tail=outcome.output_tail,
+        aborted=outcome.aborted_by,
     )
     runners = outcome.runners_crossing_thresholds()
     if runners:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +43,18 @@ RBAC_RULES: dict[tuple[str, str], frozenset[str]] = {
     ("", "configmaps"): frozenset({"create", "patch", "delete"}),
     ("", "pods"): frozenset({"list"}),
     ("", "pods/log"): frozenset({"get"}),
+    # k6's REST API on each runner, through the API server's service proxy: stop a run.
+    ("", "services/proxy"): frozenset({"patch"}),
 }
+# A runner's log is read from its end only: its summary is there, a chatty script's output
+# before it could be any size. Lines beyond LOG_LINE_BYTES are cut, and at most LOG_TAIL_BYTES
+# of the last lines are kept, so one runner's log never holds more than that in memory.
+LOG_TAIL_LINES = 400
+LOG_LINE_BYTES = 4096
+LOG_TAIL_BYTES = 256 * 1024
+# k6's REST API body that stops a run (k6-operator's stop job sends the same).
+STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
+K6_API_PORT = 6565
 
 
 class KubeError(RunnerError):
@@ -196,13 +208,41 @@ class KubeApi:
             (_pod_state(pod, name) for pod in pods), key=lambda p: (p.instance or 0, p.name)
         )
 
-    async def pod_log(self, pod: str) -> list[str]:
-        """The pod's log, or nothing when it cannot be read (the verdict does not need it)."""
+    async def pod_log(self, pod: str) -> list[str] | None:
+        """The last LOG_TAIL_LINES lines of the pod's log (at most LOG_TAIL_BYTES); None when it
+        cannot be read (the verdict then says so)."""
+        kept: deque[str] = deque()
+        size = 0
         try:
-            return [line async for line in self._untyped.log(pod, newlines=False)]
+            async for line in self._untyped.log(pod, newlines=False, tail_lines=LOG_TAIL_LINES):
+                kept.append(line[:LOG_LINE_BYTES])
+                size += len(kept[-1])
+                while size > LOG_TAIL_BYTES:
+                    size -= len(kept.popleft())
+            return list(kept)
         except (ApiError, httpx.HTTPError) as exc:
             log.warning("cannot read the log of runner pod %s: %s", pod, exc)
-            return []
+            return None
+
+    async def stop_runner(self, service: str) -> None:
+        """Stop one runner's test through k6's REST API (``PATCH /v1/status``), reached through
+        the API server's service proxy to the runner's Service; ``KubeError`` when it did not
+        answer 200."""
+        path = (
+            f"/api/v1/namespaces/{self.namespace}/services/{service}:{K6_API_PORT}/proxy/v1/status"
+        )
+        # lightkube has no call for a subresource path; its own HTTP client (base URL, auth,
+        # timeouts) sends it.
+        http: httpx.AsyncClient = self._untyped._client._client
+        try:
+            response = await http.patch(path, json=STOP_BODY)
+        except httpx.HTTPError as exc:
+            raise _api_error(f"stop the runner behind {service}", exc) from None
+        if response.status_code != 200:
+            text = response.text[:300]
+            raise KubeError(
+                f"cannot stop the runner behind {service}: {response.status_code} {text}"
+            )
 
     async def delete_test_run(self, name: str) -> bool:
         """False when it was already gone. Foreground propagation: its Jobs, pods and the

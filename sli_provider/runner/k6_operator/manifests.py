@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.k6.invocation import SPLIT_RUN_TREND_STATS
 from sli_provider.runner.backend import K6StartError
 from sli_provider.runner.distribution import Distribution
 from sli_provider.runner.k6_operator.archive import ARCHIVE_NAME
@@ -27,6 +28,8 @@ KIND = "TestRun"
 SCRIPT_MOUNT = "/test"
 # The API server refuses objects over 1 MiB; leave room for the metadata.
 MAX_CONFIGMAP_BYTES = 1024 * 1024 - 16 * 1024
+
+NO_THRESHOLDS = "--no-thresholds"
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "k6-sli-provider"
@@ -167,13 +170,22 @@ def build_manifests(
             labels,
             distribution,
             entry=entry,
-            # k6-operator runs `k6 run` itself and puts the script after these.
-            args=list(invocation.options[1:]),
+            # k6-operator runs `k6 run` itself and puts the script after these. Runners do not
+            # judge thresholds: each sees only its segment, so a count would fail on every
+            # runner and an abortOnFail would stop one runner on its share alone; the service
+            # judges them on the whole test (whole_test.py) and stops every runner itself.
+            args=[*invocation.options[1:], NO_THRESHOLDS],
             env={
                 **distribution.runner.env,
                 **invocation.env,
                 # As in a local run: never wait on Grafana's build service from a runner.
                 "K6_AUTO_EXTENSION_RESOLUTION": "false",
+                # The denser quantile curve that merges the runners' percentiles exactly.
+                **(
+                    {"K6_PROMETHEUS_RW_TREND_STATS": ",".join(SPLIT_RUN_TREND_STATS)}
+                    if "K6_PROMETHEUS_RW_TREND_STATS" in invocation.env
+                    else {}
+                ),
             },
         ),
     )
