@@ -13,6 +13,7 @@ from devkit.cli import run_sli_provider
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
+from sli_provider.gate.html_chart import RESULT_COLOURS
 
 SCOPE = ["--project", "shop", "--stage", "ci", "--service", "gate"]
 CROSSING_SCRIPT = """
@@ -22,6 +23,10 @@ export default function () { http.get(__ENV.TARGET_URL + '/fail'); }
 """
 SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
 K6_BANNER = "execution: local"
+PASSED_RUNS_ONLY = (
+    "comparison: {compare_with: several_results, number_of_comparison_results: 3,"
+    " include_result_with_score: pass}\n"
+)
 
 
 async def gate_run(
@@ -39,21 +44,71 @@ async def gate_run(
     )  # fmt: skip
 
 
-async def test_crossed_thresholds_fail_the_gate_by_default(
+async def test_one_verdict_in_the_json_html_history_and_later_comparisons(
     prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
-    """k6 exits 99 while the SLOs pass: lighthouse's result stays pass, the gate fails."""
-    result = await gate_run(tmp_path, prometheus.url, target.url, "--format", "json")
-    assert result.returncode == 1, result.stderr[-3000:]
-    report = json.loads(result.stdout)
-    assert (report["result"], report["gateResult"]) == ("pass", "fail")
+    """k6 exits 99 while the SLOs pass: the gate fails, and every output says so; lighthouse's
+    own result stays inside the evaluation; a later run does not compare with the failed one."""
+    (tmp_path / "slo.yaml").write_text(SLO + PASSED_RUNS_ONLY)
+    page_file = tmp_path / "report.html"
+    first = await gate_run(
+        tmp_path, prometheus.url, target.url, "--format", "html", "--output", str(page_file)
+    )
+    assert first.returncode == 1, first.stderr[-3000:]
+    assert f"verdict: fail; report written to {page_file}" in first.stderr
+    page = page_file.read_text()
+    assert "<title>Quality gate FAIL: shop/ci/gate</title>" in page
+    banner = page[page.index('<header id="verdict"') : page.index("</header>")]
+    assert 'data-result="fail"' in banner and f"background:{RESULT_COLOURS['fail']}" in banner
+    assert ">FAIL<" in banner and "score 100%" in banner  # the score stays lighthouse's
+    assert "FAIL, though lighthouse's result is PASS" in banner
+    assert "k6 thresholds crossed: http_req_failed: rate&lt;0.01" in banner
+    row = page[page.index('<tr class="threshold"') :]
+    row = row[: row.index("</tr>")]
+    assert 'data-status="crossed"' in row and "<code>rate&lt;0.01</code>" in row
+    assert '<td class="num" data-label="Value k6 reported">1</td>' in row  # every request failed
+
+    second = await gate_run(
+        tmp_path, prometheus.url, target.url, "--thresholds", "ignore", "--format", "json"
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    passed = json.loads(second.stdout)
+    assert (passed["result"], passed["reasons"]) == ("pass", [])
+    assert "comparedEvents" not in passed["evaluation"]  # the failed run is no baseline
+
+    third = await gate_run(tmp_path, prometheus.url, target.url, "--format", "json")
+    assert third.returncode == 1, third.stderr[-3000:]
+    report = json.loads(third.stdout)
+    assert (report["result"], report["status"], report["score"]) == ("fail", "succeeded", 100)
+    assert report["evaluation"]["result"] == "pass"  # lighthouse's own
+    assert report["reasons"] == ["k6 thresholds crossed: http_req_failed: rate<0.01"]
+    assert "gateResult" not in report and "gateReasons" not in report
     assert report["k6"] == {
         "exitCode": 99,
         "thresholdPolicy": "fail",
-        "thresholds": [{"metric": "http_req_failed", "threshold": "rate<0.01", "ok": False,
-                        "status": "crossed"}],
-    }  # fmt: skip
-    assert "k6 thresholds crossed: http_req_failed: rate<0.01" in report["gateReasons"][0]
+        "thresholds": [
+            {
+                "metric": "http_req_failed",
+                "threshold": "rate<0.01",
+                "value": "1",
+                "ok": False,
+                "status": "crossed",
+            }
+        ],
+    }
+    listed = await run_sli_provider(
+        "history",
+        "list",
+        *SCOPE,
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        cwd=tmp_path,
+        env={},
+    )
+    results = [line.split()[1] for line in listed.stdout.splitlines()]
+    assert results == ["fail", "pass", "fail"], listed.stdout  # newest first
+    second_id = listed.stdout.splitlines()[1].split()[3]
+    assert report["evaluation"]["comparedEvents"] == [second_id]
 
 
 async def test_threshold_policy_warning_and_the_table_and_html_show_them(
@@ -61,17 +116,42 @@ async def test_threshold_policy_warning_and_the_table_and_html_show_them(
 ) -> None:
     warned = await gate_run(tmp_path, prometheus.url, target.url, "--thresholds", "warning")
     assert warned.returncode == 0, warned.stderr[-3000:]
-    assert "CROSSED http_req_failed: rate<0.01" in warned.stdout
-    assert "gate: WARNING (k6 thresholds crossed" in warned.stdout
+    first_line = warned.stdout.splitlines()[0]
+    assert first_line == "quality gate for shop/ci/gate: WARNING  score 100.00%"
+    assert "k6 thresholds: 1 of 1 crossed (--thresholds warning: warn):" in warned.stdout
+    assert "CROSSED http_req_failed: rate<0.01 (k6: 1)" in warned.stdout
+    assert "verdict WARNING, not lighthouse's PASS: k6 thresholds crossed" in warned.stdout
     assert "warning: k6 thresholds crossed: http_req_failed: rate<0.01" in warned.stderr
     report = tmp_path / "report.html"
-    ignored = await gate_run(tmp_path, prometheus.url, target.url, "--thresholds", "ignore",
-                             "--format", "html", "--output", str(report))  # fmt: skip
+    ignored = await gate_run(
+        tmp_path,
+        prometheus.url,
+        target.url,
+        "--thresholds",
+        "ignore",
+        "--format",
+        "html",
+        "--output",
+        str(report),
+    )
     assert ignored.returncode == 0, ignored.stderr[-3000:]
     html = report.read_text()
-    assert '<section id="gate-notes">' in html
-    assert "<td>http_req_failed</td><td>rate&lt;0.01</td><td>crossed</td>" in html
-    assert html.index('id="gate-notes"') < html.rindex("</body>")
+    assert "<title>Quality gate PASS: shop/ci/gate</title>" in html
+    assert 'id="reasons"' not in html  # the verdict is lighthouse's
+    assert "k6 thresholds: 1 of 1 crossed (--thresholds ignore: ignored)" in html
+    assert 'data-metric="http_req_failed" data-status="crossed"' in html
+
+
+async def test_thresholds_that_all_held_do_not_read_like_a_failure(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    script = CROSSING_SCRIPT.replace("/fail", "/").replace("rate<0.01", "rate<0.5")
+    result = await gate_run(tmp_path, prometheus.url, target.url, script=script)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[0] == "quality gate for shop/ci/gate: PASS  score 100.00%"
+    assert "k6 exit code 0; k6 thresholds: all 1 held:" in result.stdout
+    assert "  held    http_req_failed: rate<0.5 (k6: 0)" in result.stdout
+    assert "CROSSED" not in result.stdout and "crossed" not in result.stdout
 
 
 async def test_a_script_error_says_k6_could_not_run_the_script(

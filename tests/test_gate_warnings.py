@@ -49,13 +49,18 @@ def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: P
     result = evaluate(tmp_path, KEY_SLO, values, "--format", "json")
     assert result.returncode == 0, result.stderr  # lighthouse's score: pass
     report = json.loads(result.stdout)
-    assert (report["result"], report["gateResult"]) == ("pass", "pass")
+    assert (report["result"], report["evaluation"]["result"]) == ("pass", "pass")
+    assert report["reasons"] == []
     (warning,) = report["warnings"]
     assert warning["code"] == "key_sli_without_value"
     assert "key SLI 'errors' has no value" in warning["message"]
     assert "warning: key SLI 'errors' has no value" in result.stderr
-    strict = evaluate(tmp_path, KEY_SLO, values, "--strict")
+    strict = evaluate(tmp_path, KEY_SLO, values, "--strict", "--format", "json")
     assert strict.returncode == 1
+    verdict = json.loads(strict.stdout)
+    assert (verdict["result"], verdict["evaluation"]["result"]) == ("fail", "pass")
+    assert "key SLI 'errors' has no value" in verdict["reasons"][0]
+    assert verdict["reasons"][-1] == "--strict fails the gate on a warning"
 
 
 def test_an_unparseable_criterion_says_slo_yaml_is_invalid(tmp_path: Path) -> None:

@@ -37,7 +37,6 @@ from sli_provider.gate.verdict import (
     Verdict,
     decide,
     key_sli_warnings,
-    with_html_section,
 )
 from sli_provider.k6.invocation import RunTags
 from sli_provider.k6.series import run_has_series
@@ -85,8 +84,19 @@ def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
             status, result, message = "succeeded", "pass", ""
         else:
             raise GateError("give --values FILE, or --start and --end to fetch from Prometheus")
-        return _score_and_report(args, slo_text, slo, values, status, result, message, start, end,
-                                 args.g_context, warnings)  # fmt: skip
+        return _score_and_report(
+            args,
+            slo_text,
+            slo,
+            values,
+            status,
+            result,
+            message,
+            start,
+            end,
+            args.g_context,
+            warnings,
+        )
     except GateError as exc:
         print(f"sli-provider evaluate: {exc}", file=sys.stderr)
         return CANNOT_RUN
@@ -104,17 +114,22 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
         crossed_note = " (thresholds crossed)" if run.thresholds_crossed else ""
         print(f"k6 exited with {run.returncode}{crossed_note}", file=sys.stderr)
         for threshold in run.crossed_thresholds:
-            print(f"threshold crossed: {threshold.metric}: {threshold.expression}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"threshold crossed: {threshold.metric}: {threshold.expression}", file=sys.stderr)
         missing = run.missing_series_message()
         if missing is not None:
             raise GateError(missing)
         start, end = format_keptn(run.outcome.started_at), format_keptn(run.outcome.ended_at)
         values = asyncio.run(_fetch(configuration, args, slo, start, end, context, []))
-        k6 = K6Run(run.returncode, tuple(ThresholdResult(t.metric, t.expression, t.held)
-                                         for t in run.outcome.summary.thresholds))  # fmt: skip
-        return _score_and_report(args, slo_text, slo, values, "succeeded", "pass", "", start, end,
-                                 context, [], k6=k6)  # fmt: skip
+        thresholds = tuple(
+            ThresholdResult(
+                t.metric, t.expression, t.held, "" if t.value is None else f"{t.value:.6g}"
+            )
+            for t in run.outcome.summary.thresholds
+        )
+        k6 = K6Run(run.returncode, thresholds)
+        return _score_and_report(
+            args, slo_text, slo, values, "succeeded", "pass", "", start, end, context, [], k6=k6
+        )
     except GateError as exc:
         print(f"sli-provider run: {exc}", file=sys.stderr)
         return CANNOT_RUN
@@ -205,17 +220,24 @@ async def _fetch(
         raise GateError(f"the window's end ({end}) is before its start ({start})")
     indicators = tuple(dict.fromkeys(o.sli for o in slo.objectives)) if slo else ()
     window = SLIWindow(
-        project=args.g_project, stage=args.g_stage, service=args.g_service,
-        start_s=start_s, end_s=end_s, indicators=indicators,
-        custom_filters=tuple((slo.filter or {}).items()) if slo else (), context=context,
-    )  # fmt: skip
+        project=args.g_project,
+        stage=args.g_stage,
+        service=args.g_service,
+        start_s=start_s,
+        end_s=end_s,
+        indicators=indicators,
+        custom_filters=tuple((slo.filter or {}).items()) if slo else (),
+        context=context,
+    )
     try:
         if context and not await _context_has_series(configuration, window):
-            warnings.append(GateWarning(
-                "context_not_found",
-                f"no k6 series of context {context!r} in the window; the built-in SLIs use "
-                f"every run of {window.project}/{window.stage}/{window.service}",
-            ))  # fmt: skip
+            warnings.append(
+                GateWarning(
+                    "context_not_found",
+                    f"no k6 series of context {context!r} in the window; the built-in SLIs use "
+                    f"every run of {window.project}/{window.stage}/{window.service}",
+                )
+            )
         results: list[MeasuredIndicator] = await evaluate_once(configuration, window)
     except ProviderUnavailable as exc:
         raise GateError(str(exc)) from None
@@ -249,11 +271,15 @@ async def _run_k6(
     # The same target and credentials the service's runner would use for this project.
     prometheus = make_prometheus(configuration, ServiceMetrics())
     plan = RunPlan(
-        tags=tags, script=LocalScript(args.script.resolve()),
+        tags=tags,
+        script=LocalScript(args.script.resolve()),
         remote_write=prometheus.access_for(tags.project).remote_write_target(),
         script_env=keptn_script_env(tags, target_url=args.target, extra=extra),
-        vus=args.vus, duration=args.duration, timeout_seconds=args.timeout, k6=args.k6,
-    )  # fmt: skip
+        vus=args.vus,
+        duration=args.duration,
+        timeout_seconds=args.timeout,
+        k6=args.k6,
+    )
     binaries = configuration.k6 or load_k6_registry(configuration.settings)
     if args.k6 is not None and args.k6 not in {b.name for b in binaries.binaries}:
         # A path is fine here: it is the user's own machine (the service takes names only).
@@ -292,77 +318,128 @@ def script_failure_message(returncode: int, output_tail: Sequence[str]) -> str:
 
 
 def _score_and_report(
-    args: argparse.Namespace, slo_text: str, slo: SLO | None, values: Sequence[Any],
-    status: str, result: str, message: str, start: str, end: str, context: str,
-    warnings: list[GateWarning], *, k6: K6Run | None = None,
-) -> int:  # fmt: skip
+    args: argparse.Namespace,
+    slo_text: str,
+    slo: SLO | None,
+    values: Sequence[Any],
+    status: str,
+    result: str,
+    message: str,
+    start: str,
+    end: str,
+    context: str,
+    warnings: list[GateWarning],
+    *,
+    k6: K6Run | None = None,
+) -> int:
     scope = (args.g_project, args.g_stage, args.g_service)
     try:
         with HistoryStore(args.history) as store:
             history = store.list(*scope)
             evaluation = evaluate(
                 slo if slo is not None else slo_text,
-                values, [h.as_previous() for h in history],
-                get_sli_status=status, get_sli_result=result, get_sli_message=message,
-                time_start=start, time_end=end, slo_file_content=slo_text,
-            )  # fmt: skip
+                values,
+                [h.as_previous() for h in history],
+                get_sli_status=status,
+                get_sli_result=result,
+                get_sli_message=message,
+                time_start=start,
+                time_end=end,
+                slo_file_content=slo_text,
+            )
+            verdict = _decide(args, slo_text, slo, evaluation, warnings, k6)
             if not args.no_store:
-                record = _record(evaluation, scope, context, end)
+                record = _record(verdict, scope, context, end)
                 store.add(record)
                 history = [record, *history]
     except HistoryError as exc:
         raise GateError(str(exc)) from None
-    problems = slo_problems(slo_text)
-    if problems:
-        shown = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
-        warnings.append(GateWarning("slo_invalid", f"slo.yaml is invalid ({shown}); the result "
-                                    "is lighthouse's for this file (see sli-provider check)"))  # fmt: skip
-    key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
-    warnings.extend(key_sli_warnings(evaluation, key_slis))
-    verdict = decide(evaluation, warnings, k6=k6, policy=getattr(args, "thresholds", "fail"))
     for warning in verdict.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     _report(args, verdict, history, scope)
-    return verdict.exit_code(strict=args.strict)
+    return verdict.exit_code()
+
+
+def _decide(
+    args: argparse.Namespace,
+    slo_text: str,
+    slo: SLO | None,
+    evaluation: Evaluation,
+    warnings: list[GateWarning],
+    k6: K6Run | None,
+) -> Verdict:
+    problems = slo_problems(slo_text)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
+        warnings.append(
+            GateWarning(
+                "slo_invalid",
+                f"slo.yaml is invalid ({shown}); the result is lighthouse's for this file "
+                "(see sli-provider check)",
+            )
+        )
+    key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
+    warnings.extend(key_sli_warnings(evaluation, key_slis))
+    policy = getattr(args, "thresholds", "fail")
+    return decide(evaluation, warnings, k6=k6, policy=policy, strict=args.strict)
 
 
 def _record(
-    evaluation: Evaluation, scope: tuple[str, str, str], context: str, end: str
+    verdict: Verdict, scope: tuple[str, str, str], context: str, end: str
 ) -> StoredEvaluation:
+    """The history keeps the verdict as ``result``, the way Keptn's datastore keeps
+    lighthouse's: later relative criteria compare only with runs whose gate passed."""
     try:
         when = parse_keptn(end) if end else time.time()
     except TimestampError:
         when = time.time()
+    data = verdict.to_data()
     return StoredEvaluation(
-        id=str(uuid.uuid4()), project=scope[0], stage=scope[1], service=scope[2], context=context,
-        time=when, result=evaluation.result, score=evaluation.details.score,
-        data=evaluation.to_keptn(),
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        project=scope[0],
+        stage=scope[1],
+        service=scope[2],
+        context=context,
+        time=when,
+        result=verdict.result,
+        score=verdict.score,
+        data={
+            k: data[k]
+            for k in ("result", "status", "message", "reasons", "evaluation")
+            if k in data
+        },
+    )
 
 
-def _report(args: argparse.Namespace, verdict: Verdict, history: list[StoredEvaluation],
-            scope: tuple[str, str, str]) -> None:  # fmt: skip
-    evaluation = verdict.evaluation
+def _report(
+    args: argparse.Namespace,
+    verdict: Verdict,
+    history: list[StoredEvaluation],
+    scope: tuple[str, str, str],
+) -> None:
     if args.format == "json":
-        document = {**evaluation.to_keptn(), **verdict.to_data()}
-        text = json.dumps(document, indent=2, allow_nan=False)
+        text = json.dumps(verdict.to_data(), indent=2, allow_nan=False)
     elif args.format == "html":
         from sli_provider.gate.html_report import render_html  # only the html format needs it
 
-        text = render_html(evaluation, history, project=scope[0], stage=scope[1], service=scope[2])
-        if verdict.k6 is not None or verdict.warnings or verdict.reasons:
-            text = with_html_section(text, verdict.html_section())
+        text = render_html(
+            verdict.evaluation,
+            history,
+            project=scope[0],
+            stage=scope[1],
+            service=scope[2],
+            verdict=verdict,
+        )
     else:
         text = "\n".join(
             [
-                render_table(evaluation, scope="/".join(scope)),
+                render_table(verdict.evaluation, scope="/".join(scope), verdict=verdict),
                 *verdict.text_lines(with_warnings=args.output is not None),
             ]
         )
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        shown = "errored" if evaluation.errored else verdict.result
-        print(f"verdict: {shown}; report written to {args.output}", file=sys.stderr)
+        print(f"verdict: {verdict.word}; report written to {args.output}", file=sys.stderr)
     else:
         print(text)

@@ -15,18 +15,33 @@ EXIT_CODES = "exit codes: 0 pass (and warning, unless --strict), 1 fail, 2 the g
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "\n\n".join(filter(None, [EXIT_CODES, parser.epilog]))
-    parser.add_argument("--slo", type=Path, required=True, metavar="FILE",
-                        help="the slo.yaml to score against")  # fmt: skip
+    parser.add_argument(
+        "--slo", type=Path, required=True, metavar="FILE", help="the slo.yaml to score against"
+    )
     for name in ("project", "stage", "service"):
-        parser.add_argument(f"--{name}", dest=f"g_{name}", required=True,
-                            help=f"the Keptn {name}: scope of k6's series and of the history")  # fmt: skip
-    parser.add_argument("--format", choices=("table", "json", "html"), default="table",
-                        help="the report's format")  # fmt: skip
-    parser.add_argument("--output", type=Path, metavar="FILE",
-                        help="write the report here (required for html; default: stdout)")  # fmt: skip
+        parser.add_argument(
+            f"--{name}",
+            dest=f"g_{name}",
+            required=True,
+            help=f"the Keptn {name}: scope of k6's series and of the history",
+        )
+    parser.add_argument(
+        "--format", choices=("table", "json", "html"), default="table", help="the report's format"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the report here (required for html; default: stdout)",
+    )
     parser.add_argument("--strict", action="store_true", help="a warning exits 1 too")
-    parser.add_argument("--history", type=Path, default=DEFAULT_HISTORY, metavar="FILE",
-                        help="the SQLite history of earlier evaluations")  # fmt: skip
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=DEFAULT_HISTORY,
+        metavar="FILE",
+        help="the SQLite history of earlier evaluations",
+    )
     parser.add_argument("--no-store", action="store_true", help="do not add this evaluation")
 
 
@@ -52,23 +67,39 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
-    parser.add_argument("--script", type=Path, required=True, metavar="FILE",
-                        help="the k6 script")  # fmt: skip
+    parser.add_argument("--script", type=Path, required=True, metavar="FILE", help="the k6 script")
     parser.add_argument("--target", default="", metavar="URL", help="TARGET_URL for the script")
-    parser.add_argument("--vus", type=_positive_int, metavar="N",
-                        help="virtual users (default: the script's own)")  # fmt: skip
-    parser.add_argument("--duration", type=_duration, metavar="DURATION",
-                        help="test duration, e.g. 30s (default: the script's own)")  # fmt: skip
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="passed to the script")  # fmt: skip
-    parser.add_argument("--timeout", type=_positive_seconds, default=float(DEFAULT_TIMEOUT_SECONDS),
-                        metavar="SECONDS",
-                        help="seconds before k6 is killed (default: %(default)g)")  # fmt: skip
-    parser.add_argument("--k6", metavar="NAME_OR_PATH",
-                        help="a K6_BINARIES name or a k6 executable (default: chosen by the "
-                             "script's k6/x/... imports)")  # fmt: skip
-    parser.add_argument("--thresholds", choices=THRESHOLD_POLICIES, default="fail",
-                        help="what crossed k6 thresholds do to the gate (default: %(default)s)")  # fmt: skip
+    parser.add_argument(
+        "--vus", type=_positive_int, metavar="N", help="virtual users (default: the script's own)"
+    )
+    parser.add_argument(
+        "--duration",
+        type=_duration,
+        metavar="DURATION",
+        help="test duration, e.g. 30s (default: the script's own)",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="passed to the script"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        default=float(DEFAULT_TIMEOUT_SECONDS),
+        metavar="SECONDS",
+        help="seconds before k6 is killed (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--k6",
+        metavar="NAME_OR_PATH",
+        help="a K6_BINARIES name or a k6 executable (default: chosen by the "
+        "script's k6/x/... imports)",
+    )
+    parser.add_argument(
+        "--thresholds",
+        choices=THRESHOLD_POLICIES,
+        default="fail",
+        help="what crossed k6 thresholds do to the gate (default: %(default)s)",
+    )
 
 
 # Checked while parsing, so a typo is refused before any check or k6 run, not by k6 itself.
