@@ -628,3 +628,109 @@ def test_browser_report_fits_a_640_px_screen(tmp_path: Path) -> None:
     assert shot is not None and shot.width == 640
     hexed = {f"#{r:02x}{g:02x}{b:02x}" for (r, g, b) in shot.colour_counts()}
     assert SERIES_COLOUR in hexed and RESULT_COLOURS["fail"] in hexed
+
+
+# --- labels that never cover each other, measured by Chromium ---------------------------------
+
+_LABEL_PROBE = """<script>
+const boxes = [];
+for (const svg of document.querySelectorAll("svg.chart")) {
+  const own = svg.getBoundingClientRect();
+  const labels = [...svg.querySelectorAll("text.target-off, text.target-label, text.x-label,"
+                                          + " text[text-anchor=end]")];
+  for (const t of labels) {
+    const b = t.getBoundingClientRect();
+    boxes.push({sli: svg.dataset.sli, cls: t.getAttribute("class") || "tick", text: t.textContent,
+                x0: b.left - own.left, y0: b.top - own.top, x1: b.right - own.left,
+                y1: b.bottom - own.top});
+  }
+  const crossings = [];
+  for (const line of svg.querySelectorAll("polyline.series")) {
+    const length = line.getTotalLength();
+    for (let at = 0; at <= length; at += 1) {
+      const p = line.getPointAtLength(at);
+      crossings.push([p.x, p.y]);
+    }
+  }
+  boxes.push({sli: svg.dataset.sli, cls: "line", points: crossings,
+              width: own.width, height: own.height});
+}
+document.body.dataset.boxes = JSON.stringify(boxes);
+</script>"""
+
+
+def _off_chart_scenario() -> tuple[Evaluation, list[StoredEvaluation]]:
+    """Values of 3 to 6 ms under a relative target, with both fixed targets far above them."""
+    slo = {
+        "comparison": {"compare_with": "several_results", "number_of_comparison_results": 3},
+        "objectives": [
+            {
+                "sli": "p",
+                "displayName": "Response time p95 (ms)",
+                "pass": [{"criteria": ["<=+10%", "<600"]}],
+                "warning": [{"criteria": ["<=800"]}],
+            }
+        ],
+        "total_score": {"pass": "90%", "warning": "50%"},
+    }
+    runs = [3.1, 4.2, 3.6, 5.9, 4.4, 6.0, 3.3, 5.1]
+    return _history_of(slo, [(START + i * 3600, value) for i, value in enumerate(runs)])
+
+
+@needs_chromium
+def test_browser_labels_stay_legible_with_both_targets_off_the_chart(tmp_path: Path) -> None:
+    evaluation, history = _off_chart_scenario()
+    page = render(evaluation, history)
+    found = elements(page)
+    off = [e["text"] for e in found if "target-off" in e.get("class", "")]
+    assert off == ["▲ pass <600 → 600", "▲ warning <=800 → 800"]
+    shot = tmp_path / "off-chart.html"
+    shot.write_text(page, encoding="utf-8")
+    png = tmp_path / "off-chart.png"
+    chromium(f"--screenshot={png}", "--window-size=900,1100", shot.as_uri())
+    image = read_png(png.read_bytes())
+    hexed = {f"#{r:02x}{g:02x}{b:02x}" for (r, g, b) in image.colour_counts()}
+    assert TARGET_COLOURS["pass"] in hexed and TARGET_COLOURS["warning"] in hexed
+    keep = Path(__file__).parent.parent / ".report-screenshots"
+    if keep.is_dir():  # for a person to look at: mkdir .report-screenshots before the run
+        shutil.copy(png, keep / "off-chart.png")
+    # Chromium's own layout: where each label and the value line really are.
+    probed = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    copy = tmp_path / "probe.html"
+    copy.write_text(probed.replace("</body>", _LABEL_PROBE + "</body>"), encoding="utf-8")
+    dom = chromium("--dump-dom", "--window-size=900,1100", copy.as_uri())
+    body = next(e for e in elements(dom.stdout) if e["tag"] == "body")
+    boxes = json.loads(body["data-boxes"])
+    labels = [b for b in boxes if b["cls"] != "line"]
+    (line,) = [b for b in boxes if b["cls"] == "line"]
+    named = [b for b in labels if "target" in b["cls"]]
+    assert {b["text"] for b in named} >= {"▲ pass <600 → 600", "▲ warning <=800 → 800"}
+    assert any(b["cls"] == "target-label" and "+10%" in b["text"] for b in named)
+    for a, b in itertools.combinations(labels, 2):
+        overlap = a["x0"] < b["x1"] - 0.5 and b["x0"] < a["x1"] - 0.5
+        overlap = overlap and a["y0"] < b["y1"] - 0.5 and b["y0"] < a["y1"] - 0.5
+        assert not overlap, (a["text"], b["text"])
+    for label in named:
+        assert label["x0"] >= 0 and label["x1"] <= line["width"], label
+        inside = [
+            (x, y)
+            for x, y in line["points"]
+            if label["x0"] <= x <= label["x1"] and label["y0"] + 2 <= y <= label["y1"] - 2
+        ]
+        assert not inside, (label["text"], inside[:3])
+    relative = next(b for b in named if "+10%" in b["text"])
+    ticks = [e for e in found if e.get("class") == "target-relative-run target-pass"]
+    # beside its line: level with one run's target and at most a few pixels from its end
+    beside = [
+        t
+        for t in ticks
+        if relative["y0"] - 8 <= float(t["y1"]) <= relative["y1"] + 8
+        and min(
+            abs(relative["x1"] - float(t["x1"])),
+            abs(relative["x0"] - float(t["x2"])),
+            abs(relative["x1"] - float(t["x2"])),
+            abs(relative["x0"] - float(t["x1"])),
+        )
+        < 12
+    ]
+    assert beside, (relative, ticks)

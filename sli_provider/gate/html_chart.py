@@ -250,10 +250,13 @@ def layout_chart(index: int, result: ScoredIndicator, runs: list[Run]) -> Chart:
                     f"{format_number(v)}",
                 )
             )
-        last_i, last_v = series[-1]
+        last_v = series[-1][1]
+        spans = [
+            (x_of(i) - half_tick, x_of(i) + half_tick, float(round(y_of(v)))) for i, v in series
+        ]
         wanted.append(
             (
-                (x_of(last_i) - half_tick, x_of(last_i) + half_tick),
+                spans[::-1],
                 round(y_of(last_v)),
                 f"{kind} {criteria} → {format_number(last_v)}",
                 colour,
@@ -302,7 +305,7 @@ def layout_chart(index: int, result: ScoredIndicator, runs: list[Run]) -> Chart:
     legend = [("ln", SERIES_COLOUR, "value per run")]
     legend += [("dot", RESULT_COLOURS[r], f"SLI {r}") for r in ("pass", "warning", "fail")]
     for kind, colour in TARGET_COLOURS.items():
-        if any(k == kind for _, k, _ in lines):
+        if any(k == kind for _, k, _ in near):  # the far ones are named, not drawn
             legend.append(("ln dash", colour, f"{kind} target"))
         if any(k == kind for k, _ in relative):
             legend.append(("ln", colour, f"{kind} target of each run (relative)"))
@@ -350,40 +353,52 @@ def _line_boxes(polylines: list[str]) -> list[Box]:
     return boxes
 
 
-_Wanted = tuple[tuple[float, float] | None, float, str, str]
+# (for a relative target: its runs' short lines (x from, x to, y), the last run's first;
+# None for a flat line across the chart), y, text, colour
+_Wanted = tuple[list[tuple[float, float, float]] | None, float, str, str]
 
 
 def _place_labels(wanted: list[_Wanted], frame: Box, obstacles: list[Box]) -> list[Label]:
     """Each label beside its line, where it covers no other label, point or value line.
 
-    ``wanted``: (the x span of a short line, or None for a line across the chart; its y;
-    text; colour). Candidates are tried nearest first: beside the line, above it, below it, then
-    farther up and down; the one covering least wins when none is clear.
+    Candidates are tried nearest first: beside the line, above it, below it, then farther up
+    and down; the first that covers nothing wins, else the one covering least. A relative
+    target's label names the last run's target beside that run's line; where that is covered
+    it stands beside an earlier run's line, without a number (that run's is in its tooltip).
     """
     placed: list[Label] = []
     taken: list[Box] = []
-    for span, y, text, colour in sorted(wanted, key=lambda item: item[1]):
-        width = len(text) * _BOLD_CHAR_W
-        if span is None:  # a flat line across the chart: above or below it, left first
+    for spans, y, text, colour in sorted(wanted, key=lambda item: item[1]):
+        spots: list[tuple[float, float, str]] = []
+        if spans is None:  # a flat line across the chart: above or below it, left first
+            width = len(text) * _BOLD_CHAR_W
             xs = [frame.x0 + 4, frame.x1 - 4 - width, (frame.x0 + frame.x1 - width) / 2]
-            spots = [(x, y + dy) for dy in (-5, 14) for x in xs]
-        else:  # a relative target's last tick: beside it at its height, else above or below
-            xs = [span[0] - 4 - width, span[1] + 4, span[1] - width]
-            spots = [(xs[0], y + 4), (xs[1], y + 4)]
-            spots += [(x, y + dy) for dy in (-5, 14) for x in xs]
-        spots += [(x, y + dy) for k in range(1, 6) for dy in (-5 - 13 * k, 14 + 13 * k) for x in xs]
+        else:
+            short = text.rsplit(" → ", 1)[0] + " (per run)"
+            for n, (x0, x1, tick_y) in enumerate(spans):
+                shown = text if n == 0 else short
+                width = len(shown) * _BOLD_CHAR_W
+                spots += [(x0 - 4 - width, tick_y + 4, shown), (x1 + 4, tick_y + 4, shown)]
+                spots += [(x, tick_y + dy, shown) for dy in (-5, 14) for x in (x1 - width, x0)]
+            width = len(text) * _BOLD_CHAR_W
+            xs = [spans[0][1] - width, spans[0][0]]
+        near = [(x, y + dy, text) for dy in (-5, 14) for x in xs]
+        spots = near + spots if spans is None else spots + near
+        spots += [
+            (x, y + dy, text) for k in range(1, 6) for dy in (-5 - 13 * k, 14 + 13 * k) for x in xs
+        ]
 
-        def cost(spot: tuple[float, float], text: str = text) -> int:
-            box = _label_box(spot[0], spot[1], text)
+        def cost(spot: tuple[float, float, str]) -> int:
+            box = _label_box(*spot)
             if not box.inside(frame):
                 return 10_000
             return sum(box.overlaps(o) for o in obstacles) + 100 * sum(
                 box.overlaps(t) for t in taken
             )
 
-        best = min(spots, key=cost)  # min keeps the first of equal cost: the nearest
-        taken.append(_label_box(best[0], best[1], text))
-        placed.append(Label(best[0], best[1], text, colour))
+        x, y_text, shown = min(spots, key=cost)  # min keeps the first of equal cost
+        taken.append(_label_box(x, y_text, shown))
+        placed.append(Label(x, y_text, shown, colour))
     return placed
 
 
