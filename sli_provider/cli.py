@@ -20,7 +20,7 @@ from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
 from sli_provider.errors import SliProviderError
 from sli_provider.flags import CommandHelpFormatter, add_arguments
-from sli_provider.logs import configure_logging
+from sli_provider.logs import configure_command_logging, configure_logging
 from sli_provider.service.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (
     PreviewError,
@@ -120,9 +120,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command stopped by SIGPIPE: the reader (`| head -1`) went away.
+READER_GONE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Exit codes: 0 done (or passed), 1 failed, 2 could not run (a configuration error among them:
-    one line on stderr, never a traceback)."""
+    one line on stderr, never a traceback); 141 stdout was closed early, quietly."""
+    try:
+        code = _main(argv, environ)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        return code
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit; nothing is left to read it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return READER_GONE
+
+
+def _main(argv: Sequence[str] | None, environ: Mapping[str, str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "history":
         return run_history(args)
@@ -141,7 +157,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    if args.command == "serve":
+        configure_logging(settings.log_level)
+    else:
+        asked = "LOG_LEVEL" in env or flags.get("log_level") is not None
+        configure_command_logging(settings.log_level, asked=asked)
     try:
         return _run(args.command, configuration, args)
     except SliProviderError as exc:

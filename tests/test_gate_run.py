@@ -152,6 +152,33 @@ async def test_thresholds_that_all_held_do_not_read_like_a_failure(
     assert "k6 exit code 0; k6 thresholds: all 1 held:" in result.stdout
     assert "  held    http_req_failed: rate<0.5 (k6: 0)" in result.stdout
     assert "CROSSED" not in result.stdout and "crossed" not in result.stdout
+    assert not [line for line in result.stderr.splitlines() if line.startswith("{")]
+
+
+async def test_the_cli_logs_json_records_only_when_asked(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    (tmp_path / "slo.yaml").write_text(SLO)
+    args = [
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--no-store",
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--end",
+        "2026-01-01T00:01:00Z",
+    ]
+    env = {"PROMETHEUS_URL": prometheus.url}
+    quiet = await run_sli_provider(*args, cwd=tmp_path, env=env)
+    assert quiet.returncode == 1, quiet.stderr  # no k6 series in that window: no value
+    assert not [line for line in quiet.stderr.splitlines() if line.startswith("{")], quiet.stderr
+    asked = await run_sli_provider(*args, cwd=tmp_path, env={**env, "LOG_LEVEL": "DEBUG"})
+    records = [json.loads(line) for line in asked.stderr.splitlines() if line.startswith("{")]
+    assert records and {"time", "level", "message"} <= set(records[0])
 
 
 async def test_a_script_error_says_k6_could_not_run_the_script(

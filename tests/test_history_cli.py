@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from devkit.cli import sli_provider_command
 from sli_provider.adapters.history_store import HistoryStore
 from sli_provider.cli import main
 
@@ -104,3 +106,36 @@ def test_an_unreadable_import_file_is_one_plain_line(
     err = capsys.readouterr().err
     assert err.startswith(f"sli-provider history: cannot read {export}: {reason}"), err
     assert "Errno" not in err and err.count("\n") == 1
+
+
+def test_list_piped_into_head_ends_quietly(tmp_path: Path) -> None:
+    """`history list | head -1`: the first line, and no BrokenPipeError when head goes away."""
+    history = tmp_path / "h.sqlite3"
+    export = tmp_path / "events.json"
+    events = []
+    for i in range(3000):  # far more than a pipe holds, so the writer meets a closed pipe
+        event = _event(1, "shop")
+        event.update(id=f"ev-{i}", time=f"2023-05-01T10:{i // 60 % 60:02d}:{i % 60:02d}.000Z")
+        events.append(event)
+    export.write_text(json.dumps(events))
+    assert main(["history", "import", str(export), "--history", str(history)]) == 0
+    command = sli_provider_command(
+        "history",
+        "list",
+        "--project",
+        "shop",
+        "--stage",
+        "dev",
+        "--service",
+        "web",
+        "--history",
+        str(history),
+    )
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as lister:
+        assert lister.stdout is not None and lister.stderr is not None
+        head = subprocess.run(["head", "-1"], stdin=lister.stdout, capture_output=True, timeout=60)
+        lister.stdout.close()
+        errors = lister.stderr.read().decode()
+        assert lister.wait(timeout=60) in (0, 141)
+    assert errors == ""
+    assert head.stdout.decode().count("\n") == 1 and "pass" in head.stdout.decode()
