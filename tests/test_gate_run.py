@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -286,3 +289,32 @@ async def test_run_makes_k6s_directory_in_runner_work_dir(
         "No such file or directory"
     )
     assert K6_BANNER not in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_two_runs_at_once_do_not_clash_on_k6s_rest_api_port(
+    prometheus: PrometheusServer, target: TargetServer, tmp_path: Path
+) -> None:
+    """Two CI jobs on one machine, while something else already holds k6's default REST API
+    port (localhost:6565): both k6 run their whole test."""
+    script = (
+        "import http from 'k6/http'; import { sleep } from 'k6';\n"
+        "export const options = { vus: 1, duration: '3s' };\n"
+        "export default function () { http.get(__ENV.TARGET_URL + '/'); sleep(0.2); }\n"
+    )
+    holder = socket.socket()
+    with contextlib.suppress(OSError):  # taken already (another k6?): just as good for the test
+        holder.bind(("127.0.0.1", 6565))
+        holder.listen()
+    try:
+        jobs = [tmp_path / "a", tmp_path / "b"]
+        for job in jobs:
+            job.mkdir()
+        results = await asyncio.gather(
+            *(gate_run(job, prometheus.url, target.url, script=script) for job in jobs)
+        )
+    finally:
+        holder.close()
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "address already in use" not in result.stderr
+        assert "quality gate for shop/ci/gate: PASS" in result.stdout

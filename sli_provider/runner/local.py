@@ -31,6 +31,10 @@ SUMMARY_FILE = ".summary-export.json"
 OUTPUT_TAIL_LINES = 40
 
 k6_log = logging.getLogger("sli_provider.k6")
+# k6 serves a REST API on localhost:6565 unless its address is empty. Nothing here uses it
+# (the summary comes from --summary-export), and two k6 on one machine would fight over the
+# port: the second exits "address already in use" before its test starts.
+NO_REST_API = ("--address", "")
 
 
 # k6's start banner: the logo (only these characters, and the word "Grafana"), then header
@@ -157,7 +161,7 @@ class LocalK6Backend:
         )
         try:
             outcome = await run_process(
-                invocation.argv(binary.path, "--summary-export", str(summary)),
+                invocation.argv(binary.path, "--summary-export", str(summary), *NO_REST_API),
                 env=env,
                 timeout=plan.timeout_seconds,
                 cwd=cwd,
