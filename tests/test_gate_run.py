@@ -318,3 +318,33 @@ async def test_two_runs_at_once_do_not_clash_on_k6s_rest_api_port(
         assert result.returncode == 0, result.stderr[-3000:]
         assert "address already in use" not in result.stderr
         assert "quality gate for shop/ci/gate: PASS" in result.stdout
+
+
+async def test_a_script_reading_an_unset_env_variable_stops_in_one_line(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """No --target for a script that reads __ENV.TARGET_URL: one sentence, before k6 starts."""
+    (tmp_path / "script.js").write_text(CROSSING_SCRIPT)
+    (tmp_path / "slo.yaml").write_text(SLO)
+    args = [
+        "run",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--script",
+        str(tmp_path / "script.js"),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+    ]
+    env = {"PROMETHEUS_URL": prometheus.url}
+    result = await run_sli_provider(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"sli-provider run: before starting k6: {tmp_path / 'script.js'} reads "
+        "__ENV.TARGET_URL, which is not set: give --target URL"
+    ]
+    assert K6_BANNER not in result.stderr
+    with_fallback = "const base = __ENV.BASE_URL || 'http://127.0.0.1:9';\n" + CROSSING_SCRIPT
+    (tmp_path / "script.js").write_text(with_fallback.replace("__ENV.TARGET_URL", "base"))
+    handled = await run_sli_provider(*args, "--thresholds", "ignore", cwd=tmp_path, env=env)
+    assert K6_BANNER in handled.stderr, handled.stderr[-3000:]  # the script's own default

@@ -39,6 +39,7 @@ from sli_provider.gate.verdict import (
     key_sli_warnings,
 )
 from sli_provider.k6.invocation import RunTags
+from sli_provider.k6.script_env import unset_env_reads
 from sli_provider.k6.series import run_has_series
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.runner.backend import RunnerError
@@ -108,6 +109,7 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
         _check_output(args)
         slo_text, slo = _read_slo(args.slo)
         _check_script(args.script)
+        _check_script_env(args)
         _preflight(configuration, args, slo_text)
         context = str(uuid.uuid4())
         run = asyncio.run(_run_k6(configuration, args, context))
@@ -148,6 +150,32 @@ def _check_script(script: Path) -> None:
             pass
     except OSError as exc:
         raise GateError(f"before starting k6: cannot read {script}: {exc.strerror}") from None
+
+
+def _check_script_env(args: argparse.Namespace) -> None:
+    """A variable the script reads but nobody sets: one sentence instead of k6's error per
+    request. Only the script's own file is read (not the modules it imports)."""
+    try:
+        text = args.script.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return  # _check_script has said it
+    given = dict(_script_env_args(args))
+    given["TARGET_URL"] = args.target
+    for name in unset_env_reads(text, given):
+        how = "--target URL" if name == "TARGET_URL" else f"--env {name}=VALUE"
+        raise GateError(
+            f"before starting k6: {args.script} reads __ENV.{name}, which is not set: give {how}"
+        )
+
+
+def _script_env_args(args: argparse.Namespace) -> list[tuple[str, str]]:
+    pairs = []
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise GateError(f"--env {item!r} is not KEY=VALUE")
+        pairs.append((key, value))
+    return pairs
 
 
 def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text: str) -> None:
@@ -261,12 +289,7 @@ async def _run_k6(
     configuration: Configuration, args: argparse.Namespace, context: str
 ) -> RunResult:
     """The same plan, back-end and series check as the service's runner, for a local script."""
-    extra = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise GateError(f"--env {item!r} is not KEY=VALUE")
-        extra[key] = value
+    extra = dict(_script_env_args(args))
     tags = RunTags(args.g_project, args.g_stage, args.g_service, context)
     # The same target and credentials the service's runner would use for this project.
     prometheus = make_prometheus(configuration, ServiceMetrics())
