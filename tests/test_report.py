@@ -734,3 +734,11 @@ def test_browser_labels_stay_legible_with_both_targets_off_the_chart(tmp_path: P
         < 12
     ]
     assert beside, (relative, ticks)
+
+
+def test_the_style_sheet_is_not_escaped_into_the_page() -> None:
+    """The CSS is the report's own: quotes inside <style> must stay quotes (a browser does not
+    decode entities there, and the narrow-screen labels would vanish)."""
+    evaluation, history = scenario()
+    style = render(evaluation, history).split("<style>", 1)[1].split("</style>", 1)[0]
+    assert 'content:attr(data-label) ": "' in style and "&#34;" not in style
