@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from sli_provider import __version__
-from sli_provider.command_settings import COMMAND_SETTINGS
+from sli_provider.command_settings import COMMAND_HELP, COMMAND_SETTINGS
 from sli_provider.commands.check import add_check_arguments, run_check
 from sli_provider.commands.gate import run_evaluate, run_gate
 from sli_provider.commands.gate_arguments import add_evaluate_arguments, add_run_arguments
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     preview_cmd = commands.add_parser(
         "preview", help="render and run indicators, print a table", allow_abbrev=False
     )
-    add_arguments(preview_cmd, shown=COMMAND_SETTINGS["preview"])
+    add_arguments(preview_cmd, shown=COMMAND_SETTINGS["preview"], help_for=COMMAND_HELP)
     preview_cmd.epilog = f"{PREVIEW_EXIT_CODES}\n\n{preview_cmd.epilog}"
     for name in ("project", "stage", "service"):
         preview_cmd.add_argument(f"--{name}", dest=f"q_{name}", required=True,
@@ -99,14 +99,14 @@ def _parser() -> argparse.ArgumentParser:
         help="score slo.yaml like Keptn's lighthouse (values from a file or Prometheus)",
         allow_abbrev=False,
     )
-    add_arguments(evaluate_cmd, shown=COMMAND_SETTINGS["evaluate"])
+    add_arguments(evaluate_cmd, shown=COMMAND_SETTINGS["evaluate"], help_for=COMMAND_HELP)
     add_evaluate_arguments(evaluate_cmd)
     run_cmd = commands.add_parser(
         "run",
         help="run k6, fetch its SLIs, score slo.yaml, store and report: a CI quality gate",
         allow_abbrev=False,
     )
-    add_arguments(run_cmd, shown=COMMAND_SETTINGS["run"])
+    add_arguments(run_cmd, shown=COMMAND_SETTINGS["run"], help_for=COMMAND_HELP)
     add_run_arguments(run_cmd)
     history_cmd = commands.add_parser(
         "history", help="the gate's stored evaluations", allow_abbrev=False,

@@ -52,3 +52,9 @@ COMMAND_SETTINGS: dict[str, frozenset[str]] = {
     "evaluate": _SLI_SETTINGS,
     "run": _SLI_SETTINGS | _K6_SETTINGS,
 }
+
+# Where a shell command reads a setting differently from the service, its help says so.
+COMMAND_HELP = {
+    "log_level": "JSON log records at DEBUG, INFO, WARNING or ERROR (default: none; warnings "
+    "and errors as sentences) [LOG_LEVEL]",
+}

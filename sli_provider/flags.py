@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import MISSING, Field, fields
 from enum import Enum
 from typing import Any
@@ -78,13 +78,15 @@ def add_arguments(
     *,
     grouped: bool = True,
     shown: Collection[str] | None = None,
+    help_for: Mapping[str, str] | None = None,
 ) -> None:
     """One ``--flag`` per setting but the secrets; the default is taken from the environment later.
 
     A secret gets a ``--<name>-file`` flag instead: a path in ``ps`` gives nothing away.
     ``grouped``: under their own heading after the command's own options (for every command but
     ``serve``, whose only options they are). ``shown``: the settings the command's help lists,
-    one line each (every flag is accepted all the same); None: all of them.
+    one line each (every flag is accepted all the same); None: all of them. ``help_for``: a
+    setting's help where the command reads it differently from the service.
     """
     target: argparse._ActionsContainer = (
         parser.add_argument_group(SETTINGS_TITLE) if grouped else parser
@@ -103,7 +105,7 @@ def add_arguments(
             default = shown_default(f)
             # The argparse default stays None so that the environment can still fill it in.
             default_text = f" (default: {default})" if default is not None else ""
-            text = f"{setting.help}{default_text} [{setting.env}]"
+            text = (help_for or {}).get(f.name) or f"{setting.help}{default_text} [{setting.env}]"
             add(flag, dest=f.name, default=None, metavar=_metavar(f.name),
                 help=argparse.SUPPRESS if hidden else text)  # fmt: skip
             continue
