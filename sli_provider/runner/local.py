@@ -161,7 +161,9 @@ class LocalK6Backend:
         )
         try:
             outcome = await run_process(
-                invocation.argv(binary.path, "--summary-export", str(summary), *NO_REST_API),
+                invocation.argv(
+                    binary.path, "--summary-export", str(summary), *_rest_api(invocation)
+                ),
                 env=env,
                 timeout=plan.timeout_seconds,
                 cwd=cwd,
@@ -177,6 +179,14 @@ class LocalK6Backend:
             summary=await asyncio.to_thread(_read_summary, summary),
             binary=_used(binary, needed),
         )
+
+
+def _rest_api(invocation: K6Invocation) -> tuple[str, ...]:
+    """No REST API, unless the plan asks for one at an address of its own."""
+    options = invocation.options
+    if any(o == "--address" or o.startswith("--address=") for o in options):
+        return ()
+    return NO_REST_API
 
 
 def _used(binary: K6Binary, needed: frozenset[str]) -> UsedBinary:
