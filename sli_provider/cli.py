@@ -18,9 +18,10 @@ from sli_provider.commands.gate import run_evaluate, run_gate
 from sli_provider.commands.gate_arguments import add_evaluate_arguments, add_run_arguments
 from sli_provider.commands.history import add_history_arguments, run_history
 from sli_provider.config import ConfigError, settings_from
+from sli_provider.config.command_settings import COMMAND_HELP, COMMAND_SETTINGS
 from sli_provider.config.flags import CommandHelpFormatter, add_arguments
 from sli_provider.errors import SliProviderError
-from sli_provider.logs import configure_logging
+from sli_provider.logs import configure_command_logging, configure_logging
 from sli_provider.pipeline.evaluation import ProviderUnavailable
 from sli_provider.service.preview import (
     PreviewError,
@@ -55,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     preview_cmd = commands.add_parser(
         "preview", help="render and run indicators, print a table", allow_abbrev=False
     )
-    add_arguments(preview_cmd)
+    add_arguments(preview_cmd, shown=COMMAND_SETTINGS["preview"], help_for=COMMAND_HELP)
     preview_cmd.epilog = f"{PREVIEW_EXIT_CODES}\n\n{preview_cmd.epilog}"
     for name in ("project", "stage", "service"):
         preview_cmd.add_argument(
@@ -112,14 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         help="score slo.yaml like Keptn's lighthouse (values from a file or Prometheus)",
         allow_abbrev=False,
     )
-    add_arguments(evaluate_cmd)
+    add_arguments(evaluate_cmd, shown=COMMAND_SETTINGS["evaluate"], help_for=COMMAND_HELP)
     add_evaluate_arguments(evaluate_cmd)
     run_cmd = commands.add_parser(
         "run",
         help="run k6, fetch its SLIs, score slo.yaml, store and report: a CI quality gate",
         allow_abbrev=False,
     )
-    add_arguments(run_cmd)
+    add_arguments(run_cmd, shown=COMMAND_SETTINGS["run"], help_for=COMMAND_HELP)
     add_run_arguments(run_cmd)
     history_cmd = commands.add_parser(
         "history",
@@ -137,9 +138,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a command stopped by SIGPIPE: the reader (`| head -1`) went away.
+READER_GONE = 128 + 13
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Exit codes: 0 done (or passed), 1 failed, 2 could not run (a configuration error among them:
-    one line on stderr, never a traceback)."""
+    one line on stderr, never a traceback); 141 stdout was closed early, quietly."""
+    try:
+        code = _main(argv, environ)
+        sys.stdout.flush()  # here, where a closed pipe can still be handled
+        return code
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit; nothing is left to read it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return READER_GONE
+
+
+def _main(argv: Sequence[str] | None, environ: Mapping[str, str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "history":
         return run_history(args)
@@ -159,7 +176,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"sli-provider: configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    if args.command == "serve":
+        configure_logging(settings.log_level)
+    else:
+        asked = "LOG_LEVEL" in env or flags.get("log_level") is not None
+        configure_command_logging(settings.log_level, asked=asked)
     try:
         return _run(args.command, configuration, args)
     except SliProviderError as exc:

@@ -1,4 +1,6 @@
-"""Logs as one JSON object a line, carrying the Keptn context of the event being handled."""
+"""Logs: the service's are one JSON object a line, carrying the Keptn context of the event
+being handled; the shell commands' are plain sentences on stderr, warnings and errors only,
+unless a log level is asked for."""
 
 from __future__ import annotations
 
@@ -46,3 +48,23 @@ def configure_logging(level: LogLevel) -> None:
     root.setLevel(level.value)
     # aiohttp's access log repeats what our own lines say; keep it for debugging only.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class SentenceFormatter(logging.Formatter):
+    """``sli-provider: warning: <message>``: what a person at a terminal or in a CI log reads."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"sli-provider: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def configure_command_logging(level: LogLevel, *, asked: bool) -> None:
+    """A shell command's logging: JSON records at ``level`` when a level was asked for (the
+    ``LOG_LEVEL`` variable or ``--log-level``), else warnings and errors as sentences."""
+    if asked:
+        configure_logging(level)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SentenceFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)

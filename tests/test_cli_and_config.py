@@ -20,6 +20,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider import cli
 from sli_provider.config import ConfigError, Secret, Settings, settings_from
+from sli_provider.config.command_settings import COMMAND_SETTINGS
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.logs import JSONFormatter
@@ -101,10 +102,19 @@ def test_cli_preview_prints_a_table_and_json(
         "LOG_LEVEL": "WARNING",
     }
     common = [
-        "--project", load_tags.project, "--stage", load_tags.stage, "--service", load_tags.service,
-        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
-        "--context", load_tags.context,
-    ]  # fmt: skip
+        "--project",
+        load_tags.project,
+        "--stage",
+        load_tags.stage,
+        "--service",
+        load_tags.service,
+        "--start",
+        format_keptn(load_run.start),
+        "--end",
+        format_keptn(load_run.end),
+        "--context",
+        load_tags.context,
+    ]
     table = run_cli("preview", *common, "--indicators", "http_reqs_total,vus_max", env=env)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
@@ -147,12 +157,17 @@ def assert_one_line(result: subprocess.CompletedProcess[str], *needles: str) -> 
         ({"RUNNER_ENABLED": "flase"}, "RUNNER_ENABLED must be true, false, 1, 0, yes or no"),
         ({"PROMETHEUS_INSECURE_SKIP_VERIFY": "on"}, "PROMETHEUS_INSECURE_SKIP_VERIFY must be"),
         ({"PROMETHEUS_BEARER_TOKEN_FILE": "/nonexistent/token"}, "PROMETHEUS_BEARER_TOKEN_FILE"),
-        ({"KEPTN_API_URL": "https://keptn.example.org/api",
-          "KEPTN_API_TOKEN_FILE": "/nonexistent/token"}, "KEPTN_API_TOKEN_FILE: cannot read"),
+        (
+            {
+                "KEPTN_API_URL": "https://keptn.example.org/api",
+                "KEPTN_API_TOKEN_FILE": "/nonexistent/token",
+            },
+            "KEPTN_API_TOKEN_FILE: cannot read",
+        ),
         ({"SLI_TEMPLATES_DIR": "/nonexistent"}, "SLI_TEMPLATES_DIR: no built-in SLI templates"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else "",
-)  # fmt: skip
+)
 def test_serve_with_a_bad_setting_says_so_in_one_line(env: dict[str, str], needle: str) -> None:
     # Before these were checked, some of them served on regardless: the timeout catches that.
     assert_one_line(run_cli("serve", env=serve_env(**env), timeout=20), needle)
@@ -181,8 +196,19 @@ def test_serve_on_a_port_in_use_says_so_in_one_line() -> None:
 # --- secrets are never flags --------------------------------------------------------------------------
 
 SECRETS = [f.metadata["setting"].env for f in fields(Settings) if f.metadata["setting"].secret]
-PREVIEW = ["preview", "--project", "p", "--stage", "s", "--service", "v", "--start", "x",
-           "--end", "y"]  # fmt: skip
+PREVIEW = [
+    "preview",
+    "--project",
+    "p",
+    "--stage",
+    "s",
+    "--service",
+    "v",
+    "--start",
+    "x",
+    "--end",
+    "y",
+]
 
 
 @pytest.mark.parametrize("env", SECRETS)
@@ -209,9 +235,15 @@ def test_help_says_which_settings_are_secret_and_where_they_come_from(
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "Secrets have no flag" in out
-    for env in SECRETS:
+    # serve lists every secret; the other commands those of the settings they use
+    used = COMMAND_SETTINGS.get(command)
+    for f in fields(Settings):
+        env = f.metadata["setting"].env
+        if env not in SECRETS:
+            continue
         flag = "--" + env.lower().replace("_", "-")
-        assert f"{env:<24} or {env}_FILE" in out
+        listed = f"{env:<24} or {env}_FILE" in out
+        assert listed == (used is None or f.name in used), env
         assert f"[{flag} " not in out  # the flag is not offered, only its -file variant
 
 
@@ -239,9 +271,12 @@ def spied_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
 
 @pytest.mark.parametrize("command", ["evaluate", "run"])
 async def test_prometheus_access_is_read_once_per_command(
-    command: str, prometheus: PrometheusServer, target: TargetServer, tmp_path: Path,
+    command: str,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+    tmp_path: Path,
     spied_reads: list[Path],
-) -> None:  # fmt: skip
+) -> None:
     password = tmp_path / "shop-password"
     password.write_text("pw\n")
     projects = tmp_path / "projects.yaml"
@@ -251,15 +286,36 @@ async def test_prometheus_access_is_read_once_per_command(
     )
     slo = tmp_path / "slo.yaml"
     slo.write_text("objectives:\n  - sli: http_reqs_total\ntotal_score: {pass: '90%'}\n")
-    gate = ["--slo", str(slo), "--project", "shop", "--stage", "dev", "--service", "web",
-            "--history", str(tmp_path / "history.sqlite3"), "--no-store"]  # fmt: skip
+    gate = [
+        "--slo",
+        str(slo),
+        "--project",
+        "shop",
+        "--stage",
+        "dev",
+        "--service",
+        "web",
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        "--no-store",
+    ]
     if command == "evaluate":
-        args = ["evaluate", *gate, "--start", "2024-01-01T00:00:00.000Z",
-                "--end", "2024-01-01T00:01:00.000Z"]  # fmt: skip
+        args = [
+            "evaluate",
+            *gate,
+            "--start",
+            "2024-01-01T00:00:00.000Z",
+            "--end",
+            "2024-01-01T00:01:00.000Z",
+        ]
     else:
         args = ["run", *gate, "--script", str(ONE_SCRIPT), "--target", target.url]
-    environ = {"PROMETHEUS_PROJECTS_FILE": str(projects), "SLI_CONFIG_DIR": str(tmp_path),
-               "LOG_LEVEL": "ERROR", "QUERY_ATTEMPTS": "1"}  # fmt: skip
+    environ = {
+        "PROMETHEUS_PROJECTS_FILE": str(projects),
+        "SLI_CONFIG_DIR": str(tmp_path),
+        "LOG_LEVEL": "ERROR",
+        "QUERY_ATTEMPTS": "1",
+    }
     # In a thread: the CLI runs its own event loop, as it does in its own process.
     code = await asyncio.to_thread(cli.main, args, environ)
     assert code in (0, 1)  # the gate ran to a verdict; the verdict is not the point here

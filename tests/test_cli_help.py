@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
 import pytest
 
+from devkit.cli import command_env, sli_provider_command
 from sli_provider.cli import _parser
 from sli_provider.config import Settings
 from sli_provider.config.flags import SETTINGS_TITLE, CommandHelpFormatter, shown_default
 
-COMMANDS = [["preview"], ["evaluate"], ["run"], ["history"], ["history", "import"],
-            ["history", "list"], ["history", "invalidate"]]  # fmt: skip
+COMMANDS = [
+    ["preview"],
+    ["evaluate"],
+    ["run"],
+    ["history"],
+    ["history", "import"],
+    ["history", "list"],
+    ["history", "invalidate"],
+]
 _NO_DEFAULT = (None, False, "", [], argparse.SUPPRESS)
 
 
@@ -29,8 +38,11 @@ def _subparser(path: list[str]) -> argparse.ArgumentParser:
 def _own_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     settings = [g for g in parser._action_groups if g.title == SETTINGS_TITLE]
     grouped = {id(a) for g in settings for a in g._group_actions}
-    return [a for a in parser._actions if a.option_strings and id(a) not in grouped
-            and not isinstance(a, argparse._HelpAction)]  # fmt: skip
+    return [
+        a
+        for a in parser._actions
+        if a.option_strings and id(a) not in grouped and not isinstance(a, argparse._HelpAction)
+    ]
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
@@ -62,8 +74,9 @@ def test_serve_lists_the_settings_as_its_own_options() -> None:
     assert "--prometheus-url URL" in text and SETTINGS_TITLE not in text
 
 
-@pytest.mark.parametrize("f", [f for f in fields(Settings) if not f.metadata["setting"].secret],
-                         ids=lambda f: f.name)  # fmt: skip
+@pytest.mark.parametrize(
+    "f", [f for f in fields(Settings) if not f.metadata["setting"].secret], ids=lambda f: f.name
+)
 def test_each_setting_flag_shows_its_default_or_explains_it(f: Field[Any]) -> None:
     """The settings' argparse default is None (the environment fills them in later), so the
     formatter cannot show it: the help text carries the setting's own default instead."""
@@ -80,10 +93,17 @@ def test_each_setting_flag_shows_its_default_or_explains_it(f: Field[Any]) -> No
 
 def test_setting_defaults_read_as_the_environment_spells_them() -> None:
     by_name = {f.name: f for f in fields(Settings)}
-    shown = {name: shown_default(by_name[name]) for name in
-             ("port", "query_timeout_seconds", "runner_enabled", "log_level", "nats_url")}  # fmt: skip
-    assert shown == {"port": "8080", "query_timeout_seconds": "30", "runner_enabled": "true",
-                     "log_level": "INFO", "nats_url": None}  # fmt: skip
+    shown = {
+        name: shown_default(by_name[name])
+        for name in ("port", "query_timeout_seconds", "runner_enabled", "log_level", "nats_url")
+    }
+    assert shown == {
+        "port": "8080",
+        "query_timeout_seconds": "30",
+        "runner_enabled": "true",
+        "log_level": "INFO",
+        "nats_url": None,
+    }
 
 
 def test_path_settings_have_a_path_metavar() -> None:
@@ -108,3 +128,59 @@ def test_the_top_level_help_describes_every_command() -> None:
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     description = parser.description or ""
     assert all(name in description for name in commands.choices), description
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "preview"])
+def test_a_commands_help_lists_only_the_settings_it_uses_one_line_each(command: str) -> None:
+    shown = subprocess.run(
+        sli_provider_command(command, "--help"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=command_env({"COLUMNS": "100"}),
+    ).stdout
+    lines = shown.splitlines()
+    assert len(lines) <= 90, len(lines)
+    for absent in (
+        "--nats-",
+        "--journal-",
+        "--port",
+        "--host",
+        "--k6-operator-",
+        "--max-parallel",
+        "--runner-enabled",
+        "--preview-token",
+        "NATS_URL",
+        "K6_OPERATOR",
+    ):
+        assert absent not in shown, absent
+    settings = shown[shown.index(SETTINGS_TITLE) :].split("\n\n")[0].splitlines()[1:]
+    assert all(line.startswith("  --") for line in settings), settings  # one line each
+    flags = {line.split()[0] for line in settings}
+    assert {"--prometheus-url", "--prometheus-password-file", "--sli-config-dir"} <= flags
+    k6 = {"--k6-binary", "--k6-binaries", "--prometheus-remote-write-url"}
+    assert k6 <= flags if command == "run" else not k6 & flags
+    assert ("KEPTN_API_TOKEN_FILE" in shown) and "PREVIEW_TOKEN" not in shown
+
+
+def test_serve_help_keeps_every_setting_and_other_commands_still_take_them() -> None:
+    text = _subparser(["serve"]).format_help()
+    assert "--nats-url" in text and "--k6-operator-enabled" in text and "--port" in text
+    args = _parser().parse_args(
+        [
+            "evaluate",
+            "--slo",
+            "s",
+            "--project",
+            "p",
+            "--stage",
+            "s",
+            "--service",
+            "v",
+            "--values",
+            "x",
+            "--port",
+            "9",
+        ]
+    )
+    assert args.port == "9"  # hidden from evaluate's help, accepted all the same

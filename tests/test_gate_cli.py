@@ -51,13 +51,24 @@ def evaluate_values(
 ) -> subprocess.CompletedProcess[str]:
     path = files["dir"] / "values.json"
     path.write_text(json.dumps(values))
-    return cli("evaluate", "--slo", str(files["slo"]), *SCOPE, "--values", str(path),
-               "--history", str(files["history"]), *extra)  # fmt: skip
+    return cli(
+        "evaluate",
+        "--slo",
+        str(files["slo"]),
+        *SCOPE,
+        "--values",
+        str(path),
+        "--history",
+        str(files["history"]),
+        *extra,
+    )
 
 
 def vals(p95: float, errors: float = 0.0) -> list[dict[str, Any]]:
-    return [{"metric": "p95", "value": p95, "success": True},
-            {"metric": "errors", "value": errors, "success": True}]  # fmt: skip
+    return [
+        {"metric": "p95", "value": p95, "success": True},
+        {"metric": "errors", "value": errors, "success": True},
+    ]
 
 
 def test_exit_codes_and_relative_comparison_with_stored_runs(files: dict[str, Path]) -> None:
@@ -79,7 +90,8 @@ def test_exit_codes_and_relative_comparison_with_stored_runs(files: dict[str, Pa
     assert evaluation["evaluation"]["indicatorResults"][0]["value"]["comparedValue"] == 100
     with HistoryStore(files["history"]) as store:
         stored = store.list("shop", "dev", "web")
-    assert [r.result for r in stored] == ["fail", "warning", "warning", "pass"]  # newest first
+    # newest first; the --strict run stored its verdict: its warning failed the gate
+    assert [r.result for r in stored] == ["fail", "fail", "warning", "pass"]
 
 
 def test_invalidated_results_are_not_compared_with(files: dict[str, Path]) -> None:
@@ -103,19 +115,37 @@ def test_history_import_from_keptn_datastore(files: dict[str, Path]) -> None:
 
     def event(i: int, p95: float, result: str) -> dict[str, Any]:
         return {
-            "id": f"ev-{i}", "type": "sh.keptn.event.evaluation.finished",
-            "source": "lighthouse-service", "time": f"2023-05-0{i}T10:00:00.000Z",
+            "id": f"ev-{i}",
+            "type": "sh.keptn.event.evaluation.finished",
+            "source": "lighthouse-service",
+            "time": f"2023-05-0{i}T10:00:00.000Z",
             "shkeptncontext": f"ctx-{i}",
-            "data": {"project": "shop", "stage": "dev", "service": "web", "result": result,
-                     "status": "succeeded",
-                     "evaluation": {"result": result, "score": 100, "indicatorResults": [
-                         {"score": 1, "status": result, "value": {"metric": "p95", "value": p95,
-                          "success": True}}]}},
-        }  # fmt: skip
+            "data": {
+                "project": "shop",
+                "stage": "dev",
+                "service": "web",
+                "result": result,
+                "status": "succeeded",
+                "evaluation": {
+                    "result": result,
+                    "score": 100,
+                    "indicatorResults": [
+                        {
+                            "score": 1,
+                            "status": result,
+                            "value": {"metric": "p95", "value": p95, "success": True},
+                        }
+                    ],
+                },
+            },
+        }
 
     export = files["dir"] / "events.json"
-    export.write_text(json.dumps({"events": [event(3, 300, "fail"), event(2, 200, "pass"),
-                                             event(1, 100, "pass")]}))  # fmt: skip
+    export.write_text(
+        json.dumps(
+            {"events": [event(3, 300, "fail"), event(2, 200, "pass"), event(1, 100, "pass")]}
+        )
+    )
     done = cli("history", "--history", str(files["history"]), "import", str(export))
     assert done.returncode == 0, done.stderr
     assert "imported 3" in done.stdout
@@ -131,11 +161,14 @@ def test_history_import_from_keptn_datastore(files: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     ("slo_text", "code", "needle"),
     [
-        ("objectives: [{sli: p95, pass: [{criteria: ['<=abc']}]}]\ntotal_score: {pass: '90%'}",
-         1, "error with p95: could not parse criteria target value"),
+        (
+            "objectives: [{sli: p95, pass: [{criteria: ['<=abc']}]}]\ntotal_score: {pass: '90%'}",
+            1,
+            "error with p95: could not parse criteria target value",
+        ),
         ("objectives: [{sli: p95, pass: [{criteria: ['<600']}]}]", 2, "no target score defined"),
     ],
-)  # fmt: skip
+)
 def test_invalid_slo_gives_lighthouses_result(
     files: dict[str, Path], slo_text: str, code: int, needle: str
 ) -> None:
@@ -163,12 +196,27 @@ def test_values_fetched_from_prometheus(
         "total_score: {pass: '100%'}\n"
     )
     result = cli(
-        "evaluate", "--slo", str(files["slo"]), "--project", load_tags.project,
-        "--stage", load_tags.stage, "--service", load_tags.service,
-        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
-        "--context", load_tags.context, "--history", str(files["history"]), "--format", "json",
+        "evaluate",
+        "--slo",
+        str(files["slo"]),
+        "--project",
+        load_tags.project,
+        "--stage",
+        load_tags.stage,
+        "--service",
+        load_tags.service,
+        "--start",
+        format_keptn(load_run.start),
+        "--end",
+        format_keptn(load_run.end),
+        "--context",
+        load_tags.context,
+        "--history",
+        str(files["history"]),
+        "--format",
+        "json",
         env={"PROMETHEUS_URL": prometheus.url, "SLI_CONFIG_DIR": str(files["dir"])},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     assert json.loads(result.stdout)["result"] == "pass"
 
@@ -192,10 +240,23 @@ async def test_run_is_a_ci_quality_gate(
     )
     env = {"PROMETHEUS_URL": prometheus.url, "SLI_CONFIG_DIR": str(files["dir"])}
     args = [
-        "run", "--slo", str(files["slo"]), *SCOPE, "--history", str(files["history"]),
-        "--script", str(LOAD_SCRIPT), "--target", target.url, "--env", "DURATION=1s",
-        "--env", "VUS=1", "--format", "json",
-    ]  # fmt: skip
+        "run",
+        "--slo",
+        str(files["slo"]),
+        *SCOPE,
+        "--history",
+        str(files["history"]),
+        "--script",
+        str(LOAD_SCRIPT),
+        "--target",
+        target.url,
+        "--env",
+        "DURATION=1s",
+        "--env",
+        "VUS=1",
+        "--format",
+        "json",
+    ]
     passed = await acli(*args, env=env)
     assert passed.returncode == 0, passed.stderr[-2000:]
     assert json.loads(passed.stdout)["result"] == "pass"

@@ -30,18 +30,34 @@ SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        sli_provider_command(*args), capture_output=True, text=True, timeout=60,
+        sli_provider_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=command_env(env or {}),
-    )  # fmt: skip
+    )
 
 
-def evaluate(tmp_path: Path, slo: str, values: list[dict[str, Any]], *extra: str,
-             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def evaluate(
+    tmp_path: Path,
+    slo: str,
+    values: list[dict[str, Any]],
+    *extra: str,
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "slo.yaml").write_text(slo)
     (tmp_path / "values.json").write_text(json.dumps(values))
-    return cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--values",
-               str(tmp_path / "values.json"), "--history", str(tmp_path / "h.sqlite3"),
-               "--no-store", *extra)  # fmt: skip
+    return cli(
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--values",
+        str(tmp_path / "values.json"),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        "--no-store",
+        *extra,
+    )
 
 
 def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: Path) -> None:
@@ -49,21 +65,27 @@ def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: P
     result = evaluate(tmp_path, KEY_SLO, values, "--format", "json")
     assert result.returncode == 0, result.stderr  # lighthouse's score: pass
     report = json.loads(result.stdout)
-    assert (report["result"], report["gateResult"]) == ("pass", "pass")
+    assert (report["result"], report["evaluation"]["result"]) == ("pass", "pass")
+    assert report["reasons"] == []
     (warning,) = report["warnings"]
     assert warning["code"] == "key_sli_without_value"
     assert "key SLI 'errors' has no value" in warning["message"]
     assert "warning: key SLI 'errors' has no value" in result.stderr
-    strict = evaluate(tmp_path, KEY_SLO, values, "--strict")
+    strict = evaluate(tmp_path, KEY_SLO, values, "--strict", "--format", "json")
     assert strict.returncode == 1
+    verdict = json.loads(strict.stdout)
+    assert (verdict["result"], verdict["evaluation"]["result"]) == ("fail", "pass")
+    assert "key SLI 'errors' has no value" in verdict["reasons"][0]
+    assert verdict["reasons"][-1] == "--strict fails the gate on a warning"
 
 
 def test_an_unparseable_criterion_says_slo_yaml_is_invalid(tmp_path: Path) -> None:
     slo = (
         "objectives:\n  - sli: p95\n    pass: [{criteria: ['<=abc']}]\ntotal_score: {pass: '90%'}\n"
     )
-    result = evaluate(tmp_path, slo, [{"metric": "p95", "value": 1, "success": True}],
-                      "--format", "json")  # fmt: skip
+    result = evaluate(
+        tmp_path, slo, [{"metric": "p95", "value": 1, "success": True}], "--format", "json"
+    )
     assert result.returncode == 1  # lighthouse's result: the objective fails
     report = json.loads(result.stdout)
     assert report["result"] == "fail"
@@ -77,14 +99,14 @@ def test_an_unparseable_criterion_says_slo_yaml_is_invalid(tmp_path: Path) -> No
 def test_check_lists_every_problem_with_its_line(tmp_path: Path) -> None:
     slo, sli = tmp_path / "slo.yaml", tmp_path / "sli.yaml"
     slo.write_text(
-        "comparison: {compare_with: last_one}\n"          # 1
-        "objectives:\n"                                   # 2
-        "  - sli: p95\n"                                  # 3
-        "    pass: [{criteria: ['<=abc', '<600']}]\n"     # 4
-        "  - displayName: nameless\n"                     # 5
-        "    key_sli: maybe\n"                            # 6
-        "total_score: {pass: ninety}\n"                   # 7
-    )  # fmt: skip
+        "comparison: {compare_with: last_one}\n"  # 1
+        "objectives:\n"  # 2
+        "  - sli: p95\n"  # 3
+        "    pass: [{criteria: ['<=abc', '<600']}]\n"  # 4
+        "  - displayName: nameless\n"  # 5
+        "    key_sli: maybe\n"  # 6
+        "total_score: {pass: ninety}\n"  # 7
+    )
     sli.write_text("indicators:\n  ok: up\n  broken: {query: up, on_empty: never}\n")
     result = cli("check", "--slo", str(slo), "--sli", str(sli))
     assert result.returncode == 1
@@ -127,8 +149,9 @@ def test_check_of_a_missing_file_is_one_plain_line(tmp_path: Path) -> None:
 
 
 def test_values_and_a_window_are_refused_together(tmp_path: Path) -> None:
-    result = evaluate(tmp_path, KEY_SLO, [], "--start", "2026-01-01T00:00:00Z",
-                      "--end", "2026-01-01T00:05:00Z")  # fmt: skip
+    result = evaluate(
+        tmp_path, KEY_SLO, [], "--start", "2026-01-01T00:00:00Z", "--end", "2026-01-01T00:05:00Z"
+    )
     assert result.returncode == 2
     assert "--values and --start/--end exclude each other" in result.stderr
 
@@ -142,12 +165,27 @@ def test_a_context_without_series_is_a_warning(
         "total_score: {pass: '100%'}\n"
     )
     result = cli(
-        "evaluate", "--slo", str(tmp_path / "slo.yaml"), "--project", load_tags.project,
-        "--stage", load_tags.stage, "--service", load_tags.service,
-        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
-        "--context", "no-such-run", "--history", str(tmp_path / "h.sqlite3"), "--format", "json",
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        "--project",
+        load_tags.project,
+        "--stage",
+        load_tags.stage,
+        "--service",
+        load_tags.service,
+        "--start",
+        format_keptn(load_run.start),
+        "--end",
+        format_keptn(load_run.end),
+        "--context",
+        "no-such-run",
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        "--format",
+        "json",
         env={"PROMETHEUS_URL": prometheus.url, "SLI_CONFIG_DIR": str(tmp_path)},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     (warning,) = report["warnings"]
@@ -156,8 +194,9 @@ def test_a_context_without_series_is_a_warning(
     assert "warning: no k6 series of context 'no-such-run'" in result.stderr
 
 
-@pytest.mark.parametrize(("content", "reason"), [(None, "No such file or directory"),
-                                                 ("{", "not JSON: Expecting")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("content", "reason"), [(None, "No such file or directory"), ("{", "not JSON: Expecting")]
+)
 def test_an_unreadable_values_file_is_one_plain_line(
     tmp_path: Path, content: str | None, reason: str
 ) -> None:
@@ -165,8 +204,16 @@ def test_an_unreadable_values_file_is_one_plain_line(
     values = tmp_path / "values.json"
     if content is not None:
         values.write_text(content)
-    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--values", str(values),
-                 "--history", str(tmp_path / "h.sqlite3"))  # fmt: skip
+    result = cli(
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--values",
+        str(values),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+    )
     assert result.returncode == 2
     assert result.stderr.startswith(
         f"sli-provider evaluate: cannot read values from {values}: {reason}"
@@ -176,19 +223,29 @@ def test_an_unreadable_values_file_is_one_plain_line(
 
 @pytest.mark.parametrize(
     ("option", "value", "reason"),
-    [("--vus", "0", "'0' is not a positive integer"),
-     ("--duration", "abc", "'abc' is not a duration such as 90s, 5m or 1h30m"),
-     ("--timeout", "-5", "'-5' is not a positive number of seconds")],
-)  # fmt: skip
+    [
+        ("--vus", "0", "'0' is not a positive integer"),
+        ("--duration", "abc", "'abc' is not a duration such as 90s, 5m or 1h30m"),
+        ("--timeout", "-5", "'-5' is not a positive number of seconds"),
+    ],
+)
 def test_run_refuses_bad_k6_options_before_anything_runs(
     tmp_path: Path, option: str, value: str, reason: str
 ) -> None:
     """Not k6's own "could not start (bad option?)" after the checks: argparse, at once."""
     (tmp_path / "slo.yaml").write_text(KEY_SLO)
     (tmp_path / "load.js").write_text("export default function () {}\n")
-    result = cli("run", "--slo", str(tmp_path / "slo.yaml"), *SCOPE, "--script",
-                 str(tmp_path / "load.js"), f"{option}={value}",
-                 "--prometheus-url", "http://127.0.0.1:9")  # fmt: skip
+    result = cli(
+        "run",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--script",
+        str(tmp_path / "load.js"),
+        f"{option}={value}",
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == (
         f"sli-provider run: error: argument {option}: {reason}"
@@ -197,9 +254,19 @@ def test_run_refuses_bad_k6_options_before_anything_runs(
 
 def test_a_window_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
     (tmp_path / "slo.yaml").write_text(KEY_SLO)
-    result = cli("evaluate", "--slo", str(tmp_path / "slo.yaml"), *SCOPE,
-                 "--start", "2026-11-29T09:00:00Z", "--end", "2026-11-29T08:00:00Z",
-                 "--prometheus-url", "http://127.0.0.1:9", "--no-store")  # fmt: skip
+    result = cli(
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *SCOPE,
+        "--start",
+        "2026-11-29T09:00:00Z",
+        "--end",
+        "2026-11-29T08:00:00Z",
+        "--prometheus-url",
+        "http://127.0.0.1:9",
+        "--no-store",
+    )
     assert result.returncode == 2
     assert result.stderr == (
         "sli-provider evaluate: the window's end (2026-11-29T08:00:00Z) is before its start "

@@ -526,11 +526,28 @@ def _history_of(
     evaluation: Evaluation | None = None
     for number, (at, value) in enumerate(runs):
         values = [{"metric": "p", "value": value, "success": True}]
-        evaluation = evaluate(slo, values, [h.as_previous() for h in history],
-                              time_start=_iso(at - 60), time_end=_iso(at))  # fmt: skip
+        evaluation = evaluate(
+            slo,
+            values,
+            [h.as_previous() for h in history],
+            time_start=_iso(at - 60),
+            time_end=_iso(at),
+        )
         data = json.loads(json.dumps(evaluation.to_keptn()))
-        history.insert(0, StoredEvaluation(f"r{number}", "p", "s", "v", "c", at,
-                                           evaluation.result, evaluation.details.score, data))  # fmt: skip
+        history.insert(
+            0,
+            StoredEvaluation(
+                f"r{number}",
+                "p",
+                "s",
+                "v",
+                "c",
+                at,
+                evaluation.result,
+                evaluation.details.score,
+                data,
+            ),
+        )
     assert evaluation is not None
     return evaluation, history
 
@@ -539,14 +556,18 @@ def _tick_values(found: list[dict[str, str]], sli: str) -> list[float]:
     return [
         float(e["text"])
         for e in found
-        if e.get("chart") == sli and e["tag"] == "text" and e.get("text-anchor") == "end"
+        if e.get("chart") == sli
+        and e["tag"] == "text"
+        and e.get("text-anchor") == "end"
         and "target-off" not in e.get("class", "")
-    ]  # fmt: skip
+    ]
 
 
 def test_y_axis_fits_the_values_not_a_far_fixed_target() -> None:
-    slo = {"objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
-           "total_score": {"pass": "90%"}}  # fmt: skip
+    slo = {
+        "objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
+        "total_score": {"pass": "90%"},
+    }
     evaluation, history = _history_of(slo, [(START + i * 600, 3.0 + i) for i in range(4)])
     found = elements(render(evaluation, history))
     ticks = _tick_values(found, "p")
@@ -560,27 +581,38 @@ def test_y_axis_fits_the_values_not_a_far_fixed_target() -> None:
 def test_relative_targets_are_drawn_per_run_from_each_runs_evaluation() -> None:
     evaluation, history = scenario()
     found = elements(render(evaluation, history))
-    ticks = [e for e in found if e.get("chart") == SLIS[0]
-             and e.get("class") == "target-relative-run target-pass"]  # fmt: skip
+    ticks = [
+        e
+        for e in found
+        if e.get("chart") == SLIS[0] and e.get("class") == "target-relative-run target-pass"
+    ]
     # What each run itself computed for <=+10% (the first run had nothing to compare with).
     expected = []
     for stored in reversed(history):
-        (p95,) = [r for r in stored.data["evaluation"]["indicatorResults"]
-                  if r["value"]["metric"] == SLIS[0]]  # fmt: skip
+        (p95,) = [
+            r
+            for r in stored.data["evaluation"]["indicatorResults"]
+            if r["value"]["metric"] == SLIS[0]
+        ]
         if stored.data["evaluation"].get("comparedEvents"):
             expected.append(p95["passTargets"][0]["targetValue"])
     assert len(ticks) == len(expected) == len(RUNS) - 1
     assert [t["text"].rsplit("→ ", 1)[1] for t in ticks] == [format_number(v) for v in expected]
     assert len({t["y1"] for t in ticks}) > 2  # they move with the runs, not one flat line
-    flat = [e["text"] for e in found if e.get("chart") == SLIS[0]
-            and e.get("class", "").startswith("target ")]  # fmt: skip
+    flat = [
+        e["text"]
+        for e in found
+        if e.get("chart") == SLIS[0] and e.get("class", "").startswith("target ")
+    ]
     assert not any("+10%" in text for text in flat)
 
 
 @pytest.mark.parametrize("gap", [20.0, 120.0])
 def test_time_labels_stay_distinct_and_apart_for_close_runs(gap: float) -> None:
-    slo = {"objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
-           "total_score": {"pass": "90%"}}  # fmt: skip
+    slo = {
+        "objectives": [{"sli": "p", "pass": [{"criteria": ["<600"]}]}],
+        "total_score": {"pass": "90%"},
+    }
     evaluation, history = _history_of(slo, [(START + i * gap, 100.0 + i) for i in range(12)])
     found = elements(render(evaluation, history))
     labels = [e for e in found if e.get("chart") == "p" and e.get("class") == "x-label"]
@@ -599,8 +631,11 @@ def test_a_points_colour_is_that_slis_status_in_that_run() -> None:
     found = elements(render(evaluation, history))
     differs = 0
     for stored, point in zip(reversed(history), series_points(found, SLIS[0]), strict=True):
-        (p95,) = [r for r in stored.data["evaluation"]["indicatorResults"]
-                  if r["value"]["metric"] == SLIS[0]]  # fmt: skip
+        (p95,) = [
+            r
+            for r in stored.data["evaluation"]["indicatorResults"]
+            if r["value"]["metric"] == SLIS[0]
+        ]
         assert point["data-status"] == p95["status"]
         assert point["fill"] == RESULT_COLOURS[p95["status"]]
         differs += p95["status"] != stored.result
@@ -615,8 +650,10 @@ def test_browser_report_fits_a_640_px_screen(tmp_path: Path) -> None:
     page = re.sub(
         r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", render(evaluation, history)
     )
-    probe = ("<script>const d=document.documentElement;document.body.dataset.scroll="
-             "String(d.scrollWidth);document.body.dataset.client=String(d.clientWidth)</script>")  # fmt: skip
+    probe = (
+        "<script>const d=document.documentElement;document.body.dataset.scroll="
+        "String(d.scrollWidth);document.body.dataset.client=String(d.clientWidth)</script>"
+    )
     copy = tmp_path / "probe.html"
     copy.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
     dom = chromium("--dump-dom", "--window-size=640,2000", copy.as_uri())
@@ -628,3 +665,117 @@ def test_browser_report_fits_a_640_px_screen(tmp_path: Path) -> None:
     assert shot is not None and shot.width == 640
     hexed = {f"#{r:02x}{g:02x}{b:02x}" for (r, g, b) in shot.colour_counts()}
     assert SERIES_COLOUR in hexed and RESULT_COLOURS["fail"] in hexed
+
+
+# --- labels that never cover each other, measured by Chromium ---------------------------------
+
+_LABEL_PROBE = """<script>
+const boxes = [];
+for (const svg of document.querySelectorAll("svg.chart")) {
+  const own = svg.getBoundingClientRect();
+  const labels = [...svg.querySelectorAll("text.target-off, text.target-label, text.x-label,"
+                                          + " text[text-anchor=end]")];
+  for (const t of labels) {
+    const b = t.getBoundingClientRect();
+    boxes.push({sli: svg.dataset.sli, cls: t.getAttribute("class") || "tick", text: t.textContent,
+                x0: b.left - own.left, y0: b.top - own.top, x1: b.right - own.left,
+                y1: b.bottom - own.top});
+  }
+  const crossings = [];
+  for (const line of svg.querySelectorAll("polyline.series")) {
+    const length = line.getTotalLength();
+    for (let at = 0; at <= length; at += 1) {
+      const p = line.getPointAtLength(at);
+      crossings.push([p.x, p.y]);
+    }
+  }
+  boxes.push({sli: svg.dataset.sli, cls: "line", points: crossings,
+              width: own.width, height: own.height});
+}
+document.body.dataset.boxes = JSON.stringify(boxes);
+</script>"""
+
+
+def _off_chart_scenario() -> tuple[Evaluation, list[StoredEvaluation]]:
+    """Values of 3 to 6 ms under a relative target, with both fixed targets far above them."""
+    slo = {
+        "comparison": {"compare_with": "several_results", "number_of_comparison_results": 3},
+        "objectives": [
+            {
+                "sli": "p",
+                "displayName": "Response time p95 (ms)",
+                "pass": [{"criteria": ["<=+10%", "<600"]}],
+                "warning": [{"criteria": ["<=800"]}],
+            }
+        ],
+        "total_score": {"pass": "90%", "warning": "50%"},
+    }
+    runs = [3.1, 4.2, 3.6, 5.9, 4.4, 6.0, 3.3, 5.1]
+    return _history_of(slo, [(START + i * 3600, value) for i, value in enumerate(runs)])
+
+
+@needs_chromium
+def test_browser_labels_stay_legible_with_both_targets_off_the_chart(tmp_path: Path) -> None:
+    evaluation, history = _off_chart_scenario()
+    page = render(evaluation, history)
+    found = elements(page)
+    off = [e["text"] for e in found if "target-off" in e.get("class", "")]
+    assert off == ["▲ pass <600 → 600", "▲ warning <=800 → 800"]
+    shot = tmp_path / "off-chart.html"
+    shot.write_text(page, encoding="utf-8")
+    png = tmp_path / "off-chart.png"
+    chromium(f"--screenshot={png}", "--window-size=900,1100", shot.as_uri())
+    image = read_png(png.read_bytes())
+    hexed = {f"#{r:02x}{g:02x}{b:02x}" for (r, g, b) in image.colour_counts()}
+    assert TARGET_COLOURS["pass"] in hexed and TARGET_COLOURS["warning"] in hexed
+    keep = Path(__file__).parent.parent / ".report-screenshots"
+    if keep.is_dir():  # for a person to look at: mkdir .report-screenshots before the run
+        shutil.copy(png, keep / "off-chart.png")
+    # Chromium's own layout: where each label and the value line really are.
+    probed = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page)
+    copy = tmp_path / "probe.html"
+    copy.write_text(probed.replace("</body>", _LABEL_PROBE + "</body>"), encoding="utf-8")
+    dom = chromium("--dump-dom", "--window-size=900,1100", copy.as_uri())
+    body = next(e for e in elements(dom.stdout) if e["tag"] == "body")
+    boxes = json.loads(body["data-boxes"])
+    labels = [b for b in boxes if b["cls"] != "line"]
+    (line,) = [b for b in boxes if b["cls"] == "line"]
+    named = [b for b in labels if "target" in b["cls"]]
+    assert {b["text"] for b in named} >= {"▲ pass <600 → 600", "▲ warning <=800 → 800"}
+    assert any(b["cls"] == "target-label" and "+10%" in b["text"] for b in named)
+    for a, b in itertools.combinations(labels, 2):
+        overlap = a["x0"] < b["x1"] - 0.5 and b["x0"] < a["x1"] - 0.5
+        overlap = overlap and a["y0"] < b["y1"] - 0.5 and b["y0"] < a["y1"] - 0.5
+        assert not overlap, (a["text"], b["text"])
+    for label in named:
+        assert label["x0"] >= 0 and label["x1"] <= line["width"], label
+        inside = [
+            (x, y)
+            for x, y in line["points"]
+            if label["x0"] <= x <= label["x1"] and label["y0"] + 2 <= y <= label["y1"] - 2
+        ]
+        assert not inside, (label["text"], inside[:3])
+    relative = next(b for b in named if "+10%" in b["text"])
+    ticks = [e for e in found if e.get("class") == "target-relative-run target-pass"]
+    # beside its line: level with one run's target and at most a few pixels from its end
+    beside = [
+        t
+        for t in ticks
+        if relative["y0"] - 8 <= float(t["y1"]) <= relative["y1"] + 8
+        and min(
+            abs(relative["x1"] - float(t["x1"])),
+            abs(relative["x0"] - float(t["x2"])),
+            abs(relative["x1"] - float(t["x2"])),
+            abs(relative["x0"] - float(t["x1"])),
+        )
+        < 12
+    ]
+    assert beside, (relative, ticks)
+
+
+def test_the_style_sheet_is_not_escaped_into_the_page() -> None:
+    """The CSS is the report's own: quotes inside <style> must stay quotes (a browser does not
+    decode entities there, and the narrow-screen labels would vanish)."""
+    evaluation, history = scenario()
+    style = render(evaluation, history).split("<style>", 1)[1].split("</style>", 1)[0]
+    assert 'content:attr(data-label) ": "' in style and "&#34;" not in style

@@ -16,20 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from sli_provider.adapters.history_store import HistoryError, HistoryStore
+from sli_provider.commands.gate_k6 import GateError, check_script, check_script_env, run_k6
 from sli_provider.commands.preflight import (
     PreflightError,
     check_history,
     check_services,
     check_slo_text,
 )
-from sli_provider.errors import SliProviderError
-from sli_provider.gate import evaluate, parse_slo
+from sli_provider.gate import parse_slo
 from sli_provider.gate.document import gate_document
+from sli_provider.gate.judgement import judge, record_for
 from sli_provider.gate.junit import render_junit
-from sli_provider.gate.lint import slo_problems
 from sli_provider.gate.markdown import render_markdown
 from sli_provider.gate.records import StoredEvaluation
-from sli_provider.gate.results import Evaluation
 from sli_provider.gate.slo import SLO, SLOParseError
 from sli_provider.gate.table import render_table
 from sli_provider.gate.verdict import (
@@ -37,11 +36,8 @@ from sli_provider.gate.verdict import (
     K6Run,
     ThresholdResult,
     Verdict,
-    decide,
-    key_sli_warnings,
-    with_html_section,
 )
-from sli_provider.k6.invocation import RunTags
+from sli_provider.k6.thresholds import format_value
 from sli_provider.keptn.timestamps import TimestampError, format_keptn, parse_keptn
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.pipeline.evaluation import (
@@ -49,23 +45,11 @@ from sli_provider.pipeline.evaluation import (
     ProviderUnavailable,
 )
 from sli_provider.ports.querier import PrometheusError
-from sli_provider.runner.backend import RunnerError
-from sli_provider.runner.binaries import K6BinaryError
-from sli_provider.runner.core import RunResult, run_plan
-from sli_provider.runner.local import LocalK6Backend
-from sli_provider.runner.plan import LocalScript, RunPlan
-from sli_provider.runner.series import prometheus_series_check
-from sli_provider.runner.summary import K6_EXIT_MEANINGS
-from sli_provider.runner.workloads import keptn_script_env
 from sli_provider.sli.run_series import run_has_series
 from sli_provider.sli.window import SLIWindow
-from sli_provider.wiring import Configuration, evaluate_once, load_k6_registry, make_prometheus
+from sli_provider.wiring import Configuration, evaluate_once, make_prometheus
 
 PASS, FAIL, CANNOT_RUN = 0, 1, 2
-
-
-class GateError(SliProviderError):
-    """The gate cannot run; the message is for the user."""
 
 
 def run_evaluate(configuration: Configuration, args: argparse.Namespace) -> int:
@@ -113,10 +97,11 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
     try:
         _check_output(args)
         slo_text, slo = _read_slo(args.slo)
-        _check_script(args.script)
+        check_script(args.script)
+        check_script_env(args)
         _preflight(configuration, args, slo_text)
         context = str(uuid.uuid4())
-        run = asyncio.run(_run_k6(configuration, args, context))
+        run = asyncio.run(run_k6(configuration, args, context))
         crossed_note = " (thresholds crossed)" if run.thresholds_crossed else ""
         print(f"k6 exited with {run.returncode}{crossed_note}", file=sys.stderr)
         for threshold in run.crossed_thresholds:
@@ -126,13 +111,13 @@ def run_gate(configuration: Configuration, args: argparse.Namespace) -> int:
             raise GateError(missing)
         start, end = format_keptn(run.outcome.started_at), format_keptn(run.outcome.ended_at)
         values = asyncio.run(_fetch(configuration, args, slo, start, end, context, []))
-        k6 = K6Run(
-            run.returncode,
-            tuple(
-                ThresholdResult(t.metric, t.expression, t.held)
-                for t in run.outcome.summary.thresholds
-            ),
+        thresholds = tuple(
+            ThresholdResult(
+                t.metric, t.expression, t.held, "" if t.value is None else format_value(t.value)
+            )
+            for t in run.outcome.summary.thresholds
         )
+        k6 = K6Run(run.returncode, thresholds)
         return _score_and_report(
             args, slo_text, slo, values, "succeeded", "pass", "", start, end, context, [], k6=k6
         )
@@ -145,15 +130,6 @@ def _check_output(args: argparse.Namespace) -> None:
     # Checked first: `run` would otherwise find it only after the whole k6 test.
     if args.format == "html" and args.output is None:
         raise GateError("--format html needs --output FILE")
-
-
-def _check_script(script: Path) -> None:
-    """A script k6 cannot open would only fail as k6's "could not start (bad option?)"."""
-    try:
-        with script.open("rb"):
-            pass
-    except OSError as exc:
-        raise GateError(f"before starting k6: cannot read {script}: {exc.strerror}") from None
 
 
 def _preflight(configuration: Configuration, args: argparse.Namespace, slo_text: str) -> None:
@@ -263,66 +239,6 @@ async def _context_has_series(configuration: Configuration, window: SLIWindow) -
         await prometheus.aclose()
 
 
-async def _run_k6(
-    configuration: Configuration, args: argparse.Namespace, context: str
-) -> RunResult:
-    """The same plan, back-end and series check as the service's runner, for a local script."""
-    extra = {}
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise GateError(f"--env {item!r} is not KEY=VALUE")
-        extra[key] = value
-    tags = RunTags(args.g_project, args.g_stage, args.g_service, context)
-    # The same target and credentials the service's runner would use for this project.
-    prometheus = make_prometheus(configuration, ServiceMetrics())
-    plan = RunPlan(
-        tags=tags,
-        script=LocalScript(args.script.resolve()),
-        remote_write=prometheus.access_for(tags.project).remote_write_target(),
-        script_env=keptn_script_env(tags, target_url=args.target, extra=extra),
-        vus=args.vus,
-        duration=args.duration,
-        timeout_seconds=args.timeout,
-        k6=args.k6,
-    )
-    binaries = configuration.k6 or load_k6_registry(configuration.settings)
-    if args.k6 is not None and args.k6 not in {b.name for b in binaries.binaries}:
-        # A path is fine here: it is the user's own machine (the service takes names only).
-        try:
-            binaries = binaries.including(args.k6, args.k6)
-        except K6BinaryError as exc:
-            raise GateError(f"--k6: {exc}") from None
-    backend = LocalK6Backend(
-        binaries=binaries,
-        auto_extension_resolution=configuration.settings.k6_auto_extension_resolution,
-        work_dir=configuration.settings.runner_work_dir,
-        on_line=lambda line: print(line, file=sys.stderr),
-    )
-    try:
-        check = prometheus_series_check(prometheus.for_project(tags.project))
-        run = await run_plan(plan, backend, series_check=check)
-    except RunnerError as exc:
-        raise GateError(str(exc)) from None
-    except PrometheusError as exc:
-        raise GateError(f"could not check k6's metrics in Prometheus: {exc}") from None
-    finally:
-        await prometheus.aclose()
-    if not run.completed:
-        raise GateError(script_failure_message(run.returncode, run.outcome.output_tail))
-    return run
-
-
-def script_failure_message(returncode: int, output_tail: Sequence[str]) -> str:
-    """What happened, then k6's error lines (its last lines when none is marked an error)."""
-    meaning = K6_EXIT_MEANINGS.get(returncode, "k6 stopped before the test completed")
-    errors = [line for line in output_tail if "level=error" in line or "ERRO" in line]
-    shown = (errors or list(output_tail))[-15:]
-    return f"k6 could not run the script: {meaning} (k6 exit code {returncode})" + "".join(
-        f"\n  {line}" for line in shown
-    )
-
-
 def _score_and_report(
     args: argparse.Namespace,
     slo_text: str,
@@ -342,60 +258,37 @@ def _score_and_report(
     try:
         with HistoryStore(args.history) as store:
             history = store.list(*scope)
-            evaluation = evaluate(
-                slo if slo is not None else slo_text,
+            verdict = judge(
+                slo_text,
                 values,
-                [h.as_previous() for h in history],
+                history,
+                start=start,
+                end=end,
+                warnings=warnings,
+                k6=k6,
+                policy=getattr(args, "thresholds", "fail"),
+                strict=args.strict,
                 get_sli_status=status,
                 get_sli_result=result,
                 get_sli_message=message,
-                time_start=start,
-                time_end=end,
-                slo_file_content=slo_text,
             )
             if not args.no_store:
-                record = _record(evaluation, scope, context, end)
+                record = record_for(verdict, scope, context, _stored_time(end))
                 store.add(record)
                 history = [record, *history]
     except HistoryError as exc:
         raise GateError(str(exc)) from None
-    problems = slo_problems(slo_text)
-    if problems:
-        shown = "; ".join(str(p) for p in problems[:5]) + ("; …" if len(problems) > 5 else "")
-        warnings.append(
-            GateWarning(
-                "slo_invalid",
-                f"slo.yaml is invalid ({shown}); the result "
-                "is lighthouse's for this file (see sli-provider check)",
-            )
-        )
-    key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
-    warnings.extend(key_sli_warnings(evaluation, key_slis))
-    verdict = decide(evaluation, warnings, k6=k6, policy=getattr(args, "thresholds", "fail"))
     for warning in verdict.warnings:
         print(f"warning: {warning.message}", file=sys.stderr)
     _report(args, verdict, history, scope)
-    return verdict.exit_code(strict=args.strict)
+    return verdict.exit_code()
 
 
-def _record(
-    evaluation: Evaluation, scope: tuple[str, str, str], context: str, end: str
-) -> StoredEvaluation:
+def _stored_time(end: str) -> float:
     try:
-        when = parse_keptn(end) if end else time.time()
+        return parse_keptn(end) if end else time.time()
     except TimestampError:
-        when = time.time()
-    return StoredEvaluation(
-        id=str(uuid.uuid4()),
-        project=scope[0],
-        stage=scope[1],
-        service=scope[2],
-        context=context,
-        time=when,
-        result=evaluation.result,
-        score=evaluation.details.score,
-        data=evaluation.to_keptn(),
-    )
+        return time.time()
 
 
 def append_step_summary(path: Path | None, verdict: Verdict, scope: tuple[str, str, str]) -> None:
@@ -407,7 +300,8 @@ def append_step_summary(path: Path | None, verdict: Verdict, scope: tuple[str, s
             summary.write(render_markdown(verdict, scope="/".join(scope)))
     except OSError as exc:
         print(
-            f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {exc.strerror}", file=sys.stderr
+            f"warning: cannot append to GITHUB_STEP_SUMMARY {path}: {exc.strerror}",
+            file=sys.stderr,
         )
 
 
@@ -417,22 +311,25 @@ def _report(
     history: list[StoredEvaluation],
     scope: tuple[str, str, str],
 ) -> None:
-    evaluation = verdict.evaluation
     if args.format == "json":
-        document = gate_document(verdict)
-        text = json.dumps(document, indent=2, allow_nan=False)
+        text = json.dumps(gate_document(verdict), indent=2, allow_nan=False)
     elif args.format == "junit":
         text = render_junit(verdict, scope="/".join(scope))
     elif args.format == "html":
         from sli_provider.gate.html_report import render_html  # only the html format needs it
 
-        text = render_html(evaluation, history, project=scope[0], stage=scope[1], service=scope[2])
-        if verdict.k6 is not None or verdict.warnings or verdict.reasons:
-            text = with_html_section(text, verdict.html_section())
+        text = render_html(
+            verdict.evaluation,
+            history,
+            project=scope[0],
+            stage=scope[1],
+            service=scope[2],
+            verdict=verdict,
+        )
     else:
         text = "\n".join(
             [
-                render_table(evaluation, scope="/".join(scope)),
+                render_table(verdict.evaluation, scope="/".join(scope), verdict=verdict),
                 *verdict.text_lines(with_warnings=args.output is not None),
             ]
         )
@@ -440,7 +337,6 @@ def _report(
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
-        shown = "errored" if evaluation.errored else verdict.result
-        print(f"verdict: {shown}; report written to {args.output}", file=sys.stderr)
+        print(f"verdict: {verdict.word}; report written to {args.output}", file=sys.stderr)
     else:
         print(text)

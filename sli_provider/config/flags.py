@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import MISSING, Field, fields
 from enum import Enum
 from typing import Any
@@ -63,12 +63,30 @@ class CommandHelpFormatter(argparse.RawDescriptionHelpFormatter):
         super().add_usage(usage, own, groups, prefix)
 
 
-def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> None:
+class CompactSettingsHelpFormatter(CommandHelpFormatter):
+    """The settings one line each (a command's own options come first, explained at length)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not getattr(action, _SETTING_MARK, False) or action.help == argparse.SUPPRESS:
+            return super()._format_action(action)
+        invocation = self._format_action_invocation(action)
+        return f"  {invocation}  {self._expand_help(action)}\n"
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    grouped: bool = True,
+    shown: Collection[str] | None = None,
+    help_for: Mapping[str, str] | None = None,
+) -> None:
     """One ``--flag`` per setting but the secrets; the default is taken from the environment later.
 
     A secret gets a ``--<name>-file`` flag instead: a path in ``ps`` gives nothing away.
     ``grouped``: under their own heading after the command's own options (for every command but
-    ``serve``, whose only options they are).
+    ``serve``, whose only options they are). ``shown``: the settings the command's help lists,
+    one line each (every flag is accepted all the same); None: all of them. ``help_for``: a
+    setting's help where the command reads it differently from the service.
     """
     target: argparse._ActionsContainer = (
         parser.add_argument_group(SETTINGS_TITLE) if grouped else parser
@@ -82,16 +100,18 @@ def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> N
     for f in fields(Settings):
         setting: Setting = f.metadata["setting"]
         flag = "--" + f.name.replace("_", "-")
+        hidden = shown is not None and f.name not in shown
         if not setting.secret:
             default = shown_default(f)
             # The argparse default stays None so that the environment can still fill it in.
-            shown = f" (default: {default})" if default is not None else ""
+            default_text = f" (default: {default})" if default is not None else ""
+            text = (help_for or {}).get(f.name) or f"{setting.help}{default_text} [{setting.env}]"
             add(
                 flag,
                 dest=f.name,
                 default=None,
                 metavar=_metavar(f.name),
-                help=f"{setting.help}{shown} [{setting.env}]",
+                help=argparse.SUPPRESS if hidden else text,
             )
             continue
         add(
@@ -109,10 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, grouped: bool = True) -> N
                 dest=f"{f.name}_file",
                 default=None,
                 metavar="PATH",
-                help=f"file holding the {setting.help}, read once at start [{setting.file_env}]",
+                help=argparse.SUPPRESS
+                if hidden
+                else f"file holding the {setting.help}, read once at start [{setting.file_env}]",
             )
-    parser.epilog = secrets_help()
-    parser.formatter_class = CommandHelpFormatter
+    parser.epilog = secrets_help(shown)
+    parser.formatter_class = CommandHelpFormatter if shown is None else CompactSettingsHelpFormatter
 
 
 def _metavar(name: str) -> str:
@@ -144,7 +166,7 @@ def shown_default(f: Field[Any]) -> str | None:
     return str(value)
 
 
-def secrets_help() -> str:
+def secrets_help(shown: Collection[str] | None = None) -> str:
     """The ``--help`` epilog: which settings are secret, and where they may come from."""
     lines = [
         "Every setting is an environment variable (in brackets above); a flag wins over it.",
@@ -153,7 +175,7 @@ def secrets_help() -> str:
     ]
     for f in fields(Settings):
         setting: Setting = f.metadata["setting"]
-        if setting.secret:
+        if setting.secret and (shown is None or f.name in shown):
             how = "re-read when it changes" if has_own_file_setting(setting) else "read once"
             lines.append(f"  {setting.env:<24} or {setting.file_env} ({how})")
     return "\n".join(lines)

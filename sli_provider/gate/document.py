@@ -18,16 +18,12 @@ CANNOT_JUDGE = "cannot_judge"
 
 
 def gate_document(verdict: Verdict) -> dict[str, Any]:
-    evaluation = verdict.evaluation
+    """The verdict's JSON document (``Verdict.to_data``), versioned, with one entry per objective."""
     return {
         "schemaVersion": SCHEMA_VERSION,
-        **evaluation.to_keptn(),
         **verdict.to_data(),
-        "result": verdict.result,
-        "score": evaluation.details.score,
-        "reasons": list(verdict.reasons),
         "objectives": [
-            _objective(item, verdict) for item in evaluation.details.indicator_results or ()
+            _objective(item, verdict) for item in verdict.evaluation.details.indicator_results or ()
         ],
     }
 

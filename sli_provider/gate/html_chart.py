@@ -1,6 +1,7 @@
-"""The history chart of one SLI: inline SVG drawn here, no scripts (pure).
+"""The history chart of one SLI, laid out (pure): where every line, point and label goes.
 
-Split from html_report.py, which lays out the page; both share the formatting helpers below.
+The report's template draws it (templates/chart.html.j2); html_report.py lays out the page.
+Both share the formatting helpers below.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from html import escape
 
+from sli_provider.gate.chart_labels import Box, Label, Wanted, line_boxes, place_labels
 from sli_provider.gate.criteria import CriteriaError, parse_criteria
 from sli_provider.gate.results import ScoredIndicator, Target
 
@@ -24,8 +25,8 @@ MAX_RUNS = 60  # chart at most this many runs (the newest)
 _W, _H = 560, 250
 _LEFT, _RIGHT, _TOP, _BOTTOM = 62, 14, 14, 34
 _INSET = 14  # horizontal gap between the axes and the first/last point
-_WHITE_RING = 'stroke="#fff" stroke-width="1.5"'
 _CHAR_W = 6.2  # average width of an 11 px system-ui character, for laying out x labels
+_LINE_H = 14  # one line of 11 px text
 
 
 def format_number(value: float) -> str:
@@ -66,7 +67,80 @@ class Run:
         return self.statuses.get(metric, self.result)
 
 
-def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
+@dataclass(frozen=True)
+class TargetLine:
+    kind: str
+    y: float
+    colour: str
+    title: str
+
+
+@dataclass(frozen=True)
+class OffChartNote:
+    """A fixed target too far from the values to share their axis, named above the plot."""
+
+    kind: str
+    y: float
+    text: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class RelativeTick:
+    kind: str
+    x1: float
+    x2: float
+    y: float
+    colour: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    radius: int
+    colour: str
+    value: float
+    status: str
+    current: bool
+    invalidated: bool
+    title: str
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One SLI's history chart, laid out: every position computed, nothing drawn yet.
+
+    The markup is the report template's (templates/chart.html.j2); this is the geometry.
+    """
+
+    index: int
+    metric: str
+    name: str
+    current: str  # the value now, formatted
+    with_value: int
+    runs: int
+    width: int
+    height: int
+    left: float
+    right: float
+    top: float
+    bottom: float
+    grid: list[tuple[float, str]]  # (y, tick text)
+    x_labels: list[tuple[float, str, bool]]  # (x, text, bold)
+    target_lines: list[TargetLine]
+    off_chart: list[OffChartNote]
+    relative_lines: list[tuple[str, str, str]]  # (kind, colour, points)
+    relative_ticks: list[RelativeTick]
+    labels: list[Label]
+    series: list[str]  # polyline points, one per unbroken stretch
+    missing: list[tuple[float, float, str]]  # (x, y, title): runs without a value
+    points: list[Point]
+    legend: list[tuple[str, str, str]]  # (swatch: ln | ln dash | dot, colour, text)
+
+
+def layout_chart(index: int, result: ScoredIndicator, runs: list[Run]) -> Chart:
     metric = result.value.metric
     points = [(i, run.values.get(metric)) for i, run in enumerate(runs)]
     values = [v for _, v in points if v is not None and math.isfinite(v)]
@@ -80,7 +154,11 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
     moving = [v for series in relative.values() for _, v in series]
     near, far = _split_targets(values + moving, lines)
     low, high, ticks = axis_scale(values + moving + [t.target_value for t, _, _ in near])
-    bottom, plot_h = _H - _BOTTOM, _H - _BOTTOM - _TOP
+    # Targets off the scale are named in a band above the plot, one line each: never on top
+    # of each other, of the values or of the line.
+    top = _TOP + _LINE_H * len(far)
+    height = _H + _LINE_H * len(far)
+    bottom, plot_h = height - _BOTTOM, height - _BOTTOM - top
 
     def y_of(v: float) -> float:
         v = min(max(v, low), high)
@@ -91,145 +169,136 @@ def chart_svg(index: int, result: ScoredIndicator, runs: list[Run]) -> str:
             return (_LEFT + _W - _RIGHT) / 2
         return _LEFT + _INSET + (_W - _RIGHT - _LEFT - 2 * _INSET) * i / (len(runs) - 1)
 
-    svg = [
-        f'<svg class="chart" id="chart-{index}" data-sli="{escape_html(metric)}" width="{_W}" '
-        f'height="{_H}" viewBox="0 0 {_W} {_H}" role="img" aria-label="history of '
-        f'{escape_html(metric)}">'
-    ]
-    for tick in ticks:  # grid and y labels
-        y = round(y_of(tick)) + 0.5
-        svg.append(
-            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y}" y2="{y}" stroke="#eaeef2" '
-            f'shape-rendering="crispEdges"/><text x="{_LEFT - 6}" y="{y + 4}" '
-            f'text-anchor="end" fill="#57606a">{format_number(tick)}</text>'
-        )
+    grid = [(round(y_of(tick)) + 0.5, format_number(tick)) for tick in ticks]
     # x labels: as many as fit side by side (by their estimated width), always the last
     widest = max(len(run.label) for run in runs) * _CHAR_W + 10
     spacing = (x_of(1) - x_of(0)) if len(runs) > 1 else float(_W)
     step = max(1, math.ceil(widest / spacing))
     shown = [i for i in range(0, len(runs), step) if len(runs) - 1 - i >= step]
+    x_labels = []
     for i in [*shown, len(runs) - 1]:
-        bold = ' font-weight="700"' if runs[i].current else ""
         half = len(runs[i].label) * _CHAR_W / 2 + 2
-        svg.append(
-            f'<text class="x-label" x="{min(max(x_of(i), half), _W - half):.1f}" y="{_H - 12}" '
-            f'text-anchor="middle" fill="#57606a"{bold}>{escape_html(runs[i].label)}</text>'
+        x_labels.append((min(max(x_of(i), half), _W - half), runs[i].label, runs[i].current))
+    off_chart = [
+        OffChartNote(
+            kind,
+            _TOP - 3 + _LINE_H * (k + 1),
+            f"{'▲' if t.target_value > high else '▼'} {kind} {t.criteria} → "
+            f"{format_number(t.target_value)}",
+            colour,
         )
-    svg.append(
-        f'<path d="M{_LEFT - 0.5} {_TOP}V{bottom + 0.5}H{_W - _RIGHT}" fill="none" '
-        'stroke="#8c959f" shape-rendering="crispEdges"/>'
-    )
-    labels: list[tuple[float, str, str]] = []
+        for k, (t, kind, colour) in enumerate(far)
+    ]
+    target_lines: list[TargetLine] = []
+    wanted: list[Wanted] = []
     for target, kind, colour in near:
         y = round(y_of(target.target_value))
-        svg.append(
-            f'<line class="target target-{kind}" x1="{_LEFT}" x2="{_W - _RIGHT}" '
-            f'y1="{y}" y2="{y}" stroke="{colour}" stroke-width="2" '
-            f'stroke-dasharray="8 5" shape-rendering="crispEdges"><title>{kind} target '
-            f"{escape_html(target.criteria)} → {format_number(target.target_value)}</title></line>"
-        )
-        labels.append(
-            (y, f"{kind} {target.criteria} → {format_number(target.target_value)}", colour)
-        )
-    for target, kind, colour in far:  # off the scale: a note at the edge, not a squashed axis
-        above = target.target_value > high
-        y = _TOP + 11 if above else bottom - 4
-        text = f"{'▲' if above else '▼'} {kind} {target.criteria} → {format_number(target.target_value)}"
-        svg.append(
-            f'<text class="target-off target-{kind}" x="{_W - _RIGHT - 4}" y="{y}" '
-            f'text-anchor="end" fill="{colour}" stroke="#fff" stroke-width="3" '
-            f'paint-order="stroke" font-weight="600">{escape_html(text)}</text>'
-        )
+        name = f"{kind} {target.criteria} → {format_number(target.target_value)}"
+        target_lines.append(TargetLine(kind, y, colour, f"{kind} target {name[len(kind) + 1 :]}"))
+        wanted.append((None, y, name, colour))
     half_tick = min(12.0, spacing * 0.35)
+    relative_lines: list[tuple[str, str, str]] = []
+    relative_ticks: list[RelativeTick] = []
     for (kind, criteria), series in relative.items():
         colour = TARGET_COLOURS[kind]
         if len(series) > 1:
             joined = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in series)
-            svg.append(
-                f'<polyline class="target-relative target-{kind}" points="{joined}" fill="none" '
-                f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="2 3"/>'
-            )
+            relative_lines.append((kind, colour, joined))
         for i, v in series:
-            y = round(y_of(v))
-            svg.append(
-                f'<line class="target-relative-run target-{kind}" x1="{x_of(i) - half_tick:.1f}" '
-                f'x2="{x_of(i) + half_tick:.1f}" y1="{y}" y2="{y}" stroke="{colour}" '
-                f'stroke-width="3"><title>{escape_html(runs[i].when or runs[i].label)}: {kind} '
-                f"target {escape_html(criteria)} → {format_number(v)}</title></line>"
+            relative_ticks.append(
+                RelativeTick(
+                    kind,
+                    x_of(i) - half_tick,
+                    x_of(i) + half_tick,
+                    round(y_of(v)),
+                    colour,
+                    f"{runs[i].when or runs[i].label}: {kind} target {criteria} → "
+                    f"{format_number(v)}",
+                )
             )
-        _, last_v = series[-1]
-        labels.append((round(y_of(last_v)), f"{kind} {criteria} → {format_number(last_v)}", colour))
-    placed: list[float] = []
-    for y, text, colour in sorted(labels):  # above the line, else below, else stacked up
-        clear = [
-            b
-            for b in (y - 5, y + 14, *(y - 5 - 13 * k for k in range(1, len(labels) + 1)))
-            if _TOP + 9 <= b <= bottom - 3
-            and all(abs(b - p) >= 13 for p in placed)
-            and not any(b - 10 <= other <= b + 2 for other, _, _ in labels if other != y)
+        last_v = series[-1][1]
+        spans = [
+            (x_of(i) - half_tick, x_of(i) + half_tick, float(round(y_of(v)))) for i, v in series
         ]
-        placed.append(clear[0] if clear else max(y - 5, placed[-1] + 13 if placed else 0))
-        svg.append(
-            f'<text x="{_LEFT + 6}" y="{placed[-1]}" fill="{colour}" stroke="#fff" '
-            f'stroke-width="3" paint-order="stroke" font-weight="600">{escape_html(text)}</text>'
+        wanted.append(
+            (
+                spans[::-1],
+                round(y_of(last_v)),
+                f"{kind} {criteria} → {format_number(last_v)}",
+                colour,
+            )
         )
-    segment: list[str] = []
+    series_lines: list[str] = []
+    missing: list[tuple[float, float, str]] = []
+    segment: list[tuple[float, float]] = []
     for i, value in [*points, (len(runs), None)]:  # polylines broken where a run lacks a value
         if value is not None and math.isfinite(value):
-            segment.append(f"{x_of(i):.1f},{y_of(value):.1f}")
+            segment.append((x_of(i), y_of(value)))
             continue
         if len(segment) > 1:
-            svg.append(
-                f'<polyline class="series" points="{" ".join(segment)}" fill="none" '
-                f'stroke="{SERIES_COLOUR}" stroke-width="2.5" stroke-linejoin="round"/>'
-            )
+            series_lines.append(" ".join(f"{x:.1f},{y:.1f}" for x, y in segment))
         segment = []
         if i < len(runs):
-            svg.append(
-                f'<circle class="missing" cx="{x_of(i):.1f}" cy="{bottom - 6}" r="3" '
-                f'fill="none" stroke="#8c959f"><title>{escape_html(runs[i].label)}: no value'
-                "</title></circle>"
-            )
+            missing.append((x_of(i), bottom - 6, f"{runs[i].label}: no value"))
+    chart_points = []
     for i, value in points:
         if value is None or not math.isfinite(value):
             continue
         run = runs[i]
         status = run.status_of(metric)
-        colour = RESULT_COLOURS.get(status, OTHER_COLOUR)
-        ring = f'stroke="{SERIES_COLOUR}" stroke-width="2.5"' if run.current else _WHITE_RING
         note = " (invalidated)" if run.invalidated else ""
-        faded = ' opacity="0.45"' if run.invalidated else ""
-        svg.append(
-            f'<circle class="series{" current" if run.current else ""}" '
-            f'cx="{x_of(i):.1f}" cy="{y_of(value):.1f}" r="{7 if run.current else 5}" '
-            f'fill="{colour}" {ring} data-value="{value!r}" data-status="{escape_html(status)}"'
-            f"{faded}><title>{escape_html(run.when or run.label)}: {format_number(value)} "
-            f"(this SLI: {escape_html(status)}; run: {escape_html(run.result)}){note}</title></circle>"
+        chart_points.append(
+            Point(
+                x_of(i),
+                y_of(value),
+                7 if run.current else 5,
+                RESULT_COLOURS.get(status, OTHER_COLOUR),
+                value,
+                status,
+                run.current,
+                run.invalidated,
+                f"{run.when or run.label}: {format_number(value)} "
+                f"(this SLI: {status}; run: {run.result}){note}",
+            )
         )
-    svg.append("</svg>")
-    current = number_html(result.value.value) if result.value.success else "no value"
-    name = result.display_name or metric
-    sub = f" <code>{escape_html(metric)}</code>" if name != metric else ""
-    legend = [f'<span><i class="ln" style="border-color:{SERIES_COLOUR}"></i>value per run</span>']
-    legend += [
-        f'<span><i class="dot" style="background:{RESULT_COLOURS[r]}"></i>SLI {r}</span>'
-        for r in ("pass", "warning", "fail")
+    frame = Box(_LEFT + 2, top, _W - _RIGHT - 2, bottom - 2)
+    obstacles = line_boxes(series_lines) + [
+        Box(p.x - p.radius - 1, p.y - p.radius - 1, p.x + p.radius + 1, p.y + p.radius + 1)
+        for p in chart_points
     ]
+    labels = place_labels(wanted, frame, obstacles)
+    name = result.display_name or metric
+    legend = [("ln", SERIES_COLOUR, "value per run")]
+    legend += [("dot", RESULT_COLOURS[r], f"SLI {r}") for r in ("pass", "warning", "fail")]
     for kind, colour in TARGET_COLOURS.items():
-        if any(k == kind for _, k, _ in lines):
-            legend.append(
-                f'<span><i class="ln dash" style="border-color:{colour}"></i>{kind} target</span>'
-            )
+        if any(k == kind for _, k, _ in near):  # the far ones are named, not drawn
+            legend.append(("ln dash", colour, f"{kind} target"))
         if any(k == kind for k, _ in relative):
-            legend.append(
-                f'<span><i class="ln" style="border-color:{colour}"></i>{kind} target '
-                "of each run (relative)</span>"
-            )
-    return (
-        f'<figure class="chart-card" data-sli="{escape_html(metric)}"><figcaption><strong>'
-        f'{escape_html(name)}</strong>{sub} <span class="sub">· now {current} · '
-        f"{len(values)}/{len(runs)} runs with a value</span></figcaption>"
-        f'{"".join(svg)}<div class="legend">{"".join(legend)}</div></figure>'
+            legend.append(("ln", colour, f"{kind} target of each run (relative)"))
+    return Chart(
+        index=index,
+        metric=metric,
+        name=name,
+        current=format_number(result.value.value) if result.value.success else "no value",
+        with_value=len(values),
+        runs=len(runs),
+        width=_W,
+        height=height,
+        left=_LEFT,
+        right=_W - _RIGHT,
+        top=top,
+        bottom=bottom,
+        grid=grid,
+        x_labels=x_labels,
+        target_lines=target_lines,
+        off_chart=off_chart,
+        relative_lines=relative_lines,
+        relative_ticks=relative_ticks,
+        labels=labels,
+        series=series_lines,
+        missing=missing,
+        points=chart_points,
+        legend=legend,
     )
 
 
@@ -317,11 +386,3 @@ def time_labels(times: list[float | None]) -> list[str]:
             break
     found = iter(labels)
     return [next(found) if t is not None else "current" for t in times]
-
-
-def number_html(value: float) -> str:
-    return f'<span title="{value!r}">{escape_html(format_number(value))}</span>'
-
-
-def escape_html(text: object) -> str:
-    return escape(str(text), quote=True)

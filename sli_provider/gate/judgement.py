@@ -35,13 +35,22 @@ def judge(
     warnings: Sequence[GateWarning] = (),
     k6: K6Run | None = None,
     policy: str = "fail",
+    strict: bool = False,
+    get_sli_status: str = "succeeded",
+    get_sli_result: str = "pass",
+    get_sli_message: str = "",
 ) -> Verdict:
-    """``history``: the scope's earlier evaluations, newest first, this run's own left out."""
+    """``history``: the scope's earlier evaluations, newest first, this run's own left out.
+    ``get_sli_*``: the get-sli outcome the values came with (an errored one errors the
+    evaluation, as in lighthouse)."""
     slo = parsed_slo(slo_text)
     evaluation = evaluate(
         slo if slo is not None else slo_text,
         values,
         [h.as_previous() for h in history],
+        get_sli_status=get_sli_status,
+        get_sli_result=get_sli_result,
+        get_sli_message=get_sli_message,
         time_start=start,
         time_end=end,
         slo_file_content=slo_text,
@@ -59,16 +68,16 @@ def judge(
         )
     key_slis = {o.sli for o in slo.objectives if o.key_sli} if slo is not None else set()
     found.extend(key_sli_warnings(evaluation, key_slis))
-    return decide(evaluation, found, k6=k6, policy=policy)
+    return decide(evaluation, found, k6=k6, policy=policy, strict=strict)
 
 
 def record_for(
     verdict: Verdict, scope: tuple[str, str, str], context: str, when: float
 ) -> StoredEvaluation:
-    """The history entry of a verdict: lighthouse's evaluation under the gate's result, which is
-    also ``data.result``, the result later runs' ``include_result_with_score`` selects by (the
-    datastore's filter); lighthouse's own stays in ``data.evaluation.result``."""
-    evaluation = verdict.evaluation
+    """The history entry of a verdict. The history keeps the verdict as ``result``, the way
+    Keptn's datastore keeps lighthouse's, so later runs' ``include_result_with_score`` compare
+    only with runs whose gate passed; lighthouse's own result stays in ``evaluation.result``."""
+    data = verdict.to_data()
     return StoredEvaluation(
         id=str(uuid.uuid4()),
         project=scope[0],
@@ -77,6 +86,10 @@ def record_for(
         context=context,
         time=when,
         result=verdict.result,
-        score=evaluation.details.score,
-        data={**evaluation.to_keptn(), "result": verdict.result},
+        score=verdict.score,
+        data={
+            k: data[k]
+            for k in ("result", "status", "message", "reasons", "evaluation")
+            if k in data
+        },
     )

@@ -10,6 +10,7 @@ from sli_provider.gate.display import (
     target_note,
 )
 from sli_provider.gate.results import Evaluation, ScoredIndicator, Target
+from sli_provider.gate.verdict import Verdict, decide
 
 
 def _number(value: float) -> str:
@@ -30,12 +31,10 @@ def _targets(
     return " ".join(cells)
 
 
-def render_table(evaluation: Evaluation, *, scope: str) -> str:
+def render_table(evaluation: Evaluation, *, scope: str, verdict: Verdict | None = None) -> str:
+    """The first line is the gate's verdict (lighthouse's result when no verdict is given)."""
     details = evaluation.details
-    verdict = "ERRORED" if evaluation.errored else evaluation.result.upper()
-    lines = [
-        f"quality gate for {scope}: {verdict}  score {details.score:.2f}%",
-    ]
+    lines = [(verdict or decide(evaluation, ())).headline(scope)]
     if evaluation.message:
         lines.append(evaluation.message)
     rows = [

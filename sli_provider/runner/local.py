@@ -31,6 +31,10 @@ SUMMARY_FILE = ".summary-export.json"
 OUTPUT_TAIL_LINES = 40
 
 k6_log = logging.getLogger("sli_provider.k6")
+# k6 serves a REST API on localhost:6565 unless its address is empty. Nothing here uses it
+# (the summary comes from --summary-export), and two k6 on one machine would fight over the
+# port: the second exits "address already in use" before its test starts.
+NO_REST_API = ("--address", "")
 
 
 # k6's start banner: the logo (only these characters, and the word "Grafana"), then header
@@ -157,7 +161,9 @@ class LocalK6Backend:
         )
         try:
             outcome = await run_process(
-                invocation.argv(binary.path, "--summary-export", str(summary)),
+                invocation.argv(
+                    binary.path, "--summary-export", str(summary), *_rest_api(invocation)
+                ),
                 env=env,
                 timeout=plan.timeout_seconds,
                 cwd=cwd,
@@ -173,6 +179,14 @@ class LocalK6Backend:
             summary=await asyncio.to_thread(_read_summary, summary),
             binary=_used(binary, needed),
         )
+
+
+def _rest_api(invocation: K6Invocation) -> tuple[str, ...]:
+    """No REST API, unless the plan asks for one at an address of its own."""
+    options = invocation.options
+    if any(o == "--address" or o.startswith("--address=") for o in options):
+        return ()
+    return NO_REST_API
 
 
 def _used(binary: K6Binary, needed: frozenset[str]) -> UsedBinary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class Threshold:
     metric: str
     expression: str
     held: bool
-    value: float | None = None
+    value: float | None = None  # the aggregate the expression tests, as k6 reported it
     note: str | None = None
 
     def as_data(self) -> dict[str, Any]:
@@ -85,10 +86,31 @@ def read_summary_export(text: str | bytes) -> RunReport:
         if not isinstance(values, Mapping):
             continue
         for expression, crossed in (values.get("thresholds") or {}).items():
-            thresholds.append(Threshold(name, str(expression), not bool(crossed)))
+            value = threshold_value(str(expression), values)
+            thresholds.append(Threshold(name, str(expression), not bool(crossed), value))
         if name in SUMMARY_METRICS:
             metrics[name] = _stats(values)
     return RunReport(tuple(thresholds), metrics)
+
+
+_AGGREGATE = re.compile(r"\s*([A-Za-z]+(?:\([0-9.]+\))?)\s*(?:<|>|=|!)")
+
+
+def threshold_value(expression: str, values: Mapping[str, Any]) -> float | None:
+    """The number k6 compared in ``expression`` (``p(95)<500`` → the export's ``p(95)``).
+
+    A Rate's ratio is called ``value`` in the export, and so is a Gauge's.
+    """
+    match = _AGGREGATE.match(expression)
+    if match is None:
+        return None
+    name = match.group(1)
+    if name == "rate" and "passes" in values:
+        name = "value"
+    raw = values.get(name)
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    return float(raw)
 
 
 def _stats(values: Mapping[str, Any]) -> dict[str, float]:

@@ -33,6 +33,7 @@ from sli_provider.gate.verdict import (
     ThresholdResult,
     Verdict,
 )
+from sli_provider.k6.thresholds import format_value
 from sli_provider.keptn.envelope import Scope as KeptnScope
 from sli_provider.keptn.test_task import TestRequest
 from sli_provider.keptn.timestamps import format_keptn
@@ -144,7 +145,10 @@ class Gate:
         k6 = K6Run(
             outcome.returncode,
             tuple(
-                ThresholdResult(t.metric, t.expression, t.held) for t in outcome.summary.thresholds
+                ThresholdResult(
+                    t.metric, t.expression, t.held, "" if t.value is None else format_value(t.value)
+                )
+                for t in outcome.summary.thresholds
             ),
         )
         window = (outcome.started_at, outcome.ended_at)
@@ -302,10 +306,12 @@ def _k6_run(
     does not have is not held."""
     if not thresholds:
         return None
-    results = tuple(
-        ThresholdResult(t.metric, t.expression, _held(t, measured.get(t.sli))) for t in thresholds
-    )
-    return K6Run(99 if not all(r.ok for r in results) else 0, results)
+    results = []
+    for t in thresholds:
+        value = measured.get(t.sli)
+        shown = format_value(value.value) if value is not None and value.success else ""
+        results.append(ThresholdResult(t.metric, t.expression, _held(t, value), shown))
+    return K6Run(99 if not all(r.ok for r in results) else 0, tuple(results))
 
 
 def _held(threshold: Threshold, value: MeasuredIndicator | None) -> bool:
