@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote
@@ -70,6 +72,7 @@ class FakeKeptn(LoopbackServer):
         self._resource_failure: int | None = None
         self._event_failure: int | None = None
         self._event_failures_left = 0
+        self._refusing: int | None = None  # every event POST answered so, until lifted
         self._order = TaskOrderTracker()
         self._changed = asyncio.Condition()
         super().__init__(self._make_app())
@@ -132,6 +135,26 @@ class FakeKeptn(LoopbackServer):
         self._event_failure = status
         self._event_failures_left = times if status is not None else 0
 
+    @contextlib.asynccontextmanager
+    async def outage(self, *, status: int | None = 503) -> AsyncIterator[None]:
+        """Keptn's API during a control-plane rollout, for the body of the ``with``.
+
+        With ``status`` (503, as the API gateway answers while the api-service restarts) every
+        event POST is answered so and not taken; with ``status=None`` the port is closed and
+        connections are refused, as while the distributor or the gateway itself restarts. Either
+        way nothing posted meanwhile is recorded; normal service resumes afterwards."""
+        if status is None:
+            await self._site.close_port()
+        else:
+            self._refusing = status
+        try:
+            yield
+        finally:
+            if status is None:
+                await self._site.reopen_port()
+            else:
+                self._refusing = None
+
     # -- inspection --------------------------------------------------------------------------
 
     def events_for(self, context: str) -> list[dict[str, Any]]:
@@ -182,6 +205,8 @@ class FakeKeptn(LoopbackServer):
         return self.api_token is None or request.headers.get("x-token") == self.api_token
 
     def _take_event_failure(self) -> int | None:
+        if self._refusing is not None:
+            return self._refusing
         if self._event_failure is None or self._event_failures_left <= 0:
             return None
         self._event_failures_left -= 1

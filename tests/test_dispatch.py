@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
-from sli_provider.keptn.envelope import KeptnEvent, Result, Status
+from sli_provider.adapters.delivery import Delivery
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.service.dedupe import RecentIds
 from sli_provider.service.dispatch import Decision, Dispatcher, Disposition
 from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.service.replying import Answered, Finished
 from sli_provider.service.tasks import TaskSupervisor
 
-ANSWER = Answered(Finished(Status.SUCCEEDED, Result.PASS, ""), True, True)
+ANSWER = Delivery.DELIVERED
 
 
 def keptn_event(document: dict[str, Any]) -> KeptnEvent:
@@ -46,7 +46,7 @@ class Handled:
         self.events: list[KeptnEvent] = []
         self.release = asyncio.Event()
 
-    async def __call__(self, event: KeptnEvent) -> Answered:
+    async def __call__(self, event: KeptnEvent) -> Delivery:
         self.events.append(event)
         await self.release.wait()
         return ANSWER
@@ -96,6 +96,22 @@ async def test_accepted_event_returns_the_task_that_answers_it(fx: Fixture) -> N
     fx.get_sli.release.set()
     assert await decision.task is ANSWER  # an ingress can wait for the end and see the outcome
     assert fx.counted(event.type, "accepted") == 1
+
+
+async def test_a_redelivery_of_an_event_being_answered_carries_its_task(fx: Fixture) -> None:
+    """JetStream redelivers an event whose replies Keptn is still refusing: no second task, and
+    the redelivered message is settled when the first one ends."""
+    event = get_sli()
+    first = await fx.dispatcher.accept(event, ingress="nats")
+    again = await fx.dispatcher.accept(event, ingress="nats")
+    assert again.disposition is Disposition.DUPLICATE
+    assert again.task is first.task and first.task is not None
+    fx.get_sli.release.set()
+    assert await first.task is ANSWER
+    await asyncio.sleep(0)
+    assert len(fx.get_sli.events) == 1
+    later = await fx.dispatcher.accept(event, ingress="nats")  # over: an ordinary duplicate
+    assert (later.disposition, later.task) == (Disposition.DUPLICATE, None)
 
 
 async def test_test_triggered_goes_to_the_runner(fx: Fixture) -> None:
@@ -160,7 +176,7 @@ async def test_a_redelivered_id_is_a_duplicate(fx: Fixture) -> None:
     first = await fx.dispatcher.accept(event, ingress="http")
     again = await fx.dispatcher.accept(event, ingress="nats")
     assert (first.disposition, again.disposition) == (Disposition.ACCEPTED, Disposition.DUPLICATE)
-    assert again.task is None
+    assert again.task is first.task  # still being answered here
     await asyncio.sleep(0)
     assert len(fx.get_sli.events) == 1
     assert fx.counted(event.type, "duplicate") == 1
@@ -200,7 +216,7 @@ async def test_malformed_input_is_counted_like_any_rejection(fx: Fixture) -> Non
 
 
 async def test_the_task_ends_with_its_handler_failure_visible() -> None:
-    async def broken(event: KeptnEvent) -> Answered:
+    async def broken(event: KeptnEvent) -> Delivery:
         raise RuntimeError("boom")
 
     tasks = TaskSupervisor()

@@ -141,6 +141,7 @@ class EventSender:
             raise EventDeliveryError(
                 f"{kind} to {self._shown_url}: {what}: {exc or type(exc).__name__}",
                 maybe_sent=maybe_sent,
+                retry_later=not maybe_sent,  # refused for now (restarting, overloaded)
             ) from exc
 
     async def aclose(self) -> None:

@@ -166,6 +166,15 @@ class NatsBus:
         client = self._client
         if client is None or client.is_closed:
             raise NatsPublishError(f"{subject} not published: no NATS connection", maybe_sent=False)
+        if not client.is_connected:
+            # nats-py would queue it for after the reconnect, where a flush that times out
+            # could no longer tell "not sent" from "sent": it is held back here instead, and
+            # the caller tries again once the connection is back.
+            raise NatsPublishError(
+                f"{subject} not published: reconnecting to NATS",
+                maybe_sent=False,
+                retry_later=True,
+            )
         payload = encode_event(to_keptn_model(event))
         deadline = Deadline(self._timeout)
         try:
@@ -179,7 +188,11 @@ class NatsBus:
             )
         except nats.errors.Error as exc:
             # nats-py checks everything before it queues the payload: refused means not taken.
-            raise NatsPublishError(f"{subject} not published: {exc}", maybe_sent=False) from exc
+            raise NatsPublishError(
+                f"{subject} not published: {exc}",
+                maybe_sent=False,
+                retry_later=isinstance(exc, nats.errors.OutboundBufferLimitError),
+            ) from exc
         except TimeoutError as exc:
             # Only a forced flush of a full buffer waits inside publish, after queueing.
             raise NatsPublishError(

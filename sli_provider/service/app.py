@@ -37,7 +37,7 @@ from sli_provider.service.preview import (
     window_from_json,
     window_from_query,
 )
-from sli_provider.service.replying import SendEvent
+from sli_provider.service.replying import SendEvent, until_delivered
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
@@ -117,6 +117,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             send = event_sender.send
         if journal is not None:
             send = journaled(send, journal, metrics.duplicates_suppressed.inc)
+        # Outermost, so each try asks the journal again whether the reply went out meanwhile.
+        send = until_delivered(
+            send,
+            max_wait=settings.retry_max_wait_seconds,
+            on_retry=lambda: metrics.retries.labels("reply").inc(),
+        )
         evaluator = make_evaluator(
             app[CONFIGURATION], session=session, prometheus=prometheus, metrics=metrics
         )

@@ -3,8 +3,9 @@
 Every ingress parses its wire format into a KeptnEvent and hands it to :meth:`Dispatcher.accept`
 (or reports an unparsable message to :meth:`Dispatcher.malformed`); the rules, the log line and
 the metric are the same for all of them. An accepted event's decision carries the task that
-answers it; the task ends after the finished reply was handed over, so an ingress that
-acknowledges messages can await it.
+answers it; the task ends after the finished reply was handed over and returns what became of
+it (:class:`Delivery`), so an ingress that acknowledges messages can await it and settle only
+what was delivered. A redelivery of an event still being answered here carries that same task.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sli_provider import logs
+from sli_provider.adapters.delivery import Delivery
 from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.get_sli_task import TASK as GET_SLI
 from sli_provider.keptn.get_sli_task import requested_provider
 from sli_provider.keptn.test_task import TASK as TEST
 from sli_provider.service.dedupe import Deduplicator, KeepsEvents, RecentIds
 from sli_provider.service.metrics import ServiceMetrics
-from sli_provider.service.replying import Answered
 from sli_provider.service.tasks import TaskSupervisor
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,10 @@ GET_SLI_TRIGGERED = f"sh.keptn.event.{GET_SLI}.triggered"
 TEST_TRIGGERED = f"sh.keptn.event.{TEST}.triggered"
 SUBSCRIBED_TYPES = (GET_SLI_TRIGGERED, TEST_TRIGGERED)
 
-# None: the event turned out not to need replies (e.g. no k6 workload for its strategy).
-Handler = Callable[[KeptnEvent], Awaitable[Answered | None]]
-AnswerTask = asyncio.Task[Answered | None]
+# Delivery.NO_REPLY_DUE: the event turned out not to need replies (e.g. no k6 workload for its
+# strategy); NOT_DELIVERED: its finished reply was not confirmed, so it is not settled.
+Handler = Callable[[KeptnEvent], Awaitable[Delivery]]
+AnswerTask = asyncio.Task[Delivery]
 
 
 class Disposition(StrEnum):
@@ -48,7 +50,8 @@ class Disposition(StrEnum):
 class Decision:
     disposition: Disposition
     reason: str = ""
-    task: AnswerTask | None = None  # the work answering an accepted event
+    # The work answering an accepted event, or a duplicate of one still being answered here.
+    task: AnswerTask | None = None
 
 
 class Dispatcher:
@@ -73,6 +76,7 @@ class Dispatcher:
         self._seen: Deduplicator = seen if seen is not None else RecentIds()
         # Answers a test event taken over after its replica died mid-run (interrupted.py).
         self._test_interrupted = test_interrupted
+        self._answering: dict[str, AnswerTask] = {}  # event id -> its task, while it runs
 
     async def accept(self, event: KeptnEvent, *, ingress: str) -> Decision:
         decision = await self._decide(event)
@@ -145,6 +149,11 @@ class Dispatcher:
         self, event: KeptnEvent, handler: Handler, tasks: TaskSupervisor, task: str,
         resumed: bool,
     ) -> Decision:  # fmt: skip
+        answering = self._answering.get(event.id)
+        if answering is not None:  # e.g. JetStream redelivered it while Keptn refused replies
+            return Decision(
+                Disposition.DUPLICATE, f"event {event.id} is being answered", task=answering
+            )
         if not resumed and not await self._claim(event):
             return Decision(Disposition.DUPLICATE, f"event {event.id} was already taken")
         if tasks.closed:  # checked after the claim: a claim may wait, and shutdown not
@@ -155,13 +164,16 @@ class Dispatcher:
         if task == "test" and interrupted is not None and await self._started_elsewhere(event.id):
             handler = interrupted
         spawned = tasks.spawn(self._answer(handler, event, task), name=f"{task} {event.id}")
+        self._answering[event.id] = spawned
+        spawned.add_done_callback(lambda _: self._answering.pop(event.id, None))
         return Decision(Disposition.ACCEPTED, task=spawned)
 
-    async def _answer(self, handler: Handler, event: KeptnEvent, task: str) -> Answered | None:
-        answered = await _with_log_context(handler, event, task)
-        if answered is None:  # no reply was due (no workload for its strategy): never resumed
+    async def _answer(self, handler: Handler, event: KeptnEvent, task: str) -> Delivery:
+        delivery = await _with_log_context(handler, event, task)
+        if delivery is Delivery.NO_REPLY_DUE:  # e.g. no workload for its strategy: not resumed
             await self._settle(event.id)
-        return answered
+        # NOT_DELIVERED stays unsettled: the journal resumes it, JetStream delivers it again.
+        return delivery
 
     async def _settle(self, event_id: str) -> None:
         if not isinstance(self._seen, KeepsEvents):
@@ -184,7 +196,7 @@ class Dispatcher:
             return False
 
 
-async def _with_log_context(handler: Handler, event: KeptnEvent, task: str) -> Answered | None:
+async def _with_log_context(handler: Handler, event: KeptnEvent, task: str) -> Delivery:
     logs.keptn_context.set(event.shkeptncontext)
     logs.event_id.set(event.id)
     log.info("%s.triggered taken", task)

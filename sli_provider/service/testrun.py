@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sli_provider.adapters.delivery import Delivery
 from sli_provider.adapters.keptn_api import ResourceError, ResourceReader
 from sli_provider.adapters.prometheus import PrometheusError
 from sli_provider.adapters.prometheus_router import PrometheusRouter
@@ -93,7 +94,7 @@ class TestRunner:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(config.max_parallel)
 
-    async def handle(self, event: KeptnEvent) -> None:
+    async def handle(self, event: KeptnEvent) -> Delivery:
         request = parse_test_request(event)
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
@@ -107,13 +108,13 @@ class TestRunner:
                 on_shutdown=lambda: _errored_now(message),
                 on_error=_on_error,
             )
-            return
+            return replies.delivery
         if found is None:
             log.info(
                 "no k6 workload for teststrategy %r; leaving the event to other runners",
                 request.teststrategy,
             )
-            return
+            return Delivery.NO_REPLY_DUE
         await replies.run(
             lambda: self._run(request, found, event.id),
             on_shutdown=lambda: _errored_now(
@@ -121,6 +122,7 @@ class TestRunner:
             ),
             on_error=_on_error,
         )
+        return replies.delivery
 
     async def _find(self, uri: str, request: TestRequest) -> tuple[_Found | None, list[str]]:
         """The first of service, stage and project level that has ``uri``."""
