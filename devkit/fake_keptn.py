@@ -73,6 +73,7 @@ class FakeKeptn(LoopbackServer):
         self._event_failure: int | None = None
         self._event_failures_left = 0
         self._refusing: int | None = None  # every event POST answered so, until lifted
+        self._answer_delay = 0.0  # seconds an event POST waits for its answer, once taken
         self._order = TaskOrderTracker()
         self._changed = asyncio.Condition()
         super().__init__(self._make_app())
@@ -134,6 +135,11 @@ class FakeKeptn(LoopbackServer):
         """Answer the next ``times`` event POSTs (either route) with ``status``."""
         self._event_failure = status
         self._event_failures_left = times if status is not None else 0
+
+    def answer_events_late(self, seconds: float) -> None:
+        """Take each event POST and record it as usual, but answer only ``seconds`` later (a
+        Keptn too busy to confirm in time; 0 restores prompt answers)."""
+        self._answer_delay = seconds
 
     @contextlib.asynccontextmanager
     async def outage(self, *, status: int | None = 503) -> AsyncIterator[None]:
@@ -237,6 +243,7 @@ class FakeKeptn(LoopbackServer):
         if not isinstance(event, dict) or "specversion" not in event:
             return 500, web.Response(status=500, text="body is not a structured CloudEvent")
         await self._record("/event", event, problems)
+        await asyncio.sleep(self._answer_delay)
         return 200, web.Response(status=200)
 
     async def _api_event(self, request: web.Request) -> web.StreamResponse:
@@ -261,6 +268,7 @@ class FakeKeptn(LoopbackServer):
         if missing:
             return 400, _error(400, f"missing {', '.join(missing)}")
         await self._record("/v1/event", event, problems)
+        await asyncio.sleep(self._answer_delay)
         return 200, web.json_response({"keptnContext": _api_context(event.get("shkeptncontext"))})
 
     async def _record(self, route: str, event: dict[str, Any], problems: list[str]) -> None:
