@@ -240,6 +240,11 @@ class KeptnResourceReader:
             ) from exc
 
 
+def _plain_part(part: str) -> bool:
+    """One path segment that names an entry of its directory, not the directory or its parent."""
+    return bool(part) and part not in {".", ".."} and not any(c in part for c in "/\\\0")
+
+
 class LocalResourceReader:
     """Local mode: ``<root>/<project>[/<stage>[/<service>]]/<uri>`` on disk."""
 
@@ -250,9 +255,14 @@ class LocalResourceReader:
         parts = [project] + [p for p in (stage, service) if p is not None]
         for part in parts:
             # Values come from events: a name must never climb out of the config directory.
-            if not part or part in {".", ".."} or any(c in part for c in "/\\\0"):
+            if not _plain_part(part):
                 raise ResourceError(f"{part!r} cannot be used as a directory name")
-        return self._root.joinpath(*parts, *uri.split("/"))
+        # Nor may a resource name (a workload's file, a script named after a test strategy),
+        # wherever it came from: each of its parts stays below the level's directory.
+        uri_parts = uri.split("/")
+        if not all(_plain_part(part) for part in uri_parts):
+            raise ResourceError(f"{uri!r} is not a relative path below {self._root}")
+        return self._root.joinpath(*parts, *uri_parts)
 
     def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
         return str(self._file(uri, project, stage, service))

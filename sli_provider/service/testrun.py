@@ -20,6 +20,7 @@ from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import (
     TASK,
+    InvalidTestRequest,
     TestRequest,
     parse_test_request,
     test_finished_payload,
@@ -95,14 +96,18 @@ class TestRunner:
         self._slots = asyncio.Semaphore(config.max_parallel)
 
     async def handle(self, event: KeptnEvent) -> Delivery:
-        request = parse_test_request(event)
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )
         try:
+            request = parse_test_request(event)
             found = await self._workload(request)
-        except (ResourceError, WorkloadError) as exc:
-            message = f"cannot read the k6 workload configuration: {exc}"
+        except (ResourceError, WorkloadError, InvalidTestRequest) as exc:
+            message = (
+                f"invalid test.triggered: {exc}"
+                if isinstance(exc, InvalidTestRequest)
+                else f"cannot read the k6 workload configuration: {exc}"
+            )
             await replies.run(
                 lambda: _errored(message),
                 on_shutdown=lambda: _errored_now(message),
@@ -159,7 +164,7 @@ class TestRunner:
             plan = await self._plan(request, found, triggered_id)
             async with self._slots:
                 result = await self._execute(plan, found.workload)
-        except _RunFailed as exc:
+        except (_RunFailed, WorkloadError) as exc:
             return _errored_now(str(exc))
         return _finished(result, found.workload)
 

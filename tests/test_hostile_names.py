@@ -1,0 +1,79 @@
+"""Event values that become part of a path are plain names, refused as such where the event is
+parsed (an errored finished naming the value, nothing read); the local resource reader keeps every
+path below its directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devkit.events import get_sli_triggered, make_test_triggered
+from devkit.fake_keptn import FakeKeptn
+from devkit.service import running_service
+from sli_provider.adapters.keptn_api import LocalResourceReader, ResourceError
+from sli_provider.config import Settings
+from tests.test_runner import post
+
+HOSTILE = ["../../../etc/passwd", "k6/load", "..", "perf ormance", "-rf", "a\0b", "x" * 300]
+
+
+async def test_hostile_test_strategies_get_an_errored_finished_naming_them(
+    fake_keptn: FakeKeptn, tmp_path: Path
+) -> None:
+    settings = Settings(distributor_url=fake_keptn.url, runner_work_dir=tmp_path,
+                        prometheus_url="http://127.0.0.1:9", reply_attempts=2)  # fmt: skip
+    events = [make_test_triggered(project="shop", stage="dev", service="web", teststrategy=name)
+              for name in HOSTILE]  # fmt: skip
+    events.append(make_test_triggered(project="../shop", stage="dev", service="web",
+                                      teststrategy="performance"))  # fmt: skip
+    async with running_service(settings) as url:
+        for event in events:
+            assert await post(url, event) == 202
+        finished = await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.finished", count=len(events), timeout=30
+        )
+    assert fake_keptn.resource_requests == []  # nothing was looked up with those names
+    assert fake_keptn.violations == []
+    by_trigger = {e["triggeredid"]: e["data"] for e in finished}
+    for event, field in [(e, "data.test.teststrategy") for e in events[:-1]] + [
+        (events[-1], "data.project")
+    ]:
+        data = by_trigger[event["id"]]
+        value = event["data"]["test"]["teststrategy"] if field.endswith("strategy") else "../shop"
+        assert (data["status"], data["result"]) == ("errored", "fail")
+        assert data["message"].startswith(f"invalid test.triggered: {field} "), data["message"]
+        assert repr(value)[:40] in data["message"]
+        assert "is not a plain name" in data["message"]
+        assert "internal error" not in data["message"]
+
+
+async def test_a_get_sli_for_a_hostile_service_name_is_refused_by_name(
+    fake_keptn: FakeKeptn, tmp_path: Path
+) -> None:
+    settings = Settings(distributor_url=fake_keptn.url, sli_config_dir=tmp_path,
+                        prometheus_url="http://127.0.0.1:9", runner_enabled=False)  # fmt: skip
+    event = get_sli_triggered(project="shop", stage="dev", service="../../web",
+                              start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z",
+                              indicators=["vus_max"])  # fmt: skip
+    async with running_service(settings) as url:
+        assert await post(url, event) == 202
+        (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")
+    assert finished["data"]["status"] == "errored"
+    assert finished["data"]["message"].startswith(
+        "invalid get-sli.triggered: data.service '../../web' is not a plain name"
+    )
+
+
+@pytest.mark.parametrize(
+    "uri", ["k6/../../../secret", "../secret", "/etc/passwd", "k6//x", "k6/./x", "k6\\..\\x"]
+)
+async def test_the_local_reader_refuses_a_resource_path_leaving_its_directory(
+    tmp_path: Path, uri: str
+) -> None:
+    (tmp_path / "secret").write_text("no")
+    (tmp_path / "config" / "p" / "s" / "v" / "k6").mkdir(parents=True)
+    reader = LocalResourceReader(tmp_path / "config")
+    with pytest.raises(ResourceError, match="is not a relative path below"):
+        await reader.read(uri, "p", "s", "v", "")
+    assert await reader.read("k6/absent.yaml", "p", "s", "v", "") is None  # plain ones still work
