@@ -1,6 +1,6 @@
-"""Event values that become part of a path are plain names, refused as such where the event is
-parsed (an errored finished naming the value, nothing read); the local resource reader keeps every
-path below its directory."""
+"""Input refused by name: event values that become part of a path must be plain names (refused
+where the event is parsed, with an errored finished naming the value, nothing read); the local
+resource reader keeps every path below its directory; sli.yaml's unknown top-level keys."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devkit.cli import run_sli_provider
 from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
+from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.adapters.keptn_api import LocalResourceReader, ResourceError
 from sli_provider.config import Settings
@@ -77,3 +79,26 @@ async def test_the_local_reader_refuses_a_resource_path_leaving_its_directory(
     with pytest.raises(ResourceError, match="is not a relative path below"):
         await reader.read(uri, "p", "s", "v", "")
     assert await reader.read("k6/absent.yaml", "p", "s", "v", "") is None  # plain ones still work
+
+
+async def test_an_sli_yaml_with_an_unknown_top_level_key_is_refused_naming_it(
+    fake_keptn: FakeKeptn, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    """``indicatorz:`` would silently lose its indicators: the get-sli is answered errored, and
+    ``sli-provider check`` reports the same key."""
+    sli = tmp_path / "shop" / "dev" / "web" / "k6" / "sli.yaml"
+    sli.parent.mkdir(parents=True)
+    sli.write_text('spec_version: "1.0"\nindicators:\n  a: "vus_max"\nindicatorz:\n  b: "x"\n')
+    settings = Settings(distributor_url=fake_keptn.url, sli_config_dir=tmp_path,
+                        prometheus_url=prometheus.url, runner_enabled=False)  # fmt: skip
+    event = get_sli_triggered(project="shop", stage="dev", service="web",
+                              start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z",
+                              indicators=["a"])  # fmt: skip
+    async with running_service(settings) as url:
+        assert await post(url, event) == 202
+        (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")
+    assert finished["data"]["status"] == "errored"
+    assert "unknown top-level key(s) 'indicatorz'" in finished["data"]["message"]
+    result = await run_sli_provider("check", "--sli", str(sli), env={}, timeout=30)
+    assert result.returncode == 1
+    assert f"{sli}:4: document: unknown key 'indicatorz'" in result.stdout
