@@ -1,8 +1,9 @@
 """Running k6 for test.triggered and reporting k6's thresholds back to Keptn.
 
-Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → the script and its
-files read from Keptn's resources → a ``RunPlan`` → the runner core and its back-end (one slot of
-MAX_PARALLEL_TESTS) → check that Prometheus received the run's series → finished.
+Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → one slot of
+MAX_PARALLEL_TESTS → the script and its files read from Keptn's resources → a ``RunPlan`` → the
+runner core and its back-end → check that Prometheus received the run's series → finished. The
+files are read only once the run holds its slot, so events waiting for one hold no file content.
 """
 
 from __future__ import annotations
@@ -59,8 +60,6 @@ class _Found:
 @dataclass(frozen=True)
 class _Workload:
     workload: Workload
-    script: _Found | None
-    tried: tuple[str, ...]
 
 
 class _RunFailed(Exception):
@@ -148,33 +147,30 @@ class TestRunner:
         config, _ = await self._find(self._config.config_resource, request)
         if config is None:
             workload = default_workload(request.teststrategy)
-            script, tried = await self._find(workload.script, request)
-            # Without a config file the script's presence is what makes the event ours.
-            return _Workload(workload, script, tuple(tried)) if script else None
+            # Without a config file the script's presence is what makes the event ours; its
+            # content is read again once the run holds a slot.
+            script, _ = await self._find(workload.script, request)
+            return _Workload(workload) if script else None
         workload_or_none = select(
             parse_workloads(config.content, config.where), request.teststrategy
         )
-        if workload_or_none is None:
-            return None
-        script, tried = await self._find(workload_or_none.script, request)
-        return _Workload(workload_or_none, script, tuple(tried))
+        return None if workload_or_none is None else _Workload(workload_or_none)
 
     async def _run(self, request: TestRequest, found: _Workload, triggered_id: str) -> Finished:
         try:
-            plan = await self._plan(request, found, triggered_id)
             async with self._slots:
+                plan = await self._plan(request, found, triggered_id)
                 result = await self._execute(plan, found.workload)
-        except (_RunFailed, WorkloadError) as exc:
+        except (_RunFailed, WorkloadError, ResourceError) as exc:
             return _errored_now(str(exc))
         return _finished(result, found.workload)
 
     async def _plan(self, request: TestRequest, found: _Workload, triggered_id: str) -> RunPlan:
         workload = found.workload
-        if found.script is None:
-            raise _RunFailed(
-                f"k6 script {workload.script!r} not found; tried: " + "; ".join(found.tried)
-            )
-        files = {workload.script: found.script.content}
+        script, tried = await self._find(workload.script, request)
+        if script is None:
+            raise _RunFailed(f"k6 script {workload.script!r} not found; tried: " + "; ".join(tried))
+        files = {workload.script: script.content}
         for name in workload.files:
             file, tried = await self._find(name, request)
             if file is None:
