@@ -250,6 +250,14 @@ class Settings:
     max_parallel_tests: int = field(
         default=2, metadata=_setting("MAX_PARALLEL_TESTS", "k6 runs at once; more wait their turn")
     )
+    max_events_in_flight: int = field(
+        default=200,
+        metadata=_setting(
+            "MAX_EVENTS_IN_FLIGHT",
+            "events handled at once; beyond it HTTP answers 503 with Retry-After, core NATS "
+            "waits (in JOURNAL_PATH when set), JetStream leaves them in the stream",
+        ),
+    )
     k6_binary: str | None = field(
         default=None,
         metadata=_setting(
@@ -417,7 +425,13 @@ class Settings:
     def validate(self) -> Settings:
         if not 0 < self.port < 65536:
             raise ConfigError(f"PORT must be 1-65535, not {self.port}")
-        for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
+        for name in (
+            "query_concurrency",
+            "query_attempts",
+            "reply_attempts",
+            "max_parallel_tests",
+            "max_events_in_flight",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{_env_name(name)} must be at least 1")
         for name in ("query_timeout_seconds", "http_timeout_seconds", "shutdown_grace_seconds"):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
 from sli_provider.adapters.delivery import Delivery
+from sli_provider.adapters.sqlite_journal import SqliteJournal
 from sli_provider.keptn.envelope import KeptnEvent
-from sli_provider.service.dedupe import RecentIds
-from sli_provider.service.dispatch import Decision, Dispatcher, Disposition
+from sli_provider.service.dedupe import Deduplicator, RecentIds
+from sli_provider.service.dispatch import Decision, Dispatcher, Disposition, Overflow
 from sli_provider.service.metrics import ServiceMetrics
 from sli_provider.service.tasks import TaskSupervisor
 
@@ -53,7 +55,9 @@ class Handled:
 
 
 class Fixture:
-    def __init__(self, *, seen: RecentIds | None = None, runner: bool = True) -> None:
+    def __init__(
+        self, *, seen: Deduplicator | None = None, runner: bool = True, max_in_flight: int = 200
+    ) -> None:
         self.metrics = ServiceMetrics()
         self.get_sli, self.test_run = Handled(), Handled()
         self.get_sli_tasks, self.test_tasks = TaskSupervisor(), TaskSupervisor()
@@ -65,6 +69,7 @@ class Fixture:
             test_tasks=self.test_tasks,
             metrics=self.metrics,
             seen=seen,
+            max_in_flight=max_in_flight,
         )
 
     def counted(self, type_: str, disposition: str) -> float:
@@ -226,3 +231,66 @@ async def test_the_task_ends_with_its_handler_failure_visible() -> None:
     assert decision.task is not None
     with pytest.raises(RuntimeError, match="boom"):
         await decision.task
+
+
+async def test_beyond_the_cap_an_event_is_refused_or_waits_for_room() -> None:
+    fx = Fixture(max_in_flight=2)
+    try:
+        first, second = get_sli(), get_sli()
+        for event in (first, second):
+            assert (await fx.dispatcher.accept(event, ingress="http")).disposition is (
+                Disposition.ACCEPTED
+            )
+        busy = await fx.dispatcher.accept(get_sli(), ingress="http")
+        assert busy.disposition is Disposition.BUSY and busy.task is None
+        assert "MAX_EVENTS_IN_FLIGHT" in busy.reason
+        waiting = asyncio.create_task(
+            fx.dispatcher.accept(get_sli(), ingress="nats", overflow=Overflow.WAIT)
+        )
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert (
+            fx.metrics.registry.get_sample_value("sli_provider_events_waiting", {"where": "memory"})
+            == 1
+        )
+        fx.get_sli.release.set()  # the two in flight end: room
+        assert (await waiting).disposition is Disposition.ACCEPTED
+        assert fx.counted(first.type, "busy") == 1
+    finally:
+        await fx.close()
+
+
+async def test_beyond_the_cap_core_nats_keeps_events_in_the_journal_and_starts_them_in_order(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal(tmp_path / "journal.db", ttl=3600, timeout=5)
+    await journal.open()
+    fx = Fixture(seen=journal, max_in_flight=2)
+    try:
+        events = [get_sli() for _ in range(6)]
+        decisions = [
+            await fx.dispatcher.accept(e, ingress="nats", overflow=Overflow.KEEP) for e in events
+        ]
+        assert [d.disposition for d in decisions] == [Disposition.ACCEPTED] * 2 + [
+            Disposition.KEPT
+        ] * 4
+        await asyncio.sleep(0.05)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events[:2]]
+        assert len(await journal.unfinished()) == 6  # the four waiting ones are on disk
+        again = await fx.dispatcher.accept(events[4], ingress="nats", overflow=Overflow.KEEP)
+        assert again.disposition is Disposition.DUPLICATE  # kept ones are taken already
+        fx.get_sli.release.set()
+        async with asyncio.timeout(5):
+            while len(fx.get_sli.events) < 6:  # noqa: ASYNC110 (a list, polled)
+                await asyncio.sleep(0.01)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events]  # oldest first
+        assert fx.dispatcher.in_flight <= 2
+        assert (
+            fx.metrics.registry.get_sample_value(
+                "sli_provider_events_waiting", {"where": "journal"}
+            )
+            == 0
+        )
+    finally:
+        await fx.close()
+        await journal.aclose()

@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,16 +72,6 @@ def once_each(keptn: FakeKeptn, events: list[dict[str, Any]]) -> tuple[list[str]
         elif types != [STARTED, FINISHED]:
             lost.append(event["id"])
     return lost, doubled
-
-
-@pytest.fixture
-async def held_prometheus(
-    prometheus: PrometheusServer, load_tags: RunTags
-) -> AsyncIterator[TenantGateway]:
-    """A Prometheus that never answers the load run's queries (until the test ends)."""
-    async with TenantGateway(prometheus.url, tenant=None, token=None) as gateway:
-        gateway.hold_queries_containing(load_tags.project)
-        yield gateway
 
 
 @contextmanager

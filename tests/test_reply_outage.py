@@ -14,7 +14,6 @@ import json
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +37,6 @@ OUTAGE_SECONDS = float(os.environ.get("SLI_PROVIDER_TEST_OUTAGE_SECONDS", "4"))
 EVENTS = 20
 # Tries again every half second at most, so the replies follow the outage's end closely.
 PATIENT = {"RETRY_MAX_WAIT_SECONDS": "0.5", "HTTP_TIMEOUT_SECONDS": "2"}
-
-
-@pytest.fixture
-async def gateway(prometheus: PrometheusServer, load_tags: RunTags) -> AsyncIterator[TenantGateway]:
-    """Prometheus behind a gateway holding the load run's queries until released."""
-    async with TenantGateway(prometheus.url, tenant=None, token=None) as gateway:
-        gateway.hold_queries_containing(load_tags.project)
-        yield gateway
 
 
 @pytest.mark.parametrize(
@@ -127,12 +118,16 @@ def lost_or_doubled(replies: dict[str, list[str]], events: list[dict[str, Any]])
 
 @pytest.mark.parametrize("delivery", ["core", "jetstream"])
 async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwards(
-    gateway: TenantGateway, load_run: LoadRun, load_tags: RunTags, tmp_path: Path, delivery: str
+    held_prometheus: TenantGateway,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+    delivery: str,
 ) -> None:
     """The events are taken and their started replies out; Keptn's NATS goes down before the
     values are ready, so every finished reply meets the outage."""
     events = [trigger(load_run, load_tags) for _ in range(EVENTS)]
-    env = {"NATS_URL": "", "NATS_DELIVERY": delivery, "PROMETHEUS_URL": gateway.url,
+    env = {"NATS_URL": "", "NATS_DELIVERY": delivery, "PROMETHEUS_URL": held_prometheus.url,
            "RUNNER_ENABLED": "false", "SLI_CONFIG_DIR": str(tmp_path),
            "NATS_QUEUE_GROUP": "k6-outage", **PATIENT}  # fmt: skip
     async with NatsServer(tmp_path / "nats.log", store_dir=tmp_path / "store") as server:
@@ -145,7 +140,7 @@ async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwa
                 await publish(client, events)
                 await wait_for_stream_replies(client, STARTED, EVENTS, timeout=30)
                 async with server.down():
-                    gateway.release_queries()  # the values are ready; NATS is not
+                    held_prometheus.release_queries()  # the values are ready; NATS is not
                     await asyncio.sleep(OUTAGE_SECONDS)
                     retried = await metric(service, 'sli_provider_retries_total{target="reply"}')
                 replies = await wait_for_stream_replies(client, FINISHED, EVENTS, timeout=60)

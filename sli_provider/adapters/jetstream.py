@@ -207,6 +207,8 @@ class JetStreamBus(NatsBus):
         if task is None:
             if admission.disposition == "refused":  # shutting down: another replica takes it
                 await _settle(message.nak())
+            elif admission.disposition == "busy":  # MAX_EVENTS_IN_FLIGHT here: later, anywhere
+                await _settle(message.nak(delay=_RETRY_DELAY))
             else:  # ignored, rejected or a duplicate: nothing will ever come of it here
                 await _settle(message.ack())
             return

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Scope
 from sli_provider.keptn.names import name_problem
 from sli_provider.keptn.timestamps import format_keptn
@@ -25,7 +26,7 @@ class TestRequest:
     gitcommitid: str
 
 
-class InvalidTestRequest(ValueError):
+class InvalidTestRequest(SliProviderError, ValueError):
     """A test.triggered whose values cannot be used; the message says which and why."""
 
 

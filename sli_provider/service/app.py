@@ -26,7 +26,7 @@ from sli_provider.errors import SliProviderError
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend
 from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
-from sli_provider.service.dispatch import Dispatcher, Disposition
+from sli_provider.service.dispatch import Dispatcher, Disposition, Overflow
 from sli_provider.service.evaluation import ProviderUnavailable, SLIConfigInvalid, SLIEvaluator
 from sli_provider.service.get_sli_handler import GetSLIHandler
 from sli_provider.service.interrupted import InterruptedTestRun
@@ -93,12 +93,17 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         if isinstance(journal, SqliteJournal):
             await journal.open()
         send: SendEvent
+        # Beyond MAX_EVENTS_IN_FLIGHT: JetStream leaves the event in the stream (nak), core NATS
+        # keeps it in JOURNAL_PATH, or waits for room with the client buffering the next ones.
+        nats_overflow = Overflow.REFUSE if settings.nats_delivery == "jetstream" else Overflow.KEEP
         if settings.nats_url:
             ingress = make_nats(
                 settings,
                 metrics,
                 journal=journal,
-                on_event=lambda event: app[COMPONENTS].dispatcher.accept(event, ingress="nats"),
+                on_event=lambda event: app[COMPONENTS].dispatcher.accept(
+                    event, ingress="nats", overflow=nats_overflow
+                ),
                 on_malformed=lambda reason: app[COMPONENTS].dispatcher.malformed(
                     reason, ingress="nats"
                 ),
@@ -171,6 +176,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                     metrics=metrics,
                     cleanup=k6_operator.delete_for_event if k6_operator else None,
                 ).handle,
+                max_in_flight=settings.max_events_in_flight,
             ),
             get_sli_tasks=get_sli_tasks,
             test_tasks=test_tasks,
@@ -204,12 +210,10 @@ async def resume_unfinished(journal: SqliteJournal, dispatcher: Dispatcher) -> N
     """What the previous run of this process accepted and did not finish, taken again at
     start-up, before the HTTP port opens (JOURNAL_PATH): the file is this process's alone, so
     nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
-    events = await journal.unfinished()
-    if events:
-        log.warning("resuming %d event(s) accepted before a restart and not finished",
-                    len(events))  # fmt: skip
-    for event in events:
-        await dispatcher.resume(event)
+    count = await journal.unfinished_count()
+    if count:
+        log.warning("resuming %d event(s) accepted before a restart and not finished", count)
+    await dispatcher.resume_journaled(count)
 
 
 async def _delete_leftovers(k6_operator: K6OperatorBackend) -> None:
@@ -274,7 +278,12 @@ _HTTP_STATUS = {
     Disposition.DUPLICATE: 202,
     Disposition.REJECTED: 400,
     Disposition.REFUSED: 503,
+    Disposition.BUSY: 503,
+    Disposition.KEPT: 202,  # not chosen for HTTP (Overflow.REFUSE), but taken if it were
 }
+# Seconds after which a sender refused for MAX_EVENTS_IN_FLIGHT may try again; Keptn's
+# distributor retries on its own schedule, other senders may honour it.
+BUSY_RETRY_AFTER = "1"
 
 
 async def receive_event(request: web.Request) -> web.Response:
@@ -296,7 +305,10 @@ async def receive_event(request: web.Request) -> web.Response:
     body_json = {"status": decision.disposition.value}
     if decision.reason:
         body_json["reason"] = decision.reason
-    return web.json_response(body_json, status=status)
+    headers = (
+        {"Retry-After": BUSY_RETRY_AFTER} if decision.disposition is Disposition.BUSY else None
+    )
+    return web.json_response(body_json, status=status, headers=headers)
 
 
 def _authorized(request: web.Request) -> bool:
