@@ -254,8 +254,9 @@ class Settings:
         default=200,
         metadata=_setting(
             "MAX_EVENTS_IN_FLIGHT",
-            "events handled at once; beyond it HTTP answers 503 with Retry-After, core NATS "
-            "waits (in JOURNAL_PATH when set), JetStream leaves them in the stream",
+            "events handled at once; beyond it they wait in JOURNAL_PATH when set, else HTTP "
+            "answers 503 with Retry-After and core NATS waits in memory; JetStream leaves them "
+            "in the stream",
         ),
     )
     k6_binary: str | None = field(

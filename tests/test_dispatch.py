@@ -269,7 +269,8 @@ async def test_beyond_the_cap_core_nats_keeps_events_in_the_journal_and_starts_t
     try:
         events = [get_sli() for _ in range(6)]
         decisions = [
-            await fx.dispatcher.accept(e, ingress="nats", overflow=Overflow.KEEP) for e in events
+            await fx.dispatcher.accept(e, ingress="nats", overflow=Overflow.KEEP_OR_WAIT)
+            for e in events
         ]
         assert [d.disposition for d in decisions] == [Disposition.ACCEPTED] * 2 + [
             Disposition.KEPT
@@ -277,7 +278,9 @@ async def test_beyond_the_cap_core_nats_keeps_events_in_the_journal_and_starts_t
         await asyncio.sleep(0.05)
         assert [e.id for e in fx.get_sli.events] == [e.id for e in events[:2]]
         assert len(await journal.unfinished()) == 6  # the four waiting ones are on disk
-        again = await fx.dispatcher.accept(events[4], ingress="nats", overflow=Overflow.KEEP)
+        again = await fx.dispatcher.accept(
+            events[4], ingress="nats", overflow=Overflow.KEEP_OR_WAIT
+        )
         assert again.disposition is Disposition.DUPLICATE  # kept ones are taken already
         fx.get_sli.release.set()
         async with asyncio.timeout(5):

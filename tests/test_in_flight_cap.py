@@ -34,8 +34,8 @@ async def wait_for_metric(service: ServiceProcess, name: str, value: float) -> N
 
 
 async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
-    held_prometheus: TenantGateway,
-    fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags, tmp_path: Path,
+    held_prometheus: TenantGateway, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    tmp_path: Path,
 ) -> None:  # fmt: skip
     events = [trigger(load_run, load_tags) for _ in range(CAP + 2)]
     extra = {"MAX_EVENTS_IN_FLIGHT": str(CAP)}
@@ -43,23 +43,49 @@ async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
         get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
         aiohttp.ClientSession() as session,
     ):
-        answers = []
-        for event in events:
-            async with session.post(service.url + "/", json=event) as response:
-                answers.append((response.status, response.headers.get("Retry-After"),
-                                (await response.json())["status"]))  # fmt: skip
+        answers = [await post_event(session, service.url, event) for event in events]
         assert answers == [(202, None, "accepted")] * CAP + [(503, "1", "busy")] * 2
         assert await metric(service, "sli_provider_events_in_flight") == CAP
         held_prometheus.release_queries()
         await fake_keptn.wait_for_events(type=FINISHED, count=CAP)
         for event in events[CAP:]:  # the distributor's retry
-            async with session.post(service.url + "/", json=event) as response:
-                assert response.status == 202
+            assert (await post_event(session, service.url, event))[0] == 202
         await fake_keptn.wait_for_events(type=FINISHED, count=len(events))
         await asyncio.sleep(0.5)
         busy = 'sli_provider_events_received_total{disposition="busy"'
         assert await metric(service, busy) == 2
     assert once_each(fake_keptn, events) == ([], [])
+
+
+async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
+    held_prometheus: TenantGateway, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """JOURNAL_PATH holds what does not fit: 202 for every event, none refused or lost."""
+    events = [trigger(load_run, load_tags) for _ in range(CAP + 4)]
+    extra = {"MAX_EVENTS_IN_FLIGHT": str(CAP), "JOURNAL_PATH": str(tmp_path / "journal.db")}
+    async with (
+        get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
+        aiohttp.ClientSession() as session,
+    ):
+        answers = [await post_event(session, service.url, event) for event in events]
+        assert answers == [(202, None, "accepted")] * CAP + [(202, None, "kept")] * 4
+        waiting = 'sli_provider_events_waiting{where="journal"}'
+        assert await metric(service, waiting) == 4
+        assert await metric(service, "sli_provider_events_in_flight") == CAP
+        held_prometheus.release_queries()
+        await fake_keptn.wait_for_events(type=FINISHED, count=len(events))
+        await asyncio.sleep(0.5)
+        assert await metric(service, waiting) == 0
+    assert once_each(fake_keptn, events) == ([], [])
+
+
+async def post_event(
+    session: aiohttp.ClientSession, url: str, event: dict[str, object]
+) -> tuple[int, str | None, str]:
+    async with session.post(url + "/", json=event) as response:
+        body = await response.json()
+        return response.status, response.headers.get("Retry-After"), body["status"]
 
 
 @pytest.mark.parametrize("journal", [True, False], ids=["JOURNAL_PATH", "in memory"])

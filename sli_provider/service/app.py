@@ -95,7 +95,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         send: SendEvent
         # Beyond MAX_EVENTS_IN_FLIGHT: JetStream leaves the event in the stream (nak), core NATS
         # keeps it in JOURNAL_PATH, or waits for room with the client buffering the next ones.
-        nats_overflow = Overflow.REFUSE if settings.nats_delivery == "jetstream" else Overflow.KEEP
+        nats_overflow = (
+            Overflow.REFUSE if settings.nats_delivery == "jetstream" else Overflow.KEEP_OR_WAIT
+        )
         if settings.nats_url:
             ingress = make_nats(
                 settings,
@@ -279,7 +281,7 @@ _HTTP_STATUS = {
     Disposition.REJECTED: 400,
     Disposition.REFUSED: 503,
     Disposition.BUSY: 503,
-    Disposition.KEPT: 202,  # not chosen for HTTP (Overflow.REFUSE), but taken if it were
+    Disposition.KEPT: 202,  # taken: the journal holds it until there is room
 }
 # Seconds after which a sender refused for MAX_EVENTS_IN_FLIGHT may try again; Keptn's
 # distributor retries on its own schedule, other senders may honour it.
@@ -295,7 +297,10 @@ async def receive_event(request: web.Request) -> web.Response:
         components.dispatcher.malformed(str(exc), ingress="http")
         return _error(400, str(exc))
     try:
-        decision = await components.dispatcher.accept(event, ingress="http")
+        # Beyond MAX_EVENTS_IN_FLIGHT: kept in JOURNAL_PATH, else 503 with Retry-After.
+        decision = await components.dispatcher.accept(
+            event, ingress="http", overflow=Overflow.KEEP_OR_REFUSE
+        )
     except JournalUnavailable as exc:  # not taken: the distributor's retry may find it working
         log.error("event %s not taken: %s", event.id, exc)
         return _error(503, f"event not taken, the journal is not available: {exc}")

@@ -54,7 +54,9 @@ class Overflow(StrEnum):
 
     REFUSE = "refuse"  # BUSY: HTTP answers 503 with Retry-After, JetStream naks
     WAIT = "wait"  # the caller waits for room (core NATS: the client buffers what follows)
-    KEEP = "keep"  # KEPT in the journal (core NATS with JOURNAL_PATH); WAIT without one
+    # KEPT in the journal when it keeps events (JOURNAL_PATH), else as REFUSE or WAIT.
+    KEEP_OR_REFUSE = "keep or refuse"  # HTTP
+    KEEP_OR_WAIT = "keep or wait"  # core NATS
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,10 @@ class Dispatcher:
                 Disposition.DUPLICATE, f"event {event.id} is being answered", task=answering
             )
         if not resumed and self.in_flight >= self._max_in_flight:
-            if overflow is Overflow.KEEP and isinstance(self._seen, KeepsEvents):
+            keeps = overflow in (Overflow.KEEP_OR_REFUSE, Overflow.KEEP_OR_WAIT)
+            if keeps and isinstance(self._seen, KeepsEvents):
                 return await self._keep(event)
-            if overflow is Overflow.REFUSE:
+            if overflow in (Overflow.REFUSE, Overflow.KEEP_OR_REFUSE):
                 return Decision(
                     Disposition.BUSY,
                     f"{self.in_flight} events in flight, as many as MAX_EVENTS_IN_FLIGHT allows",
