@@ -8,8 +8,9 @@ run) and the devkit's fake Keptn. All ``--events`` get-sli.triggered events are 
 Retry-After, at most 3 times, as Keptn's distributor retries, and is lost after that. Each run
 measures the service's peak RSS (VmHWM), the time from the first POST to the last finished
 event, the 503 refusals, the events lost, and checks that every event taken got exactly one
-started and one finished. The cap under test and a baseline run whose cap never binds are shown
-side by side.
+started and one finished. Three runs side by side: the cap under test without a journal (503
+beyond it), the same cap with JOURNAL_PATH (the events beyond it wait on disk), and a baseline
+whose cap never binds; ratios are against the baseline.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DEADLINE = 900.0
 @dataclass
 class BurstResult:
     cap: int
+    journal: bool
     events: int
     accepted: int
     refusals: int  # 503 answers, retries included
@@ -81,7 +83,13 @@ async def post_until_taken(
 
 
 async def burst(
-    cap: int, count: int, prometheus: PrometheusServer, run: LoadRun, tags: RunTags, work: Path
+    cap: int,
+    journal: bool,
+    count: int,
+    prometheus: PrometheusServer,
+    run: LoadRun,
+    tags: RunTags,
+    work: Path,
 ) -> BurstResult:
     events = [
         get_sli_triggered(
@@ -104,6 +112,8 @@ async def burst(
             "MAX_EVENTS_IN_FLIGHT": str(cap),
             "LOG_LEVEL": "WARNING",
         }
+        if journal:
+            env["JOURNAL_PATH"] = str(work / f"journal-{cap}.db")
         async with serve_process(env, work / f"service-{cap}.log") as service:
             statuses: Counter[int] = Counter()
             connector = aiohttp.TCPConnector(limit=CONNECTIONS)
@@ -125,6 +135,7 @@ async def burst(
     answered_once = sum(1 for types in replies.values() if types == [STARTED, FINISHED])
     return BurstResult(
         cap=cap,
+        journal=journal,
         events=count,
         accepted=accepted,
         refusals=statuses[503],
@@ -150,33 +161,41 @@ async def run_bench(args: argparse.Namespace, work: Path) -> list[BurstResult]:
             prometheus_url=prometheus.url, target_url=target.url, tags=tags, workdir=work / "k6"
         )
         results = []
-        for cap in (args.cap, args.baseline_cap):
-            print(f"burst of {args.events} events, MAX_EVENTS_IN_FLIGHT={cap} ...", file=sys.stderr)
-            results.append(await burst(cap, args.events, prometheus, run, tags, work))
+        for cap, journal in ((args.cap, False), (args.cap, True), (args.baseline_cap, False)):
+            print(
+                f"burst of {args.events} events, MAX_EVENTS_IN_FLIGHT={cap}"
+                f"{', JOURNAL_PATH' if journal else ''} ...",
+                file=sys.stderr,
+            )
+            results.append(await burst(cap, journal, args.events, prometheus, run, tags, work))
         return results
 
 
 def render(results: Sequence[BurstResult]) -> str:
-    capped, baseline = results
+    *runs, baseline = results
+    heads = [f"cap {r.cap}{' + JOURNAL_PATH' if r.journal else ''}" for r in runs]
+    lines = [
+        "| | " + " | ".join(heads) + f" | baseline (cap {baseline.cap}) |",
+        "|---|" + "---|" * (len(runs) + 1),
+    ]
     rows = [
         ("events taken", "accepted", "{}"),
         ("503 refusals (retries included)", "refusals", "{}"),
         ("lost after 3 retries", "lost", "{}"),
         ("time to the last finished (s)", "seconds_to_last_finished", "{:.2f}"),
         ("peak RSS (MiB)", "peak_rss_mib", "{:.1f}"),
-        ("doubled / unanswered", None, ""),
+        ("doubled", "doubled", "{}"),
+        ("taken but not answered once", "unanswered", "{}"),
     ]
-    lines = [f"| | cap {capped.cap} | baseline (cap {baseline.cap}) | ratio |", "|---|---|---|---|"]
     for label, key, fmt in rows:
-        if key is None:
-            lines.append(
-                f"| {label} | {capped.doubled} / {capped.unanswered} | "
-                f"{baseline.doubled} / {baseline.unanswered} | |"
-            )
-            continue
-        a, b = getattr(capped, key), getattr(baseline, key)
-        ratio = f"{a / b:.2f}" if isinstance(a, float) and b else ""
-        lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {ratio} |")
+        cells = []
+        for run in runs:
+            value, base = getattr(run, key), getattr(baseline, key)
+            ratio = f" ({value / base:.2f}x)" if isinstance(value, float) and base else ""
+            cells.append(fmt.format(value) + ratio)
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {fmt.format(getattr(baseline, key))} |"
+        )
     return "\n".join(lines)
 
 

@@ -297,3 +297,28 @@ async def test_beyond_the_cap_core_nats_keeps_events_in_the_journal_and_starts_t
     finally:
         await fx.close()
         await journal.aclose()
+
+
+async def test_events_resumed_at_start_up_obey_the_cap_too(tmp_path: Path) -> None:
+    """A restart finds more unfinished events in the journal than MAX_EVENTS_IN_FLIGHT: as many
+    as fit start at once, the others as room frees."""
+    journal = SqliteJournal(tmp_path / "journal.db", ttl=3600, timeout=5)
+    await journal.open()
+    events = [get_sli() for _ in range(5)]
+    for event in events:
+        assert await journal.claim_event(event)
+    fx = Fixture(seen=journal, max_in_flight=2)
+    try:
+        await fx.dispatcher.resume_journaled(await journal.unfinished_count())
+        await asyncio.sleep(0.05)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events[:2]]
+        assert fx.dispatcher.in_flight == 2
+        fx.get_sli.release.set()
+        async with asyncio.timeout(5):
+            while len(fx.get_sli.events) < 5:  # noqa: ASYNC110 (a list, polled)
+                await asyncio.sleep(0.01)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events]
+        assert fx.metrics.registry.get_sample_value("sli_provider_journal_recoveries_total") == 5
+    finally:
+        await fx.close()
+        await journal.aclose()

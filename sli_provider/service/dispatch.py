@@ -118,6 +118,7 @@ class Dispatcher:
         self._metrics.journal_recoveries.inc(count)
         self._metrics.events_waiting.labels("journal").inc(count)
         self._kept_waiting = count > 0
+        self._feeding = True  # no second feeder while this one runs (see _ended)
         await self._take_kept()
 
     async def resume(self, event: KeptnEvent, *, recovered: bool = True) -> Decision:
@@ -239,8 +240,9 @@ class Dispatcher:
         self._room.set()
 
     async def _wait_for_room(self) -> None:
-        """Core NATS without a journal: the event waits here, and the ones behind it in the NATS
-        client's buffer (sli_provider_events_waiting{where="memory"})."""
+        """Core NATS without a journal: the event waits here (counted in
+        sli_provider_events_waiting{where="memory"}), the ones behind it in the NATS client's
+        buffer."""
         waiting = self._metrics.events_waiting.labels("memory")
         waiting.inc()
         try:
@@ -251,7 +253,7 @@ class Dispatcher:
             waiting.dec()
 
     async def _keep(self, event: KeptnEvent) -> Decision:
-        """Core NATS with JOURNAL_PATH: the event waits in the journal, not in memory."""
+        """With JOURNAL_PATH (HTTP, core NATS): the event waits in the journal, not in memory."""
         if not await self._claim(event):
             return Decision(Disposition.DUPLICATE, f"event {event.id} was already taken")
         self._kept_waiting = True
