@@ -57,6 +57,8 @@ class BurstResult:
     peak_rss_mib: float
     doubled: int
     unanswered: int
+    # What the events taken but not answered once got instead, e.g. "finished" (no started).
+    patterns: dict[str, int]
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -90,6 +92,7 @@ async def burst(
     run: LoadRun,
     tags: RunTags,
     work: Path,
+    logs: Path,
 ) -> BurstResult:
     events = [
         get_sli_triggered(
@@ -114,7 +117,8 @@ async def burst(
         }
         if journal:
             env["JOURNAL_PATH"] = str(work / f"journal-{cap}.db")
-        async with serve_process(env, work / f"service-{cap}.log") as service:
+        log = logs / f"service-cap{cap}{'-journal' if journal else ''}.log"
+        async with serve_process(env, log) as service:
             statuses: Counter[int] = Counter()
             connector = aiohttp.TCPConnector(limit=CONNECTIONS)
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -133,6 +137,12 @@ async def burst(
             replies.setdefault(reply["triggeredid"], []).append(reply["type"])
     doubled = sum(1 for types in replies.values() if len(types) > 2)
     answered_once = sum(1 for types in replies.values() if types == [STARTED, FINISHED])
+    patterns = Counter(
+        " ".join(t.rpartition(".")[2] for t in types) or "nothing"
+        for types in (replies.get(e["id"], []) for e in events)
+        if types != [STARTED, FINISHED]
+    )
+    patterns.pop("nothing", None)  # refused and lost: counted as lost
     return BurstResult(
         cap=cap,
         journal=journal,
@@ -144,6 +154,7 @@ async def burst(
         peak_rss_mib=round(rss, 1),
         doubled=doubled,
         unanswered=accepted - answered_once - doubled,
+        patterns=dict(patterns),
     )
 
 
@@ -167,7 +178,11 @@ async def run_bench(args: argparse.Namespace, work: Path) -> list[BurstResult]:
                 f"{', JOURNAL_PATH' if journal else ''} ...",
                 file=sys.stderr,
             )
-            results.append(await burst(cap, journal, args.events, prometheus, run, tags, work))
+            logs = args.logs or work
+            logs.mkdir(parents=True, exist_ok=True)
+            results.append(
+                await burst(cap, journal, args.events, prometheus, run, tags, work, logs)
+            )
         return results
 
 
@@ -196,6 +211,12 @@ def render(results: Sequence[BurstResult]) -> str:
         lines.append(
             f"| {label} | " + " | ".join(cells) + f" | {fmt.format(getattr(baseline, key))} |"
         )
+    for run in results:
+        if run.patterns:
+            lines.append(
+                f"\ncap {run.cap}{' + JOURNAL_PATH' if run.journal else ''}: replies of "
+                f"the events not answered once: {run.patterns}"
+            )
     return "\n".join(lines)
 
 
@@ -212,6 +233,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a cap the burst never reaches (the service without one)",
     )
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory")
     return parser.parse_args(argv)
 
 
