@@ -21,8 +21,7 @@ from tests.test_replies import FINISHED, PASSED, SHUT_DOWN, STARTED, errored, tr
 
 def answering(send: SendEvent, metrics: ServiceMetrics) -> Handler:
     async def handle(event: KeptnEvent) -> Delivery:
-        replies = TaskReplies(trigger=event, task="get-sli", send=send, source="t",
-                              metrics=metrics)  # fmt: skip
+        replies = TaskReplies(trigger=event, task="get-sli", send=send, source="t", metrics=metrics)
 
         async def work() -> Finished:
             return PASSED
@@ -47,9 +46,14 @@ async def test_an_unconfirmed_finished_is_not_sent_again_when_its_event_comes_ba
         journaled(sender.send, journal, metrics.duplicates_suppressed.inc), max_wait=0.1
     )
     dispatcher = Dispatcher(
-        sli_provider="k6", get_sli=answering(send, metrics), get_sli_tasks=tasks,
-        test_run=None, test_tasks=TaskSupervisor(), metrics=metrics, seen=journal,
-    )  # fmt: skip
+        sli_provider="k6",
+        get_sli=answering(send, metrics),
+        get_sli_tasks=tasks,
+        test_run=None,
+        test_tasks=TaskSupervisor(),
+        metrics=metrics,
+        seen=journal,
+    )
     event = trigger()
     try:
         decision = await dispatcher.accept(event, ingress="http")

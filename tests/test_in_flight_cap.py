@@ -34,9 +34,12 @@ async def wait_for_metric(service: ServiceProcess, name: str, value: float) -> N
 
 
 async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
-    held_prometheus: TenantGateway, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    held_prometheus: TenantGateway,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     events = [trigger(load_run, load_tags) for _ in range(CAP + 2)]
     extra = {"MAX_EVENTS_IN_FLIGHT": str(CAP)}
     async with (
@@ -58,9 +61,12 @@ async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
 
 
 async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
-    held_prometheus: TenantGateway, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    held_prometheus: TenantGateway,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """JOURNAL_PATH holds what does not fit: 202 for every event, none refused or lost."""
     events = [trigger(load_run, load_tags) for _ in range(CAP + 4)]
     extra = {"MAX_EVENTS_IN_FLIGHT": str(CAP), "JOURNAL_PATH": str(tmp_path / "journal.db")}
@@ -91,8 +97,11 @@ async def post_event(
 @pytest.mark.parametrize("journal", [True, False], ids=["JOURNAL_PATH", "in memory"])
 async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
     held_prometheus: TenantGateway,
-    load_run: LoadRun, load_tags: RunTags, tmp_path: Path, journal: bool,
-) -> None:  # fmt: skip
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+    journal: bool,
+) -> None:
     """With JOURNAL_PATH the waiting events are on disk, taken oldest first as room frees;
     without one the callback waits and the NATS client holds the rest."""
     events = [trigger(load_run, load_tags) for _ in range(10)]
@@ -101,8 +110,11 @@ async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
         try:
             listener = Listener()
             await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
-            env = {"NATS_URL": server.url, "NATS_DELIVERY": "core",
-                   "MAX_EVENTS_IN_FLIGHT": str(CAP)}  # fmt: skip
+            env = {
+                "NATS_URL": server.url,
+                "NATS_DELIVERY": "core",
+                "MAX_EVENTS_IN_FLIGHT": str(CAP),
+            }
             if journal:
                 env["JOURNAL_PATH"] = str(tmp_path / "journal.db")
             async with get_sli_service(

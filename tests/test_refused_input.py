@@ -23,12 +23,21 @@ HOSTILE = ["../../../etc/passwd", "k6/load", "..", "perf ormance", "-rf", "a\0b"
 async def test_hostile_test_strategies_get_an_errored_finished_naming_them(
     fake_keptn: FakeKeptn, tmp_path: Path
 ) -> None:
-    settings = Settings(distributor_url=fake_keptn.url, runner_work_dir=tmp_path,
-                        prometheus_url="http://127.0.0.1:9", reply_attempts=2)  # fmt: skip
-    events = [make_test_triggered(project="shop", stage="dev", service="web", teststrategy=name)
-              for name in HOSTILE]  # fmt: skip
-    events.append(make_test_triggered(project="../shop", stage="dev", service="web",
-                                      teststrategy="performance"))  # fmt: skip
+    settings = Settings(
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        reply_attempts=2,
+    )
+    events = [
+        make_test_triggered(project="shop", stage="dev", service="web", teststrategy=name)
+        for name in HOSTILE
+    ]
+    events.append(
+        make_test_triggered(
+            project="../shop", stage="dev", service="web", teststrategy="performance"
+        )
+    )
     async with running_service(settings) as url:
         for event in events:
             assert await post(url, event) == 202
@@ -53,11 +62,20 @@ async def test_hostile_test_strategies_get_an_errored_finished_naming_them(
 async def test_a_get_sli_for_a_hostile_service_name_is_refused_by_name(
     fake_keptn: FakeKeptn, tmp_path: Path
 ) -> None:
-    settings = Settings(distributor_url=fake_keptn.url, sli_config_dir=tmp_path,
-                        prometheus_url="http://127.0.0.1:9", runner_enabled=False)  # fmt: skip
-    event = get_sli_triggered(project="shop", stage="dev", service="../../web",
-                              start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z",
-                              indicators=["vus_max"])  # fmt: skip
+    settings = Settings(
+        distributor_url=fake_keptn.url,
+        sli_config_dir=tmp_path,
+        prometheus_url="http://127.0.0.1:9",
+        runner_enabled=False,
+    )
+    event = get_sli_triggered(
+        project="shop",
+        stage="dev",
+        service="../../web",
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+        indicators=["vus_max"],
+    )
     async with running_service(settings) as url:
         assert await post(url, event) == 202
         (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")
@@ -89,11 +107,20 @@ async def test_an_sli_yaml_with_an_unknown_top_level_key_is_refused_naming_it(
     sli = tmp_path / "shop" / "dev" / "web" / "k6" / "sli.yaml"
     sli.parent.mkdir(parents=True)
     sli.write_text('spec_version: "1.0"\nindicators:\n  a: "vus_max"\nindicatorz:\n  b: "x"\n')
-    settings = Settings(distributor_url=fake_keptn.url, sli_config_dir=tmp_path,
-                        prometheus_url=prometheus.url, runner_enabled=False)  # fmt: skip
-    event = get_sli_triggered(project="shop", stage="dev", service="web",
-                              start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z",
-                              indicators=["a"])  # fmt: skip
+    settings = Settings(
+        distributor_url=fake_keptn.url,
+        sli_config_dir=tmp_path,
+        prometheus_url=prometheus.url,
+        runner_enabled=False,
+    )
+    event = get_sli_triggered(
+        project="shop",
+        stage="dev",
+        service="web",
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+        indicators=["a"],
+    )
     async with running_service(settings) as url:
         assert await post(url, event) == 202
         (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")

@@ -45,9 +45,14 @@ PATIENT = {"RETRY_MAX_WAIT_SECONDS": "0.5", "HTTP_TIMEOUT_SECONDS": "2"}
     ids=["in memory, 503", "JOURNAL_PATH, connection refused"],
 )
 async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
-    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
-    tmp_path: Path, journal: bool, refusal: int | None,
-) -> None:  # fmt: skip
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+    journal: bool,
+    refusal: int | None,
+) -> None:
     extra = dict(PATIENT)
     if journal:
         extra["JOURNAL_PATH"] = str(tmp_path / "journal.db")
@@ -63,7 +68,12 @@ async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
             assert fake_keptn.events == []  # nothing got through meanwhile
             refused = await metric(service, 'sli_provider_retries_total{target="reply"}')
             assert refused >= EVENTS  # each started at least once
+        ended = asyncio.get_running_loop().time()
         await fake_keptn.wait_for_events(type=FINISHED, count=EVENTS, timeout=30)
+        print(
+            f"\nHTTP outage of {OUTAGE_SECONDS:g} s: {EVENTS} events answered "
+            f"{asyncio.get_running_loop().time() - ended:.1f} s after it ended"
+        )
         await asyncio.sleep(1)  # a double would show by now
         assert service.process.returncode is None  # the same process answered them
         assert await metric(service, "sli_provider_replies_undelivered_total") == 0
@@ -78,8 +88,11 @@ async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
             ).fetchone()[0]
         assert left == 0  # nothing left for a restart to resume
     for event in events:
-        finished = next(e for e in fake_keptn.events
-                        if e["type"] == FINISHED and e["triggeredid"] == event["id"])  # fmt: skip
+        finished = next(
+            e
+            for e in fake_keptn.events
+            if e["type"] == FINISHED and e["triggeredid"] == event["id"]
+        )
         assert finished["data"]["result"] == "pass", finished["data"].get("message")
 
 
@@ -112,8 +125,11 @@ async def wait_for_stream_replies(
 
 
 def lost_or_doubled(replies: dict[str, list[str]], events: list[dict[str, Any]]) -> list[str]:
-    return [f"{e['id']}: {replies.get(e['id'])}" for e in events
-            if replies.get(e["id"]) != [STARTED, FINISHED]]  # fmt: skip
+    return [
+        f"{e['id']}: {replies.get(e['id'])}"
+        for e in events
+        if replies.get(e["id"]) != [STARTED, FINISHED]
+    ]
 
 
 @pytest.mark.parametrize("delivery", ["core", "jetstream"])
@@ -127,12 +143,20 @@ async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwa
     """The events are taken and their started replies out; Keptn's NATS goes down before the
     values are ready, so every finished reply meets the outage."""
     events = [trigger(load_run, load_tags) for _ in range(EVENTS)]
-    env = {"NATS_URL": "", "NATS_DELIVERY": delivery, "PROMETHEUS_URL": held_prometheus.url,
-           "RUNNER_ENABLED": "false", "SLI_CONFIG_DIR": str(tmp_path),
-           "NATS_QUEUE_GROUP": "k6-outage", **PATIENT}  # fmt: skip
+    env = {
+        "NATS_URL": "",
+        "NATS_DELIVERY": delivery,
+        "PROMETHEUS_URL": held_prometheus.url,
+        "RUNNER_ENABLED": "false",
+        "SLI_CONFIG_DIR": str(tmp_path),
+        "NATS_QUEUE_GROUP": "k6-outage",
+        **PATIENT,
+    }
     async with NatsServer(tmp_path / "nats.log", store_dir=tmp_path / "store") as server:
         env["NATS_URL"] = server.url
-        client = await nats.connect(server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        client = await nats.connect(
+            server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=_quiet
+        )
         try:
             await create_keptn_stream(client)
             async with serve_process(env, tmp_path / "service.log") as service:
@@ -143,7 +167,12 @@ async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwa
                     held_prometheus.release_queries()  # the values are ready; NATS is not
                     await asyncio.sleep(OUTAGE_SECONDS)
                     retried = await metric(service, 'sli_provider_retries_total{target="reply"}')
+                ended = asyncio.get_running_loop().time()
                 replies = await wait_for_stream_replies(client, FINISHED, EVENTS, timeout=60)
+                print(
+                    f"\nNATS ({delivery}) outage of {OUTAGE_SECONDS:g} s: {EVENTS} events "
+                    f"answered {asyncio.get_running_loop().time() - ended:.1f} s after it ended"
+                )
                 await asyncio.sleep(1)  # a double would show by now
                 replies = await stream_replies(client)
                 assert service.process.returncode is None
@@ -160,3 +189,7 @@ async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwa
     # With jetstream each send first asks the journal (a key-value bucket on the same NATS)
     # whether the reply went out already; that request waits for the reconnect instead.
     assert lost_or_doubled(replies, events) == []
+
+
+async def _quiet(_error: Exception) -> None:
+    """The test's own client reconnecting through the outage: expected, not worth a traceback."""

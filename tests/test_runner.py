@@ -261,18 +261,24 @@ async def test_a_run_waiting_for_its_slot_has_not_fetched_its_files_yet(
     """Events queued behind MAX_PARALLEL_TESTS hold no script content: the second run's script
     and files are read from Keptn only once the first run gave its slot back."""
     env = {"VUS": "1", "DURATION": "3s", "FAIL_EVERY": "0"}
-    second_workload = load_workload(teststrategy="second", script="k6/second.js", env=env,
-                                    files=["data/second.json"])  # fmt: skip
-    install(fake_keptn, workloads(load_workload(env=env), second_workload),
-            {"k6/load.js": LOAD_JS, "k6/second.js": LOAD_JS, "data/second.json": "{}"})  # fmt: skip
+    second_workload = load_workload(
+        teststrategy="second", script="k6/second.js", env=env, files=["data/second.json"]
+    )
+    install(
+        fake_keptn,
+        workloads(load_workload(env=env), second_workload),
+        {"k6/load.js": LOAD_JS, "k6/second.js": LOAD_JS, "data/second.json": "{}"},
+    )
     first, second = trigger(target), trigger(target, strategy="second")
     async with service(max_parallel_tests=1) as url:
         await post(url, first)
-        await fake_keptn.wait_for_events(type="sh.keptn.event.test.started",
-                                         shkeptncontext=first["shkeptncontext"])  # fmt: skip
+        await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.started", shkeptncontext=first["shkeptncontext"]
+        )
         await post(url, second)
-        await fake_keptn.wait_for_events(type="sh.keptn.event.test.started",
-                                         shkeptncontext=second["shkeptncontext"])  # fmt: skip
+        await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.started", shkeptncontext=second["shkeptncontext"]
+        )
         await asyncio.sleep(1.0)  # the first k6 runs for 3 s
         fetched = [r.path for r in fake_keptn.resource_requests]
         assert any("k6%2Fload.js" in path for path in fetched)

@@ -177,9 +177,14 @@ async def test_an_event_whose_finished_was_not_delivered_stays_to_be_resumed(
         return Delivery.NOT_DELIVERED
 
     dispatcher = Dispatcher(
-        sli_provider="k6", get_sli=not_delivered, get_sli_tasks=tasks, test_run=None,
-        test_tasks=TaskSupervisor(), metrics=ServiceMetrics(), seen=journal,
-    )  # fmt: skip
+        sli_provider="k6",
+        get_sli=not_delivered,
+        get_sli_tasks=tasks,
+        test_run=None,
+        test_tasks=TaskSupervisor(),
+        metrics=ServiceMetrics(),
+        seen=journal,
+    )
     try:
         decision = await dispatcher.accept(event("unanswered"), ingress="http")
         assert decision.task is not None
