@@ -20,6 +20,7 @@ class LoopbackSite:
     def __init__(self, app: web.Application) -> None:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         self._url: str | None = None
+        self._site: web.TCPSite | None = None
 
     @property
     def url(self) -> str:
@@ -37,8 +38,20 @@ class LoopbackSite:
         except BaseException:
             await self._runner.cleanup()
             raise
+        self._site = site
         self._url = f"http://{LOOPBACK}:{port}"
         return self._url
+
+    async def close_port(self) -> None:
+        """Stop listening (new connections are refused, as while a pod restarts); the port
+        stays this server's to :meth:`reopen_port`."""
+        if self._site is not None:
+            await self._site.stop()
+
+    async def reopen_port(self) -> None:
+        port = int(self.url.rpartition(":")[2])
+        self._site = web.TCPSite(self._runner, LOOPBACK, port, reuse_address=True)
+        await self._site.start()
 
     async def stop(self) -> None:
         self._url = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, unquote
@@ -70,6 +72,8 @@ class FakeKeptn(LoopbackServer):
         self._resource_failure: int | None = None
         self._event_failure: int | None = None
         self._event_failures_left = 0
+        self._refusing: int | None = None  # every event POST answered so, until lifted
+        self._answer_delay = 0.0  # seconds an event POST waits for its answer, once taken
         self._order = TaskOrderTracker()
         self._changed = asyncio.Condition()
         super().__init__(self._make_app())
@@ -132,6 +136,31 @@ class FakeKeptn(LoopbackServer):
         self._event_failure = status
         self._event_failures_left = times if status is not None else 0
 
+    def answer_events_late(self, seconds: float) -> None:
+        """Take each event POST and record it as usual, but answer only ``seconds`` later (a
+        Keptn too busy to confirm in time; 0 restores prompt answers)."""
+        self._answer_delay = seconds
+
+    @contextlib.asynccontextmanager
+    async def outage(self, *, status: int | None = 503) -> AsyncIterator[None]:
+        """Keptn's API during a control-plane rollout, for the body of the ``with``.
+
+        With ``status`` (503, as the API gateway answers while the api-service restarts) every
+        event POST is answered so and not taken; with ``status=None`` the port is closed and
+        connections are refused, as while the distributor or the gateway itself restarts. Either
+        way nothing posted meanwhile is recorded; normal service resumes afterwards."""
+        if status is None:
+            await self._site.close_port()
+        else:
+            self._refusing = status
+        try:
+            yield
+        finally:
+            if status is None:
+                await self._site.reopen_port()
+            else:
+                self._refusing = None
+
     # -- inspection --------------------------------------------------------------------------
 
     def events_for(self, context: str) -> list[dict[str, Any]]:
@@ -182,6 +211,8 @@ class FakeKeptn(LoopbackServer):
         return self.api_token is None or request.headers.get("x-token") == self.api_token
 
     def _take_event_failure(self) -> int | None:
+        if self._refusing is not None:
+            return self._refusing
         if self._event_failure is None or self._event_failures_left <= 0:
             return None
         self._event_failures_left -= 1
@@ -212,6 +243,7 @@ class FakeKeptn(LoopbackServer):
         if not isinstance(event, dict) or "specversion" not in event:
             return 500, web.Response(status=500, text="body is not a structured CloudEvent")
         await self._record("/event", event, problems)
+        await asyncio.sleep(self._answer_delay)
         return 200, web.Response(status=200)
 
     async def _api_event(self, request: web.Request) -> web.StreamResponse:
@@ -236,6 +268,7 @@ class FakeKeptn(LoopbackServer):
         if missing:
             return 400, _error(400, f"missing {', '.join(missing)}")
         await self._record("/v1/event", event, problems)
+        await asyncio.sleep(self._answer_delay)
         return 200, web.json_response({"keptnContext": _api_context(event.get("shkeptncontext"))})
 
     async def _record(self, route: str, event: dict[str, Any], problems: list[str]) -> None:

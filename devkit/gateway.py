@@ -27,6 +27,7 @@ class TenantGateway(ForwardingServer):
         # Queries containing one of these texts get no answer until the gateway closes.
         self._held_texts: list[str] = []
         self._release = asyncio.Event()
+        self._closing = False
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._forward)
         super().__init__(app, upstream_timeout=30.0)
@@ -37,6 +38,7 @@ class TenantGateway(ForwardingServer):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing = True
         self._release.set()
         await super().__aexit__(exc_type, exc, tb)
 
@@ -46,8 +48,13 @@ class TenantGateway(ForwardingServer):
 
     def hold_queries_containing(self, text: str) -> None:
         """Never answer a query whose PromQL contains ``text`` (like a Prometheus stuck on
-        it) until the gateway closes."""
+        it) until the gateway closes or :meth:`release_queries` is called."""
         self._held_texts.append(text)
+
+    def release_queries(self) -> None:
+        """Forward the held queries after all, and hold no more."""
+        self._held_texts.clear()
+        self._release.set()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         self.seen.append({k.lower(): v for k, v in request.headers.items()})
@@ -55,7 +62,8 @@ class TenantGateway(ForwardingServer):
         query = request.rel_url.query.get("query", "")
         if any(text in query for text in self._held_texts):
             await self._release.wait()
-            return web.Response(status=503, text="the gateway closed\n")
+            if self._closing:
+                return web.Response(status=503, text="the gateway closed\n")
         if self.tenant is not None and request.headers.get("X-Scope-OrgID") != self.tenant:
             return web.Response(status=401, text="no org id\n")
         if (

@@ -53,14 +53,39 @@ class NatsServer:
         finally:
             self._process.send_signal(signal.SIGCONT)
 
+    @contextlib.asynccontextmanager
+    async def down(self) -> AsyncIterator[None]:
+        """Stop the server for the body of the ``with`` (connections refused, as while Keptn's
+        NATS restarts in a rollout), then start it again on the same port and store: clients
+        reconnect, streams, consumers and buckets are as they were."""
+        await self._stop()
+        try:
+            yield
+        finally:
+            await self._start(self._port)
+
     async def __aenter__(self) -> Self:
-        self._port, monitor = free_port(), free_port()
+        await self._start(free_port())
+        return self
+
+    async def _start(self, port: int) -> None:
+        self._port, monitor = port, free_port()
         with self._log_path.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
-                find_nats_server(), "-a", LOOPBACK, "-p", str(self._port),
-                "-m", str(monitor), "-js", "-sd", str(self._store_dir),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            )  # fmt: skip
+                find_nats_server(),
+                "-a",
+                LOOPBACK,
+                "-p",
+                str(self._port),
+                "-m",
+                str(monitor),
+                "-js",
+                "-sd",
+                str(self._store_dir),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + 20
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
             while True:
@@ -69,7 +94,7 @@ class NatsServer:
                 try:
                     async with session.get(f"http://{LOOPBACK}:{monitor}/healthz") as response:
                         if response.status == 200:
-                            return self
+                            return
                 except aiohttp.ClientError:
                     pass
                 if time.monotonic() > deadline:
@@ -82,6 +107,9 @@ class NatsServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._stop()
+
+    async def _stop(self) -> None:
         process, self._process = self._process, None
         if process is None or process.returncode is not None:
             return

@@ -67,6 +67,27 @@ class ServiceMetrics:
             "in_flight",
             Gauge("sli_provider_events_in_flight", "Events being handled", ["task"], registry=r),
         )
+        object.__setattr__(
+            self,
+            "events_waiting",
+            Gauge(
+                "sli_provider_events_waiting",
+                "Events taken but not yet started because MAX_EVENTS_IN_FLIGHT are in flight, by "
+                "where they wait (memory: core NATS without JOURNAL_PATH; journal: JOURNAL_PATH)",
+                ["where"],
+                registry=r,
+            ),
+        )
+        object.__setattr__(
+            self,
+            "events_dropped",
+            Counter(
+                "sli_provider_events_dropped",
+                "Events the NATS client dropped unread because too many were waiting (core NATS "
+                "without JOURNAL_PATH, beyond MAX_EVENTS_IN_FLIGHT and the client's buffer)",
+                registry=r,
+            ),
+        )
         # Durable delivery (NATS_DELIVERY=jetstream).
         object.__setattr__(
             self,
@@ -114,6 +135,8 @@ class ServiceMetrics:
     query_duration: Histogram = field(init=False, repr=False)
     retries: Counter = field(init=False, repr=False)
     in_flight: Gauge = field(init=False, repr=False)
+    events_waiting: Gauge = field(init=False, repr=False)
+    events_dropped: Counter = field(init=False, repr=False)
     redeliveries: Counter = field(init=False, repr=False)
     duplicates_suppressed: Counter = field(init=False, repr=False)
     journal_recoveries: Counter = field(init=False, repr=False)

@@ -316,6 +316,7 @@ def make_nats(
         "timeout": settings.nats_timeout_seconds,
         "attempts": settings.reply_attempts,
         "max_wait": settings.retry_max_wait_seconds,
+        "on_dropped": metrics.events_dropped.inc,
     }
     if settings.nats_delivery == "core":
         return NatsIngress(NatsBus(settings.nats_url, **common), None)

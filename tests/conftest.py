@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from devkit.fake_keptn import FakeKeptn
+from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun, run_load
 from devkit.prometheus import PrometheusServer
 from devkit.stores import MetricsStore
@@ -63,6 +64,17 @@ async def target() -> AsyncIterator[TargetServer]:
 async def fake_keptn() -> AsyncIterator[FakeKeptn]:
     async with FakeKeptn() as keptn:
         yield keptn
+
+
+@pytest.fixture
+async def held_prometheus(
+    prometheus: PrometheusServer, load_tags: RunTags
+) -> AsyncIterator[TenantGateway]:
+    """A Prometheus that does not answer the load run's queries until the test ends or calls
+    ``release_queries()``: the events querying it stay in flight."""
+    async with TenantGateway(prometheus.url, tenant=None, token=None) as gateway:
+        gateway.hold_queries_containing(load_tags.project)
+        yield gateway
 
 
 @pytest.fixture(scope="session")

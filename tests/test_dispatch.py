@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
-from sli_provider.keptn.envelope import KeptnEvent, Result, Status
+from sli_provider.adapters.delivery import Delivery
+from sli_provider.adapters.sqlite_journal import SqliteJournal
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.metrics import ServiceMetrics
-from sli_provider.service.dedupe import RecentIds
-from sli_provider.service.dispatch import Decision, Dispatcher, Disposition
-from sli_provider.service.replying import Answered, Finished
+from sli_provider.service.dedupe import Deduplicator, RecentIds
+from sli_provider.service.dispatch import Decision, Dispatcher, Disposition, Overflow
 from sli_provider.service.tasks import TaskSupervisor
 
-ANSWER = Answered(Finished(Status.SUCCEEDED, Result.PASS, ""), True, True)
+ANSWER = Delivery.DELIVERED
 
 
 def keptn_event(document: dict[str, Any]) -> KeptnEvent:
@@ -30,10 +32,14 @@ def keptn_event(document: dict[str, Any]) -> KeptnEvent:
 
 def get_sli(**overrides: Any) -> KeptnEvent:
     document = get_sli_triggered(
-        project="p", stage="s", service="v", start="2026-01-01T00:00:00.000Z",
-        end="2026-01-01T00:05:00.000Z", indicators=["vus_max"],
+        project="p",
+        stage="s",
+        service="v",
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+        indicators=["vus_max"],
         **{k: v for k, v in overrides.items() if k != "shkeptncontext"},
-    )  # fmt: skip
+    )
     if "shkeptncontext" in overrides:
         document["shkeptncontext"] = overrides["shkeptncontext"]
     return keptn_event(document)
@@ -46,14 +52,16 @@ class Handled:
         self.events: list[KeptnEvent] = []
         self.release = asyncio.Event()
 
-    async def __call__(self, event: KeptnEvent) -> Answered:
+    async def __call__(self, event: KeptnEvent) -> Delivery:
         self.events.append(event)
         await self.release.wait()
         return ANSWER
 
 
 class Fixture:
-    def __init__(self, *, seen: RecentIds | None = None, runner: bool = True) -> None:
+    def __init__(
+        self, *, seen: Deduplicator | None = None, runner: bool = True, max_in_flight: int = 200
+    ) -> None:
         self.metrics = ServiceMetrics()
         self.get_sli, self.test_run = Handled(), Handled()
         self.get_sli_tasks, self.test_tasks = TaskSupervisor(), TaskSupervisor()
@@ -65,6 +73,7 @@ class Fixture:
             test_tasks=self.test_tasks,
             metrics=self.metrics,
             seen=seen,
+            max_in_flight=max_in_flight,
         )
 
     def counted(self, type_: str, disposition: str) -> float:
@@ -96,6 +105,22 @@ async def test_accepted_event_returns_the_task_that_answers_it(fx: Fixture) -> N
     fx.get_sli.release.set()
     assert await decision.task is ANSWER  # an ingress can wait for the end and see the outcome
     assert fx.counted(event.type, "accepted") == 1
+
+
+async def test_a_redelivery_of_an_event_being_answered_carries_its_task(fx: Fixture) -> None:
+    """JetStream redelivers an event whose replies Keptn is still refusing: no second task, and
+    the redelivered message is settled when the first one ends."""
+    event = get_sli()
+    first = await fx.dispatcher.accept(event, ingress="nats")
+    again = await fx.dispatcher.accept(event, ingress="nats")
+    assert again.disposition is Disposition.DUPLICATE
+    assert again.task is first.task and first.task is not None
+    fx.get_sli.release.set()
+    assert await first.task is ANSWER
+    await asyncio.sleep(0)
+    assert len(fx.get_sli.events) == 1
+    later = await fx.dispatcher.accept(event, ingress="nats")  # over: an ordinary duplicate
+    assert (later.disposition, later.task) == (Disposition.DUPLICATE, None)
 
 
 async def test_test_triggered_goes_to_the_runner(fx: Fixture) -> None:
@@ -138,8 +163,9 @@ async def test_events_not_taken_start_nothing(
 
 
 async def test_get_sli_without_provider_is_rejected(fx: Fixture) -> None:
-    document = get_sli_triggered(project="p", stage="s", service="v", start="", end="",
-                                 indicators=None)  # fmt: skip
+    document = get_sli_triggered(
+        project="p", stage="s", service="v", start="", end="", indicators=None
+    )
     del document["data"]["get-sli"]["sliProvider"]
     event = keptn_event(document)
     decision = await fx.dispatcher.accept(event, ingress="http")
@@ -160,7 +186,7 @@ async def test_a_redelivered_id_is_a_duplicate(fx: Fixture) -> None:
     first = await fx.dispatcher.accept(event, ingress="http")
     again = await fx.dispatcher.accept(event, ingress="nats")
     assert (first.disposition, again.disposition) == (Disposition.ACCEPTED, Disposition.DUPLICATE)
-    assert again.task is None
+    assert again.task is first.task  # still being answered here
     await asyncio.sleep(0)
     assert len(fx.get_sli.events) == 1
     assert fx.counted(event.type, "duplicate") == 1
@@ -200,13 +226,110 @@ async def test_malformed_input_is_counted_like_any_rejection(fx: Fixture) -> Non
 
 
 async def test_the_task_ends_with_its_handler_failure_visible() -> None:
-    async def broken(event: KeptnEvent) -> Answered:
+    async def broken(event: KeptnEvent) -> Delivery:
         raise RuntimeError("boom")
 
     tasks = TaskSupervisor()
-    dispatcher = Dispatcher(sli_provider="k6", get_sli=broken, get_sli_tasks=tasks,
-                            test_run=None, test_tasks=tasks, metrics=ServiceMetrics())  # fmt: skip
+    dispatcher = Dispatcher(
+        sli_provider="k6",
+        get_sli=broken,
+        get_sli_tasks=tasks,
+        test_run=None,
+        test_tasks=tasks,
+        metrics=ServiceMetrics(),
+    )
     decision = await dispatcher.accept(get_sli(), ingress="http")
     assert decision.task is not None
     with pytest.raises(RuntimeError, match="boom"):
         await decision.task
+
+
+async def test_beyond_the_cap_an_event_is_refused_or_waits_for_room() -> None:
+    fx = Fixture(max_in_flight=2)
+    try:
+        first, second = get_sli(), get_sli()
+        for event in (first, second):
+            assert (await fx.dispatcher.accept(event, ingress="http")).disposition is (
+                Disposition.ACCEPTED
+            )
+        busy = await fx.dispatcher.accept(get_sli(), ingress="http")
+        assert busy.disposition is Disposition.BUSY and busy.task is None
+        assert "MAX_EVENTS_IN_FLIGHT" in busy.reason
+        waiting = asyncio.create_task(
+            fx.dispatcher.accept(get_sli(), ingress="nats", overflow=Overflow.WAIT)
+        )
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        assert (
+            fx.metrics.registry.get_sample_value("sli_provider_events_waiting", {"where": "memory"})
+            == 1
+        )
+        fx.get_sli.release.set()  # the two in flight end: room
+        assert (await waiting).disposition is Disposition.ACCEPTED
+        assert fx.counted(first.type, "busy") == 1
+    finally:
+        await fx.close()
+
+
+async def test_beyond_the_cap_core_nats_keeps_events_in_the_journal_and_starts_them_in_order(
+    tmp_path: Path,
+) -> None:
+    journal = SqliteJournal(tmp_path / "journal.db", ttl=3600, timeout=5)
+    await journal.open()
+    fx = Fixture(seen=journal, max_in_flight=2)
+    try:
+        events = [get_sli() for _ in range(6)]
+        decisions = [
+            await fx.dispatcher.accept(e, ingress="nats", overflow=Overflow.KEEP_OR_WAIT)
+            for e in events
+        ]
+        assert [d.disposition for d in decisions] == [Disposition.ACCEPTED] * 2 + [
+            Disposition.KEPT
+        ] * 4
+        await asyncio.sleep(0.05)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events[:2]]
+        assert len(await journal.unfinished()) == 6  # the four waiting ones are on disk
+        again = await fx.dispatcher.accept(
+            events[4], ingress="nats", overflow=Overflow.KEEP_OR_WAIT
+        )
+        assert again.disposition is Disposition.DUPLICATE  # kept ones are taken already
+        fx.get_sli.release.set()
+        async with asyncio.timeout(5):
+            while len(fx.get_sli.events) < 6:  # noqa: ASYNC110 (a list, polled)
+                await asyncio.sleep(0.01)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events]  # oldest first
+        assert fx.dispatcher.in_flight <= 2
+        assert (
+            fx.metrics.registry.get_sample_value(
+                "sli_provider_events_waiting", {"where": "journal"}
+            )
+            == 0
+        )
+    finally:
+        await fx.close()
+        await journal.aclose()
+
+
+async def test_events_resumed_at_start_up_obey_the_cap_too(tmp_path: Path) -> None:
+    """A restart finds more unfinished events in the journal than MAX_EVENTS_IN_FLIGHT: as many
+    as fit start at once, the others as room frees."""
+    journal = SqliteJournal(tmp_path / "journal.db", ttl=3600, timeout=5)
+    await journal.open()
+    events = [get_sli() for _ in range(5)]
+    for event in events:
+        assert await journal.claim_event(event)
+    fx = Fixture(seen=journal, max_in_flight=2)
+    try:
+        await fx.dispatcher.resume_journaled(await journal.unfinished_count())
+        await asyncio.sleep(0.05)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events[:2]]
+        assert fx.dispatcher.in_flight == 2
+        fx.get_sli.release.set()
+        async with asyncio.timeout(5):
+            while len(fx.get_sli.events) < 5:  # noqa: ASYNC110 (a list, polled)
+                await asyncio.sleep(0.01)
+        assert [e.id for e in fx.get_sli.events] == [e.id for e in events]
+        assert fx.metrics.registry.get_sample_value("sli_provider_journal_recoveries_total") == 5
+    finally:
+        await fx.close()
+        await journal.aclose()

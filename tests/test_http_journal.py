@@ -13,7 +13,7 @@ import os
 import signal
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,8 +45,13 @@ STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.fi
 def get_sli_service(
     tmp_path: Path, name: str, prometheus_url: str, distributor_url: str, **extra: str
 ) -> AbstractAsyncContextManager[ServiceProcess]:
-    env = {"PROMETHEUS_URL": prometheus_url, "DISTRIBUTOR_URL": distributor_url,
-           "RUNNER_ENABLED": "false", "SLI_CONFIG_DIR": str(tmp_path), **extra}  # fmt: skip
+    env = {
+        "PROMETHEUS_URL": prometheus_url,
+        "DISTRIBUTOR_URL": distributor_url,
+        "RUNNER_ENABLED": "false",
+        "SLI_CONFIG_DIR": str(tmp_path),
+        **extra,
+    }
     return serve_process(env, tmp_path / f"{name}.log")
 
 
@@ -74,16 +79,6 @@ def once_each(keptn: FakeKeptn, events: list[dict[str, Any]]) -> tuple[list[str]
     return lost, doubled
 
 
-@pytest.fixture
-async def held_prometheus(
-    prometheus: PrometheusServer, load_tags: RunTags
-) -> AsyncIterator[TenantGateway]:
-    """A Prometheus that never answers the load run's queries (until the test ends)."""
-    async with TenantGateway(prometheus.url, tenant=None, token=None) as gateway:
-        gateway.hold_queries_containing(load_tags.project)
-        yield gateway
-
-
 @contextmanager
 def silent_distributor() -> Iterator[str]:
     """A distributor URL that takes connections and never answers: a reply sent there hangs."""
@@ -97,9 +92,12 @@ def silent_distributor() -> Iterator[str]:
 
 @pytest.mark.parametrize("journal", [False, True], ids=["in memory", "JOURNAL_PATH"])
 async def test_202_arrives_while_the_task_is_blocked_on_prometheus_and_its_started(
-    held_prometheus: TenantGateway, load_run: LoadRun, load_tags: RunTags, tmp_path: Path,
+    held_prometheus: TenantGateway,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
     journal: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Prometheus never answers and the distributor never confirms the started: the event is
     still answered 202 at once, and a malformed one still gets its 400."""
     # Short grace and reply timeout: the held tasks end with the test, not 30 s later.
@@ -124,9 +122,12 @@ async def test_202_arrives_while_the_task_is_blocked_on_prometheus_and_its_start
 
 
 async def test_the_same_event_posted_twice_gets_one_started_and_one_finished(
-    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """As the distributor's retry would post it: once more after the first answer, and five
     times at once."""
     journal = {"JOURNAL_PATH": str(tmp_path / "journal.db")}
@@ -150,9 +151,13 @@ async def test_the_same_event_posted_twice_gets_one_started_and_one_finished(
 
 
 async def test_get_sli_events_in_flight_at_a_kill_9_are_finished_once_after_a_restart(
-    prometheus: PrometheusServer, held_prometheus: TenantGateway, fake_keptn: FakeKeptn,
-    load_run: LoadRun, load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    prometheus: PrometheusServer,
+    held_prometheus: TenantGateway,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """The killed process holds every event (started sent, Prometheus not answering); the
     process restarted on the same JOURNAL_PATH evaluates them again and sends only the
     finished replies."""
@@ -160,10 +165,11 @@ async def test_get_sli_events_in_flight_at_a_kill_9_are_finished_once_after_a_re
     events = [trigger(load_run, load_tags) for _ in range(30)]
     loop = asyncio.get_running_loop()
     async with (
-        get_sli_service(tmp_path, "doomed", held_prometheus.url, fake_keptn.url,
-                        **journal) as doomed,
+        get_sli_service(
+            tmp_path, "doomed", held_prometheus.url, fake_keptn.url, **journal
+        ) as doomed,
         aiohttp.ClientSession() as session,
-    ):  # fmt: skip
+    ):
         statuses = await asyncio.gather(*(post(session, doomed.url, e) for e in events))
         assert {status for status, _ in statuses} == {202}
         await fake_keptn.wait_for_events(type=STARTED, count=len(events))
@@ -181,21 +187,29 @@ async def test_get_sli_events_in_flight_at_a_kill_9_are_finished_once_after_a_re
         recoveries = await metric(restarted, "sli_provider_journal_recoveries_total")
         suppressed = await metric(restarted, "sli_provider_duplicate_replies_suppressed_total")
     lost, doubled = once_each(fake_keptn, events)
-    print(f"\nHTTP kill -9: events {len(events)}, kills 1, lost {len(lost)}, doubled "
-          f"{len(doubled)}, recovered in {recovered_in:.1f} s")  # fmt: skip
+    print(
+        f"\nHTTP kill -9: events {len(events)}, kills 1, lost {len(lost)}, doubled "
+        f"{len(doubled)}, recovered in {recovered_in:.1f} s"
+    )
     assert (lost, doubled) == ([], [])
     assert (recoveries, suppressed) == (len(events), len(events))  # each started kept single
     assert fake_keptn.violations == []
     for event in events:
-        finished = next(e for e in fake_keptn.events_for(event["shkeptncontext"])
-                        if e["type"] == FINISHED and e["triggeredid"] == event["id"])  # fmt: skip
+        finished = next(
+            e
+            for e in fake_keptn.events_for(event["shkeptncontext"])
+            if e["type"] == FINISHED and e["triggeredid"] == event["id"]
+        )
         assert finished["data"]["result"] == "pass", finished["data"].get("message")
 
 
 async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_restart(
-    prometheus: PrometheusServer, held_prometheus: TenantGateway, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    prometheus: PrometheusServer,
+    held_prometheus: TenantGateway,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """NATS_DELIVERY=core: each callback returns once the event is journaled (every event gets
     its started while the first one is still blocked), and a restart finishes them."""
     from tests.test_nats import Listener
@@ -206,8 +220,11 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
         try:
             listener = Listener()
             await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
-            env = {"NATS_URL": server.url, "NATS_DELIVERY": "core",
-                   "JOURNAL_PATH": str(tmp_path / "journal.db")}  # fmt: skip
+            env = {
+                "NATS_URL": server.url,
+                "NATS_DELIVERY": "core",
+                "JOURNAL_PATH": str(tmp_path / "journal.db"),
+            }
             async with get_sli_service(
                 tmp_path, "doomed", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as doomed:
@@ -249,12 +266,19 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
 ) -> None:
     """k6 dies with the killed process; the restarted one, whose journal shows the started,
     sends only an errored finished that says why, and runs no k6 again."""
-    install(fake_keptn, workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
-            {"k6/load.js": LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
+        {"k6/load.js": LOAD_JS},
+    )
     work = tmp_path / "runs"
     work.mkdir()
-    env = {"PROMETHEUS_URL": prometheus.url, "DISTRIBUTOR_URL": fake_keptn.url,
-           "RUNNER_WORK_DIR": str(work), "JOURNAL_PATH": str(tmp_path / "journal.db")}  # fmt: skip
+    env = {
+        "PROMETHEUS_URL": prometheus.url,
+        "DISTRIBUTOR_URL": fake_keptn.url,
+        "RUNNER_WORK_DIR": str(work),
+        "JOURNAL_PATH": str(tmp_path / "journal.db"),
+    }
     event = run_trigger(target)
     async with serve_process(env, tmp_path / "doomed.log") as doomed, aiohttp.ClientSession() as s:
         assert (await post(s, doomed.url, event))[0] == 202
@@ -269,15 +293,19 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", timeout=20
         )
-        print(f"\ntest event kill -9: answered errored "
-              f"{asyncio.get_running_loop().time() - killed_at:.1f} s after the kill")  # fmt: skip
+        print(
+            f"\ntest event kill -9: answered errored "
+            f"{asyncio.get_running_loop().time() - killed_at:.1f} s after the kill"
+        )
         async with asyncio.timeout(20):  # k6 notices its parent is gone at its next write
             while k6_processes_under(work):  # noqa: ASYNC110 (a process, polled)
                 await asyncio.sleep(0.1)
         await asyncio.sleep(1)  # a second finished, or a new k6, would show by now
         assert k6_processes_under(work) == []
-    assert replies_to(fake_keptn, event) == ["sh.keptn.event.test.started",
-                                             "sh.keptn.event.test.finished"]  # fmt: skip
+    assert replies_to(fake_keptn, event) == [
+        "sh.keptn.event.test.started",
+        "sh.keptn.event.test.finished",
+    ]
     assert (finished["data"]["status"], finished["data"]["result"]) == ("errored", "fail")
     assert finished["data"]["message"] == INTERRUPTED
     assert fake_keptn.violations == []
@@ -288,18 +316,24 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
     [
         ({"JOURNAL_PATH": "{file}/journal.db"}, "JOURNAL_PATH {file}/journal.db: File exists"),
         ({"JOURNAL_PATH": "{file}"}, "JOURNAL_PATH {file}: file is not a database"),
-        ({"JOURNAL_PATH": "{file}.db", "NATS_URL": "nats://127.0.0.1:9"},
-         "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core"),
+        (
+            {"JOURNAL_PATH": "{file}.db", "NATS_URL": "nats://127.0.0.1:9"},
+            "JOURNAL_PATH is for HTTP and NATS_DELIVERY=core",
+        ),
     ],
     ids=["under a file", "not a database", "with jetstream"],
-)  # fmt: skip
+)
 async def test_a_journal_path_that_cannot_work_stops_serve_with_one_line(
     extra: dict[str, str], needle: str, tmp_path: Path
 ) -> None:
     file = tmp_path / "not-a-directory"
     file.write_text("not a database, " * 100)
-    env = {"HOST": "127.0.0.1", "PORT": str(free_port()), "PATH": os.environ.get("PATH", ""),
-           **{k: v.format(file=file) for k, v in extra.items()}}  # fmt: skip
+    env = {
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "PATH": os.environ.get("PATH", ""),
+        **{k: v.format(file=file) for k, v in extra.items()},
+    }
     result = await run_sli_provider("serve", env=env, timeout=30)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -308,19 +342,23 @@ async def test_a_journal_path_that_cannot_work_stops_serve_with_one_line(
 
 
 async def test_an_event_the_journal_cannot_take_gets_503_and_is_taken_on_the_retry(
-    prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """Another process holds the file's write lock (as a second replica wrongly sharing the
     volume would): the event is refused with 503, not taken in secret, so the distributor's retry
     is answered once the lock is gone."""
     path = tmp_path / "journal.db"
     event = trigger(load_run, load_tags)
     async with (
-        get_sli_service(tmp_path, "s", prometheus.url, fake_keptn.url,
-                        JOURNAL_PATH=str(path)) as service,
+        get_sli_service(
+            tmp_path, "s", prometheus.url, fake_keptn.url, JOURNAL_PATH=str(path)
+        ) as service,
         aiohttp.ClientSession() as session,
-    ):  # fmt: skip
+    ):
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN EXCLUSIVE")

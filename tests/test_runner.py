@@ -255,6 +255,41 @@ async def test_parallel_limit_queues_runs(
     assert windows[1][0] >= windows[0][1] - 0.05  # the second k6 started after the first ended
 
 
+async def test_a_run_waiting_for_its_slot_has_not_fetched_its_files_yet(
+    service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
+) -> None:
+    """Events queued behind MAX_PARALLEL_TESTS hold no script content: the second run's script
+    and files are read from Keptn only once the first run gave its slot back."""
+    env = {"VUS": "1", "DURATION": "3s", "FAIL_EVERY": "0"}
+    second_workload = load_workload(
+        teststrategy="second", script="k6/second.js", env=env, files=["data/second.json"]
+    )
+    install(
+        fake_keptn,
+        workloads(load_workload(env=env), second_workload),
+        {"k6/load.js": LOAD_JS, "k6/second.js": LOAD_JS, "data/second.json": "{}"},
+    )
+    first, second = trigger(target), trigger(target, strategy="second")
+    async with service(max_parallel_tests=1) as url:
+        await post(url, first)
+        await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.started", shkeptncontext=first["shkeptncontext"]
+        )
+        await post(url, second)
+        await fake_keptn.wait_for_events(
+            type="sh.keptn.event.test.started", shkeptncontext=second["shkeptncontext"]
+        )
+        await asyncio.sleep(1.0)  # the first k6 runs for 3 s
+        fetched = [r.path for r in fake_keptn.resource_requests]
+        assert any("k6%2Fload.js" in path for path in fetched)
+        assert not any("second" in path for path in fetched), fetched
+        await finished_for(fake_keptn, first)
+        await finished_for(fake_keptn, second)
+    fetched = [r.path for r in fake_keptn.resource_requests]
+    assert any("k6%2Fsecond.js" in path for path in fetched)
+    assert any("data%2Fsecond.json" in path for path in fetched)
+
+
 async def test_script_sees_only_its_environment(
     service: ServiceFactory,
     fake_keptn: FakeKeptn,
@@ -294,8 +329,11 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
     in each store. Before get-sli the test waits until the store shows all it holds
     (``store.settle()``; VictoriaMetrics: its 1 s latency offset and up to ~11 s for new series):
     this test is about the values, not about when a store shows them."""
-    install(fake_keptn, workloads(load_workload(env={"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"})),
-            {"k6/load.js": LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"})),
+        {"k6/load.js": LOAD_JS},
+    )
     indicators = sorted(load_builtin_templates())
     async with service(prometheus_url=store.url) as url:
         for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback

@@ -62,6 +62,7 @@ def test_object_form_with_on_empty() -> None:
         ("indicators: {a: 3}", "PromQL string"),
         ("indicators: {a: {query: 'x', on_empty: maybe}}", "fail or zero"),
         ("indicators: {a: {query: 'x', scale: 2}}", "unknown key"),
+        ("indicators: {a: x}\nindicatorz: {b: y}", r"unknown top-level key\(s\) 'indicatorz'"),
     ],
 )
 def test_broken_sli_yaml_is_a_configuration_error(text: str, reason: str) -> None:

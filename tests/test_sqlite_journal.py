@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sli_provider.adapters.delivery import Delivery
 from sli_provider.adapters.journal import KvJournal
 from sli_provider.adapters.sqlite_journal import JournalFileError, SqliteJournal
 from sli_provider.config import ConfigError, settings_from
@@ -15,7 +16,6 @@ from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.dedupe import KeepsEvents, ReplyJournal
 from sli_provider.service.dispatch import Dispatcher
-from sli_provider.service.replying import Answered
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.wiring import make_journal
 
@@ -146,19 +146,55 @@ async def test_an_event_that_needed_no_reply_is_not_resumed(tmp_path: Path) -> N
     metrics = ServiceMetrics()
     tasks = TaskSupervisor()
 
-    async def no_reply(_event: KeptnEvent) -> Answered | None:
-        return None
+    async def no_reply(_event: KeptnEvent) -> Delivery:
+        return Delivery.NO_REPLY_DUE
 
     dispatcher = Dispatcher(
-        sli_provider="k6", get_sli=no_reply, get_sli_tasks=tasks, test_run=None,
-        test_tasks=TaskSupervisor(), metrics=metrics, seen=journal,
-    )  # fmt: skip
+        sli_provider="k6",
+        get_sli=no_reply,
+        get_sli_tasks=tasks,
+        test_run=None,
+        test_tasks=TaskSupervisor(),
+        metrics=metrics,
+        seen=journal,
+    )
     try:
         decision = await dispatcher.accept(event("quiet"), ingress="http")
         assert decision.task is not None
         await decision.task
         assert await journal.unfinished() == []
         assert await journal.claim_event(event("quiet")) is False  # still a duplicate
+    finally:
+        await tasks.close(1)
+        await journal.aclose()
+
+
+async def test_an_event_whose_finished_was_not_delivered_stays_to_be_resumed(
+    tmp_path: Path,
+) -> None:
+    """A handler that ran and whose finished reply was not confirmed (e.g. shut down while
+    Keptn's API refused it) leaves the event journaled: the next start answers it."""
+    journal = await opened(tmp_path / "journal.db")
+    tasks = TaskSupervisor()
+
+    async def not_delivered(_event: KeptnEvent) -> Delivery:
+        await journal.record(_event.id, "started")
+        return Delivery.NOT_DELIVERED
+
+    dispatcher = Dispatcher(
+        sli_provider="k6",
+        get_sli=not_delivered,
+        get_sli_tasks=tasks,
+        test_run=None,
+        test_tasks=TaskSupervisor(),
+        metrics=ServiceMetrics(),
+        seen=journal,
+    )
+    try:
+        decision = await dispatcher.accept(event("unanswered"), ingress="http")
+        assert decision.task is not None
+        assert await decision.task is Delivery.NOT_DELIVERED
+        assert [e.id for e in await journal.unfinished()] == ["unanswered"]
     finally:
         await tasks.close(1)
         await journal.aclose()
@@ -172,8 +208,10 @@ def test_the_journal_is_chosen_by_delivery_mode_and_journal_path(tmp_path: Path)
     path = str(tmp_path / "journal.db")
     assert chosen({}) is None  # the dispatcher's in-memory RecentIds
     assert chosen({"JOURNAL_PATH": path}) is SqliteJournal
-    assert chosen({"NATS_URL": "nats://nats:4222", "NATS_DELIVERY": "core",
-                   "JOURNAL_PATH": path}) is SqliteJournal  # fmt: skip
+    assert (
+        chosen({"NATS_URL": "nats://nats:4222", "NATS_DELIVERY": "core", "JOURNAL_PATH": path})
+        is SqliteJournal
+    )
     assert chosen({"NATS_URL": "nats://nats:4222"}) is KvJournal
     with pytest.raises(ConfigError, match="JOURNAL_PATH is for HTTP and NATS_DELIVERY=core"):
         settings_from({"NATS_URL": "nats://nats:4222", "JOURNAL_PATH": path})

@@ -8,12 +8,27 @@ not take it); once it may have left, it is never sent again, and the loss is rep
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sli_provider.errors import SliProviderError
 
 
 class ReplyNotDelivered(SliProviderError):
-    """A reply that Keptn did not confirm. ``maybe_sent``: it may have arrived all the same."""
+    """A reply that Keptn did not confirm. ``maybe_sent``: it may have arrived all the same.
+    ``retry_later``: certainly not taken, for a reason that passes (no connection, Keptn
+    answering 5xx or 429 during a restart), so the same reply may be tried again later;
+    False for a refusal that trying again does not change (a 4xx)."""
 
-    def __init__(self, message: str, *, maybe_sent: bool) -> None:
+    def __init__(self, message: str, *, maybe_sent: bool, retry_later: bool = False) -> None:
         super().__init__(message)
         self.maybe_sent = maybe_sent
+        self.retry_later = retry_later and not maybe_sent
+
+
+class Delivery(StrEnum):
+    """What became of the replies one event was due: what decides whether an ingress may
+    settle it (JetStream's ack, the SQLite journal letting it go)."""
+
+    NO_REPLY_DUE = "no reply due"  # not ours after all (e.g. no k6 workload for its strategy)
+    DELIVERED = "delivered"  # the finished reply was confirmed
+    NOT_DELIVERED = "not delivered"  # not confirmed: must not be settled as answered

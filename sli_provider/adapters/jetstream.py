@@ -27,7 +27,8 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
-from sli_provider.adapters.journal import KvJournal
+from sli_provider.adapters.delivery import Delivery
+from sli_provider.adapters.journal import FINISHED, KvJournal
 from sli_provider.adapters.nats_bus import Admission, NatsBus
 from sli_provider.keptn.envelope import InvalidKeptnMessage, from_keptn_model
 
@@ -193,22 +194,24 @@ class JetStreamBus(NatsBus):
             log.warning("event %s not taken, delivered again later: %s", event.id, exc)
             await _settle(message.nak(delay=_RETRY_DELAY))
             return
-        settle = asyncio.create_task(self._settle_when_done(message, admission))
+        settle = asyncio.create_task(self._settle_when_done(message, admission, event.id))
         self._acks.add(settle)
 
-    async def _settle_when_done(self, message: Msg, admission: Admission) -> None:
+    async def _settle_when_done(self, message: Msg, admission: Admission, event_id: str) -> None:
         try:
-            await self._settle_answered(message, admission)
+            await self._settle_answered(message, admission, event_id)
         finally:
             self._acks.discard(asyncio.current_task())
             async with self._room:
                 self._room.notify_all()
 
-    async def _settle_answered(self, message: Msg, admission: Admission) -> None:
+    async def _settle_answered(self, message: Msg, admission: Admission, event_id: str) -> None:
         task = admission.task
         if task is None:
             if admission.disposition == "refused":  # shutting down: another replica takes it
                 await _settle(message.nak())
+            elif admission.disposition == "busy":  # MAX_EVENTS_IN_FLIGHT here: later, anywhere
+                await _settle(message.nak(delay=_RETRY_DELAY))
             else:  # ignored, rejected or a duplicate: nothing will ever come of it here
                 await _settle(message.ack())
             return
@@ -217,12 +220,24 @@ class JetStreamBus(NatsBus):
             if done:
                 break
             await _settle(message.in_progress())
-        answered = None if task.cancelled() or task.exception() else task.result()
-        if answered is not None and not answered.finished_delivered:
-            # Not published: a redelivery tries again (the journal keeps the started single).
+        delivery = await self._delivery(task, event_id)
+        if delivery is Delivery.NOT_DELIVERED:
+            # Not confirmed: a redelivery tries again (the journal keeps each reply single).
             await _settle(message.nak(delay=_RETRY_DELAY))
             return
         await _settle(message.ack())
+
+    async def _delivery(self, task: asyncio.Task[Any], event_id: str) -> Delivery:
+        """What the task says became of the replies; for a task cancelled at shutdown (its
+        errored finished goes out within a bound) or broken, what the journal says."""
+        if not task.cancelled() and task.exception() is None:
+            return Delivery(task.result())
+        try:
+            sent = await self._journal.replies_sent(event_id)
+        except (nats.errors.Error, TimeoutError, RuntimeError) as exc:
+            log.warning("journal not readable for %s: %s", event_id, exc)
+            return Delivery.NOT_DELIVERED
+        return Delivery.DELIVERED if FINISHED in sent else Delivery.NOT_DELIVERED
 
     async def stop_receiving(self) -> None:
         """No new messages; what is in flight is still acked when its task ends."""

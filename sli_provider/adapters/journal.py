@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,8 +92,15 @@ class KvJournal:
         """Nothing at the service's start-up: the JetStream bus binds the bucket (:meth:`open`)
         when it connects."""
 
-    async def unfinished(self) -> list[KeptnEvent]:
+    async def unfinished_count(self) -> int:
         """Nothing to resume at start-up: JetStream redelivers what no replica acknowledged."""
+        return 0
+
+    async def unfinished(
+        self, *, limit: int | None = None, exclude: Collection[str] = ()
+    ) -> list[KeptnEvent]:
+        """Nothing kept here: JetStream keeps what waits, and redelivers what no replica
+        acknowledged."""
         return []
 
     async def aclose(self) -> None:

@@ -140,6 +140,7 @@ class EventSender:
             raise EventDeliveryError(
                 f"{kind} to {self._shown_url}: {what}: {exc or type(exc).__name__}",
                 maybe_sent=maybe_sent,
+                retry_later=not maybe_sent,  # refused for now (restarting, overloaded)
             ) from exc
 
     async def aclose(self) -> None:
@@ -259,6 +260,11 @@ async def resource_source_problem(reader: ResourceReader, uri: str) -> str | Non
     return await reader.problem(uri)
 
 
+def _plain_part(part: str) -> bool:
+    """One path segment that names an entry of its directory, not the directory or its parent."""
+    return bool(part) and part not in {".", ".."} and not any(c in part for c in "/\\\0")
+
+
 class LocalResourceReader:
     """Local mode: ``<root>/<project>[/<stage>[/<service>]]/<uri>`` on disk."""
 
@@ -269,9 +275,14 @@ class LocalResourceReader:
         parts = [project] + [p for p in (stage, service) if p is not None]
         for part in parts:
             # Values come from events: a name must never climb out of the config directory.
-            if not part or part in {".", ".."} or any(c in part for c in "/\\\0"):
+            if not _plain_part(part):
                 raise ResourceError(f"{part!r} cannot be used as a directory name")
-        return self._root.joinpath(*parts, *uri.split("/"))
+        # Nor may a resource name (a workload's file, a script named after a test strategy),
+        # wherever it came from: each of its parts stays below the level's directory.
+        uri_parts = uri.split("/")
+        if not all(_plain_part(part) for part in uri_parts):
+            raise ResourceError(f"{uri!r} is not a relative path below {self._root}")
+        return self._root.joinpath(*parts, *uri_parts)
 
     def describe(self, uri: str, project: str, stage: str | None, service: str | None) -> str:
         return str(self._file(uri, project, stage, service))

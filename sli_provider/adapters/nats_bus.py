@@ -32,6 +32,13 @@ from sli_provider.keptn.envelope import (
 
 log = logging.getLogger(__name__)
 
+# What the client holds for one subscription while the callback waits for room
+# (MAX_EVENTS_IN_FLIGHT, core NATS without JOURNAL_PATH); beyond it nats-py drops messages, each
+# reported to the error callback (sli_provider_events_dropped_total). A triggered event is a few
+# KiB at most: the bytes bound is reached first only by unusually large ones.
+PENDING_MESSAGES = 10_000
+PENDING_BYTES = 64 * 1024 * 1024
+
 
 class NatsError(SliProviderError):
     pass
@@ -75,6 +82,7 @@ class NatsBus:
         attempts: int,
         max_wait: float,
         name: str = "k6-sli-provider",
+        on_dropped: Callable[[], object] = lambda: None,
     ) -> None:
         self._url = url
         self._queue_group = queue_group
@@ -85,6 +93,7 @@ class NatsBus:
         self._attempts = attempts
         self._max_wait = max_wait
         self._name = name
+        self._on_dropped = on_dropped
         self._client: Client | None = None
         self._subscriptions: list[Subscription] = []
         # The reason a first connection fails: the deadline's TimeoutError itself says nothing.
@@ -121,7 +130,13 @@ class NatsBus:
         client = self._require_client()
         for subject in self._subjects:
             self._subscriptions.append(
-                await client.subscribe(subject, queue=self._queue_group, cb=self._receive)
+                await client.subscribe(
+                    subject,
+                    queue=self._queue_group,
+                    cb=self._receive,
+                    pending_msgs_limit=PENDING_MESSAGES,
+                    pending_bytes_limit=PENDING_BYTES,
+                )
             )
         # Until the server has the subscriptions, events published now would be lost
         # though /ready already says yes.
@@ -166,6 +181,15 @@ class NatsBus:
         client = self._client
         if client is None or client.is_closed:
             raise NatsPublishError(f"{subject} not published: no NATS connection", maybe_sent=False)
+        if not client.is_connected:
+            # nats-py would queue it for after the reconnect, where a flush that times out
+            # could no longer tell "not sent" from "sent": it is held back here instead, and
+            # the caller tries again once the connection is back.
+            raise NatsPublishError(
+                f"{subject} not published: reconnecting to NATS",
+                maybe_sent=False,
+                retry_later=True,
+            )
         payload = encode_event(to_keptn_model(event))
         deadline = Deadline(self._timeout)
         try:
@@ -179,7 +203,11 @@ class NatsBus:
             )
         except nats.errors.Error as exc:
             # nats-py checks everything before it queues the payload: refused means not taken.
-            raise NatsPublishError(f"{subject} not published: {exc}", maybe_sent=False) from exc
+            raise NatsPublishError(
+                f"{subject} not published: {exc}",
+                maybe_sent=False,
+                retry_later=isinstance(exc, nats.errors.OutboundBufferLimitError),
+            ) from exc
         except TimeoutError as exc:
             # Only a forced flush of a full buffer waits inside publish, after queueing.
             raise NatsPublishError(
@@ -214,6 +242,10 @@ class NatsBus:
                 await client.close()
 
     async def _on_error(self, error: Exception) -> None:
+        if isinstance(error, nats.errors.SlowConsumerError):
+            self._on_dropped()
+            log.error("NATS event on %s dropped: too many waiting for room", error.subject)
+            return
         plain = error.strerror if isinstance(error, OSError) else None  # without "[Errno 111]"
         self._last_error = plain or str(error) or type(error).__name__
         log.warning("NATS error: %s", error)

@@ -25,7 +25,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -191,8 +191,9 @@ class SqliteJournal:
         await self._call(delete)
 
     async def settle(self, event_id: str) -> None:
-        """The event needed no reply after all: its id stays (a retry is still a duplicate),
-        the event goes, so it is not resumed."""
+        """The event was answered or needed no reply after all: its id stays (a retry is still
+        a duplicate), the event goes, so it is not resumed (even when the finished reply's
+        record was lost)."""
 
         def drop_event() -> None:
             self._conn.execute("UPDATE events SET event = NULL WHERE id = ?", (event_id,))
@@ -229,17 +230,32 @@ class SqliteJournal:
 
     # -- what a restarted process finishes -------------------------------------------------
 
-    async def unfinished(self) -> list[KeptnEvent]:
-        """Every kept event without a recorded finished, oldest first. Called at start-up,
-        before any event is taken: then none of them is in flight, their process is gone."""
+    async def unfinished_count(self) -> int:
+        def count() -> int:
+            row = self._conn.execute(
+                "SELECT count(*) FROM events WHERE finished = 0 AND event IS NOT NULL"
+            ).fetchone()
+            return int(row[0])
+
+        return await self._call(count)
+
+    async def unfinished(
+        self, *, limit: int | None = None, exclude: Collection[str] = ()
+    ) -> list[KeptnEvent]:
+        """Kept events without a recorded finished, oldest first, at most ``limit``, but for
+        the ids in ``exclude`` (those in flight here). At start-up, before any event is taken,
+        none of them is in flight: their process is gone. Later they are the events kept
+        waiting for room (MAX_EVENTS_IN_FLIGHT)."""
 
         def read() -> list[tuple[str, str]]:
             self._purge()
             rows = self._conn.execute(
                 "SELECT id, event FROM events WHERE finished = 0 AND event IS NOT NULL "
-                "ORDER BY accepted_at"
+                "ORDER BY accepted_at LIMIT ?",
+                (-1 if limit is None else limit + len(exclude),),
             ).fetchall()
-            return [(str(row[0]), str(row[1])) for row in rows]
+            kept = [(str(row[0]), str(row[1])) for row in rows if str(row[0]) not in exclude]
+            return kept if limit is None else kept[:limit]
 
         events = []
         for event_id, document in await self._call(read):

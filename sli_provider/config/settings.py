@@ -210,6 +210,15 @@ class Settings:
     max_parallel_tests: int = field(
         default=2, metadata=_setting("MAX_PARALLEL_TESTS", "k6 runs at once; more wait their turn")
     )
+    max_events_in_flight: int = field(
+        default=200,
+        metadata=_setting(
+            "MAX_EVENTS_IN_FLIGHT",
+            "events handled at once; beyond it they wait in JOURNAL_PATH when set, else HTTP "
+            "answers 503 with Retry-After and core NATS waits in memory; JetStream leaves them "
+            "in the stream",
+        ),
+    )
     k6_binary: str | None = field(
         default=None,
         metadata=_setting(

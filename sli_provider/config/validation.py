@@ -18,7 +18,13 @@ def check(settings: Settings) -> None:
     """Raise a ConfigError for the first setting that cannot be used as given."""
     if not 0 < settings.port < 65536:
         raise ConfigError(f"PORT must be 1-65535, not {settings.port}")
-    for name in ("query_concurrency", "query_attempts", "reply_attempts", "max_parallel_tests"):
+    for name in (
+        "query_concurrency",
+        "query_attempts",
+        "reply_attempts",
+        "max_parallel_tests",
+        "max_events_in_flight",
+    ):
         if getattr(settings, name) < 1:
             raise ConfigError(f"{_env_name(settings, name)} must be at least 1")
     for name in (

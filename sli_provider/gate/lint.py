@@ -79,7 +79,8 @@ def sli_problems(text: str | bytes) -> list[Problem]:
         return problems or [Problem(1, "empty document: expected a mapping with 'indicators'")]
     if not isinstance(root, yaml.MappingNode):
         return [Problem(_line(root), "expected a mapping with 'indicators'")]
-    entries = dict(_entries(root, problems, "document", {"spec_version", "indicators"}))
+    known = {"spec_version", "indicators"}  # as sli/config.py parses it
+    entries = dict(_entries(root, problems, "document", known, ignored=False))
     indicators = entries.get("indicators")
     if indicators is None:
         problems.append(Problem(1, "'indicators' is missing"))
@@ -110,12 +111,18 @@ def _line(node: yaml.Node) -> int:
 
 
 def _entries(
-    node: yaml.MappingNode, problems: list[Problem], where: str, known: set[str]
+    node: yaml.MappingNode,
+    problems: list[Problem],
+    where: str,
+    known: set[str],
+    *,
+    ignored: bool = True,  # lighthouse skips unknown keys of slo.yaml; the provider refuses sli.yaml's
 ) -> Iterator[tuple[str, yaml.Node]]:
     for key, value in node.value:
         name = key.value if isinstance(key, yaml.ScalarNode) else ""
         if name not in known:
-            problems.append(Problem(_line(key), f"{where}: unknown key {name!r} (ignored)"))
+            what = "(ignored)" if ignored else f"(known: {', '.join(sorted(known))})"
+            problems.append(Problem(_line(key), f"{where}: unknown key {name!r} {what}"))
             continue
         if value.tag == "tag:yaml.org,2002:null":
             continue  # null decodes as the field's zero value in lighthouse (yaml.v3): absent

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status
+from sli_provider.keptn.names import name_problem
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.sli.window import SLIWindow
 
@@ -108,6 +109,9 @@ def parse_request(event: KeptnEvent) -> GetSLIRequest:
     for name in ("project", "stage", "service"):
         if not getattr(scope, name):
             raise InvalidRequest(f"data.{name} is missing or empty")
+        problem = name_problem(f"data.{name}", getattr(scope, name))
+        if problem is not None:  # it names the directories sli.yaml is read from
+            raise InvalidRequest(problem)
     section = get_sli_section(data)
     if section is None:
         raise InvalidRequest("data.get-sli is missing")

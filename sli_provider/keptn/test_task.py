@@ -6,7 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Scope
+from sli_provider.keptn.names import name_problem
 from sli_provider.keptn.timestamps import format_keptn
 
 TASK = "test"
@@ -24,15 +26,33 @@ class TestRequest:
     gitcommitid: str
 
 
+class InvalidTestRequest(SliProviderError, ValueError):
+    """A test.triggered whose values cannot be used; the message says which and why."""
+
+
 def parse_test_request(event: KeptnEvent) -> TestRequest:
+    """Raises InvalidTestRequest for a name that would become part of a path and is not a
+    plain name; an empty one is left to the runner (it makes the event not ours)."""
     data = event.data
     test = data.get("test")
     strategy = test.get("teststrategy") if isinstance(test, Mapping) else None
+    strategy = strategy if isinstance(strategy, str) else ""
+    scope = Scope.from_data(data)
+    names = {
+        "data.project": scope.project,
+        "data.stage": scope.stage,
+        "data.service": scope.service,
+        "data.test.teststrategy": strategy,
+    }
+    for field, value in names.items():
+        problem = name_problem(field, value) if value else None
+        if problem is not None:
+            raise InvalidTestRequest(problem)
     deployment = data.get("deployment")
     deployment = deployment if isinstance(deployment, Mapping) else {}
     return TestRequest(
-        scope=Scope.from_data(data),
-        teststrategy=strategy if isinstance(strategy, str) else "",
+        scope=scope,
+        teststrategy=strategy,
         uris_local=_strings(deployment.get("deploymentURIsLocal")),
         uris_public=_strings(deployment.get("deploymentURIsPublic")),
         context=event.shkeptncontext,

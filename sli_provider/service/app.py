@@ -25,7 +25,7 @@ from sli_provider.ports.resources import ResourceReader
 from sli_provider.runner.k6_operator.backend import K6OperatorBackend
 from sli_provider.runner.local import log_k6_line
 from sli_provider.service.dedupe import journaled
-from sli_provider.service.dispatch import Dispatcher, Disposition
+from sli_provider.service.dispatch import Dispatcher, Disposition, Overflow
 from sli_provider.service.gate import Gate
 from sli_provider.service.gate_http import (
     bearer_ok,
@@ -42,7 +42,7 @@ from sli_provider.service.preview import (
     window_from_json,
     window_from_query,
 )
-from sli_provider.service.replying import SendEvent
+from sli_provider.service.replying import SendEvent, until_delivered
 from sli_provider.service.tasks import TaskSupervisor
 from sli_provider.service.testrun import RunnerConfig, TestRunner
 from sli_provider.wiring import (
@@ -108,12 +108,19 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # The bus hands events to the dispatcher and the dispatcher's replies go out on the
         # bus: the dispatcher is made below, and the bus delivers nothing before its start().
         dispatcher: Dispatcher
+        # Beyond MAX_EVENTS_IN_FLIGHT: JetStream leaves the event in the stream (nak), core NATS
+        # keeps it in JOURNAL_PATH, or waits for room with the client buffering the next ones.
+        nats_overflow = (
+            Overflow.REFUSE if settings.nats_delivery == "jetstream" else Overflow.KEEP_OR_WAIT
+        )
         if settings.nats_url:
             ingress = make_nats(
                 settings,
                 metrics,
                 journal=journal,
-                on_event=lambda event: dispatcher.accept(event, ingress="nats"),
+                on_event=lambda event: dispatcher.accept(
+                    event, ingress="nats", overflow=nats_overflow
+                ),
                 on_malformed=lambda reason: dispatcher.malformed(reason, ingress="nats"),
             )
             nats_bus = ingress.bus
@@ -130,6 +137,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             send = event_sender.send
         if journal is not None:
             send = journaled(send, journal, metrics.duplicates_suppressed.inc)
+        # Outermost, so each try asks the journal again whether the reply went out meanwhile.
+        send = until_delivered(
+            send,
+            max_wait=settings.retry_max_wait_seconds,
+            on_retry=lambda: metrics.retries.labels("reply").inc(),
+        )
         evaluator = make_evaluator(
             app[CONFIGURATION], session=session, prometheus=prometheus, metrics=metrics
         )
@@ -173,6 +186,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 metrics=metrics,
                 cleanup=k6_operator.delete_for_event if k6_operator else None,
             ).handle,
+            max_in_flight=settings.max_events_in_flight,
         )
         app[COMPONENTS] = Components(
             settings=settings,
@@ -222,11 +236,10 @@ async def resume_unfinished(journal: Journal, dispatcher: Dispatcher) -> None:
     """What the previous run of this process accepted and did not finish, taken again at
     start-up, before the HTTP port opens (JOURNAL_PATH): the file is this process's alone, so
     nothing in it is in flight elsewhere, and a new delivery of one of them is a duplicate."""
-    events = await journal.unfinished()
-    if events:
-        log.warning("resuming %d event(s) accepted before a restart and not finished", len(events))
-    for event in events:
-        await dispatcher.resume(event)
+    count = await journal.unfinished_count()
+    if count:
+        log.warning("resuming %d event(s) accepted before a restart and not finished", count)
+    await dispatcher.resume_journaled(count)
 
 
 async def _delete_leftovers(k6_operator: K6OperatorBackend) -> None:
@@ -293,7 +306,12 @@ _HTTP_STATUS = {
     Disposition.DUPLICATE: 202,
     Disposition.REJECTED: 400,
     Disposition.REFUSED: 503,
+    Disposition.BUSY: 503,
+    Disposition.KEPT: 202,  # taken: the journal holds it until there is room
 }
+# Seconds after which a sender refused for MAX_EVENTS_IN_FLIGHT may try again; Keptn's
+# distributor retries on its own schedule, other senders may honour it.
+BUSY_RETRY_AFTER = "1"
 
 
 async def receive_event(request: web.Request) -> web.Response:
@@ -305,7 +323,10 @@ async def receive_event(request: web.Request) -> web.Response:
         components.dispatcher.malformed(str(exc), ingress="http")
         return _error(400, str(exc))
     try:
-        decision = await components.dispatcher.accept(event, ingress="http")
+        # Beyond MAX_EVENTS_IN_FLIGHT: kept in JOURNAL_PATH, else 503 with Retry-After.
+        decision = await components.dispatcher.accept(
+            event, ingress="http", overflow=Overflow.KEEP_OR_REFUSE
+        )
     except JournalUnavailable as exc:  # not taken: the distributor's retry may find it working
         log.error("event %s not taken: %s", event.id, exc)
         return _error(503, f"event not taken, the journal is not available: {exc}")
@@ -315,7 +336,10 @@ async def receive_event(request: web.Request) -> web.Response:
     body_json = {"status": decision.disposition.value}
     if decision.reason:
         body_json["reason"] = decision.reason
-    return web.json_response(body_json, status=status)
+    headers = (
+        {"Retry-After": BUSY_RETRY_AFTER} if decision.disposition is Disposition.BUSY else None
+    )
+    return web.json_response(body_json, status=status, headers=headers)
 
 
 def _authorized(request: web.Request) -> bool:

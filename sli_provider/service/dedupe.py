@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from sli_provider.adapters.delivery import ReplyNotDelivered
@@ -74,7 +74,14 @@ class KeepsEvents(Protocol):
         ...
 
     async def settle(self, event_id: str) -> None:
-        """Nothing is left to send for the event (it needed no reply): not resumed again."""
+        """Nothing is left to send for the event (answered, or it needed no reply): not
+        resumed again."""
+        ...
+
+    async def unfinished(
+        self, *, limit: int | None = None, exclude: Collection[str] = ()
+    ) -> list[KeptnEvent]:
+        """Kept events not answered yet, oldest first, but for those in ``exclude``."""
         ...
 
 

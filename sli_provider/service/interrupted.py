@@ -17,11 +17,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
+from sli_provider.adapters.delivery import Delivery
 from sli_provider.errors import SliProviderError
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import TASK, test_finished_payload
 from sli_provider.metrics import ServiceMetrics
-from sli_provider.service.replying import Answered, Finished, SendEvent, TaskReplies
+from sli_provider.service.replying import Finished, SendEvent, TaskReplies
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class InterruptedTestRun:
         self._metrics = metrics
         self._cleanup = cleanup
 
-    async def handle(self, event: KeptnEvent) -> Answered | None:
+    async def handle(self, event: KeptnEvent) -> Delivery:
         # TaskReplies sends a started first; the journaled sender drops it as already sent.
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
@@ -62,7 +63,7 @@ class InterruptedTestRun:
             on_shutdown=_interrupted,
             on_error=lambda _exc: _interrupted(),
         )
-        return replies.answered
+        return replies.delivery
 
     async def _answer(self, triggered_id: str) -> Finished:
         if self._cleanup is None:

@@ -1,9 +1,10 @@
 """Exactly one started and one finished per task event, whatever fails or shuts down.
 
 "Exactly one" is about what this process sends: each reply is handed to the sender once (the
-sender repeats it only where it certainly did not arrive, adapters/delivery.py), and only a
-confirmed finished counts as answered. One that could not be delivered is logged as an error
-and counted in ``sli_provider_replies_undelivered_total``.
+sender repeats it only where it certainly did not arrive, adapters/delivery.py, and
+:func:`until_delivered` keeps doing so while Keptn refuses it for now), and only a confirmed
+finished counts as answered (:attr:`TaskReplies.delivery`). One that could not be delivered is
+logged as an error and counted in ``sli_provider_replies_undelivered_total``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sli_provider.adapters.delivery import ReplyNotDelivered
+from sli_provider.adapters.delivery import Delivery, ReplyNotDelivered
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply
 from sli_provider.metrics import ServiceMetrics
 
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 
 SendEvent = Callable[[Mapping[str, Any]], Awaitable[None]]
 
+# The first wait before a reply Keptn refused for now is tried again; it doubles up to a maximum.
+FIRST_REDELIVERY_WAIT = 0.5
 # A finished reply sent while shutting down must not hang the shutdown.
 LAST_REPLY_TIMEOUT = 10.0
 # How long an overlapped started waits for its cue. The cue comes once the work's requests are
@@ -50,6 +54,38 @@ class Answered:
     finished_delivered: bool
 
 
+def until_delivered(
+    send: SendEvent, *, max_wait: float, on_retry: Callable[[], object] = lambda: None
+) -> SendEvent:
+    """``send`` that tries a reply again, with a growing wait up to ``max_wait``, for as long as
+    it fails with a refusal that passes (``retry_later``: Keptn's API restarting, NATS
+    reconnecting), until it is delivered or the task is cancelled (shutting down). A reply that
+    may have left, or that Keptn refused for good, is not tried again here."""
+
+    async def send_until_delivered(reply: Mapping[str, Any]) -> None:
+        wait = min(FIRST_REDELIVERY_WAIT, max_wait)
+        while True:
+            try:
+                await send(reply)
+                return
+            except ReplyNotDelivered as exc:
+                if not exc.retry_later:
+                    raise
+                pause = random.uniform(wait / 2, wait)  # noqa: S311 - jitter, not a secret
+                log.warning(
+                    "%s not delivered, trying again in %.1f s: %s",
+                    reply.get("type"),
+                    pause,
+                    exc,
+                    extra={"fields": {"triggeredid": reply.get("triggeredid")}},
+                )
+                on_retry()
+                await asyncio.sleep(pause)
+                wait = min(wait * 2, max_wait)
+
+    return send_until_delivered
+
+
 class TaskReplies:
     """The replies to one triggered event; ``run`` guarantees the finished reply is tried once."""
 
@@ -74,6 +110,14 @@ class TaskReplies:
         self._started_begun = False
         self._finished: Finished | None = None
         self._finished_delivered = False
+
+    @property
+    def delivery(self) -> Delivery:
+        """After ``run``: whether the finished reply was confirmed (an event that went through
+        ``run`` always had replies due)."""
+        if self._finished is not None and self._finished_delivered:
+            return Delivery.DELIVERED
+        return Delivery.NOT_DELIVERED
 
     @property
     def answered(self) -> Answered | None:

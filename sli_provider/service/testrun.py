@@ -1,8 +1,9 @@
 """Running k6 for test.triggered and reporting k6's thresholds back to Keptn.
 
-Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → the script and its
-files read from Keptn's resources → a ``RunPlan`` → the runner core and its back-end (one slot of
-MAX_PARALLEL_TESTS) → check that Prometheus received the run's series → finished.
+Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → one slot of
+MAX_PARALLEL_TESTS → the script and its files read from Keptn's resources → a ``RunPlan`` → the
+runner core and its back-end → check that Prometheus received the run's series → finished. The
+files are read only once the run holds its slot, so events waiting for one hold no file content.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+from sli_provider.adapters.delivery import Delivery
 from sli_provider.adapters.prometheus_router import PrometheusRouter
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
 from sli_provider.keptn.test_task import (
     TASK,
+    InvalidTestRequest,
     TestRequest,
     parse_test_request,
     test_finished_payload,
@@ -57,8 +60,6 @@ class _Found:
 @dataclass(frozen=True)
 class _Workload:
     workload: Workload
-    script: _Found | None
-    tried: tuple[str, ...]
 
 
 class _RunFailed(Exception):
@@ -93,27 +94,31 @@ class TestRunner:
         self._metrics = metrics
         self._slots = asyncio.Semaphore(config.max_parallel)
 
-    async def handle(self, event: KeptnEvent) -> None:
-        request = parse_test_request(event)
+    async def handle(self, event: KeptnEvent) -> Delivery:
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )
         try:
+            request = parse_test_request(event)
             found = await self._workload(request)
-        except (ResourceError, WorkloadError) as exc:
-            message = f"cannot read the k6 workload configuration: {exc}"
+        except (ResourceError, WorkloadError, InvalidTestRequest) as exc:
+            message = (
+                f"invalid test.triggered: {exc}"
+                if isinstance(exc, InvalidTestRequest)
+                else f"cannot read the k6 workload configuration: {exc}"
+            )
             await replies.run(
                 lambda: _errored(message),
                 on_shutdown=lambda: _errored_now(message),
                 on_error=_on_error,
             )
-            return
+            return replies.delivery
         if found is None:
             log.info(
                 "no k6 workload for teststrategy %r; leaving the event to other runners",
                 request.teststrategy,
             )
-            return
+            return Delivery.NO_REPLY_DUE
         await replies.run(
             lambda: self._run(request, found, event.id),
             on_shutdown=lambda: _errored_now(
@@ -121,6 +126,7 @@ class TestRunner:
             ),
             on_error=_on_error,
         )
+        return replies.delivery
 
     async def run_once(self, request: TestRequest) -> RunResult:
         """The scope's workload for ``request.teststrategy`` run as an event's would be (one of
@@ -161,33 +167,30 @@ class TestRunner:
         config, _ = await self._find(self._config.config_resource, request)
         if config is None:
             workload = default_workload(request.teststrategy)
-            script, tried = await self._find(workload.script, request)
-            # Without a config file the script's presence is what makes the event ours.
-            return _Workload(workload, script, tuple(tried)) if script else None
+            # Without a config file the script's presence is what makes the event ours; its
+            # content is read again once the run holds a slot.
+            script, _ = await self._find(workload.script, request)
+            return _Workload(workload) if script else None
         workload_or_none = select(
             parse_workloads(config.content, config.where), request.teststrategy
         )
-        if workload_or_none is None:
-            return None
-        script, tried = await self._find(workload_or_none.script, request)
-        return _Workload(workload_or_none, script, tuple(tried))
+        return None if workload_or_none is None else _Workload(workload_or_none)
 
     async def _run(self, request: TestRequest, found: _Workload, triggered_id: str) -> Finished:
         try:
-            plan = await self._plan(request, found, triggered_id)
             async with self._slots:
+                plan = await self._plan(request, found, triggered_id)
                 result = await self._execute(plan, found.workload)
-        except _RunFailed as exc:
+        except (_RunFailed, WorkloadError, ResourceError) as exc:
             return _errored_now(str(exc))
         return _finished(result, found.workload)
 
     async def _plan(self, request: TestRequest, found: _Workload, triggered_id: str) -> RunPlan:
         workload = found.workload
-        if found.script is None:
-            raise _RunFailed(
-                f"k6 script {workload.script!r} not found; tried: " + "; ".join(found.tried)
-            )
-        files = {workload.script: found.script.content}
+        script, tried = await self._find(workload.script, request)
+        if script is None:
+            raise _RunFailed(f"k6 script {workload.script!r} not found; tried: " + "; ".join(tried))
+        files = {workload.script: script.content}
         for name in workload.files:
             file, tried = await self._find(name, request)
             if file is None:

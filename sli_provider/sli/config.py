@@ -22,6 +22,8 @@ from sli_provider.yaml_problem import yaml_problem
 
 OnEmpty = Literal["fail", "zero"]
 _SPEC_KEYS = {"query", "on_empty"}
+# Keptn's SLIConfig (go-utils keptn_base.go); anything else is a typo that would lose indicators.
+SLI_FILE_KEYS = ("spec_version", "indicators")
 
 
 class SLIConfigError(SliProviderError, ValueError):
@@ -52,6 +54,12 @@ def parse_sli_yaml(text: str | bytes, origin: str) -> SLIFile:
         raise SLIConfigError(f"{origin}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(document, Mapping):
         raise SLIConfigError(f"{origin}: expected a mapping with 'indicators'")
+    unknown = set(document) - set(SLI_FILE_KEYS)
+    if unknown:
+        raise SLIConfigError(
+            f"{origin}: unknown top-level key(s) {', '.join(sorted(map(repr, map(str, unknown))))}"
+            f" (known: {', '.join(SLI_FILE_KEYS)})"
+        )
     indicators = document.get("indicators")
     if not isinstance(indicators, Mapping) or not indicators:
         raise SLIConfigError(f"{origin}: 'indicators' is missing or empty")
