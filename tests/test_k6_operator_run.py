@@ -449,7 +449,7 @@ export default function () {
   check(res, { ok: (r) => r.status === 200 });
 }
 """
-# The bound the runners' dense tail curve keeps (docs/k6-operator-thresholds.md).
+# The bound the runners' dense tail curve keeps (docs/k6-operator.md).
 SPLIT_RUN_PERCENTILE_BOUND = 0.005
 MERGED_PERCENTILE_BOUND = 0.02  # as for local multi-instance runs (tests/test_multi_instance.py)
 

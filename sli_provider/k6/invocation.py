@@ -64,7 +64,7 @@ TREND_STATS: tuple[str, ...] = (
 # (its tail) only points closer than the samples read them back exactly
 # (quantile_merge.sample_at). Every whole percent to p(79), then steps of 0.25 to p(90), 0.1 to
 # p(95), 0.05 to p(98), 0.02 to p(99.9) and 0.01 to p(99.99): 340 stats, the merged p50..p99
-# within 0.5 % of the union in the measured runs (docs/k6-operator-thresholds.md).
+# within 0.5 % of the union in the measured runs (docs/k6-operator.md).
 SPLIT_RUN_TREND_STATS: tuple[str, ...] = (
     *TREND_STATS[:10],
     *(f"p({p})" for p in range(1, 80) if p != 50),
