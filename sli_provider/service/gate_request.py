@@ -9,6 +9,7 @@ from typing import Any
 
 from sli_provider.gate.thresholds import Threshold, ThresholdError, parse_thresholds
 from sli_provider.gate.verdict import THRESHOLD_POLICIES
+from sli_provider.keptn.names import name_problem
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.runner.workloads import WorkloadError, parse_duration
 from sli_provider.service.preview import PreviewError
@@ -32,7 +33,6 @@ FIELDS = (
     "teststrategy",
 )
 DEFAULT_TESTSTRATEGY = "performance"
-_UNSAFE_NAME_PARTS = ("/", "\\", "\0")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
 
@@ -71,8 +71,9 @@ def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
 
     def name(field: str) -> str:
         value = text(field, True)
-        if value in (".", "..") or any(part in value for part in _UNSAFE_NAME_PARTS):
-            problems.append(f"{field} {value!r} is not a plain name (one path segment)")
+        problem = name_problem(field, value) if value else None
+        if problem:
+            problems.append(problem)
         return value
 
     def moment(field: str) -> float | None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sli_provider.errors import SliProviderError
+from sli_provider.keptn.names import PLAIN_NAME_RULE, is_plain_name, shown
 from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.pipeline.evaluation import MeasuredIndicator
 from sli_provider.ports.store_info import StoreInfo
@@ -22,7 +23,6 @@ class PreviewError(SliProviderError, ValueError):
 
 # Names that would leave their directory (local sli.yaml) or the resource URL: refused as
 # input, before anything is read, so they are the caller's error and not the provider's.
-_UNSAFE_NAME_PARTS = ("/", "\\", "\0")
 
 
 class _Problems:
@@ -81,11 +81,8 @@ def _window(
 
     def scope_name(name: str) -> str:
         value = text(name, True)
-        if value in (".", "..") or any(part in value for part in _UNSAFE_NAME_PARTS):
-            problems.add(
-                f"{name} {value!r} cannot be a Keptn {name}: a name is one path segment, "
-                "not '.', '..' or one with '/', '\\' or NUL"
-            )
+        if value and not is_plain_name(value):
+            problems.add(f"{name} {shown(value)} cannot be a Keptn {name}: {PLAIN_NAME_RULE}")
         return value
 
     def moment(name: str) -> float | None:
