@@ -33,6 +33,7 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import post_event
 
 BUILTINS = sorted(load_builtin_templates())
 
@@ -56,16 +57,6 @@ def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn) -> ServiceFacto
         return running_service(replace(base, **overrides))
 
     return start
-
-
-async def post_event(url: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
-        ) as response,
-    ):
-        return response.status, await response.json(content_type=None)
 
 
 def trigger_for(

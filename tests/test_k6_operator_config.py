@@ -15,12 +15,12 @@ from devkit.target import TargetServer
 from sli_provider.config import ConfigError, Settings, default_kubeconfig, settings_from
 from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
+from tests.helpers import send_event
 from tests.test_runner import (
     LOAD_JS,
     finished_for,
     install,
     load_workload,
-    post,
     trigger,
     workloads,
 )
@@ -149,7 +149,7 @@ async def test_a_k6_operator_workload_without_the_operator_enabled_is_errored(
     )
     async with running_service(settings) as url:
         event = trigger(target)
-        assert await post(url, event) == 202
+        await send_event(url, event)
         finished = await finished_for(fake_keptn, event)
     assert finished["data"]["status"] == "errored"
     assert finished["data"]["result"] == "fail"

@@ -18,13 +18,13 @@ from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
+from tests.helpers import send_event
 from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
 from tests.test_runner import (
     LOAD_JS,
     finished_for,
     install,
     load_workload,
-    post,
     trigger,
     workloads,
 )
@@ -132,7 +132,7 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
     }
     async with serve_process(env, tmp_path / "service.log") as service:
         event = trigger(target)
-        assert await post(service.url, event) == 202
+        await send_event(service.url, event)
         for _ in range(300):
             if kube.k6_running() and kube.objects(TESTRUNS, NAMESPACE):
                 break
@@ -205,5 +205,5 @@ async def _run_through_the_service(
     )
     async with running_service(settings) as url:
         event = trigger(target)
-        assert await post(url, event) == 202
+        await send_event(url, event)
         return await finished_for(fake_keptn, event, timeout=timeout)

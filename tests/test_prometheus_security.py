@@ -23,6 +23,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
+from tests.helpers import send_event
 
 USER, PASSWORD = "k6-reader", "correct horse battery staple"
 PROJECT, STAGE, SERVICE = "secure", "prod", "web"
@@ -102,11 +103,6 @@ def service(fake_keptn: FakeKeptn, secure_prometheus: PrometheusServer, pki: dic
     return start
 
 
-async def post(url: str, event: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as session, session.post(url + "/", json=event) as response:
-        assert response.status == 202
-
-
 async def run_test(
     url: str, keptn: FakeKeptn, target: TargetServer, project: str = PROJECT
 ) -> dict[str, Any]:
@@ -121,7 +117,7 @@ async def run_test(
         project=project, stage=STAGE, service=SERVICE, teststrategy="performance",
         uris_local=[target.url],
     )  # fmt: skip
-    await post(url, trigger)
+    await send_event(url, trigger)
     (test,) = await keptn.wait_for_events(
         type="sh.keptn.event.test.finished", shkeptncontext=trigger["shkeptncontext"], timeout=60
     )
@@ -135,7 +131,7 @@ async def ask(
         project=project, stage=STAGE, service=SERVICE, start=test["data"]["test"]["start"],
         end=test["data"]["test"]["end"], indicators=["http_reqs_total"], context=context,
     )  # fmt: skip
-    await post(url, event)
+    await send_event(url, event)
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
     )

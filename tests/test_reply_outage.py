@@ -29,7 +29,8 @@ from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import serve_process
 from sli_provider.k6.invocation import RunTags
-from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each, post
+from tests.helpers import post_event
+from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each
 from tests.test_jetstream import create_keptn_stream, metric, publish, wait_ready
 from tests.test_nats import trigger
 
@@ -62,7 +63,9 @@ async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
         aiohttp.ClientSession() as session,
     ):
         async with fake_keptn.outage(status=refusal):
-            statuses = await asyncio.gather(*(post(session, service.url, e) for e in events))
+            statuses = await asyncio.gather(
+                *(post_event(service.url, e, session=session) for e in events)
+            )
             assert {status for status, _ in statuses} == {202}
             await asyncio.sleep(OUTAGE_SECONDS)
             assert fake_keptn.events == []  # nothing got through meanwhile

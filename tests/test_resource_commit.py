@@ -22,18 +22,10 @@ from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import send_event
 
 PROJECT, STAGE, SERVICE = "shop", "staging", "web"
 COMMIT = "9c4e2d1b7a"
-
-
-async def post(url: str, event: dict[str, Any]) -> None:
-    headers = {"Content-Type": "application/cloudevents+json"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event, headers=headers) as response,
-    ):
-        assert response.status == 202
 
 
 def settings(prometheus: PrometheusServer, keptn: FakeKeptn, **extra: Any) -> Settings:
@@ -63,7 +55,7 @@ async def test_get_sli_reads_sli_yaml_at_the_events_commit(
         end=format_keptn(now), indicators=["version"], gitcommitid=commit,
     )  # fmt: skip
     async with running_service(settings(prometheus, fake_keptn)) as url:
-        await post(url, event)
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -97,7 +89,7 @@ async def test_the_runner_reads_its_config_and_script_at_the_events_commit(
         uris_local=[target.url], gitcommitid=COMMIT,
     )  # fmt: skip
     async with running_service(settings(prometheus, fake_keptn, runner_work_dir=tmp_path)) as url:
-        await post(url, event)
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=90
         )

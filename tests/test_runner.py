@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
@@ -27,6 +26,7 @@ from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import post_event, send_event
 
 KEPTN_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 PROJECT, STAGE, SERVICE = "shop", "staging", "web"
@@ -91,16 +91,6 @@ def trigger(target: TargetServer, strategy: str = "performance", **extra: Any) -
     )
 
 
-async def post(url: str, event: dict[str, Any]) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
-        ) as r,
-    ):
-        return r.status
-
-
 async def finished_for(
     keptn: FakeKeptn, event: dict[str, Any], timeout: float = 90
 ) -> dict[str, Any]:
@@ -123,7 +113,7 @@ async def test_passing_run_reports_thresholds_and_window(
     install(fake_keptn, workloads(load_workload()), {"k6/load.js": LOAD_JS})
     event = trigger(target)
     async with service() as url:
-        assert await post(url, event) == 202
+        await send_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "pass"), data["message"]
@@ -152,7 +142,7 @@ async def test_crossed_thresholds_give_fail_or_warning(
     install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
     event = trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", result)
@@ -167,7 +157,7 @@ async def test_script_error_is_errored_with_k6_output(
     install(fake_keptn, None, {"k6/performance.js": "export default function ( {"})
     event = trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -182,7 +172,7 @@ async def test_run_past_its_timeout_is_killed(
     install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
     event = trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -196,7 +186,7 @@ async def test_missing_script_names_the_paths_tried(
     install(fake_keptn, workloads(load_workload(script="k6/missing.js")), {})
     event = trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     message = finished["data"]["message"]
     assert finished["data"]["status"] == "errored"
@@ -211,8 +201,8 @@ async def test_no_workload_for_the_strategy_gets_no_reply(
     foreign = trigger(target, strategy="functional")
     ours = trigger(target)
     async with service() as url:
-        await post(url, foreign)
-        await post(url, ours)
+        await post_event(url, foreign)
+        await post_event(url, ours)
         await finished_for(fake_keptn, ours)
     assert fake_keptn.events_for(foreign["shkeptncontext"]) == []
 
@@ -230,7 +220,7 @@ async def test_prometheus_without_remote_write_receiver_is_detected(
         PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain,
         service(prometheus_url=plain.url) as url,
     ):
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -246,7 +236,7 @@ async def test_parallel_limit_queues_runs(
     events = [trigger(target) for _ in range(2)]
     async with service(max_parallel_tests=1) as url:
         for event in events:
-            await post(url, event)
+            await post_event(url, event)
         first, second = [await finished_for(fake_keptn, e) for e in events]
     windows = sorted(
         (parse_keptn(f["data"]["test"]["start"]), parse_keptn(f["data"]["test"]["end"]))
@@ -271,11 +261,11 @@ async def test_a_run_waiting_for_its_slot_has_not_fetched_its_files_yet(
     )
     first, second = trigger(target), trigger(target, strategy="second")
     async with service(max_parallel_tests=1) as url:
-        await post(url, first)
+        await post_event(url, first)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=first["shkeptncontext"]
         )
-        await post(url, second)
+        await post_event(url, second)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=second["shkeptncontext"]
         )
@@ -302,7 +292,7 @@ async def test_script_sees_only_its_environment(
     event = trigger(target, strategy="functional", labels={"build-id": "142"})
     caplog.set_level(logging.INFO, logger="sli_provider.k6")
     async with service(keptn_api_token=None) as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     assert finished["data"]["status"] == "succeeded", finished["data"]["message"]
     line = next(r.getMessage() for r in caplog.records if "ENV=" in r.getMessage())
@@ -339,7 +329,7 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
         for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback
             served_before = target.requests_served
             event = trigger(target)
-            await post(url, event)
+            await post_event(url, event)
             test = (await finished_for(fake_keptn, event))["data"]
             served = target.requests_served - served_before
             assert test["result"] == "pass", test["message"]
@@ -353,7 +343,7 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
                 indicators=indicators,
                 context=event["shkeptncontext"],
             )
-            await post(url, ask)
+            await post_event(url, ask)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
             )
@@ -412,7 +402,7 @@ async def test_sigterm_kills_k6_and_sends_errored_finished(
     }
     async with serve_process(env, work_dir.parent / "service.log") as service:
         event = trigger(target)
-        assert await post(service.url, event) == 202
+        await send_event(service.url, event)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=event["shkeptncontext"]
         )

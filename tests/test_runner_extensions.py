@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered, make_test_triggered
@@ -22,6 +21,7 @@ from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import send_event
 
 PROJECT, STAGE, SERVICE = "shop", "staging", "web"
 FAKER_LOAD_JS = (
@@ -80,14 +80,6 @@ def trigger(target: TargetServer, strategy: str) -> dict[str, Any]:
                                teststrategy=strategy, uris_local=[target.url])  # fmt: skip
 
 
-async def post(url: str, event: dict[str, Any]) -> None:
-    headers = {"Content-Type": "application/cloudevents+json"}
-    async with aiohttp.ClientSession() as session, session.post(
-        url + "/", json=event, headers=headers
-    ) as response:  # fmt: skip
-        assert response.status == 202
-
-
 async def finished_for(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=90
@@ -107,7 +99,7 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
             {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
     event = trigger(target, "faker")
     async with service() as url:
-        await post(url, event)
+        await send_event(url, event)
         test = await finished_for(fake_keptn, event)
         assert test["result"] == "pass", test["message"]
         k6 = test["k6"]
@@ -119,7 +111,7 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
             end=test["test"]["end"], indicators=sorted(load_builtin_templates()),
             context=event["shkeptncontext"],
         )  # fmt: skip
-        await post(url, ask)
+        await send_event(url, ask)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -142,7 +134,7 @@ async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
         used = {}
         for strategy in ("plain", "named"):
             event = trigger(target, strategy)
-            await post(url, event)
+            await send_event(url, event)
             data = await finished_for(fake_keptn, event)
             assert data["status"] == "succeeded", data["message"]
             used[strategy] = (data["k6"]["binary"], data["k6"]["version"], data["k6"]["extensions"])
@@ -160,7 +152,7 @@ async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
     event = trigger(target, "sql")
     overrides: dict[str, Any] = {} if binaries.startswith("stock and") else {"k6_binaries": {}}
     async with service(**overrides) as url:
-        await post(url, event)
+        await send_event(url, event)
         data = await finished_for(fake_keptn, event)
     assert (data["status"], data["result"]) == ("errored", "fail")
     message = data["message"]
@@ -188,7 +180,7 @@ async def test_a_workload_naming_a_binary_it_cannot_have_is_refused(
             {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
     event = trigger(target, "named")
     async with service() as url:
-        await post(url, event)
+        await send_event(url, event)
         data = await finished_for(fake_keptn, event)
     assert (data["status"], data["result"]) == ("errored", "fail")
     assert expected in data["message"]

@@ -33,6 +33,7 @@ from sli_provider.ports.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.series import prometheus_series_check
+from tests.helpers import post_preview
 
 
 def expected_store(store: MetricsStore) -> tuple[str, str | None]:
@@ -59,13 +60,6 @@ def settings_for(url: str, keptn: FakeKeptn, **extra: Any) -> Settings:
         prometheus_url=url, distributor_url=keptn.url, query_attempts=1, http_timeout_seconds=5,
         query_timeout_seconds=10, **extra,
     )  # fmt: skip
-
-
-async def post_preview(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.post(url + "/preview", json=body) as r:
-        assert r.status == 200, await r.text()
-        answer: dict[str, Any] = await r.json()
-        return answer
 
 
 async def status_of(url: str) -> int:
