@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +59,14 @@ def store(request: pytest.FixtureRequest) -> MetricsStore:
 async def target() -> AsyncIterator[TargetServer]:
     async with TargetServer() as server:
         yield server
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    """The runner's work directory, one level below the test's own tmp_path."""
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture

@@ -1,10 +1,23 @@
-"""Helpers the test modules share: sending events and previews to a running service."""
+"""Helpers the test modules share: sending events and previews to a running service, and the
+bundled runner's set-up in the fake Keptn (k6.conf.yaml, scripts, test.triggered, test.finished)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from devkit.events import make_test_triggered
+from devkit.fake_keptn import FakeKeptn
+from devkit.k6run import LOAD_SCRIPT
+from devkit.service import running_service
+from devkit.target import TargetServer
+from sli_provider.config import Settings
 
 # What Keptn's distributor sends: a structured CloudEvent.
 CLOUDEVENTS_JSON = {"Content-Type": "application/cloudevents+json"}
@@ -36,3 +49,95 @@ async def post_preview(url: str, body: dict[str, Any]) -> dict[str, Any]:
         assert r.status == 200, await r.text()
         answer: dict[str, Any] = await r.json()
         return answer
+
+
+# -- the service in this process ----------------------------------------------------------------
+
+ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
+
+
+def service_factory(base: Settings) -> ServiceFactory:
+    """Starts the service in this process with ``base`` and a test's own overrides; the context
+    gives the service's URL."""
+
+    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
+        return running_service(replace(base, **overrides))
+
+    return start
+
+
+# -- the bundled runner ---------------------------------------------------------------------------
+
+# The Keptn service the runner tests install their k6 configuration and scripts for.
+PROJECT, STAGE, SERVICE = "shop", "staging", "web"
+LOAD_JS = LOAD_SCRIPT.read_text()
+
+
+def workloads(*items: dict[str, Any]) -> str:
+    """A k6.conf.yaml listing ``items``."""
+    return json.dumps({"workloads": list(items)})  # JSON is YAML
+
+
+def load_workload(**overrides: Any) -> dict[str, Any]:
+    """A 2 s, 2-VU run of devkit/scripts/load.js with no failing requests, as ``performance``."""
+    workload: dict[str, Any] = {
+        "teststrategy": "performance",
+        "script": "k6/load.js",
+        "env": {"VUS": "2", "DURATION": "2s", "FAIL_EVERY": "0"},
+    }
+    workload.update(overrides)
+    return workload
+
+
+def install(keptn: FakeKeptn, config: str | None, scripts: dict[str, str | bytes]) -> None:
+    """Put k6.conf.yaml (unless None) and the scripts in the fake Keptn at the service level."""
+    if config is not None:
+        keptn.set_resource(config, "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE)
+    for uri, content in scripts.items():
+        keptn.set_resource(content, uri, project=PROJECT, stage=STAGE, service=SERVICE)
+
+
+def run_trigger(
+    target: TargetServer, strategy: str = "performance", **extra: Any
+) -> dict[str, Any]:
+    """A test.triggered event for ``strategy`` against ``target`` (its local URI)."""
+    return make_test_triggered(
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy=strategy,
+        uris_local=[target.url],
+        uris_public=["http://public.invalid"],
+        **extra,
+    )
+
+
+async def finished_for(
+    keptn: FakeKeptn, event: dict[str, Any], timeout: float = 90
+) -> dict[str, Any]:
+    """Wait for the test.finished event answering ``event``, check it came after exactly one
+    test.started event and that Keptn saw nothing amiss, and return it."""
+    (finished,) = await keptn.wait_for_events(
+        type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=timeout
+    )
+    types = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
+    assert types == ["sh.keptn.event.test.started", "sh.keptn.event.test.finished"]
+    assert finished["triggeredid"] == event["id"]
+    assert keptn.violations == []
+    return finished
+
+
+def k6_processes_under(work_dir: Path) -> list[str]:
+    """Command lines of live k6 processes whose script lives under ``work_dir``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        command = " ".join(a.decode(errors="replace") for a in argv)
+        if argv and argv[0].endswith(b"k6") and str(work_dir) in command:
+            found.append(command)
+    return found

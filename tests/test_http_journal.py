@@ -34,11 +34,17 @@ from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
 from sli_provider.service.interrupted import INTERRUPTED
-from tests.helpers import post_event
+from tests.helpers import (
+    LOAD_JS,
+    install,
+    k6_processes_under,
+    load_workload,
+    post_event,
+    run_trigger,
+    workloads,
+)
 from tests.test_jetstream import metric
 from tests.test_nats import trigger
-from tests.test_runner import LOAD_JS, install, k6_processes_under, load_workload, workloads
-from tests.test_runner import trigger as run_trigger
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 

@@ -30,9 +30,15 @@ from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
+from tests.helpers import (
+    LOAD_JS,
+    install,
+    k6_processes_under,
+    load_workload,
+    run_trigger,
+    workloads,
+)
 from tests.test_nats import Listener, trigger
-from tests.test_runner import LOAD_JS, install, k6_processes_under, load_workload, workloads
-from tests.test_runner import trigger as run_trigger
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 ACK_WAIT = 3.0

@@ -18,16 +18,16 @@ from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
-from tests.helpers import send_event
-from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
-from tests.test_runner import (
+from tests.helpers import (
     LOAD_JS,
     finished_for,
     install,
     load_workload,
-    trigger,
+    run_trigger,
+    send_event,
     workloads,
 )
+from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
 
 NAMESPACE = "load"
 
@@ -131,7 +131,7 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
         "K6_OPERATOR_NAMESPACE": NAMESPACE,
     }
     async with serve_process(env, tmp_path / "service.log") as service:
-        event = trigger(target)
+        event = run_trigger(target)
         await send_event(service.url, event)
         for _ in range(300):
             if kube.k6_running() and kube.objects(TESTRUNS, NAMESPACE):
@@ -204,6 +204,6 @@ async def _run_through_the_service(
         k6_operator_namespace=NAMESPACE,
     )
     async with running_service(settings) as url:
-        event = trigger(target)
+        event = run_trigger(target)
         await send_event(url, event)
         return await finished_for(fake_keptn, event, timeout=timeout)

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devkit.events import get_sli_triggered, make_test_triggered
+from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6binaries import EXTENSION_K6_VERSION, extension_k6
 from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.prometheus import PrometheusServer
-from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.sli.builtin import load_builtin_templates
-from tests.helpers import send_event
+from tests.helpers import (
+    PROJECT,
+    SERVICE,
+    STAGE,
+    ServiceFactory,
+    finished_for,
+    install,
+    run_trigger,
+    send_event,
+    service_factory,
+    workloads,
+)
 
-PROJECT, STAGE, SERVICE = "shop", "staging", "web"
 FAKER_LOAD_JS = (
     'import faker from "k6/x/faker";\n'
     "const visitor = faker.person.firstName();  // the extension really runs\n"
@@ -33,19 +38,10 @@ PLAIN_JS = "export const options = { iterations: 1 };\nexport default function (
 SQL_MAIN_JS = 'import { query } from "./lib/db.js";\nexport default function () { query(); }\n'
 SQL_LIB_JS = 'const sql = require("k6/x/sql");\nexport function query() {}\n'
 
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
-
 
 @pytest.fixture(scope="module")
 def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return extension_k6(tmp_path_factory.mktemp("xk6"))
-
-
-@pytest.fixture
-def work_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "runs"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture
@@ -62,45 +58,19 @@ def service(
         k6_binaries={"faker": str(faker_k6)},
     )
 
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
-
-
-def install(keptn: FakeKeptn, workloads: list[dict[str, Any]], files: dict[str, str]) -> None:
-    config = json.dumps({"workloads": workloads})  # JSON is YAML
-    keptn.set_resource(config, "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE)
-    for uri, content in files.items():
-        keptn.set_resource(content, uri, project=PROJECT, stage=STAGE, service=SERVICE)
-
-
-def trigger(target: TargetServer, strategy: str) -> dict[str, Any]:
-    return make_test_triggered(project=PROJECT, stage=STAGE, service=SERVICE,
-                               teststrategy=strategy, uris_local=[target.url])  # fmt: skip
-
-
-async def finished_for(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    (finished,) = await keptn.wait_for_events(
-        type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=90
-    )
-    types = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
-    assert types == ["sh.keptn.event.test.started", "sh.keptn.event.test.finished"]
-    assert keptn.violations == []
-    data: dict[str, Any] = finished["data"]
-    return data
+    return service_factory(base)
 
 
 async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_summary(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     env = {"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"}
-    install(fake_keptn, [{"teststrategy": "faker", "script": "k6/load.js", "env": env}],
+    install(fake_keptn, workloads({"teststrategy": "faker", "script": "k6/load.js", "env": env}),
             {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
-    event = trigger(target, "faker")
+    event = run_trigger(target, "faker")
     async with service() as url:
         await send_event(url, event)
-        test = await finished_for(fake_keptn, event)
+        test = (await finished_for(fake_keptn, event))["data"]
         assert test["result"] == "pass", test["message"]
         k6 = test["k6"]
         assert (k6["binary"], k6["version"], k6["extensions"]) == (
@@ -126,16 +96,16 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
 async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, [
+    install(fake_keptn, workloads(
         {"teststrategy": "plain", "script": "k6/plain.js"},
         {"teststrategy": "named", "script": "k6/plain.js", "k6": "faker"},
-    ], {"k6/plain.js": PLAIN_JS})  # fmt: skip
+    ), {"k6/plain.js": PLAIN_JS})  # fmt: skip
     async with service() as url:
         used = {}
         for strategy in ("plain", "named"):
-            event = trigger(target, strategy)
+            event = run_trigger(target, strategy)
             await send_event(url, event)
-            data = await finished_for(fake_keptn, event)
+            data = (await finished_for(fake_keptn, event))["data"]
             assert data["status"] == "succeeded", data["message"]
             used[strategy] = (data["k6"]["binary"], data["k6"]["version"], data["k6"]["extensions"])
     assert used == {"plain": ("default", "v1.1.0", []), "named": ("faker", "v1.7.0", [])}
@@ -147,13 +117,13 @@ async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
     work_dir: Path,
 ) -> None:  # fmt: skip
     """k6/x/sql is imported only by a local module among the workload's files."""
-    install(fake_keptn, [{"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}],
+    install(fake_keptn, workloads({"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}),
             {"k6/main.js": SQL_MAIN_JS, "k6/lib/db.js": SQL_LIB_JS})  # fmt: skip
-    event = trigger(target, "sql")
+    event = run_trigger(target, "sql")
     overrides: dict[str, Any] = {} if binaries.startswith("stock and") else {"k6_binaries": {}}
     async with service(**overrides) as url:
         await send_event(url, event)
-        data = await finished_for(fake_keptn, event)
+        data = (await finished_for(fake_keptn, event))["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     message = data["message"]
     assert "imports k6/x/sql and no configured k6 provides k6/x/sql" in message
@@ -176,11 +146,11 @@ async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
 async def test_a_workload_naming_a_binary_it_cannot_have_is_refused(
     k6: str, expected: str, service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, [{"teststrategy": "named", "script": "k6/load.js", "k6": k6}],
+    install(fake_keptn, workloads({"teststrategy": "named", "script": "k6/load.js", "k6": k6}),
             {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
-    event = trigger(target, "named")
+    event = run_trigger(target, "named")
     async with service() as url:
         await send_event(url, event)
-        data = await finished_for(fake_keptn, event)
+        data = (await finished_for(fake_keptn, event))["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     assert expected in data["message"]
