@@ -6,11 +6,14 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun, run_load
+from devkit.kube import SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE, RUN_SECONDS, session_for
 from devkit.prometheus import PrometheusServer
 from devkit.stores import MetricsStore
 from devkit.target import TargetServer
@@ -138,3 +141,17 @@ def store_load_run(request: pytest.FixtureRequest, store: MetricsStore) -> LoadR
     name = "load_run" if store.store_name == "prometheus" else "victoria_load_run"
     run: LoadRun = request.getfixturevalue(name)
     return run
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[SimulatedKubernetes]:
+    """A simulated Kubernetes with k6-operator, its runners killed past ``RUN_SECONDS``."""
+    async with SimulatedKubernetes(namespaces=[NAMESPACE], runner_timeout=RUN_SECONDS) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session with ``kube``'s URL as base and its bearer token."""
+    async with session_for(kube, RUN_SECONDS) as session:
+        yield session

@@ -13,6 +13,7 @@ import pytest
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.kube import TESTRUNS, SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
@@ -28,8 +29,6 @@ from tests.helpers import (
     workloads,
 )
 from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
-
-NAMESPACE = "load"
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from nats.aio.client import Client
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.kube import TESTRUNS, SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
@@ -24,7 +25,6 @@ from tests.test_jetstream import ACK_WAIT, keptn_nats, nats_server, publish, wai
 from tests.test_nats import Listener
 
 __all__ = ["keptn_nats", "nats_server"]  # fixtures used here
-NAMESPACE = "load"
 
 
 @pytest.fixture
