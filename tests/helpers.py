@@ -1,9 +1,11 @@
-"""Helpers the test modules share: sending events and previews to a running service, and the
-bundled runner's set-up in the fake Keptn (k6.conf.yaml, scripts, test.triggered, test.finished)."""
+"""Helpers the test modules share: sending events and previews to a running service, the
+bundled runner's set-up in the fake Keptn (k6.conf.yaml, scripts, test.triggered, test.finished),
+and the command line with its scope and slo.yaml."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -12,12 +14,15 @@ from typing import Any
 
 import aiohttp
 
+from devkit.cli import command_env, sli_provider_command
 from devkit.events import make_test_triggered
 from devkit.fake_keptn import FakeKeptn
-from devkit.k6run import LOAD_SCRIPT
+from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
+from sli_provider.k6.invocation import RunTags
+from sli_provider.keptn.timestamps import format_keptn
 
 # What Keptn's distributor sends: a structured CloudEvent.
 CLOUDEVENTS_JSON = {"Content-Type": "application/cloudevents+json"}
@@ -141,3 +146,43 @@ def k6_processes_under(work_dir: Path) -> list[str]:
         if argv and argv[0].endswith(b"k6") and str(work_dir) in command:
             found.append(command)
     return found
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+# The scope of the gate tests that bring their own values (no load run).
+CLI_SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
+# An slo.yaml that passes when the run sent any request.
+ANY_REQUESTS_SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``sli-provider ARGS...`` from this checkout, its output captured; killed past 60 s."""
+    return subprocess.run(
+        sli_provider_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=command_env(env or {}),
+    )
+
+
+def scope_args(load_run: LoadRun, tags: RunTags, context: str | None = None) -> list[str]:
+    """The CLI's scope and window of ``load_run`` (its own context unless one is given)."""
+    return [
+        "--project",
+        tags.project,
+        "--stage",
+        tags.stage,
+        "--service",
+        tags.service,
+        "--start",
+        format_keptn(load_run.start),
+        "--end",
+        format_keptn(load_run.end),
+        "--context",
+        tags.context if context is None else context,
+    ]

@@ -16,6 +16,7 @@ from sli_provider.gate import evaluate
 from sli_provider.gate.document import SCHEMA_VERSION, gate_document
 from sli_provider.gate.junit import render_junit
 from sli_provider.gate.verdict import K6Run, ThresholdResult, decide
+from tests.helpers import CLI_SCOPE
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "gate-result.schema.json"
 SLO = """
@@ -30,7 +31,6 @@ objectives:
   - sli: throughput
 total_score: {pass: "90%", warning: "50%"}
 """
-SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
 PASSING = [
     {"metric": "p95", "value": 100, "success": True},
     {"metric": "errors", "value": 0.0, "success": True},
@@ -59,7 +59,7 @@ def evaluate_cli(
             "evaluate",
             "--slo",
             str(tmp_path / "slo.yaml"),
-            *SCOPE,
+            *CLI_SCOPE,
             "--values",
             str(tmp_path / "values.json"),
             "--history",

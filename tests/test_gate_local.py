@@ -11,7 +11,7 @@ from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import scope_args
 
 
 def cli_in(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -19,14 +19,6 @@ def cli_in(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedPr
         sli_provider_command(*args), capture_output=True, text=True, timeout=60, cwd=cwd,
         env=command_env(env),
     )  # fmt: skip
-
-
-def scope_args(load_run: LoadRun, tags: RunTags) -> list[str]:
-    return [
-        "--project", tags.project, "--stage", tags.stage, "--service", tags.service,
-        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
-        "--context", tags.context,
-    ]  # fmt: skip
 
 
 def summary_count(load_run: LoadRun) -> float:

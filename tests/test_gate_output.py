@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sli_provider.cli import main
+from tests.helpers import CLI_SCOPE
 
 SLO = """
 spec_version: "1.0"
@@ -30,7 +31,7 @@ def _evaluate(tmp_path: Path, values: list[dict[str, Any]], *extra: str) -> list
     (tmp_path / "values.json").write_text(json.dumps(values))
     return ["evaluate", "--slo", str(tmp_path / "slo.yaml"), "--values",
             str(tmp_path / "values.json"), "--history", str(tmp_path / "h.sqlite3"),
-            "--project", "shop", "--stage", "dev", "--service", "web", *extra]  # fmt: skip
+            *CLI_SCOPE, *extra]  # fmt: skip
 
 
 VALUES = [

@@ -10,6 +10,7 @@ from devkit.cli import run_sli_provider
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
+from tests.helpers import ANY_REQUESTS_SLO
 
 REPO = Path(__file__).resolve().parents[1]
 SCOPE = ("shop", "ci", "web")
@@ -23,7 +24,7 @@ export default function () {
   http.get(__ENV.TARGET_URL + '/fail');
 }
 """
-SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+SLO = ANY_REQUESTS_SLO
 
 
 async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
