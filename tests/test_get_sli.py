@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +31,9 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
-from tests.helpers import post_event
+from tests.helpers import ServiceFactory, post_event, service_factory
 
 BUILTINS = sorted(load_builtin_templates())
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
@@ -53,10 +49,7 @@ def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn) -> ServiceFacto
         query_timeout_seconds=10,
     )
 
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
+    return service_factory(base)
 
 
 def trigger_for(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,10 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
-from tests.helpers import send_event
+from tests.helpers import ServiceFactory, send_event, service_factory
 
 USER, PASSWORD = "k6-reader", "correct horse battery staple"
 PROJECT, STAGE, SERVICE = "secure", "prod", "web"
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +94,7 @@ def service(fake_keptn: FakeKeptn, secure_prometheus: PrometheusServer, pki: dic
         reply_attempts=2,
     )
 
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
+    return service_factory(base)
 
 
 async def run_test(
