@@ -18,6 +18,7 @@ from devkit.cli import command_env, sli_provider_command
 from devkit.events import make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT, LoadRun
+from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
@@ -69,6 +70,34 @@ def service_factory(base: Settings) -> ServiceFactory:
         return running_service(replace(base, **overrides))
 
     return start
+
+
+def gate_settings(prometheus: PrometheusServer, tmp_path: Path, **extra: Any) -> Settings:
+    """The service as a gate outside Keptn: no runner, sli.yaml and history under ``tmp_path``."""
+    fields: dict[str, Any] = {
+        "prometheus_url": prometheus.url,
+        "sli_config_dir": tmp_path / "config",
+        "gate_history": tmp_path / "history.sqlite3",
+        "runner_enabled": False,
+        "query_attempts": 1,
+        **extra,
+    }
+    return Settings(**fields)
+
+
+def runner_settings(
+    prometheus: PrometheusServer, keptn: FakeKeptn, work_dir: Path, **extra: Any
+) -> Settings:
+    """The service with its runner, replying to the fake Keptn and trying again quickly."""
+    return Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=keptn.url,
+        runner_work_dir=work_dir,
+        reply_attempts=3,
+        retry_max_wait_seconds=0.2,
+        query_attempts=2,
+        **extra,
+    )
 
 
 # -- the bundled runner ---------------------------------------------------------------------------

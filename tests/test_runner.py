@@ -18,7 +18,6 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import serve_process
 from devkit.stores import MetricsStore
 from devkit.target import TargetServer
-from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
 from sli_provider.sli.builtin import load_builtin_templates
 from tests.helpers import (
@@ -33,6 +32,7 @@ from tests.helpers import (
     load_workload,
     post_event,
     run_trigger,
+    runner_settings,
     send_event,
     service_factory,
     workloads,
@@ -43,16 +43,7 @@ KEPTN_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 @pytest.fixture
 def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn, work_dir: Path) -> ServiceFactory:
-    base = Settings(
-        prometheus_url=prometheus.url,
-        distributor_url=fake_keptn.url,
-        runner_work_dir=work_dir,
-        reply_attempts=3,
-        retry_max_wait_seconds=0.2,
-        query_attempts=2,
-    )
-
-    return service_factory(base)
+    return service_factory(runner_settings(prometheus, fake_keptn, work_dir))
 
 
 async def test_passing_run_reports_thresholds_and_window(

@@ -14,7 +14,6 @@ from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
-from sli_provider.config import Settings
 from sli_provider.sli.builtin import load_builtin_templates
 from tests.helpers import (
     PROJECT,
@@ -24,6 +23,7 @@ from tests.helpers import (
     finished_for,
     install,
     run_trigger,
+    runner_settings,
     send_event,
     service_factory,
     workloads,
@@ -48,17 +48,10 @@ def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def service(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, work_dir: Path, faker_k6: Path
 ) -> ServiceFactory:
-    base = Settings(
-        prometheus_url=prometheus.url,
-        distributor_url=fake_keptn.url,
-        runner_work_dir=work_dir,
-        reply_attempts=3,
-        retry_max_wait_seconds=0.2,
-        query_attempts=2,
-        k6_binaries={"faker": str(faker_k6)},
+    settings = runner_settings(
+        prometheus, fake_keptn, work_dir, k6_binaries={"faker": str(faker_k6)}
     )
-
-    return service_factory(base)
+    return service_factory(settings)
 
 
 async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_summary(
