@@ -57,9 +57,14 @@ async def late_run(
     tags = run_tags()
     async with DelayedRemoteWrite(store.remote_write_url, delay=delay) as relay:
         run = await run_load(
-            prometheus_url=store.url, target_url=target.url, tags=tags, workdir=workdir,
-            duration=duration, write_url=relay.write_url, wait_for_final_push=False,
-        )  # fmt: skip
+            prometheus_url=store.url,
+            target_url=target.url,
+            tags=tags,
+            workdir=workdir,
+            duration=duration,
+            write_url=relay.write_url,
+            wait_for_final_push=False,
+        )
         # k6 has exited, and the store does not hold all of the run yet.
         shown = await iterations_in(store, tags, run)
         assert shown < run.summary["metrics"]["iterations"]["values"]["count"]
@@ -80,10 +85,14 @@ async def get_sli(
 ) -> dict[str, Any]:
     """get-sli.triggered for the run's window, as lighthouse sends it; the finished event."""
     event = get_sli_triggered(
-        project=tags.project, stage=tags.stage, service=tags.service,
-        start=format_keptn(run.start), end=format_keptn(run.end),
-        indicators=[*COMPARED, "http_reqs_per_second"], context=tags.context,
-    )  # fmt: skip
+        project=tags.project,
+        stage=tags.stage,
+        service=tags.service,
+        start=format_keptn(run.start),
+        end=format_keptn(run.end),
+        indicators=[*COMPARED, "http_reqs_per_second"],
+        context=tags.context,
+    )
     config = Settings(prometheus_url=store.url, distributor_url=keptn.url, **settings)
     async with running_service(config) as url, aiohttp.ClientSession() as session:
         headers = {"Content-Type": "application/cloudevents+json"}
@@ -160,9 +169,13 @@ async def test_victoriametrics_right_after_the_run_gives_k6s_summary(
     assert victoria.latency_offset == "30s"
     tags = run_tags()
     run = await run_load(
-        prometheus_url=victoria.url, target_url=target.url, tags=tags, workdir=tmp_path,
-        duration="3s", wait_for_final_push=False,
-    )  # fmt: skip
+        prometheus_url=victoria.url,
+        target_url=target.url,
+        tags=tags,
+        workdir=tmp_path,
+        duration="3s",
+        wait_for_final_push=False,
+    )
     finished = await get_sli(fake_keptn, victoria, tags, run)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "pass"), data["message"]

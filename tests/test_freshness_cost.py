@@ -44,10 +44,14 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
     per tag set a script gives its iterations: most of the check's cost (bench/README.md)."""
     start, end = format_keptn(load_run.start), format_keptn(load_run.end)
     event = get_sli_triggered(
-        project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
-        start=start, end=end, indicators=["http_req_duration_p95", "iterations_total"],
+        project=load_tags.project,
+        stage=load_tags.stage,
+        service=load_tags.service,
+        start=start,
+        end=end,
+        indicators=["http_req_duration_p95", "iterations_total"],
         context=load_tags.context,
-    )  # fmt: skip
+    )
     async with PrefixProxy({"/p": prometheus.url}) as proxy:
         config = Settings(prometheus_url=proxy.url + "/p", distributor_url=fake_keptn.url)
         async with running_service(config) as url, aiohttp.ClientSession() as session:
@@ -67,9 +71,13 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
     assert not [q for q in sent if q["query"].startswith("count(last_over_time(k6_")], sent
 
     window = SLIWindow(
-        load_tags.project, load_tags.stage, load_tags.service,
-        start_s=parse_keptn(start), end_s=parse_keptn(end), context=load_tags.context,
-    )  # fmt: skip
+        load_tags.project,
+        load_tags.stage,
+        load_tags.service,
+        start_s=parse_keptn(start),
+        end_s=parse_keptn(end),
+        context=load_tags.context,
+    )
     scope = scope_selector(window, with_context=True)
     vus_max_in_window = f"count(last_over_time(k6_vus_max{{{scope}}}[{duration_seconds(window)}s]))"
     at = counts[0]["time"]

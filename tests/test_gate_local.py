@@ -16,9 +16,13 @@ from tests.helpers import scope_args
 
 def cli_in(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        sli_provider_command(*args), capture_output=True, text=True, timeout=60, cwd=cwd,
+        sli_provider_command(*args),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
         env=command_env(env),
-    )  # fmt: skip
+    )
 
 
 def summary_count(load_run: LoadRun) -> float:
@@ -30,9 +34,14 @@ def test_preview_outside_keptn_uses_the_builtins_without_a_sidecar(
 ) -> None:
     """No KEPTN_API_URL, no sidecar, no ./k6/sli.yaml: the built-ins alone, no localhost:8081."""
     result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "http_reqs_total",
-        "--json", env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+        tmp_path,
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "http_reqs_total",
+        "--json",
+        env={"PROMETHEUS_URL": prometheus.url},
+    )
     assert result.returncode == 0, result.stderr
     (value,) = json.loads(result.stdout)["indicators"]
     assert value["value"] == summary_count(load_run)
@@ -47,9 +56,14 @@ def test_local_sli_yaml_is_read_from_the_working_directory(
         "[$DURATION_SECONDS])) * 2\n"
     )
     result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "doubled",
-        "--json", env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+        tmp_path,
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "doubled",
+        "--json",
+        env={"PROMETHEUS_URL": prometheus.url},
+    )
     assert result.returncode == 0, result.stderr
     (value,) = json.loads(result.stdout)["indicators"]
     assert value["value"] == 2 * summary_count(load_run)
@@ -60,10 +74,18 @@ def test_a_configured_sidecar_is_still_used(
 ) -> None:
     """DISTRIBUTOR_URL set: the user asked for Keptn's resources, so no silent local fallback."""
     result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "http_reqs_total",
-        env={"PROMETHEUS_URL": prometheus.url, "DISTRIBUTOR_URL": "http://127.0.0.1:9",
-             "HTTP_TIMEOUT_SECONDS": "2", "REPLY_ATTEMPTS": "1"},
-    )  # fmt: skip
+        tmp_path,
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "http_reqs_total",
+        env={
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": "http://127.0.0.1:9",
+            "HTTP_TIMEOUT_SECONDS": "2",
+            "REPLY_ATTEMPTS": "1",
+        },
+    )
     assert result.returncode == 2  # could not run, as evaluate and run say it
     assert "cannot read the SLI configuration" in result.stderr
 
@@ -86,10 +108,17 @@ def test_a_filter_for_a_custom_sli_leaves_the_builtins_equal_to_k6s_summary(
         "total_score: {pass: '90%'}\n"
     )
     result = cli_in(
-        tmp_path, "evaluate", "--slo", str(slo), *scope_args(load_run, load_tags),
-        "--history", str(tmp_path / "h.sqlite3"), "--format", "json",
+        tmp_path,
+        "evaluate",
+        "--slo",
+        str(slo),
+        *scope_args(load_run, load_tags),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        "--format",
+        "json",
         env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     values = {
         r["value"]["metric"]: r["value"]

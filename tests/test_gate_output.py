@@ -29,9 +29,17 @@ total_score: {pass: "90%", warning: "40%"}
 def _evaluate(tmp_path: Path, values: list[dict[str, Any]], *extra: str) -> list[str]:
     (tmp_path / "slo.yaml").write_text(SLO)
     (tmp_path / "values.json").write_text(json.dumps(values))
-    return ["evaluate", "--slo", str(tmp_path / "slo.yaml"), "--values",
-            str(tmp_path / "values.json"), "--history", str(tmp_path / "h.sqlite3"),
-            *CLI_SCOPE, *extra]  # fmt: skip
+    return [
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        "--values",
+        str(tmp_path / "values.json"),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        *CLI_SCOPE,
+        *extra,
+    ]
 
 
 VALUES = [
@@ -84,6 +92,7 @@ def test_html_names_placeholder_targets_and_info_objectives(
     assert '<td class="num" data-label="Compared">—</td>' in p95.group(0)  # no baseline, not 0
     errors = re.search(r'<tr class="objective" data-sli="errors".*?</tr>', page, re.S)
     assert errors and "not evaluated: no value" in errors.group(0) and "→" not in errors.group(0)
-    info = re.search(r'<tr class="objective informational" data-sli="throughput".*?</tr>', page,
-                     re.S)  # fmt: skip
+    info = re.search(
+        r'<tr class="objective informational" data-sli="throughput".*?</tr>', page, re.S
+    )
     assert info and "not scored" in info.group(0) and 'class="badge info"' in info.group(0)

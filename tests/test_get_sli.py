@@ -615,10 +615,13 @@ async def test_queries_retry_5xx_and_429_but_never_bad_data(
     )
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         settings = Settings(
-            prometheus_url=proxy.url, distributor_url=fake_keptn.url, query_attempts=4,
-            retry_max_wait_seconds=0.2, query_concurrency=1,
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            query_attempts=4,
+            retry_max_wait_seconds=0.2,
+            query_concurrency=1,
             metrics_store="prometheus",  # the injected failures are for queries, not build info
-        )  # fmt: skip
+        )
         async with running_service(settings) as url:
             proxy.fail_next(503, 1)
             proxy.fail_next(429, 1)
@@ -646,13 +649,20 @@ async def test_retry_after_is_honoured(
 ) -> None:
     """429 with Retry-After: 1 → the retry waits about a second, not the short backoff."""
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
-        settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
-                            retry_max_wait_seconds=5,  # no build info asked: the 429 is
-                            metrics_store="prometheus")  # for the query  # fmt: skip
+        settings = Settings(
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            retry_max_wait_seconds=5,  # no build info asked: the 429 is
+            metrics_store="prometheus",
+        )  # for the query
         body = {
-            "project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service,
-            "start": load_run.start, "end": load_run.end, "indicators": ["vus_max"],
-        }  # fmt: skip
+            "project": load_tags.project,
+            "stage": load_tags.stage,
+            "service": load_tags.service,
+            "start": load_run.start,
+            "end": load_run.end,
+            "indicators": ["vus_max"],
+        }
         async with running_service(settings) as url, aiohttp.ClientSession() as session:
             proxy.fail_next(429, 1, retry_after="1")
             async with session.post(url + "/preview", json=body) as response:

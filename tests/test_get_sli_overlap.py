@@ -51,10 +51,21 @@ WAIT = 20.0  # only a bound on waiting for something that must happen, never a m
 
 
 def trigger() -> KeptnEvent:
-    document = get_sli_triggered(project="p", stage="s", service="v", indicators=["vus_max"],
-                                 start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z")  # fmt: skip
-    return KeptnEvent(id=document["id"], type=document["type"], source=document["source"],
-                      shkeptncontext=document["shkeptncontext"], data=document["data"])  # fmt: skip
+    document = get_sli_triggered(
+        project="p",
+        stage="s",
+        service="v",
+        indicators=["vus_max"],
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+    )
+    return KeptnEvent(
+        id=document["id"],
+        type=document["type"],
+        source=document["source"],
+        shkeptncontext=document["shkeptncontext"],
+        data=document["data"],
+    )
 
 
 def errored(exc: Exception) -> Finished:
@@ -206,9 +217,11 @@ def run_cued(
     """``task.run`` as the get-sli handler calls it: the started overlapped, waiting for ``cue``
     (one never set unless given)."""
     return task.run(
-        work, on_shutdown=lambda: SHUT_DOWN, on_error=errored,
+        work,
+        on_shutdown=lambda: SHUT_DOWN,
+        on_error=errored,
         started_cue=cue if cue is not None else asyncio.Event(),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.usefixtures("slow_cue_timeout")
@@ -321,10 +334,14 @@ class RecordingGateway(TenantGateway):
 
 def event_for(run: LoadRun, tags: RunTags, indicators: list[str]) -> dict[str, Any]:
     return get_sli_triggered(
-        project=tags.project, stage=tags.stage, service=tags.service,
-        start=format_keptn(run.start), end=format_keptn(run.end),
-        indicators=indicators, context=tags.context,
-    )  # fmt: skip
+        project=tags.project,
+        stage=tags.stage,
+        service=tags.service,
+        start=format_keptn(run.start),
+        end=format_keptn(run.end),
+        indicators=indicators,
+        context=tags.context,
+    )
 
 
 async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -351,9 +368,14 @@ async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config
     event = event_for(load_run, load_tags, ["vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe, and the built-in
-        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
-                            reply_attempts=3, http_timeout_seconds=5, retry_max_wait_seconds=0.1,
-                            get_sli_deadline_seconds=120)  # fmt: skip
+        settings = Settings(
+            prometheus_url=gateway.url,
+            distributor_url=fake_keptn.url,
+            reply_attempts=3,
+            http_timeout_seconds=5,
+            retry_max_wait_seconds=0.1,
+            get_sli_deadline_seconds=120,
+        )
         async with running_service(settings) as url:
             finished = await replies_to(fake_keptn, url, event)
     data = finished["data"]
@@ -376,9 +398,14 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe's first query
         # No freshness check: with it, custom queries of a run's window wait for its verdict.
-        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
-                            get_sli_deadline_seconds=2, query_timeout_seconds=30,
-                            query_attempts=1, freshness_wait_seconds=0)  # fmt: skip
+        settings = Settings(
+            prometheus_url=gateway.url,
+            distributor_url=fake_keptn.url,
+            get_sli_deadline_seconds=2,
+            query_timeout_seconds=30,
+            query_attempts=1,
+            freshness_wait_seconds=0,
+        )
         async with running_service(settings) as url:
             finished = await replies_to(fake_keptn, url, event)
             queries = list(gateway.queries)
@@ -404,8 +431,12 @@ async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_
     settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
     outcomes = []
     async with running_service(settings) as url:
-        for text in (f"indicators:\n  vus: {first}\n", f"indicators:\n  vus: {second}\n",
-                     "indicators: [unclosed", "indicators: [unclosed"):  # fmt: skip
+        for text in (
+            f"indicators:\n  vus: {first}\n",
+            f"indicators:\n  vus: {second}\n",
+            "indicators: [unclosed",
+            "indicators: [unclosed",
+        ):
             fake_keptn.set_resource(text, "k6/sli.yaml", project=load_tags.project)
             event = event_for(load_run, load_tags, ["vus"])
             event["shkeptncontext"] = str(uuid.uuid4())  # its own replies, the same run's data

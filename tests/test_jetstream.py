@@ -71,9 +71,15 @@ async def create_keptn_stream(client: Client) -> None:
 def replica(
     nats_url: str, prometheus_url: str, tmp_path: Path, name: str, **extra: str
 ) -> AbstractAsyncContextManager[ServiceProcess]:
-    env = {"NATS_URL": nats_url, "PROMETHEUS_URL": prometheus_url, "RUNNER_ENABLED": "false",
-           "SLI_CONFIG_DIR": str(tmp_path), "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
-           "NATS_QUEUE_GROUP": "k6-durable", **extra}  # fmt: skip
+    env = {
+        "NATS_URL": nats_url,
+        "PROMETHEUS_URL": prometheus_url,
+        "RUNNER_ENABLED": "false",
+        "SLI_CONFIG_DIR": str(tmp_path),
+        "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+        "NATS_QUEUE_GROUP": "k6-durable",
+        **extra,
+    }
     return serve_process(env, tmp_path / f"{name}.log")
 
 
@@ -114,9 +120,12 @@ async def metric(service: ServiceProcess, name: str) -> float:
 
 
 async def test_waits_for_the_keptn_stream_and_never_creates_it(
-    nats_server: NatsServer, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags,
+    nats_server: NatsServer,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     client = await nats.connect(nats_server.url)
     try:
         listener = await watch(client)
@@ -124,8 +133,9 @@ async def test_waits_for_the_keptn_stream_and_never_creates_it(
             await asyncio.sleep(1.5)
             status, body = await service.get("/ready")
             assert (status, json.loads(body)["status"]) == (
-                503, "waiting for the JetStream stream 'keptn'"
-            )  # fmt: skip
+                503,
+                "waiting for the JetStream stream 'keptn'",
+            )
             assert [s.config.name for s in await client.jetstream().streams_info()] == []
             await create_keptn_stream(client)
             await wait_ready(service)
@@ -143,9 +153,13 @@ async def test_waits_for_the_keptn_stream_and_never_creates_it(
 
 
 async def test_the_same_event_published_twice_is_answered_once(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     listener = await watch(keptn_nats)
     async with AsyncExitStack() as stack:
         replicas = [
@@ -170,9 +184,13 @@ async def test_the_same_event_published_twice_is_answered_once(
 
 
 async def test_events_published_while_every_replica_is_down_are_answered_once(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     listener = await watch(keptn_nats)
     # The first start creates the durable consumers (deliver_policy new: from then on).
     async with replica(nats_server.url, prometheus.url, tmp_path, "first") as first:
@@ -200,9 +218,13 @@ async def test_events_published_while_every_replica_is_down_are_answered_once(
 
 
 async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """Three replicas share 300 events; one of them sees a Prometheus that never answers, so
     it holds its events in flight (started sent, finished not) when it is SIGKILLed. JetStream
     redelivers them after the ack wait; the journal keeps their started single."""
@@ -242,14 +264,21 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
         await listener.wait_finished(300, timeout=120)
         recovered_in = loop.time() - killed_at
         await asyncio.sleep(ACK_WAIT + 1)  # a double would show by now
-        recoveries = sum([await metric(r, "sli_provider_journal_recoveries_total")
-                          for r in (*healthy, restarted)])  # fmt: skip
-        redeliveries = sum([await metric(r, "sli_provider_redeliveries_total")
-                            for r in (*healthy, restarted)])  # fmt: skip
+        recoveries = sum(
+            [
+                await metric(r, "sli_provider_journal_recoveries_total")
+                for r in (*healthy, restarted)
+            ]
+        )
+        redeliveries = sum(
+            [await metric(r, "sli_provider_redeliveries_total") for r in (*healthy, restarted)]
+        )
     lost, doubled = once_each(listener, events)
-    print(f"\nkill -9: events 300, held by the killed replica {held:g}, lost {len(lost)}, "
-          f"doubled {len(doubled)}, recovered in {recovered_in:.1f} s, "
-          f"redeliveries {redeliveries:g}, recoveries {recoveries:g}")  # fmt: skip
+    print(
+        f"\nkill -9: events 300, held by the killed replica {held:g}, lost {len(lost)}, "
+        f"doubled {len(doubled)}, recovered in {recovered_in:.1f} s, "
+        f"redeliveries {redeliveries:g}, recoveries {recoveries:g}"
+    )
     assert listener.problems == []
     assert (lost, doubled) == ([], [])
     assert recoveries >= held
@@ -257,13 +286,20 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
 
 
 async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_another(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer,
-    fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
     """The k6 run dies with its replica (SIGKILL); another replica gets the redelivered event
     and, the journal showing its started, sends only the errored finished."""
-    install(fake_keptn, workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
-            {"k6/load.js": LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
+        {"k6/load.js": LOAD_JS},
+    )
     listener = Listener()
     await keptn_nats.subscribe("sh.keptn.event.test.*", cb=listener.on_message)
     dirs = {name: tmp_path / name for name in ("doomed", "heir")}
@@ -271,9 +307,14 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
         path.mkdir()
 
     def runner(name: str) -> AbstractAsyncContextManager[ServiceProcess]:
-        env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-               "DISTRIBUTOR_URL": fake_keptn.url, "RUNNER_WORK_DIR": str(dirs[name]),
-               "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT), "NATS_QUEUE_GROUP": "k6-runner"}  # fmt: skip
+        env = {
+            "NATS_URL": nats_server.url,
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": fake_keptn.url,
+            "RUNNER_WORK_DIR": str(dirs[name]),
+            "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+            "NATS_QUEUE_GROUP": "k6-runner",
+        }
         return serve_process(env, tmp_path / f"{name}.log")
 
     event = run_trigger(target)
@@ -293,24 +334,31 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
             assert k6_processes_under(dirs["heir"]) == []
     assert listener.problems == []
     replies = listener.replies[event["id"]]
-    assert [r["type"] for r in replies] == ["sh.keptn.event.test.started",
-                                            "sh.keptn.event.test.finished"]  # fmt: skip
+    assert [r["type"] for r in replies] == [
+        "sh.keptn.event.test.started",
+        "sh.keptn.event.test.finished",
+    ]
     finished = replies[1]["data"]
     assert (finished["status"], finished["result"]) == ("errored", "fail")
     assert finished["message"] == "the k6 run was interrupted when its replica stopped"
 
 
 async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """A get-sli whose Prometheus hangs runs until its deadline, three ack waits; in-progress
     acks keep its message, so it is answered once and never redelivered."""
     listener = await watch(keptn_nats)
     async with TenantGateway(prometheus.url, tenant=None, token=None) as stuck:
         stuck.hold_queries_containing(load_tags.project)
-        async with replica(nats_server.url, stuck.url, tmp_path, "slow",
-                           GET_SLI_DEADLINE_SECONDS=str(3 * ACK_WAIT)) as slow:  # fmt: skip
+        async with replica(
+            nats_server.url, stuck.url, tmp_path, "slow", GET_SLI_DEADLINE_SECONDS=str(3 * ACK_WAIT)
+        ) as slow:
             await wait_ready(slow)
             event = trigger(load_run, load_tags)
             await publish(keptn_nats, [event])
@@ -325,9 +373,13 @@ async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
 
 
 async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_later(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """Its journal bucket deleted under it, the replica cannot take an event: the message is
     nak'ed, the consumer keeps fetching, and once the bucket is back the event is answered."""
     listener = await watch(keptn_nats)
@@ -348,9 +400,13 @@ async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_la
 
 
 async def test_sigterm_answers_what_the_replica_holds_and_acks_it(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """A graceful stop answers its event (errored, after the grace) and acks it, so the other
     replica, which would have good values, does not answer it a second time."""
     listener = await watch(keptn_nats)

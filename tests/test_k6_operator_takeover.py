@@ -34,29 +34,42 @@ async def kube() -> AsyncIterator[SimulatedKubernetes]:
 
 
 async def test_a_redelivered_event_deletes_the_dead_replicas_testrun_and_answers_errored(
-    nats_server: NatsServer, keptn_nats: Client, kube: SimulatedKubernetes,
-    prometheus: PrometheusServer, fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
     install(
         fake_keptn,
         workloads(
             load_workload(
-                executor="k6-operator", parallelism=2,
+                executor="k6-operator",
+                parallelism=2,
                 env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
             )
         ),
         {"k6/load.js": LOAD_JS},
-    )  # fmt: skip
+    )
     listener = Listener()
     await keptn_nats.subscribe("sh.keptn.event.test.*", cb=listener.on_message)
     kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
 
     def replica(name: str) -> AbstractAsyncContextManager[ServiceProcess]:
-        env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-               "DISTRIBUTOR_URL": fake_keptn.url, "RUNNER_WORK_DIR": str(tmp_path),
-               "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT), "NATS_QUEUE_GROUP": "k6-runner",
-               "K6_OPERATOR_ENABLED": "true", "K6_OPERATOR_KUBECONFIG": str(kubeconfig),
-               "K6_OPERATOR_NAMESPACE": NAMESPACE, "K6_OPERATOR_REPLICA": name}  # fmt: skip
+        env = {
+            "NATS_URL": nats_server.url,
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": fake_keptn.url,
+            "RUNNER_WORK_DIR": str(tmp_path),
+            "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+            "NATS_QUEUE_GROUP": "k6-runner",
+            "K6_OPERATOR_ENABLED": "true",
+            "K6_OPERATOR_KUBECONFIG": str(kubeconfig),
+            "K6_OPERATOR_NAMESPACE": NAMESPACE,
+            "K6_OPERATOR_REPLICA": name,
+        }
         return serve_process(env, tmp_path / f"{name}.log")
 
     event = run_trigger(target)
@@ -78,8 +91,10 @@ async def test_a_redelivered_event_deletes_the_dead_replicas_testrun_and_answers
         while kube.k6_running():  # noqa: ASYNC110 (the simulation's processes, polled)
             await asyncio.sleep(0.1)
     replies = listener.replies[event["id"]]
-    assert [r["type"] for r in replies] == ["sh.keptn.event.test.started",
-                                            "sh.keptn.event.test.finished"]  # fmt: skip
+    assert [r["type"] for r in replies] == [
+        "sh.keptn.event.test.started",
+        "sh.keptn.event.test.finished",
+    ]
     finished = replies[1]["data"]
     assert (finished["status"], finished["result"]) == ("errored", "fail")
     name = test_run["metadata"]["name"]

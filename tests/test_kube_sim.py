@@ -113,11 +113,20 @@ async def test_two_runners_run_real_k6_with_the_operators_flags_into_prometheus(
         assert script.endswith("/test/test.js")
         assert address.startswith("--address=127.0.0.1:")
         assert process.argv == (
-            process.argv[0], "run", "--quiet",
-            f"--execution-segment={index - 1}/2:{index}/2", "--execution-segment-sequence=0,1/2,1",
-            *args, script, address, "--paused",
-            "--tag", f"instance_id={index}", "--tag", "testrun_name=two",
-        )  # fmt: skip
+            process.argv[0],
+            "run",
+            "--quiet",
+            f"--execution-segment={index - 1}/2:{index}/2",
+            "--execution-segment-sequence=0,1/2,1",
+            *args,
+            script,
+            address,
+            "--paused",
+            "--tag",
+            f"instance_id={index}",
+            "--tag",
+            "testrun_name=two",
+        )
         # A pod's environment: nothing of this test process's own.
         assert process.env["K6_PROMETHEUS_RW_SERVER_URL"] == prometheus.remote_write_url
         assert process.env["HOSTNAME"] == f"two-{index}"

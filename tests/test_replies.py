@@ -23,17 +23,33 @@ PASSED = Finished(
     Status.SUCCEEDED,
     Result.PASS,
     "",
-    {"get-sli": {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z",
-                 "indicatorValues": [{"metric": "vus_max", "value": 3, "success": True}]}},
-)  # fmt: skip
+    {
+        "get-sli": {
+            "start": "2026-01-01T00:00:00.000Z",
+            "end": "2026-01-01T00:05:00.000Z",
+            "indicatorValues": [{"metric": "vus_max", "value": 3, "success": True}],
+        }
+    },
+)
 SHUT_DOWN = Finished(Status.ERRORED, Result.FAIL, "shut down")
 
 
 def trigger() -> KeptnEvent:
-    document = get_sli_triggered(project="p", stage="s", service="v", indicators=["vus_max"],
-                                 start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z")  # fmt: skip
-    return KeptnEvent(id=document["id"], type=document["type"], source=document["source"],
-                      shkeptncontext=document["shkeptncontext"], data=document["data"])  # fmt: skip
+    document = get_sli_triggered(
+        project="p",
+        stage="s",
+        service="v",
+        indicators=["vus_max"],
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+    )
+    return KeptnEvent(
+        id=document["id"],
+        type=document["type"],
+        source=document["source"],
+        shkeptncontext=document["shkeptncontext"],
+        data=document["data"],
+    )
 
 
 def errored(exc: Exception) -> Finished:
@@ -56,13 +72,23 @@ def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:
 
 
 def answered(metrics: ServiceMetrics) -> float:
-    return sample(metrics, "sli_provider_events_answered_total", task="get-sli",
-                  status="succeeded", result="pass")  # fmt: skip
+    return sample(
+        metrics,
+        "sli_provider_events_answered_total",
+        task="get-sli",
+        status="succeeded",
+        result="pass",
+    )
 
 
 def undelivered(metrics: ServiceMetrics, kind: str, maybe_sent: str) -> float:
-    return sample(metrics, "sli_provider_replies_undelivered_total", task="get-sli", kind=kind,
-                  maybe_sent=maybe_sent)  # fmt: skip
+    return sample(
+        metrics,
+        "sli_provider_replies_undelivered_total",
+        task="get-sli",
+        kind=kind,
+        maybe_sent=maybe_sent,
+    )
 
 
 def types(keptn: FakeKeptn, event: KeptnEvent) -> list[str]:
@@ -215,8 +241,9 @@ async def test_an_undelivered_finished_is_counted_and_logged_not_answered(
     as undelivered and logged as an error that does not show the token."""
     async with FakeKeptn(api_token="s3cret-token") as keptn:
         keptn.fail_events_with(400, times=2)
-        sender = EventSender(keptn.api_event_url, token="s3cret-token", timeout=5,
-                             attempts=3, max_wait=0.05)  # fmt: skip
+        sender = EventSender(
+            keptn.api_event_url, token="s3cret-token", timeout=5, attempts=3, max_wait=0.05
+        )
         metrics = ServiceMetrics()
         task = replies(trigger(), sender.send, metrics)
 

@@ -27,20 +27,41 @@ export default function () {
 SLO = ANY_REQUESTS_SLO
 
 
-async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
-                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+async def run_cli(
+    tmp_path: Path,
+    prometheus_url: str,
+    target_url: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``sli-provider run`` with a script that prints its __ENV and crosses its threshold."""
     script, slo = tmp_path / "env.js", tmp_path / "slo.yaml"
     script.write_text(ENV_SCRIPT)
     slo.write_text(SLO)
     return await run_sli_provider(
-        "run", "--slo", str(slo),
-        "--project", SCOPE[0], "--stage", SCOPE[1], "--service", SCOPE[2],
-        "--history", str(tmp_path / "history.sqlite3"), "--script", str(script),
-        "--target", target_url, "--env", "EXTRA=1", "--format", "json", *extra,
+        "run",
+        "--slo",
+        str(slo),
+        "--project",
+        SCOPE[0],
+        "--stage",
+        SCOPE[1],
+        "--service",
+        SCOPE[2],
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        "--script",
+        str(script),
+        "--target",
+        target_url,
+        "--env",
+        "EXTRA=1",
+        "--format",
+        "json",
+        *extra,
         cwd=REPO,
         env={"PROMETHEUS_URL": prometheus_url, "SLI_CONFIG_DIR": str(tmp_path), **(env or {})},
-    )  # fmt: skip
+    )
 
 
 async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresholds(
@@ -73,8 +94,9 @@ async def test_run_without_metrics_in_prometheus_cannot_gate(
     (k6 writes into another Prometheus, so the pre-flight's remote-write probe passes.)"""
     write_url = prometheus.remote_write_url
     async with PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain:
-        result = await run_cli(tmp_path, plain.url, target.url,
-                               env={"PROMETHEUS_REMOTE_WRITE_URL": write_url})  # fmt: skip
+        result = await run_cli(
+            tmp_path, plain.url, target.url, env={"PROMETHEUS_REMOTE_WRITE_URL": write_url}
+        )
 
     assert result.returncode == 2, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]

@@ -33,16 +33,35 @@ def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def run_cli(
-    tmp_path: Path, prometheus: PrometheusServer, target: TargetServer, *extra: str,
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+    *extra: str,
     env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+) -> subprocess.CompletedProcess[str]:
     script, slo = tmp_path / "faker.js", tmp_path / "slo.yaml"
     script.write_text(FAKER_SCRIPT)
     slo.write_text(SLO)
     return await run_sli_provider(
-        "run", "--slo", str(slo), "--project", SCOPE[0], "--stage", SCOPE[1],
-        "--service", SCOPE[2], "--history", str(tmp_path / "history.sqlite3"),
-        "--script", str(script), "--target", target.url, "--format", "json", "--no-store", *extra,
+        "run",
+        "--slo",
+        str(slo),
+        "--project",
+        SCOPE[0],
+        "--stage",
+        SCOPE[1],
+        "--service",
+        SCOPE[2],
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        "--script",
+        str(script),
+        "--target",
+        target.url,
+        "--format",
+        "json",
+        "--no-store",
+        *extra,
         cwd=tmp_path,
         env={
             "PATH": os.environ.get("PATH", ""),
@@ -50,7 +69,7 @@ async def run_cli(
             "SLI_CONFIG_DIR": str(tmp_path),
             **(env or {}),
         },
-    )  # fmt: skip
+    )
 
 
 async def test_run_with_a_path_to_an_extension_build(

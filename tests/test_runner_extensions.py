@@ -58,8 +58,11 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     env = {"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"}
-    install(fake_keptn, workloads({"teststrategy": "faker", "script": "k6/load.js", "env": env}),
-            {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "faker", "script": "k6/load.js", "env": env}),
+        {"k6/load.js": FAKER_LOAD_JS},
+    )
     event = run_trigger(target, "faker")
     async with service() as url:
         await send_event(url, event)
@@ -67,13 +70,19 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
         assert test["result"] == "pass", test["message"]
         k6 = test["k6"]
         assert (k6["binary"], k6["version"], k6["extensions"]) == (
-            "faker", EXTENSION_K6_VERSION, ["k6/x/faker"],
-        )  # fmt: skip
+            "faker",
+            EXTENSION_K6_VERSION,
+            ["k6/x/faker"],
+        )
         ask = get_sli_triggered(
-            project=PROJECT, stage=STAGE, service=SERVICE, start=test["test"]["start"],
-            end=test["test"]["end"], indicators=sorted(load_builtin_templates()),
+            project=PROJECT,
+            stage=STAGE,
+            service=SERVICE,
+            start=test["test"]["start"],
+            end=test["test"]["end"],
+            indicators=sorted(load_builtin_templates()),
             context=event["shkeptncontext"],
-        )  # fmt: skip
+        )
         await send_event(url, ask)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
@@ -89,10 +98,14 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
 async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, workloads(
-        {"teststrategy": "plain", "script": "k6/plain.js"},
-        {"teststrategy": "named", "script": "k6/plain.js", "k6": "faker"},
-    ), {"k6/plain.js": PLAIN_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(
+            {"teststrategy": "plain", "script": "k6/plain.js"},
+            {"teststrategy": "named", "script": "k6/plain.js", "k6": "faker"},
+        ),
+        {"k6/plain.js": PLAIN_JS},
+    )
     async with service() as url:
         used = {}
         for strategy in ("plain", "named"):
@@ -106,12 +119,18 @@ async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
 
 @pytest.mark.parametrize("binaries", ["stock and xk6 (k6 deps)", "stock only (script read)"])
 async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
-    binaries: str, service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer,
+    binaries: str,
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
     work_dir: Path,
-) -> None:  # fmt: skip
+) -> None:
     """k6/x/sql is imported only by a local module among the workload's files."""
-    install(fake_keptn, workloads({"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}),
-            {"k6/main.js": SQL_MAIN_JS, "k6/lib/db.js": SQL_LIB_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}),
+        {"k6/main.js": SQL_MAIN_JS, "k6/lib/db.js": SQL_LIB_JS},
+    )
     event = run_trigger(target, "sql")
     overrides: dict[str, Any] = {} if binaries.startswith("stock and") else {"k6_binaries": {}}
     async with service(**overrides) as url:
@@ -139,8 +158,11 @@ async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
 async def test_a_workload_naming_a_binary_it_cannot_have_is_refused(
     k6: str, expected: str, service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, workloads({"teststrategy": "named", "script": "k6/load.js", "k6": k6}),
-            {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "named", "script": "k6/load.js", "k6": k6}),
+        {"k6/load.js": FAKER_LOAD_JS},
+    )
     event = run_trigger(target, "named")
     async with service() as url:
         await send_event(url, event)

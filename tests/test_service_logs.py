@@ -29,9 +29,14 @@ async def test_an_errored_answer_is_logged_as_a_warning_with_its_reason(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_keptn.set_resource("indicators: [unclosed", "k6/sli.yaml", project="shop")
-    event = get_sli_triggered(project="shop", stage="dev", service="web",
-                              start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
-                              indicators=["vus_max"])  # fmt: skip
+    event = get_sli_triggered(
+        project="shop",
+        stage="dev",
+        service="web",
+        start="2026-01-01T00:00:00Z",
+        end="2026-01-01T00:01:00Z",
+        indicators=["vus_max"],
+    )
     settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
     caplog.set_level(logging.INFO, logger="sli_provider")
     async with running_service(settings) as url, aiohttp.ClientSession() as session:
@@ -56,9 +61,11 @@ async def test_k6_banner_is_one_line_per_run(
     backend = LocalK6Backend(work_dir=tmp_path, on_line=log_k6_line)
 
     def plan() -> RunPlan:
-        return RunPlan(tags=RunTags("shop", "dev", "web", str(uuid.uuid4())),
-                       script=LocalScript(script),
-                       remote_write=RemoteWriteTarget(prometheus.url + "/api/v1/write"))  # fmt: skip
+        return RunPlan(
+            tags=RunTags("shop", "dev", "web", str(uuid.uuid4())),
+            script=LocalScript(script),
+            remote_write=RemoteWriteTarget(prometheus.url + "/api/v1/write"),
+        )
 
     caplog.set_level(logging.INFO, logger="sli_provider.k6")
     # Two at once: each process's banner stays its own.
