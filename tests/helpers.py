@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from devkit.cli import command_env, sli_provider_command
+from devkit.cli import command_env, run_sli_provider, sli_provider_command
 from devkit.events import make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT, LoadRun
@@ -215,3 +215,46 @@ def scope_args(load_run: LoadRun, tags: RunTags, context: str | None = None) -> 
         "--context",
         tags.context if context is None else context,
     ]
+
+
+# The project, stage and service of the `sli-provider run` tests.
+RUN_SCOPE = ("shop", "ci", "web")
+
+
+async def run_script(
+    tmp_path: Path,
+    script: tuple[str, str],
+    slo: str,
+    target_url: str,
+    *extra: str,
+    cwd: Path,
+    env: dict[str, str],
+) -> subprocess.CompletedProcess[str]:
+    """``sli-provider run`` of ``script`` (its file name and text) for ``RUN_SCOPE`` against
+    ``target_url``, gated by ``slo``, with the history in ``tmp_path``; JSON output."""
+    name, text = script
+    script_path, slo_path = tmp_path / name, tmp_path / "slo.yaml"
+    script_path.write_text(text)
+    slo_path.write_text(slo)
+    return await run_sli_provider(
+        "run",
+        "--slo",
+        str(slo_path),
+        "--project",
+        RUN_SCOPE[0],
+        "--stage",
+        RUN_SCOPE[1],
+        "--service",
+        RUN_SCOPE[2],
+        "--history",
+        str(tmp_path / "history.sqlite3"),
+        "--script",
+        str(script_path),
+        "--target",
+        target_url,
+        "--format",
+        "json",
+        *extra,
+        cwd=cwd,
+        env=env,
+    )
