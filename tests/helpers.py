@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from devkit.cli import command_env, run_sli_provider, sli_provider_command
-from devkit.events import make_test_triggered
+from devkit.events import get_sli_triggered, make_test_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.prometheus import PrometheusServer
@@ -23,6 +23,7 @@ from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
+from sli_provider.keptn.envelope import KeptnEvent
 from sli_provider.keptn.timestamps import format_keptn
 
 # What Keptn's distributor sends: a structured CloudEvent.
@@ -55,6 +56,25 @@ async def post_preview(url: str, body: dict[str, Any]) -> dict[str, Any]:
         assert r.status == 200, await r.text()
         answer: dict[str, Any] = await r.json()
         return answer
+
+
+def get_sli_event() -> KeptnEvent:
+    """A get-sli.triggered event for one indicator, parsed as the service parses what it takes."""
+    document = get_sli_triggered(
+        project="p",
+        stage="s",
+        service="v",
+        indicators=["vus_max"],
+        start="2026-01-01T00:00:00.000Z",
+        end="2026-01-01T00:05:00.000Z",
+    )
+    return KeptnEvent(
+        id=document["id"],
+        type=document["type"],
+        source=document["source"],
+        shkeptncontext=document["shkeptncontext"],
+        data=document["data"],
+    )
 
 
 # -- the service in this process ----------------------------------------------------------------

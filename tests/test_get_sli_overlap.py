@@ -30,6 +30,7 @@ from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service import replying
 from sli_provider.service.replying import Finished, TaskReplies
+from tests.helpers import get_sli_event
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 WINDOW = {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z"}
@@ -48,24 +49,6 @@ SHUT_DOWN = Finished(
     Status.ERRORED, Result.FAIL, "shut down", {"get-sli": {**WINDOW, "indicatorValues": []}}
 )
 WAIT = 20.0  # only a bound on waiting for something that must happen, never a measurement
-
-
-def trigger() -> KeptnEvent:
-    document = get_sli_triggered(
-        project="p",
-        stage="s",
-        service="v",
-        indicators=["vus_max"],
-        start="2026-01-01T00:00:00.000Z",
-        end="2026-01-01T00:05:00.000Z",
-    )
-    return KeptnEvent(
-        id=document["id"],
-        type=document["type"],
-        source=document["source"],
-        shkeptncontext=document["shkeptncontext"],
-        data=document["data"],
-    )
 
 
 def errored(exc: Exception) -> Finished:
@@ -117,7 +100,7 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
 ) -> None:
     """The work runs while the started is still on its way and is done first; the finished
     waits for the started, so Keptn sees them in order, once each."""
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
 
     async def work() -> Finished:
         await held.holding.wait()  # the started is being sent: the work did not wait for it
@@ -140,7 +123,7 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
 async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_it(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
 
     async def work() -> Finished:
         await held.holding.wait()
@@ -159,7 +142,7 @@ async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_
 async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, metrics = trigger(), ServiceMetrics()
+    event, metrics = get_sli_event(), ServiceMetrics()
     fake_keptn.fail_events_with(400, times=1)  # the started, the first reply sent
 
     async def work() -> Finished:
@@ -177,7 +160,7 @@ async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
 async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
     working = asyncio.Event()
 
     async def work() -> Finished:
@@ -228,7 +211,7 @@ def run_cued(
 async def test_a_cued_started_goes_when_the_work_gives_the_cue(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held, cue = trigger(), HeldStarted(sender), asyncio.Event()
+    event, held, cue = get_sli_event(), HeldStarted(sender), asyncio.Event()
     held.release.set()
 
     async def work() -> Finished:
@@ -253,7 +236,7 @@ async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
 ) -> None:
     """E.g. an invalid request, or no indicator to query: the started does not wait for a cue
     that never comes, and the finished follows it."""
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
     async def work() -> Finished:
@@ -273,7 +256,7 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
 ) -> None:
     """A work that waits long before querying (a run's last push not visible yet) does not keep
     the started back: it goes after STARTED_CUE_MAX_WAIT while the work still runs."""
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
     async def work() -> Finished:
@@ -293,7 +276,7 @@ async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_fi
 ) -> None:
     """Cancelled while the started still waits for its cue: it has not left, so it goes now,
     and the shutdown's finished after it; Keptn never sees a finished alone."""
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
     held.release.set()
     working = asyncio.Event()
 
