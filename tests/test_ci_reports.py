@@ -11,12 +11,11 @@ from typing import Any
 
 import jsonschema
 
-from devkit.cli import command_env, sli_provider_command
 from sli_provider.gate import evaluate
 from sli_provider.gate.document import SCHEMA_VERSION, gate_document
 from sli_provider.gate.junit import render_junit
 from sli_provider.gate.verdict import K6Run, ThresholdResult, decide
-from tests.helpers import CLI_SCOPE
+from tests.helpers import CLI_SCOPE, cli
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "gate-result.schema.json"
 SLO = """
@@ -54,22 +53,17 @@ def evaluate_cli(
 ) -> subprocess.CompletedProcess[str]:
     (tmp_path / "slo.yaml").write_text(SLO)
     (tmp_path / "values.json").write_text(json.dumps(values))
-    return subprocess.run(
-        sli_provider_command(
-            "evaluate",
-            "--slo",
-            str(tmp_path / "slo.yaml"),
-            *CLI_SCOPE,
-            "--values",
-            str(tmp_path / "values.json"),
-            "--history",
-            str(tmp_path / "h.sqlite3"),
-            *extra,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=command_env(env or {}),
+    return cli(
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *CLI_SCOPE,
+        "--values",
+        str(tmp_path / "values.json"),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        *extra,
+        env=env,
     )
 
 

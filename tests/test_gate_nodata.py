@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
@@ -19,6 +17,7 @@ from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.runner.local import find_k6_binary
 from sli_provider.sli.diagnosis import reads_trend_stats, scope_reason
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import cli
 
 PLAIN_SCRIPT = """
 import http from 'k6/http';
@@ -37,28 +36,23 @@ def preview(
     end: float,
     *indicators: str,
 ) -> dict[str, dict[str, object]]:
-    result = subprocess.run(
-        sli_provider_command(
-            "preview",
-            "--project",
-            project,
-            "--stage",
-            stage,
-            "--service",
-            service,
-            "--start",
-            format_keptn(start),
-            "--end",
-            format_keptn(end),
-            "--indicators",
-            ",".join(indicators),
-            "--json",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = cli(
+        "preview",
+        "--project",
+        project,
+        "--stage",
+        stage,
+        "--service",
+        service,
+        "--start",
+        format_keptn(start),
+        "--end",
+        format_keptn(end),
+        "--indicators",
+        ",".join(indicators),
+        "--json",
         cwd=tmp_path,
-        env=command_env({"PROMETHEUS_URL": prometheus_url}),
+        env={"PROMETHEUS_URL": prometheus_url},
     )
     assert result.returncode in (0, 1), result.stderr
     return {v["metric"]: v for v in json.loads(result.stdout)["indicators"]}

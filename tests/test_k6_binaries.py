@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6binaries import EXTENSION_K6_IMPORTS, EXTENSION_K6_VERSION, extension_k6
 from sli_provider.config import ConfigError, Settings
 from sli_provider.k6.invocation import K6Invocation, RemoteWriteTarget, RunTags
@@ -29,6 +28,7 @@ from sli_provider.runner.local import LocalK6Backend, find_k6_binary, process_en
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
 from sli_provider.wiring import load_k6_registry
+from tests.helpers import cli
 
 STOCK_VERSION = "v1.1.0"
 
@@ -110,14 +110,7 @@ def test_serve_refuses_to_start_with_a_binary_that_is_not_k6(tmp_path: Path) -> 
         "PROMETHEUS_URL": "http://127.0.0.1:9",
         "K6_BINARIES": "sql=/bin/echo",
     }
-    done = subprocess.run(
-        sli_provider_command("serve"),
-        env=command_env(env),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = cli("serve", cwd=tmp_path, env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [
