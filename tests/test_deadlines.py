@@ -19,6 +19,7 @@ from devkit.service import running_service
 from sli_provider.config import ConfigError, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import send_event
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 
@@ -55,11 +56,10 @@ async def test_a_get_sli_whose_prometheus_hangs_answers_at_its_deadline_with_wha
             query_timeout_seconds=30,
             query_attempts=1,
         )
-        async with running_service(settings) as url, aiohttp.ClientSession() as session:
+        async with running_service(settings) as url:
             loop = asyncio.get_running_loop()
             began = loop.time()
-            async with session.post(url + "/", json=event) as response:
-                assert response.status == 202
+            await send_event(url, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
             )
@@ -135,11 +135,10 @@ async def test_resource_retries_end_at_the_http_timeout(
         reply_attempts=50,
         retry_max_wait_seconds=0.5,
     )
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+    async with running_service(settings) as url:
         loop = asyncio.get_running_loop()
         began = loop.time()
-        async with session.post(url + "/", json=event) as response:
-            assert response.status == 202
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
         )

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered
@@ -32,6 +31,7 @@ from sli_provider.ports.metrics_store import PROMETHEUS, VICTORIAMETRICS
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.freshness import Sighting, judge
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import send_event
 
 # http_reqs_per_second is per second of the event's window, which k6's summary does not know.
 COMPARED = sorted(set(load_builtin_templates()) - {"http_reqs_per_second"})
@@ -94,10 +94,8 @@ async def get_sli(
         context=tags.context,
     )
     config = Settings(prometheus_url=store.url, distributor_url=keptn.url, **settings)
-    async with running_service(config) as url, aiohttp.ClientSession() as session:
-        headers = {"Content-Type": "application/cloudevents+json"}
-        async with session.post(url + "/", json=event, headers=headers) as response:
-            assert response.status == 202
+    async with running_service(config) as url:
+        await send_event(url, event)
         (finished,) = await keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )

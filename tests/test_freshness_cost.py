@@ -22,6 +22,7 @@ from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn, parse_keptn
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import send_event
 
 
 async def samples_read(prometheus_url: str, query: str, at: str) -> int:
@@ -54,10 +55,8 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
     )
     async with PrefixProxy({"/p": prometheus.url}) as proxy:
         config = Settings(prometheus_url=proxy.url + "/p", distributor_url=fake_keptn.url)
-        async with running_service(config) as url, aiohttp.ClientSession() as session:
-            headers = {"Content-Type": "application/cloudevents+json"}
-            async with session.post(url + "/", json=event, headers=headers) as response:
-                assert response.status == 202
+        async with running_service(config) as url:
+            await send_event(url, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
             )

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -30,7 +29,7 @@ from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service import replying
 from sli_provider.service.replying import Finished, TaskReplies
-from tests.helpers import get_sli_event
+from tests.helpers import get_sli_event, send_event
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 WINDOW = {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z"}
@@ -329,8 +328,7 @@ def event_for(run: LoadRun, tags: RunTags, indicators: list[str]) -> dict[str, A
 
 async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
     """POST the event; the one finished, after checking it came after exactly one started."""
-    async with aiohttp.ClientSession() as session, session.post(url + "/", json=event) as response:
-        assert response.status == 202
+    await send_event(url, event)
     (finished,) = await fake_keptn.wait_for_events(
         type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=WAIT
     )

@@ -28,6 +28,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, to_keptn_model
 from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import send_event
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +123,7 @@ async def test_three_replicas_share_300_events_exactly_once(
             await listener.wait_finished(300, timeout=120)
             # HTTP ingress keeps working beside NATS; its replies go to NATS too.
             extra = trigger(load_run, load_tags)
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(replicas[0].url + "/", json=extra) as response,
-            ):
-                assert response.status == 202
+            await send_event(replicas[0].url, extra)
             await listener.wait_finished(301, timeout=30)
             handled = []
             for r in replicas:

@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import bcrypt
 import pytest
 
@@ -26,6 +25,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
+from tests.helpers import send_event
 
 USER, PASSWORD = "k6-writer", "basic-auth-pa55word-never-in-env"
 TOKEN = "bearer-t0ken-never-in-env"
@@ -140,11 +140,7 @@ async def test_no_credential_in_the_scripts_env_while_remote_write_authenticates
 
 
 async def run(url: str, keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event) as response,
-    ):
-        assert response.status == 202
+    await send_event(url, event)
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=60
     )

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import make_test_triggered
@@ -26,6 +25,7 @@ from sli_provider.runner.workloads import (
     parse_workloads,
     select,
 )
+from tests.helpers import send_event
 
 TAGS = RunTags("shop", "staging", "web", "ctx-1")
 
@@ -219,12 +219,8 @@ async def test_the_runner_answers_errored_naming_a_path_that_escapes_and_writes_
         runner_work_dir=work_dir,
         reply_attempts=2,
     )
-    async with (
-        running_service(settings) as url,
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event) as response,
-    ):
-        assert response.status == 202
+    async with running_service(settings) as url:
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=30
         )
@@ -265,7 +261,7 @@ async def test_a_workloads_files_are_staged_beside_its_script_or_named_when_miss
         reply_attempts=2,
     )
     finished = {}
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+    async with running_service(settings) as url:
         for strategy in ("ok", "missing"):
             event = make_test_triggered(
                 project=project,
@@ -274,8 +270,7 @@ async def test_a_workloads_files_are_staged_beside_its_script_or_named_when_miss
                 teststrategy=strategy,
                 uris_local=[target.url],
             )
-            async with session.post(url + "/", json=event) as response:
-                assert response.status == 202
+            await send_event(url, event)
             (finished[strategy],) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.test.finished",
                 shkeptncontext=event["shkeptncontext"],

@@ -7,7 +7,6 @@ import logging
 import uuid
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered
@@ -18,6 +17,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RemoteWriteTarget, RunTags
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.runner.plan import LocalScript, RunPlan
+from tests.helpers import send_event
 
 ONE_ITERATION = """
 export const options = { vus: 1, iterations: 1 };
@@ -39,10 +39,8 @@ async def test_an_errored_answer_is_logged_as_a_warning_with_its_reason(
     )
     settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
     caplog.set_level(logging.INFO, logger="sli_provider")
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
-        headers = {"Content-Type": "application/cloudevents+json"}
-        async with session.post(url + "/", json=event, headers=headers) as response:
-            assert response.status == 202
+    async with running_service(settings) as url:
+        await send_event(url, event)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )

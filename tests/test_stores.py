@@ -33,7 +33,7 @@ from sli_provider.ports.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.series import prometheus_series_check
-from tests.helpers import post_preview
+from tests.helpers import post_preview, send_event
 
 
 def expected_store(store: MetricsStore) -> tuple[str, str | None]:
@@ -254,10 +254,7 @@ async def test_victoriametrics_cluster_url_shapes_through_the_bundled_runner(
         )
         async with running_service(settings) as service:
             assert await status_of(service + "/ready") == 200
-            async with aiohttp.ClientSession() as session:
-                headers = {"Content-Type": "application/cloudevents+json"}
-                async with session.post(service + "/", json=event, headers=headers) as r:
-                    assert r.status == 202
+            await send_event(service, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.test.finished",
                 shkeptncontext=event["shkeptncontext"],
