@@ -7,18 +7,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import nats
 import pytest
+from nats.aio.client import Client
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun, run_load
 from devkit.kube import SimulatedKubernetes
 from devkit.kube.testkit import NAMESPACE, RUN_SECONDS, session_for
+from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from devkit.victoria import VictoriaMetricsServer
 from sli_provider.k6.invocation import RunTags
+from tests.delivery import create_keptn_stream
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +159,20 @@ async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]
     """A session with ``kube``'s URL as base and its bearer token."""
     async with session_for(kube, RUN_SECONDS) as session:
         yield session
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    async with NatsServer(tmp_path / "nats.log") as server:
+        yield server
+
+
+@pytest.fixture
+async def keptn_nats(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A core client with the ``keptn`` stream in place, as on a Keptn control plane."""
+    client = await nats.connect(nats_server.url)
+    try:
+        await create_keptn_stream(client)
+        yield client
+    finally:
+        await client.close()

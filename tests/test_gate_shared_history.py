@@ -5,11 +5,9 @@ what the other stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
-import pytest
 
 from devkit.gate_runs import gate_scope, write_slo
 from devkit.nats import NatsServer
@@ -19,12 +17,6 @@ from devkit.target import TargetServer
 from sli_provider.adapters.gate_history import kv_bucket_name
 from sli_provider.config import Settings
 from tests.test_gate_endpoint import ask
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    async with NatsServer(tmp_path / "nats.log") as server:
-        yield server
 
 
 async def test_two_replicas_store_a_run_once_in_the_shared_bucket(

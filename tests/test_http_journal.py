@@ -14,9 +14,8 @@ import signal
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import nats
@@ -29,11 +28,22 @@ from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
-from devkit.service import ServiceProcess, serve_process
+from devkit.service import serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
 from sli_provider.service.interrupted import INTERRUPTED
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    Listener,
+    get_sli_service,
+    metric,
+    once_each,
+    replies_to,
+    trigger,
+    wait_ready,
+)
 from tests.helpers import (
     LOAD_JS,
     install,
@@ -43,39 +53,6 @@ from tests.helpers import (
     run_trigger,
     workloads,
 )
-from tests.test_jetstream import metric
-from tests.test_nats import trigger
-
-STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
-
-
-def get_sli_service(
-    tmp_path: Path, name: str, prometheus_url: str, distributor_url: str, **extra: str
-) -> AbstractAsyncContextManager[ServiceProcess]:
-    env = {
-        "PROMETHEUS_URL": prometheus_url,
-        "DISTRIBUTOR_URL": distributor_url,
-        "RUNNER_ENABLED": "false",
-        "SLI_CONFIG_DIR": str(tmp_path),
-        **extra,
-    }
-    return serve_process(env, tmp_path / f"{name}.log")
-
-
-def replies_to(keptn: FakeKeptn, event: dict[str, Any]) -> list[str]:
-    return [e["type"] for e in keptn.events if e.get("triggeredid") == event["id"]]
-
-
-def once_each(keptn: FakeKeptn, events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(lost, doubled): event ids without exactly one started then one finished."""
-    lost, doubled = [], []
-    for event in events:
-        types = replies_to(keptn, event)
-        if types.count(STARTED) > 1 or types.count(FINISHED) > 1:
-            doubled.append(event["id"])
-        elif types != [STARTED, FINISHED]:
-            lost.append(event["id"])
-    return lost, doubled
 
 
 @contextmanager
@@ -217,8 +194,6 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
 ) -> None:
     """NATS_DELIVERY=core: each callback returns once the event is journaled (every event gets
     its started while the first one is still blocked), and a restart finishes them."""
-    from tests.test_nats import Listener
-
     events = [trigger(load_run, load_tags) for _ in range(10)]
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
@@ -233,7 +208,7 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
             async with get_sli_service(
                 tmp_path, "doomed", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as doomed:
-                await _wait_ready(doomed)
+                await wait_ready(doomed)
                 for event in events:
                     await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
                 await client.flush()
@@ -258,12 +233,6 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
     assert listener.problems == []
     for event in events:
         assert [r["type"] for r in listener.replies[event["id"]]] == [STARTED, FINISHED]
-
-
-async def _wait_ready(service: ServiceProcess) -> None:
-    async with asyncio.timeout(20):
-        while (await service.get("/ready"))[0] != 200:  # noqa: ASYNC110 (a process, polled)
-            await asyncio.sleep(0.05)
 
 
 async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after_a_restart(

@@ -20,9 +20,16 @@ from devkit.nats import NatsServer
 from devkit.service import ServiceProcess
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
-from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each
-from tests.test_jetstream import metric, wait_ready
-from tests.test_nats import Listener, trigger
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    Listener,
+    get_sli_service,
+    metric,
+    once_each,
+    trigger,
+    wait_ready,
+)
 
 CAP = 3
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import nats
-import pytest
 from nats.aio.client import Client
-from nats.js.api import StorageType, StreamConfig
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
@@ -29,7 +25,15 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
+from tests.delivery import (
+    Listener,
+    create_keptn_stream,
+    metric,
+    once_each,
+    publish,
+    trigger,
+    wait_ready,
+)
 from tests.helpers import (
     LOAD_JS,
     install,
@@ -38,34 +42,8 @@ from tests.helpers import (
     run_trigger,
     workloads,
 )
-from tests.test_nats import Listener, trigger
 
-STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 ACK_WAIT = 3.0
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    async with NatsServer(tmp_path / "nats.log") as server:
-        yield server
-
-
-@pytest.fixture
-async def keptn_nats(nats_server: NatsServer) -> AsyncIterator[Client]:
-    """A core client with the ``keptn`` stream in place, as on a Keptn control plane."""
-    client = await nats.connect(nats_server.url)
-    try:
-        await create_keptn_stream(client)
-        yield client
-    finally:
-        await client.close()
-
-
-async def create_keptn_stream(client: Client) -> None:
-    # As shipyard-controller's stream setup: one stream for every Keptn event, file storage.
-    await client.jetstream().add_stream(
-        StreamConfig(name="keptn", subjects=["sh.keptn.>"], storage=StorageType.FILE)
-    )
 
 
 def replica(
@@ -83,40 +61,10 @@ def replica(
     return serve_process(env, tmp_path / f"{name}.log")
 
 
-async def wait_ready(service: ServiceProcess, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while (await service.get("/ready"))[0] != 200:  # noqa: ASYNC110 (a process, polled)
-            await asyncio.sleep(0.05)
-
-
-async def publish(client: Client, events: list[dict[str, Any]]) -> None:
-    for event in events:  # plain core publish, as Keptn's services publish
-        await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-    await client.flush()
-
-
 async def watch(client: Client) -> Listener:
     listener = Listener()
     await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
     return listener
-
-
-def once_each(listener: Listener, events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(lost, doubled): event ids without exactly one started then one finished."""
-    lost, doubled = [], []
-    for event in events:
-        types = [reply["type"] for reply in listener.replies.get(event["id"], [])]
-        if types.count(STARTED) > 1 or types.count(FINISHED) > 1:
-            doubled.append(event["id"])
-        elif types != [STARTED, FINISHED]:
-            lost.append(event["id"])
-    return lost, doubled
-
-
-async def metric(service: ServiceProcess, name: str) -> float:
-    _, text = await service.get("/metrics")
-    rows = [r for r in text.splitlines() if r.startswith(name) and not r.startswith("#")]
-    return sum(float(r.rsplit(" ", 1)[1]) for r in rows)
 
 
 async def test_waits_for_the_keptn_stream_and_never_creates_it(

@@ -20,11 +20,9 @@ from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
+from tests.delivery import Listener, publish, wait_ready
 from tests.helpers import LOAD_JS, install, load_workload, run_trigger, workloads
-from tests.test_jetstream import ACK_WAIT, keptn_nats, nats_server, publish, wait_ready
-from tests.test_nats import Listener
-
-__all__ = ["keptn_nats", "nats_server"]  # fixtures used here
+from tests.test_jetstream import ACK_WAIT
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -27,7 +26,7 @@ from sli_provider.adapters.nats_bus import NatsBus, NatsError, NatsPublishError
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, to_keptn_model
-from sli_provider.keptn.timestamps import format_keptn
+from tests.delivery import Listener, trigger
 from tests.helpers import send_event
 
 
@@ -39,54 +38,6 @@ async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
 def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[ServiceProcess]:
     return serve_process({"RUNNER_ENABLED": "false", **env}, log)
-
-
-class Listener:
-    """Plays lighthouse and shipyard: collects every get-sli reply published on NATS.
-
-    nats-py swallows what a callback raises, so checks made here are collected in
-    ``problems`` for the test body to assert, instead of surfacing as a timeout."""
-
-    def __init__(self) -> None:
-        self.replies: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.problems: list[str] = []
-        self.changed = asyncio.Event()
-
-    async def on_message(self, message: Msg) -> None:
-        try:
-            event = json.loads(message.data)
-        except ValueError as exc:
-            self.problems.append(f"not JSON on {message.subject}: {exc}")
-            return
-        if event.get("type", "").endswith(".triggered"):
-            return
-        if message.subject != event.get("type"):
-            self.problems.append(f"{event.get('type')} published on {message.subject}")
-        if "contenttype" not in event or "datacontenttype" in event:
-            self.problems.append(f"{event.get('id')} is not in Keptn's NATS model: {sorted(event)}")
-        self.replies[event.get("triggeredid", "")].append(event)
-        self.changed.set()
-
-    async def wait_finished(self, count: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while (
-                sum(1 for r in self.replies.values() for e in r if e["type"].endswith(".finished"))
-                < count
-            ):
-                self.changed.clear()
-                await self.changed.wait()
-
-
-def trigger(run: LoadRun, tags: RunTags) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project,
-        stage=tags.stage,
-        service=tags.service,
-        start=format_keptn(run.start),
-        end=format_keptn(run.end),
-        indicators=["vus_max", "http_reqs_total"],
-        context=tags.context,
-    )
 
 
 async def test_three_replicas_share_300_events_exactly_once(

@@ -29,10 +29,18 @@ from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import serve_process
 from sli_provider.k6.invocation import RunTags
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    create_keptn_stream,
+    get_sli_service,
+    metric,
+    once_each,
+    publish,
+    trigger,
+    wait_ready,
+)
 from tests.helpers import post_event
-from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each
-from tests.test_jetstream import create_keptn_stream, metric, publish, wait_ready
-from tests.test_nats import trigger
 
 OUTAGE_SECONDS = float(os.environ.get("SLI_PROVIDER_TEST_OUTAGE_SECONDS", "4"))
 EVENTS = 20
