@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 
 from devkit.cli import command_env, run_sli_provider, sli_provider_command
 from devkit.events import get_sli_triggered, make_test_triggered
@@ -56,6 +57,75 @@ async def post_preview(url: str, body: dict[str, Any]) -> dict[str, Any]:
         assert r.status == 200, await r.text()
         answer: dict[str, Any] = await r.json()
         return answer
+
+
+# -- get-sli over HTTP ---------------------------------------------------------------------------
+
+
+def trigger_for(
+    run: LoadRun, tags: RunTags, indicators: list[str] | None, **extra: Any
+) -> dict[str, Any]:
+    """A get-sli.triggered event for ``run``'s window and context (unless ``extra`` names one)."""
+    return get_sli_triggered(
+        project=tags.project,
+        stage=tags.stage,
+        service=tags.service,
+        start=format_keptn(run.start),
+        end=format_keptn(run.end),
+        indicators=indicators,
+        context=extra.pop("context", tags.context),
+        **extra,
+    )
+
+
+async def answer(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
+    """Wait for started then finished for this event; return the finished event."""
+    (started,) = await keptn.wait_for_events(
+        type="sh.keptn.event.get-sli.started", shkeptncontext=event["shkeptncontext"]
+    )
+    (finished,) = await keptn.wait_for_events(
+        type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
+    )
+    order = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
+    assert order == ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]
+    for reply in (started, finished):
+        assert reply["triggeredid"] == event["id"]
+    assert keptn.violations == []
+    return finished
+
+
+def values_of(finished: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A get-sli.finished event's indicator values by name."""
+    return {v["metric"]: v for v in finished["data"]["get-sli"]["indicatorValues"]}
+
+
+# -- the gate outside Keptn -----------------------------------------------------------------------
+
+
+async def post_gate(
+    url: str, body: Any, *, path: str = "/gate", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` to the service's /gate (or ``path``); its status and JSON answer."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + path, json=body, headers=headers or {}) as response,
+    ):
+        assert response.content_type == "application/json", await response.text()
+        return response.status, await response.json()
+
+
+# The JSON schema of the gate's result document, as published for users.
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "gate-result.schema.json"
+
+
+def validate(document: Any) -> None:
+    """Check ``document`` against the gate result's JSON schema (and the schema itself)."""
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+# -- replies ---------------------------------------------------------------------------------------
 
 
 def get_sli_event() -> KeptnEvent:

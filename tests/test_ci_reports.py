@@ -15,9 +15,8 @@ from sli_provider.gate import evaluate
 from sli_provider.gate.document import SCHEMA_VERSION, gate_document
 from sli_provider.gate.junit import render_junit
 from sli_provider.gate.verdict import K6Run, ThresholdResult, decide
-from tests.helpers import CLI_SCOPE, cli
+from tests.helpers import CLI_SCOPE, cli, validate
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "gate-result.schema.json"
 SLO = """
 objectives:
   - sli: p95
@@ -40,12 +39,6 @@ FAILING = [
     {"metric": "errors", "value": 0.2, "success": True},
     {"metric": "throughput", "value": 12.5, "success": True},
 ]
-
-
-def validate(document: Any) -> None:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    jsonschema.Draft202012Validator(schema).validate(document)
 
 
 def evaluate_cli(

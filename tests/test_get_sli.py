@@ -7,12 +7,10 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
@@ -31,7 +29,14 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
-from tests.helpers import ServiceFactory, post_event, service_factory
+from tests.helpers import (
+    ServiceFactory,
+    answer,
+    post_event,
+    service_factory,
+    trigger_for,
+    values_of,
+)
 
 BUILTINS = sorted(load_builtin_templates())
 
@@ -50,41 +55,6 @@ def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn) -> ServiceFacto
     )
 
     return service_factory(base)
-
-
-def trigger_for(
-    run: LoadRun, tags: RunTags, indicators: list[str] | None, **extra: Any
-) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project,
-        stage=tags.stage,
-        service=tags.service,
-        start=format_keptn(run.start),
-        end=format_keptn(run.end),
-        indicators=indicators,
-        context=extra.pop("context", tags.context),
-        **extra,
-    )
-
-
-async def answer(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    """Wait for started then finished for this event; return the finished event."""
-    (started,) = await keptn.wait_for_events(
-        type="sh.keptn.event.get-sli.started", shkeptncontext=event["shkeptncontext"]
-    )
-    (finished,) = await keptn.wait_for_events(
-        type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
-    )
-    order = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
-    assert order == ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]
-    for reply in (started, finished):
-        assert reply["triggeredid"] == event["id"]
-    assert keptn.violations == []
-    return finished
-
-
-def values_of(finished: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {v["metric"]: v for v in finished["data"]["get-sli"]["indicatorValues"]}
 
 
 async def test_builtin_slis_equal_k6_summary(

@@ -11,8 +11,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
-from tests.helpers import post_event
-from tests.test_get_sli import answer, trigger_for, values_of
+from tests.helpers import answer, post_event, trigger_for, values_of
 
 
 async def test_curve_queries_go_first_and_the_reply_keeps_the_requested_order(
