@@ -15,13 +15,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6run import LoadRun
 from devkit.service import ServiceProcess, serve_process
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import to_keptn_model
-from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import trigger_for
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 
@@ -64,15 +63,7 @@ class Listener:
 
 def trigger(run: LoadRun, tags: RunTags) -> dict[str, Any]:
     """A get-sli.triggered event for two indicators of ``run``."""
-    return get_sli_triggered(
-        project=tags.project,
-        stage=tags.stage,
-        service=tags.service,
-        start=format_keptn(run.start),
-        end=format_keptn(run.end),
-        indicators=["vus_max", "http_reqs_total"],
-        context=tags.context,
-    )
+    return trigger_for(run, tags, ["vus_max", "http_reqs_total"])
 
 
 async def create_keptn_stream(client: Client) -> None:

@@ -289,6 +289,24 @@ def cli(
     )
 
 
+def evaluate_args(tmp_path: Path, slo: str, values: list[dict[str, Any]], *extra: str) -> list[str]:
+    """The arguments of `sli-provider evaluate` for ``CLI_SCOPE`` with ``slo`` and ``values``
+    written to ``tmp_path`` and the history there."""
+    (tmp_path / "slo.yaml").write_text(slo)
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    return [
+        "evaluate",
+        "--slo",
+        str(tmp_path / "slo.yaml"),
+        *CLI_SCOPE,
+        "--values",
+        str(tmp_path / "values.json"),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        *extra,
+    ]
+
+
 def scope_args(load_run: LoadRun, tags: RunTags, context: str | None = None) -> list[str]:
     """The CLI's scope and window of ``load_run`` (its own context unless one is given)."""
     return [

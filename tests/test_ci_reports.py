@@ -15,7 +15,7 @@ from sli_provider.gate import evaluate
 from sli_provider.gate.document import SCHEMA_VERSION, gate_document
 from sli_provider.gate.junit import render_junit
 from sli_provider.gate.verdict import K6Run, ThresholdResult, decide
-from tests.helpers import CLI_SCOPE, cli, validate
+from tests.helpers import cli, evaluate_args, validate
 
 SLO = """
 objectives:
@@ -44,20 +44,7 @@ FAILING = [
 def evaluate_cli(
     tmp_path: Path, values: list[dict[str, Any]], *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "slo.yaml").write_text(SLO)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return cli(
-        "evaluate",
-        "--slo",
-        str(tmp_path / "slo.yaml"),
-        *CLI_SCOPE,
-        "--values",
-        str(tmp_path / "values.json"),
-        "--history",
-        str(tmp_path / "h.sqlite3"),
-        *extra,
-        env=env,
-    )
+    return cli(*evaluate_args(tmp_path, SLO, values, *extra), env=env)
 
 
 def test_json_output_names_its_schema_version_and_validates(tmp_path: Path) -> None:

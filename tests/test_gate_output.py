@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 import pytest
 
 from sli_provider.cli import main
-from tests.helpers import CLI_SCOPE
+from tests.helpers import evaluate_args
 
 SLO = """
 spec_version: "1.0"
@@ -27,19 +26,7 @@ total_score: {pass: "90%", warning: "40%"}
 
 
 def _evaluate(tmp_path: Path, values: list[dict[str, Any]], *extra: str) -> list[str]:
-    (tmp_path / "slo.yaml").write_text(SLO)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return [
-        "evaluate",
-        "--slo",
-        str(tmp_path / "slo.yaml"),
-        "--values",
-        str(tmp_path / "values.json"),
-        "--history",
-        str(tmp_path / "h.sqlite3"),
-        *CLI_SCOPE,
-        *extra,
-    ]
+    return evaluate_args(tmp_path, SLO, values, *extra)
 
 
 VALUES = [

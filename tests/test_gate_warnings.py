@@ -13,7 +13,7 @@ import pytest
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from sli_provider.k6.invocation import RunTags
-from tests.helpers import ANY_REQUESTS_SLO, CLI_SCOPE, cli, scope_args
+from tests.helpers import ANY_REQUESTS_SLO, CLI_SCOPE, cli, evaluate_args, scope_args
 
 KEY_SLO = """
 objectives:
@@ -32,20 +32,7 @@ def evaluate(
     values: list[dict[str, Any]],
     *extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "slo.yaml").write_text(slo)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return cli(
-        "evaluate",
-        "--slo",
-        str(tmp_path / "slo.yaml"),
-        *CLI_SCOPE,
-        "--values",
-        str(tmp_path / "values.json"),
-        "--history",
-        str(tmp_path / "h.sqlite3"),
-        "--no-store",
-        *extra,
-    )
+    return cli(*evaluate_args(tmp_path, slo, values, "--no-store", *extra))
 
 
 def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
@@ -25,11 +24,10 @@ from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
-from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service import replying
 from sli_provider.service.replying import Finished, TaskReplies
-from tests.helpers import get_sli_event, send_event
+from tests.helpers import get_sli_event, send_event, trigger_for
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 WINDOW = {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z"}
@@ -314,18 +312,6 @@ class RecordingGateway(TenantGateway):
         return await super()._forward(request)
 
 
-def event_for(run: LoadRun, tags: RunTags, indicators: list[str]) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project,
-        stage=tags.stage,
-        service=tags.service,
-        start=format_keptn(run.start),
-        end=format_keptn(run.end),
-        indicators=indicators,
-        context=tags.context,
-    )
-
-
 async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
     """POST the event; the one finished, after checking it came after exactly one started."""
     await send_event(url, event)
@@ -346,7 +332,7 @@ async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config
     """The probe now starts alongside the config read; when the read fails, the probe (stuck in
     Prometheus here) is dropped and the answer is the config error, as when it never ran."""
     fake_keptn.fail_resources_with(500)
-    event = event_for(load_run, load_tags, ["vus_max"])
+    event = trigger_for(load_run, load_tags, ["vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe, and the built-in
         settings = Settings(
@@ -375,7 +361,7 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     fake_keptn.set_resource(
         f"indicators:\n  iterations: {custom}\n", "k6/sli.yaml", project=load_tags.project
     )
-    event = event_for(load_run, load_tags, ["iterations", "vus_max"])
+    event = trigger_for(load_run, load_tags, ["iterations", "vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe's first query
         # No freshness check: with it, custom queries of a run's window wait for its verdict.
@@ -419,7 +405,7 @@ async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_
             "indicators: [unclosed",
         ):
             fake_keptn.set_resource(text, "k6/sli.yaml", project=load_tags.project)
-            event = event_for(load_run, load_tags, ["vus"])
+            event = trigger_for(load_run, load_tags, ["vus"])
             event["shkeptncontext"] = str(uuid.uuid4())  # its own replies, the same run's data
             data = (await replies_to(fake_keptn, url, event))["data"]
             values = data["get-sli"]["indicatorValues"]
