@@ -61,6 +61,13 @@ class Listener:
                 await self.changed.wait()
 
 
+async def watch(client: Client) -> Listener:
+    """A Listener subscribed to the get-sli events on ``client``."""
+    listener = Listener()
+    await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
+    return listener
+
+
 def trigger(run: LoadRun, tags: RunTags) -> dict[str, Any]:
     """A get-sli.triggered event for two indicators of ``run``."""
     return trigger_for(run, tags, ["vus_max", "http_reqs_total"])

@@ -8,7 +8,6 @@ distributor would forward them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
@@ -31,18 +30,18 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
 from sli_provider.service.interrupted import INTERRUPTED
 from tests.delivery import (
     FINISHED,
     STARTED,
-    Listener,
     get_sli_service,
     metric,
     once_each,
+    publish,
     replies_to,
     trigger,
     wait_ready,
+    watch,
 )
 from tests.helpers import (
     LOAD_JS,
@@ -198,8 +197,7 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
         try:
-            listener = Listener()
-            await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
+            listener = await watch(client)
             env = {
                 "NATS_URL": server.url,
                 "NATS_DELIVERY": "core",
@@ -209,9 +207,7 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
                 tmp_path, "doomed", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as doomed:
                 await wait_ready(doomed)
-                for event in events:
-                    await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-                await client.flush()
+                await publish(client, events)
                 async with asyncio.timeout(20):
                     while len(listener.replies) < len(events):
                         listener.changed.clear()

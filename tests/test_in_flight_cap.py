@@ -5,7 +5,6 @@ the NATS client buffering them); every event is answered once all the same."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from pathlib import Path
 
@@ -19,16 +18,16 @@ from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
 from devkit.service import ServiceProcess
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
 from tests.delivery import (
     FINISHED,
     STARTED,
-    Listener,
     get_sli_service,
     metric,
     once_each,
+    publish,
     trigger,
     wait_ready,
+    watch,
 )
 
 CAP = 3
@@ -115,8 +114,7 @@ async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
         try:
-            listener = Listener()
-            await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
+            listener = await watch(client)
             env = {
                 "NATS_URL": server.url,
                 "NATS_DELIVERY": "core",
@@ -128,9 +126,7 @@ async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
                 tmp_path, "s", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as service:
                 await wait_ready(service)
-                for event in events:
-                    await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-                await client.flush()
+                await publish(client, events)
                 where = "journal" if journal else "memory"
                 waiting = f'sli_provider_events_waiting{{where="{where}"}}'
                 # In memory only the event in the callback is counted; the client holds the rest.

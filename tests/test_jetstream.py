@@ -33,6 +33,7 @@ from tests.delivery import (
     publish,
     trigger,
     wait_ready,
+    watch,
 )
 from tests.helpers import (
     LOAD_JS,
@@ -59,12 +60,6 @@ def replica(
         **extra,
     }
     return serve_process(env, tmp_path / f"{name}.log")
-
-
-async def watch(client: Client) -> Listener:
-    listener = Listener()
-    await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
-    return listener
 
 
 async def test_waits_for_the_keptn_stream_and_never_creates_it(
