@@ -52,13 +52,13 @@ async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
         get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
         aiohttp.ClientSession() as session,
     ):
-        answers = [await post_event(session, service.url, event) for event in events]
+        answers = [await post_with_retry_after(session, service.url, event) for event in events]
         assert answers == [(202, None, "accepted")] * CAP + [(503, "1", "busy")] * 2
         assert await metric(service, "sli_provider_events_in_flight") == CAP
         held_prometheus.release_queries()
         await fake_keptn.wait_for_events(type=FINISHED, count=CAP)
         for event in events[CAP:]:  # the distributor's retry
-            assert (await post_event(session, service.url, event))[0] == 202
+            assert (await post_with_retry_after(session, service.url, event))[0] == 202
         await fake_keptn.wait_for_events(type=FINISHED, count=len(events))
         await asyncio.sleep(0.5)
         busy = 'sli_provider_events_received_total{disposition="busy"'
@@ -80,7 +80,7 @@ async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
         get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
         aiohttp.ClientSession() as session,
     ):
-        answers = [await post_event(session, service.url, event) for event in events]
+        answers = [await post_with_retry_after(session, service.url, event) for event in events]
         assert answers == [(202, None, "accepted")] * CAP + [(202, None, "kept")] * 4
         waiting = 'sli_provider_events_waiting{where="journal"}'
         assert await metric(service, waiting) == 4
@@ -92,9 +92,10 @@ async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
     assert once_each(fake_keptn, events) == ([], [])
 
 
-async def post_event(
+async def post_with_retry_after(
     session: aiohttp.ClientSession, url: str, event: dict[str, object]
 ) -> tuple[int, str | None, str]:
+    """POST one event; its status, Retry-After header and the status its body names."""
     async with session.post(url + "/", json=event) as response:
         body = await response.json()
         return response.status, response.headers.get("Retry-After"), body["status"]
