@@ -23,6 +23,8 @@ from sli_provider.keptn.envelope import to_keptn_model
 from tests.helpers import trigger_for
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
+# The JetStream ack wait the durable-delivery tests give their replicas (NATS_ACK_WAIT_SECONDS).
+ACK_WAIT = 3.0
 
 
 class Listener:

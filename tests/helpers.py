@@ -213,6 +213,15 @@ def load_workload(**overrides: Any) -> dict[str, Any]:
     return workload
 
 
+def long_split_workload() -> dict[str, Any]:
+    """A 60 s, 2-VU run split over two k6-operator runners: for tests that stop it midway."""
+    return load_workload(
+        executor="k6-operator",
+        parallelism=2,
+        env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
+    )
+
+
 def install(keptn: FakeKeptn, config: str | None, scripts: dict[str, str | bytes]) -> None:
     """Put k6.conf.yaml (unless None) and the scripts in the fake Keptn at the service level."""
     if config is not None:

@@ -26,6 +26,7 @@ from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
 from tests.delivery import (
+    ACK_WAIT,
     Listener,
     create_keptn_stream,
     metric,
@@ -43,8 +44,6 @@ from tests.helpers import (
     run_trigger,
     workloads,
 )
-
-ACK_WAIT = 3.0
 
 
 def replica(

@@ -24,6 +24,7 @@ from tests.helpers import (
     finished_for,
     install,
     load_workload,
+    long_split_workload,
     run_trigger,
     send_event,
     workloads,
@@ -111,13 +112,7 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
     """
     install(
         fake_keptn,
-        workloads(
-            load_workload(
-                executor="k6-operator",
-                parallelism=2,
-                env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
-            )
-        ),
+        workloads(long_split_workload()),
         {"k6/load.js": LOAD_JS},
     )
     env = {

@@ -20,9 +20,8 @@ from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
-from tests.delivery import Listener, publish, wait_ready
-from tests.helpers import LOAD_JS, install, load_workload, run_trigger, workloads
-from tests.test_jetstream import ACK_WAIT
+from tests.delivery import ACK_WAIT, Listener, publish, wait_ready
+from tests.helpers import LOAD_JS, install, long_split_workload, run_trigger, workloads
 
 
 @pytest.fixture
@@ -42,13 +41,7 @@ async def test_a_redelivered_event_deletes_the_dead_replicas_testrun_and_answers
 ) -> None:
     install(
         fake_keptn,
-        workloads(
-            load_workload(
-                executor="k6-operator",
-                parallelism=2,
-                env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
-            )
-        ),
+        workloads(long_split_workload()),
         {"k6/load.js": LOAD_JS},
     )
     listener = Listener()
