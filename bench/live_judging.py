@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from devkit.kube import SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.prometheus import PrometheusClient
@@ -39,7 +40,6 @@ from sli_provider.runner.k6_operator.backend import ABORT_CHECK_SECONDS
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.wiring import make_k6_operator
 
-NAMESPACE = "load"
 SCRIPT = """
 import http from 'k6/http';
 import exec from 'k6/execution';

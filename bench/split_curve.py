@@ -26,6 +26,7 @@ from unittest import mock
 
 from devkit.k6truth import PERCENTILE_SLIS, percentile, read_samples, union_metrics
 from devkit.kube import SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.prometheus import PrometheusClient
@@ -44,7 +45,6 @@ from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
 from sli_provider.wiring import make_k6_operator
 
-NAMESPACE = "load"
 SCRIPT = b"""
 import http from 'k6/http';
 import exec from 'k6/execution';

@@ -32,9 +32,13 @@ async def run_sli_provider(
     the target k6 loads; killed past ``timeout``."""
     command = sli_provider_command(*args)
     process = await asyncio.create_subprocess_exec(
-        *command, cwd=cwd, env=command_env(env), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        *command,
+        cwd=cwd,
+        env=command_env(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     finally:

@@ -115,9 +115,12 @@ async def pipeline(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """shipyard's test.triggered, then lighthouse's get-sli.triggered for the same context."""
     trigger = make_test_triggered(
-        project=PROJECT, stage=STAGE, service=SERVICE, teststrategy="performance",
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy="performance",
         uris_local=[target.url],
-    )  # fmt: skip
+    )
     context = trigger["shkeptncontext"]
     await send(url, trigger)
     (test,) = await keptn.wait_for_events(
@@ -126,10 +129,14 @@ async def pipeline(
     print_thresholds(test)
     print("\n   lighthouse: get-sli.triggered for the same context and the test's window")
     ask = get_sli_triggered(
-        project=PROJECT, stage=STAGE, service=SERVICE,
-        start=test["data"]["test"]["start"], end=test["data"]["test"]["end"],
-        indicators=sorted(load_builtin_templates()), context=context,
-    )  # fmt: skip
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        start=test["data"]["test"]["start"],
+        end=test["data"]["test"]["end"],
+        indicators=sorted(load_builtin_templates()),
+        context=context,
+    )
     await send(url, ask)
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
@@ -142,9 +149,20 @@ async def gate(workdir: Path, finished: dict[str, Any], run: int) -> str:
     values = workdir / f"get-sli-finished-{run}.json"
     values.write_text(json.dumps(finished))
     common = [
-        "evaluate", "--slo", str(SLO_FILE), "--project", PROJECT, "--stage", STAGE,
-        "--service", SERVICE, "--values", str(values), "--history", str(workdir / "history.sqlite3"),
-    ]  # fmt: skip
+        "evaluate",
+        "--slo",
+        str(SLO_FILE),
+        "--project",
+        PROJECT,
+        "--stage",
+        STAGE,
+        "--service",
+        SERVICE,
+        "--values",
+        str(values),
+        "--history",
+        str(workdir / "history.sqlite3"),
+    ]
     table = await _cli([*common, "--no-store"])
     print(table.stdout.rstrip())
     report = workdir / "report.html"
@@ -158,9 +176,13 @@ async def gate(workdir: Path, finished: dict[str, Any], run: int) -> str:
 
 async def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
-        subprocess.run, sli_provider_command(*args), env=command_env(os.environ),
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        subprocess.run,
+        sli_provider_command(*args),
+        env=command_env(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 async def demo(workdir: Path) -> int:
@@ -173,8 +195,9 @@ async def demo(workdir: Path) -> int:
             f"Prometheus {prometheus.url} (remote-write receiver on), target {target.url}, "
             f"Keptn's part played by {keptn.url}"
         )
-        keptn.set_resource(LOAD_SCRIPT.read_bytes(), "k6/load.js", project=PROJECT, stage=STAGE,
-                           service=SERVICE)  # fmt: skip
+        keptn.set_resource(
+            LOAD_SCRIPT.read_bytes(), "k6/load.js", project=PROJECT, stage=STAGE, service=SERVICE
+        )
         env = {
             "PROMETHEUS_URL": prometheus.url,
             "DISTRIBUTOR_URL": keptn.url,
@@ -183,27 +206,35 @@ async def demo(workdir: Path) -> int:
         async with serve_process(env, workdir / "sli-provider.log") as service:
             url = service.url
             print(f"sli-provider serve at {url}")
-            print("\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
-                  "every 5th iteration hits /fail)")  # fmt: skip
-            keptn.set_resource(workloads(0), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE,
-                               service=SERVICE)  # fmt: skip
+            print(
+                "\n1. shipyard: test.triggered (teststrategy performance; k6: 3 VUs, 5 s, "
+                "every 5th iteration hits /fail)"
+            )
+            keptn.set_resource(
+                workloads(0), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE
+            )
             test, finished = await pipeline(url, keptn, target)
             agree = print_side_by_side(test, finished)
             print(f"\n   All values agree with k6's summary: {'yes' if agree else 'NO'}")
             print(f"\n2. the quality gate: {SLO_FILE.name} scored like lighthouse scores it")
             first = await gate(workdir, finished, 1)
 
-            print("\n3. the same test against a deliberately slower target (each request waits "
-                  "30 ms): the relative criterion compares with run 1")  # fmt: skip
-            keptn.set_resource(workloads(30), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE,
-                               service=SERVICE)  # fmt: skip
+            print(
+                "\n3. the same test against a deliberately slower target (each request waits "
+                "30 ms): the relative criterion compares with run 1"
+            )
+            keptn.set_resource(
+                workloads(30), "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE
+            )
             _, slower = await pipeline(url, keptn, target)
             second = await gate(workdir, slower, 2)
 
-            print("\n4. one workload split over 4 k6 processes with k6-operator's flags "
-                  "(execution segments, instance_id, paused then resumed; instance 4 hits a "
-                  "slower path): the merged SLIs beside the whole run's truth from the raw "
-                  "samples, and the naive max of the instances' percentiles")  # fmt: skip
+            print(
+                "\n4. one workload split over 4 k6 processes with k6-operator's flags "
+                "(execution segments, instance_id, paused then resumed; instance 4 hits a "
+                "slower path): the merged SLIs beside the whole run's truth from the raw "
+                "samples, and the naive max of the instances' percentiles"
+            )
             merged = await distributed_step(url, prometheus.url, target.url, workdir)
             print(f"\n   Counts, rates, avg, max agree exactly: {'yes' if merged else 'NO'}")
         if keptn.violations:
@@ -220,9 +251,11 @@ async def demo(workdir: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--workdir", type=Path, default=Path("demo-output"),
+        "--workdir",
+        type=Path,
+        default=Path("demo-output"),
         help="where the report, history and logs go (emptied first)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     if args.workdir.exists():
         shutil.rmtree(args.workdir)

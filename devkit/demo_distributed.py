@@ -27,18 +27,28 @@ async def distributed_step(
     and every percentile has a value (its error against the truth is printed)."""
     tags = RunTags("demo", "staging", "web-distributed", str(uuid.uuid4()))
     run = await run_distributed(
-        prometheus_url=prometheus_url, target_url=target_url, tags=tags,
-        workdir=workdir / "distributed", instances=instances, vus=8, duration="5s",
-        spread_ms=12, slow_ms={instances: 15},
-    )  # fmt: skip
+        prometheus_url=prometheus_url,
+        target_url=target_url,
+        tags=tags,
+        workdir=workdir / "distributed",
+        instances=instances,
+        vus=8,
+        duration="5s",
+        spread_ms=12,
+        slow_ms={instances: 15},
+    )
     samples = await asyncio.to_thread(lambda: [read_samples(p) for p in run.sample_files])
     truth = union_metrics(samples)
     expected = expected_values(truth)
     body = {
-        "project": tags.project, "stage": tags.stage, "service": tags.service,
-        "start": format_keptn(run.start), "end": format_keptn(run.end), "context": tags.context,
+        "project": tags.project,
+        "stage": tags.stage,
+        "service": tags.service,
+        "start": format_keptn(run.start),
+        "end": format_keptn(run.end),
+        "context": tags.context,
         "indicators": sorted(expected),
-    }  # fmt: skip
+    }
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
         session.post(service_url + "/preview", json=body) as response,

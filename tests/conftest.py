@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import aiohttp
+import nats
 import pytest
+from nats.aio.client import Client
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun, run_load
+from devkit.kube import SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE, RUN_SECONDS, session_for
+from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from devkit.victoria import VictoriaMetricsServer
 from sli_provider.k6.invocation import RunTags
+from tests.delivery import create_keptn_stream
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +66,14 @@ def store(request: pytest.FixtureRequest) -> MetricsStore:
 async def target() -> AsyncIterator[TargetServer]:
     async with TargetServer() as server:
         yield server
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    """The runner's work directory, one level below the test's own tmp_path."""
+    path = tmp_path / "runs"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture
@@ -129,3 +145,34 @@ def store_load_run(request: pytest.FixtureRequest, store: MetricsStore) -> LoadR
     name = "load_run" if store.store_name == "prometheus" else "victoria_load_run"
     run: LoadRun = request.getfixturevalue(name)
     return run
+
+
+@pytest.fixture
+async def kube() -> AsyncIterator[SimulatedKubernetes]:
+    """A simulated Kubernetes with k6-operator, its runners killed past ``RUN_SECONDS``."""
+    async with SimulatedKubernetes(namespaces=[NAMESPACE], runner_timeout=RUN_SECONDS) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]:
+    """A session with ``kube``'s URL as base and its bearer token."""
+    async with session_for(kube, RUN_SECONDS) as session:
+        yield session
+
+
+@pytest.fixture
+async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    async with NatsServer(tmp_path / "nats.log") as server:
+        yield server
+
+
+@pytest.fixture
+async def keptn_nats(nats_server: NatsServer) -> AsyncIterator[Client]:
+    """A core client with the ``keptn`` stream in place, as on a Keptn control plane."""
+    client = await nats.connect(nats_server.url)
+    try:
+        await create_keptn_stream(client)
+        yield client
+    finally:
+        await client.close()

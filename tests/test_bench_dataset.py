@@ -32,8 +32,11 @@ def test_split_runs_carry_instance_ids_and_the_runners_whole_curve() -> None:
     instances = {labels.split('instance_id="')[1].split('"')[0] for _, labels in last}
     assert instances == {"1", "2", "3"}
     # Every stat the runner asks k6 for, named as k6's remote write names it (p(99.25) → p9925).
-    written = {name.removeprefix("k6_http_req_duration_") for name, _ in last
-               if name.startswith("k6_http_req_duration_")}  # fmt: skip
+    written = {
+        name.removeprefix("k6_http_req_duration_")
+        for name, _ in last
+        if name.startswith("k6_http_req_duration_")
+    }
     assert written == {s.replace("(", "").replace(")", "").replace(".", "") for s in TREND_STATS}
     # Each series' curve rises from min to max, and instances differ.
     curves: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -46,11 +49,13 @@ def test_split_runs_carry_instance_ids_and_the_runners_whole_curve() -> None:
         values = [v for _, v in sorted(points)]
         assert values == sorted(values) and values[0] < values[-1]
     vector = [
-        {"metric": {"__name__": name, "instance_id": labels.split('instance_id="')[1][0]},
-         "value": [spec.end_s, str(value)]}
+        {
+            "metric": {"__name__": name, "instance_id": labels.split('instance_id="')[1][0]},
+            "value": [spec.end_s, str(value)],
+        }
         for (name, labels), value in last.items()
         if name.startswith("k6_http_req_duration_") and 'status="200"' in labels
-    ]  # fmt: skip
+    ]
     merged = curves_from_vector(vector, 1000.0)
     assert len(merged) == 3 and len({c.at(95.0) for c in merged}) == 3
 

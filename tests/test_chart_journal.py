@@ -41,8 +41,14 @@ def test_the_journal_behind_the_distributor_is_on_an_emptydir_by_default() -> No
 
 @needs_helm
 def test_the_journal_of_core_nats_can_be_an_existing_claim() -> None:
-    pod = render("--set", "nats.delivery=core", "--set", "journal.enabled=true",
-                 "--set", "journal.existingClaim=sli-journal")  # fmt: skip
+    pod = render(
+        "--set",
+        "nats.delivery=core",
+        "--set",
+        "journal.enabled=true",
+        "--set",
+        "journal.existingClaim=sli-journal",
+    )
     _, env = app_env(pod)
     assert {"name": "journal", "persistentVolumeClaim": {"claimName": "sli-journal"}} in pod[
         "volumes"
@@ -64,11 +70,21 @@ def test_without_the_journal_there_is_no_journal_path() -> None:
     ("args", "message"),
     [
         (("--set", "journal.enabled=true"), "with jetstream the replicas already share a journal"),
-        ((*DISTRIBUTOR, "--set", "journal.enabled=true", "--set", "journal.existingClaim=j",
-          "--set", "replicaCount=2"), "would share one journal between pods"),
+        (
+            (
+                *DISTRIBUTOR,
+                "--set",
+                "journal.enabled=true",
+                "--set",
+                "journal.existingClaim=j",
+                "--set",
+                "replicaCount=2",
+            ),
+            "would share one journal between pods",
+        ),
     ],
     ids=["jetstream", "one claim for two pods"],
-)  # fmt: skip
+)
 def test_the_chart_refuses_a_journal_that_cannot_work(args: tuple[str, ...], message: str) -> None:
     result = helm.run(["template", "t", str(CHART), *args])
     assert result.returncode != 0

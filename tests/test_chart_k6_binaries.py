@@ -70,10 +70,15 @@ def test_without_k6_binaries_nothing_is_added() -> None:
 @needs_helm
 def test_k6_binaries_follow_the_native_distributor_sidecar() -> None:
     pod = render(
-        "--set", "nats.url=", "--set", "distributor.enabled=true",
-        "--set", "distributor.nativeSidecar=true",
-        "--set-json", "runner.k6Binaries=" + json.dumps(BINARIES[:1]),
-    )  # fmt: skip
+        "--set",
+        "nats.url=",
+        "--set",
+        "distributor.enabled=true",
+        "--set",
+        "distributor.nativeSidecar=true",
+        "--set-json",
+        "runner.k6Binaries=" + json.dumps(BINARIES[:1]),
+    )
     assert [c["name"] for c in pod["initContainers"]] == ["distributor", "k6-faker"]
 
 
@@ -107,6 +112,7 @@ def test_the_schema_refuses_bad_entries(bad: dict[str, str]) -> None:
 
 @needs_helm
 def test_helm_lint_accepts_k6_binaries() -> None:
-    result = helm.run(["lint", "--strict", str(CHART), "--set-json",
-                       "runner.k6Binaries=" + json.dumps(BINARIES)])  # fmt: skip
+    result = helm.run(
+        ["lint", "--strict", str(CHART), "--set-json", "runner.k6Binaries=" + json.dumps(BINARIES)]
+    )
     assert result.returncode == 0, result.stdout + result.stderr

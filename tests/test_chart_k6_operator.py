@@ -60,21 +60,29 @@ def test_enabled_renders_a_role_for_exactly_the_backends_calls_in_one_namespace(
     (service_account,) = of_kind(docs, "ServiceAccount")
     assert binding["metadata"]["namespace"] == "load"
     assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]
-    }  # fmt: skip
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": service_account["metadata"]["name"],
-         "namespace": "default"}
-    ]  # fmt: skip
+        {
+            "kind": "ServiceAccount",
+            "name": service_account["metadata"]["name"],
+            "namespace": "default",
+        }
+    ]
     assert helm.deployment_pod(docs)["automountServiceAccountToken"] is True
 
 
 def test_enabled_sets_the_env_the_service_reads() -> None:
     docs = render(
-        "--set", "k6Operator.enabled=true",
-        "--set", "k6Operator.runnerImage=example.org/k6-faker:1",
-        "--set", "k6Operator.remoteWriteSecret=k6-remote-write",
-    )  # fmt: skip
+        "--set",
+        "k6Operator.enabled=true",
+        "--set",
+        "k6Operator.runnerImage=example.org/k6-faker:1",
+        "--set",
+        "k6Operator.remoteWriteSecret=k6-remote-write",
+    )
     env = app_env(docs)
     assert env["K6_OPERATOR_REPLICA"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     plain = {name: e["value"] for name, e in env.items() if "value" in e}

@@ -33,21 +33,30 @@ def test_the_keptn_api_token_secret_example_renders_as_written() -> None:
     deployment = next(
         d for d in yaml.safe_load_all(result.stdout) if d and d["kind"] == "Deployment"
     )
-    (app,) = [c for c in deployment["spec"]["template"]["spec"]["containers"]
-              if c["name"] == "sli-provider"]  # fmt: skip
+    (app,) = [
+        c
+        for c in deployment["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "sli-provider"
+    ]
     env = {e["name"]: e for e in app["env"]}
     assert env["KEPTN_API_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "keptn-api-token", "key": "keptn-api-token"}  # fmt: skip
+        "name": "keptn-api-token",
+        "key": "keptn-api-token",
+    }
 
 
 @pytest.mark.skipif(not helm.available(), reason="neither helm nor helm-python-sdk installed")
-@pytest.mark.parametrize("readme", [CHART / "README.md", CHART.parent / "README.md"],
-                         ids=["chart", "project"])  # fmt: skip
+@pytest.mark.parametrize(
+    "readme", [CHART / "README.md", CHART.parent / "README.md"], ids=["chart", "project"]
+)
 def test_the_install_example_renders_as_written(readme: Path) -> None:
     """Both READMEs open with ``helm install ... --set lighthouseConfig.projects={shop}``."""
     blocks = re.findall(r"```sh\n(.*?)\n```", readme.read_text(), re.S)
-    (block,) = [b for b in blocks if "helm install k6-sli-provider ./chart" in b
-                and "lighthouseConfig.projects" in b]  # fmt: skip
+    (block,) = [
+        b
+        for b in blocks
+        if "helm install k6-sli-provider ./chart" in b and "lighthouseConfig.projects" in b
+    ]
     words = shlex.split(block.replace("\\\n", " "), comments=True)
     sets = [arg for flag, arg in itertools.pairwise(words) if flag == "--set"]
     docs = helm.render_chart(*(part for expression in sets for part in ("--set", expression)))
@@ -58,6 +67,9 @@ def test_the_install_example_renders_as_written(readme: Path) -> None:
     (built,) = re.findall(r"docker build -t (\S+) \.", block)
     assert app["image"] == built
     assert env["PROMETHEUS_URL"] == "http://prometheus-server.monitoring.svc:80"
-    (lighthouse,) = [d for d in docs if d["kind"] == "ConfigMap"
-                     and d["metadata"]["name"] == "lighthouse-config-shop"]  # fmt: skip
+    (lighthouse,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "lighthouse-config-shop"
+    ]
     assert lighthouse["data"] == {"sli-provider": "k6"}

@@ -11,13 +11,12 @@ from typing import Any
 
 import jsonschema
 
-from devkit.cli import command_env, sli_provider_command
 from sli_provider.gate import evaluate
 from sli_provider.gate.document import SCHEMA_VERSION, gate_document
 from sli_provider.gate.junit import render_junit
 from sli_provider.gate.verdict import K6Run, ThresholdResult, decide
+from tests.helpers import cli, evaluate_args, validate
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "gate-result.schema.json"
 SLO = """
 objectives:
   - sli: p95
@@ -30,7 +29,6 @@ objectives:
   - sli: throughput
 total_score: {pass: "90%", warning: "50%"}
 """
-SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
 PASSING = [
     {"metric": "p95", "value": 100, "success": True},
     {"metric": "errors", "value": 0.0, "success": True},
@@ -43,34 +41,10 @@ FAILING = [
 ]
 
 
-def validate(document: Any) -> None:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    jsonschema.Draft202012Validator(schema).validate(document)
-
-
 def evaluate_cli(
     tmp_path: Path, values: list[dict[str, Any]], *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "slo.yaml").write_text(SLO)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return subprocess.run(
-        sli_provider_command(
-            "evaluate",
-            "--slo",
-            str(tmp_path / "slo.yaml"),
-            *SCOPE,
-            "--values",
-            str(tmp_path / "values.json"),
-            "--history",
-            str(tmp_path / "h.sqlite3"),
-            *extra,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=command_env(env or {}),
-    )
+    return cli(*evaluate_args(tmp_path, SLO, values, *extra), env=env)
 
 
 def test_json_output_names_its_schema_version_and_validates(tmp_path: Path) -> None:

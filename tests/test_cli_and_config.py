@@ -22,8 +22,8 @@ from sli_provider import cli
 from sli_provider.config import ConfigError, Secret, Settings, settings_from
 from sli_provider.config.command_settings import COMMAND_SETTINGS
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.logs import JSONFormatter
+from tests.helpers import scope_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,20 +101,7 @@ def test_cli_preview_prints_a_table_and_json(
         "SLI_CONFIG_DIR": str(tmp_path),
         "LOG_LEVEL": "WARNING",
     }
-    common = [
-        "--project",
-        load_tags.project,
-        "--stage",
-        load_tags.stage,
-        "--service",
-        load_tags.service,
-        "--start",
-        format_keptn(load_run.start),
-        "--end",
-        format_keptn(load_run.end),
-        "--context",
-        load_tags.context,
-    ]
+    common = scope_args(load_run, load_tags)
     table = run_cli("preview", *common, "--indicators", "http_reqs_total,vus_max", env=env)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
 from sli_provider.cli import _parser
 from sli_provider.config import Settings
 from sli_provider.config.flags import SETTINGS_TITLE, CommandHelpFormatter, shown_default
+from tests.helpers import cli
 
 COMMANDS = [
     ["preview"],
@@ -132,13 +131,7 @@ def test_the_top_level_help_describes_every_command() -> None:
 
 @pytest.mark.parametrize("command", ["run", "evaluate", "preview"])
 def test_a_commands_help_lists_only_the_settings_it_uses_one_line_each(command: str) -> None:
-    shown = subprocess.run(
-        sli_provider_command(command, "--help"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=command_env({"COLUMNS": "100"}),
-    ).stdout
+    shown = cli(command, "--help", env={"COLUMNS": "100"}).stdout
     lines = shown.splitlines()
     assert len(lines) <= 90, len(lines)
     for absent in (

@@ -31,9 +31,18 @@ READ_ONCE = [s for s in SECRETS if s.env != "PROMETHEUS_BEARER_TOKEN"]  # that o
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("true", True), ("TRUE", True), ("1", True), ("Yes", True),
-     ("false", False), ("False", False), ("0", False), ("no", False), (" NO ", False)],
-)  # fmt: skip
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("Yes", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        (" NO ", False),
+    ],
+)
 @pytest.mark.parametrize("variable", ["RUNNER_ENABLED", "PROMETHEUS_INSECURE_SKIP_VERIFY"])
 def test_booleans_accept_the_six_words_in_any_case(variable: str, raw: str, expected: bool) -> None:
     settings = settings_from({variable: raw})
@@ -81,9 +90,16 @@ def test_a_nats_url_of_another_scheme_is_refused_at_start(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["nats://keptn-nats", "nats://u:p@keptn-nats:4222", "tls://nats:4443", "wss://nats",
-            "keptn-nats:4222", "keptn-nats"],
-)  # fmt: skip
+    "url",
+    [
+        "nats://keptn-nats",
+        "nats://u:p@keptn-nats:4222",
+        "tls://nats:4443",
+        "wss://nats",
+        "keptn-nats:4222",
+        "keptn-nats",
+    ],
+)
 def test_nats_urls_nats_py_understands_are_accepted(url: str) -> None:
     assert settings_from({"NATS_URL": url}).nats_url == url
 
@@ -154,9 +170,11 @@ def test_a_secrets_file_flag_is_a_path_not_the_secret(setting: object, tmp_path:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "KEPTN_API_TOKEN_FILE: cannot read .*: No such file or directory"),
-     ("\n", "KEPTN_API_TOKEN_FILE: .* is empty")],
-)  # fmt: skip
+    [
+        (None, "KEPTN_API_TOKEN_FILE: cannot read .*: No such file or directory"),
+        ("\n", "KEPTN_API_TOKEN_FILE: .* is empty"),
+    ],
+)
 def test_an_unusable_secret_file_is_an_error_naming_the_variable(
     tmp_path: Path, content: str | None, message: str
 ) -> None:
@@ -226,8 +244,9 @@ def test_password_and_password_file_together_are_an_error(tmp_path: Path) -> Non
         load_prometheus_targets(projects_file(tmp_path, body))
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("false", False), ('"false"', False),
-                                               ('"yes"', True), ("true", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ('"false"', False), ('"yes"', True), ("true", True)]
+)
 def test_a_projects_insecure_flag_means_what_it_says(
     tmp_path: Path, raw: str, expected: bool
 ) -> None:

@@ -19,6 +19,7 @@ from devkit.service import running_service
 from sli_provider.config import ConfigError, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import send_event
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 
@@ -37,21 +38,28 @@ async def test_a_get_sli_whose_prometheus_hangs_answers_at_its_deadline_with_wha
         project=load_tags.project,
     )
     event = get_sli_triggered(
-        project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
-        start=format_keptn(load_run.start), end=format_keptn(load_run.end),
-        indicators=["answered", "hangs"], context=load_tags.context,
-    )  # fmt: skip
+        project=load_tags.project,
+        stage=load_tags.stage,
+        service=load_tags.service,
+        start=format_keptn(load_run.start),
+        end=format_keptn(load_run.end),
+        indicators=["answered", "hangs"],
+        context=load_tags.context,
+    )
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         proxy.hold_queries_containing("stuck_here")
         # Each query alone may take 30 s: only the get-sli's own deadline can end it sooner.
-        settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
-                            get_sli_deadline_seconds=2, query_timeout_seconds=30,
-                            query_attempts=1)  # fmt: skip
-        async with running_service(settings) as url, aiohttp.ClientSession() as session:
+        settings = Settings(
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            get_sli_deadline_seconds=2,
+            query_timeout_seconds=30,
+            query_attempts=1,
+        )
+        async with running_service(settings) as url:
             loop = asyncio.get_running_loop()
             began = loop.time()
-            async with session.post(url + "/", json=event) as response:
-                assert response.status == 202
+            await send_event(url, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
             )
@@ -76,14 +84,22 @@ async def test_query_retries_end_at_the_query_timeout(
     """Prometheus answers 503 with Retry-After: 1 again and again. With 20 tries allowed the
     query still gives up at QUERY_TIMEOUT_SECONDS (2 s), not after ~19 s of retries."""
     body: dict[str, Any] = {
-        "project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service,
-        "start": load_run.start, "end": load_run.end, "indicators": ["vus_max"],
-    }  # fmt: skip
+        "project": load_tags.project,
+        "stage": load_tags.stage,
+        "service": load_tags.service,
+        "start": load_run.start,
+        "end": load_run.end,
+        "indicators": ["vus_max"],
+    }
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         proxy.fail_next(503, 100, retry_after="1")
-        settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
-                            query_timeout_seconds=2, query_attempts=20,
-                            retry_max_wait_seconds=5)  # fmt: skip
+        settings = Settings(
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            query_timeout_seconds=2,
+            query_attempts=20,
+            retry_max_wait_seconds=5,
+        )
         async with running_service(settings) as url, aiohttp.ClientSession() as session:
             async with asyncio.timeout(10), session.post(url + "/preview", json=body) as response:
                 (item,) = (await response.json())["indicators"]
@@ -104,18 +120,25 @@ async def test_resource_retries_end_at_the_http_timeout(
     at HTTP_TIMEOUT_SECONDS (1 s) and the event is answered errored, not after ~20 s."""
     fake_keptn.fail_resources_with(503)
     event = get_sli_triggered(
-        project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
-        start=format_keptn(load_run.start), end=format_keptn(load_run.end),
-        indicators=["vus_max"], context=load_tags.context,
-    )  # fmt: skip
-    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
-                        http_timeout_seconds=1, reply_attempts=50,
-                        retry_max_wait_seconds=0.5)  # fmt: skip
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+        project=load_tags.project,
+        stage=load_tags.stage,
+        service=load_tags.service,
+        start=format_keptn(load_run.start),
+        end=format_keptn(load_run.end),
+        indicators=["vus_max"],
+        context=load_tags.context,
+    )
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        http_timeout_seconds=1,
+        reply_attempts=50,
+        retry_max_wait_seconds=0.5,
+    )
+    async with running_service(settings) as url:
         loop = asyncio.get_running_loop()
         began = loop.time()
-        async with session.post(url + "/", json=event) as response:
-            assert response.status == 202
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
         )

@@ -16,7 +16,8 @@ from sli_provider.service.dedupe import journaled
 from sli_provider.service.dispatch import Dispatcher, Disposition, Handler
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies, until_delivered
 from sli_provider.service.tasks import TaskSupervisor
-from tests.test_replies import FINISHED, PASSED, SHUT_DOWN, STARTED, errored, trigger, types
+from tests.helpers import get_sli_event
+from tests.test_replies import FINISHED, PASSED, SHUT_DOWN, STARTED, errored, types
 
 
 def answering(send: SendEvent, metrics: ServiceMetrics) -> Handler:
@@ -54,7 +55,7 @@ async def test_an_unconfirmed_finished_is_not_sent_again_when_its_event_comes_ba
         metrics=metrics,
         seen=journal,
     )
-    event = trigger()
+    event = get_sli_event()
     try:
         decision = await dispatcher.accept(event, ingress="http")
         assert decision.task is not None

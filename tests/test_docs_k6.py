@@ -20,9 +20,15 @@ DOCS = sorted(
 # Repository paths begin with one of these; anything else (k6/sli.yaml, /etc/...) is a Keptn
 # resource or a path inside a container. "docs" is there so that a link to a page that is not
 # there is caught even while docs/ holds no file in git.
-_TOP = sorted({p.split("/")[0] for p in subprocess.run(
-    ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
-).stdout.split()} | {"docs"})  # fmt: skip
+_TOP = sorted(
+    {
+        p.split("/")[0]
+        for p in subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
+        ).stdout.split()
+    }
+    | {"docs"}
+)
 _GENERATED = {"demo-output/report.html"}  # written by `make demo`
 
 
@@ -75,7 +81,9 @@ def test_every_repository_path_in_the_docs_exists(doc: str) -> None:
 
 def test_the_path_scan_would_catch_a_missing_file() -> None:
     assert _repo_paths("see `docs/k6-metrics.md` and sli_provider/k6/invocation.py.") == {
-        "docs/k6-metrics.md", "sli_provider/k6/invocation.py"}  # fmt: skip
+        "docs/k6-metrics.md",
+        "sli_provider/k6/invocation.py",
+    }
 
 
 def _anchors(text: str) -> set[str]:

@@ -22,8 +22,9 @@ from devkit.kube.schema import apply_schema, load_crd_schema
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
-from sli_provider.config import Secret, Settings
+from sli_provider.config import Secret
 from sli_provider.k6.invocation import RunTags
+from tests.helpers import gate_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -94,18 +95,6 @@ def in_test(url_in_example: str, service_url: str) -> str:
     return service_url + urlsplit(url_in_example).path
 
 
-def settings_for(prometheus: PrometheusServer, tmp_path: Path, **extra: Any) -> Settings:
-    fields: dict[str, Any] = {
-        "prometheus_url": prometheus.url,
-        "sli_config_dir": tmp_path / "config",
-        "gate_history": tmp_path / "history.sqlite3",
-        "runner_enabled": False,
-        "query_attempts": 1,
-        **extra,
-    }
-    return Settings(**fields)
-
-
 async def test_argo_web_metric_pass_fail_warning_and_cannot_judge(
     prometheus_of_examples: PrometheusServer, target: TargetServer, tmp_path: Path
 ) -> None:
@@ -128,7 +117,7 @@ async def test_argo_web_metric_pass_fail_warning_and_cannot_judge(
         scopes[kind] = {"project": tags.project, "stage": tags.stage, "service": tags.service}
     scopes["never-ran"] = {**scopes["passing"], "service": "never-ran"}
     write_slo(tmp_path / "config", RunTags("argo", "staging", "never-ran", ""))
-    settings = settings_for(prometheus_of_examples, tmp_path, preview_token=Secret(TOKEN))
+    settings = gate_settings(prometheus_of_examples, tmp_path, preview_token=Secret(TOKEN))
     async with running_service(settings) as url:
         gate_url = in_test(default_url, url)
         phases = {}
@@ -204,7 +193,7 @@ async def test_flagger_rollout_webhook_passes_then_fails_the_canary(
     tags = RunTags(metadata["project"], metadata["stage"], metadata["service"], "")
     write_slo(tmp_path / "config", tags)
     outcomes = {}
-    async with running_service(settings_for(prometheus_of_examples, tmp_path)) as url:
+    async with running_service(gate_settings(prometheus_of_examples, tmp_path)) as url:
         before = await flagger.call(canary, rollout, url=in_test(rollout["url"], url))
         for kind, fail_every in (("passing", 0), ("failing", 2)):
             run_tags = RunTags(tags.project, tags.stage, tags.service, str(uuid.uuid4()))
@@ -248,7 +237,7 @@ async def test_flagger_pre_rollout_webhook_runs_the_workload_and_gates_on_it(
         tmp_path / "config" / tags.project / tags.stage / tags.service / "k6" / "performance.js"
     )
     script.parent.mkdir(parents=True)
-    settings = settings_for(prometheus_of_examples, tmp_path, runner_enabled=True)
+    settings = gate_settings(prometheus_of_examples, tmp_path, runner_enabled=True)
     calls = {}
     async with running_service(settings) as url:
         # The second run meets slo.yaml but crosses its k6 threshold.

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered
@@ -32,6 +31,7 @@ from sli_provider.ports.metrics_store import PROMETHEUS, VICTORIAMETRICS
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.sli.freshness import Sighting, judge
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import send_event
 
 # http_reqs_per_second is per second of the event's window, which k6's summary does not know.
 COMPARED = sorted(set(load_builtin_templates()) - {"http_reqs_per_second"})
@@ -57,9 +57,14 @@ async def late_run(
     tags = run_tags()
     async with DelayedRemoteWrite(store.remote_write_url, delay=delay) as relay:
         run = await run_load(
-            prometheus_url=store.url, target_url=target.url, tags=tags, workdir=workdir,
-            duration=duration, write_url=relay.write_url, wait_for_final_push=False,
-        )  # fmt: skip
+            prometheus_url=store.url,
+            target_url=target.url,
+            tags=tags,
+            workdir=workdir,
+            duration=duration,
+            write_url=relay.write_url,
+            wait_for_final_push=False,
+        )
         # k6 has exited, and the store does not hold all of the run yet.
         shown = await iterations_in(store, tags, run)
         assert shown < run.summary["metrics"]["iterations"]["values"]["count"]
@@ -80,15 +85,17 @@ async def get_sli(
 ) -> dict[str, Any]:
     """get-sli.triggered for the run's window, as lighthouse sends it; the finished event."""
     event = get_sli_triggered(
-        project=tags.project, stage=tags.stage, service=tags.service,
-        start=format_keptn(run.start), end=format_keptn(run.end),
-        indicators=[*COMPARED, "http_reqs_per_second"], context=tags.context,
-    )  # fmt: skip
+        project=tags.project,
+        stage=tags.stage,
+        service=tags.service,
+        start=format_keptn(run.start),
+        end=format_keptn(run.end),
+        indicators=[*COMPARED, "http_reqs_per_second"],
+        context=tags.context,
+    )
     config = Settings(prometheus_url=store.url, distributor_url=keptn.url, **settings)
-    async with running_service(config) as url, aiohttp.ClientSession() as session:
-        headers = {"Content-Type": "application/cloudevents+json"}
-        async with session.post(url + "/", json=event, headers=headers) as response:
-            assert response.status == 202
+    async with running_service(config) as url:
+        await send_event(url, event)
         (finished,) = await keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -160,9 +167,13 @@ async def test_victoriametrics_right_after_the_run_gives_k6s_summary(
     assert victoria.latency_offset == "30s"
     tags = run_tags()
     run = await run_load(
-        prometheus_url=victoria.url, target_url=target.url, tags=tags, workdir=tmp_path,
-        duration="3s", wait_for_final_push=False,
-    )  # fmt: skip
+        prometheus_url=victoria.url,
+        target_url=target.url,
+        tags=tags,
+        workdir=tmp_path,
+        duration="3s",
+        wait_for_final_push=False,
+    )
     finished = await get_sli(fake_keptn, victoria, tags, run)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "pass"), data["message"]

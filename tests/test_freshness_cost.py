@@ -22,6 +22,7 @@ from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn, parse_keptn
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import send_event
 
 
 async def samples_read(prometheus_url: str, query: str, at: str) -> int:
@@ -44,16 +45,18 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
     per tag set a script gives its iterations: most of the check's cost (bench/README.md)."""
     start, end = format_keptn(load_run.start), format_keptn(load_run.end)
     event = get_sli_triggered(
-        project=load_tags.project, stage=load_tags.stage, service=load_tags.service,
-        start=start, end=end, indicators=["http_req_duration_p95", "iterations_total"],
+        project=load_tags.project,
+        stage=load_tags.stage,
+        service=load_tags.service,
+        start=start,
+        end=end,
+        indicators=["http_req_duration_p95", "iterations_total"],
         context=load_tags.context,
-    )  # fmt: skip
+    )
     async with PrefixProxy({"/p": prometheus.url}) as proxy:
         config = Settings(prometheus_url=proxy.url + "/p", distributor_url=fake_keptn.url)
-        async with running_service(config) as url, aiohttp.ClientSession() as session:
-            headers = {"Content-Type": "application/cloudevents+json"}
-            async with session.post(url + "/", json=event, headers=headers) as response:
-                assert response.status == 202
+        async with running_service(config) as url:
+            await send_event(url, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
             )
@@ -67,9 +70,13 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
     assert not [q for q in sent if q["query"].startswith("count(last_over_time(k6_")], sent
 
     window = SLIWindow(
-        load_tags.project, load_tags.stage, load_tags.service,
-        start_s=parse_keptn(start), end_s=parse_keptn(end), context=load_tags.context,
-    )  # fmt: skip
+        load_tags.project,
+        load_tags.stage,
+        load_tags.service,
+        start_s=parse_keptn(start),
+        end_s=parse_keptn(end),
+        context=load_tags.context,
+    )
     scope = scope_selector(window, with_context=True)
     vus_max_in_window = f"count(last_over_time(k6_vus_max{{{scope}}}[{duration_seconds(window)}s]))"
     at = counts[0]["time"]

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from devkit.cli import command_env, run_sli_provider, sli_provider_command
+from devkit.cli import run_sli_provider
 from devkit.k6run import LOAD_SCRIPT, LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import CLI_SCOPE, cli, scope_args
 
 SLO = """
 spec_version: "1.0"
@@ -29,14 +29,6 @@ objectives:
     key_sli: true
 total_score: {pass: "90%", warning: "60%"}
 """
-SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    command = sli_provider_command(*args)
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, env=command_env(env or {})
-    )
 
 
 @pytest.fixture
@@ -55,7 +47,7 @@ def evaluate_values(
         "evaluate",
         "--slo",
         str(files["slo"]),
-        *SCOPE,
+        *CLI_SCOPE,
         "--values",
         str(path),
         "--history",
@@ -106,7 +98,7 @@ def test_invalidated_results_are_not_compared_with(files: dict[str, Path]) -> No
     evaluation = json.loads(result.stdout)
     assert evaluation["result"] == "pass"
     assert evaluation["evaluation"].get("comparedEvents", []) == []
-    listing = cli("history", "--history", str(files["history"]), "list", *SCOPE)
+    listing = cli("history", "--history", str(files["history"]), "list", *CLI_SCOPE)
     assert "(invalidated)" in listing.stdout and listing.stdout.count("\n") == 2
 
 
@@ -179,7 +171,9 @@ def test_invalid_slo_gives_lighthouses_result(
 
 
 def test_cannot_run_without_values(files: dict[str, Path]) -> None:
-    result = cli("evaluate", "--slo", str(files["slo"]), *SCOPE, "--history", str(files["history"]))
+    result = cli(
+        "evaluate", "--slo", str(files["slo"]), *CLI_SCOPE, "--history", str(files["history"])
+    )
     assert result.returncode == 2
     assert "--values" in result.stderr
 
@@ -199,18 +193,7 @@ def test_values_fetched_from_prometheus(
         "evaluate",
         "--slo",
         str(files["slo"]),
-        "--project",
-        load_tags.project,
-        "--stage",
-        load_tags.stage,
-        "--service",
-        load_tags.service,
-        "--start",
-        format_keptn(load_run.start),
-        "--end",
-        format_keptn(load_run.end),
-        "--context",
-        load_tags.context,
+        *scope_args(load_run, load_tags),
         "--history",
         str(files["history"]),
         "--format",
@@ -243,7 +226,7 @@ async def test_run_is_a_ci_quality_gate(
         "run",
         "--slo",
         str(files["slo"]),
-        *SCOPE,
+        *CLI_SCOPE,
         "--history",
         str(files["history"]),
         "--script",

@@ -6,7 +6,6 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -19,14 +18,14 @@ from devkit.stores import MetricsStore
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
 from sli_provider.adapters.prometheus import PrometheusClient
-from sli_provider.config import Secret, Settings
+from sli_provider.config import Secret
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.service.gate_request import fields_of_body
 from sli_provider.service.preview import PreviewError
 from sli_provider.sli.k6_runs import Scope, find_runs, in_progress
 from sli_provider.sli.window import SLIWindow
-from tests.test_ci_reports import validate
+from tests.helpers import gate_settings, post_gate, validate
 
 
 @pytest.fixture(scope="module")
@@ -47,37 +46,14 @@ async def failing(
     )
 
 
-def settings_for(prometheus: PrometheusServer, tmp_path: Path, **extra: Any) -> Settings:
-    fields: dict[str, Any] = {
-        "prometheus_url": prometheus.url,
-        "sli_config_dir": tmp_path / "config",
-        "gate_history": tmp_path / "history.sqlite3",
-        "runner_enabled": False,
-        "query_attempts": 1,
-        **extra,
-    }
-    return Settings(**fields)
-
-
-async def ask(
-    url: str, body: Any, *, path: str = "/gate", headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, Any]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + path, json=body, headers=headers or {}) as response,
-    ):
-        assert response.content_type == "application/json", await response.text()
-        return response.status, await response.json()
-
-
 async def test_the_latest_run_is_scored_and_stored_once(
     prometheus: PrometheusServer, passing: GateScope, tmp_path: Path
 ) -> None:
     write_slo(tmp_path / "config", passing.tags)
-    settings = settings_for(prometheus, tmp_path)
+    settings = gate_settings(prometheus, tmp_path)
     async with running_service(settings) as url:
-        status, first = await ask(url, passing.scope)
-        again_status, again = await ask(url, passing.scope)
+        status, first = await post_gate(url, passing.scope)
+        again_status, again = await post_gate(url, passing.scope)
     assert status == 200, first
     validate(first)
     assert first["result"] == "pass" and first["evaluation"]["result"] == "pass"
@@ -100,9 +76,9 @@ async def test_a_failing_run_fails_with_lighthouses_score(
     prometheus: PrometheusServer, failing: GateScope, tmp_path: Path
 ) -> None:
     write_slo(tmp_path / "config", failing.tags)
-    async with running_service(settings_for(prometheus, tmp_path)) as url:
-        status, answer = await ask(url, failing.scope)
-        webhook_status, webhook = await ask(url, failing.scope, path="/gate/webhook")
+    async with running_service(gate_settings(prometheus, tmp_path)) as url:
+        status, answer = await post_gate(url, failing.scope)
+        webhook_status, webhook = await post_gate(url, failing.scope, path="/gate/webhook")
     assert status == 200, answer
     validate(answer)
     assert answer["result"] == "fail"
@@ -120,14 +96,14 @@ async def test_nothing_to_judge_is_never_a_pass(
     (tmp_path / "config" / "gate" / "staging" / "never-ran" / "slo.yaml").write_text(
         (tmp_path / "config" / "gate" / "staging" / passing.tags.service / "slo.yaml").read_text()
     )
-    async with running_service(settings_for(prometheus, tmp_path)) as url:
-        no_run = await ask(url, other)
-        no_slo = await ask(url, {**passing.scope, "stage": "prod"})
-        webhook = await ask(url, other, path="/gate/webhook")
+    async with running_service(gate_settings(prometheus, tmp_path)) as url:
+        no_run = await post_gate(url, other)
+        no_slo = await post_gate(url, {**passing.scope, "stage": "prod"})
+        webhook = await post_gate(url, other, path="/gate/webhook")
     async with running_service(
-        settings_for(prometheus, tmp_path, prometheus_url="http://127.0.0.1:9")
+        gate_settings(prometheus, tmp_path, prometheus_url="http://127.0.0.1:9")
     ) as url:
-        down = await ask(url, passing.scope)
+        down = await post_gate(url, passing.scope)
     for status, answer in (no_run, no_slo, webhook, down):
         assert status in (422, 502, 504), answer
         assert answer["result"] == "cannot_judge" and answer["reasons"], answer
@@ -147,10 +123,10 @@ async def test_a_given_window_and_context_and_the_token(
         "start": format_keptn(passing.run.start),
         "end": format_keptn(passing.run.end),
     }
-    settings = settings_for(prometheus, tmp_path, preview_token=Secret("s3cret"))
+    settings = gate_settings(prometheus, tmp_path, preview_token=Secret("s3cret"))
     async with running_service(settings) as url:
-        refused, _ = await ask(url, body)
-        status, answer = await ask(url, body, headers={"Authorization": "Bearer s3cret"})
+        refused, _ = await post_gate(url, body)
+        status, answer = await post_gate(url, body, headers={"Authorization": "Bearer s3cret"})
         async with (
             aiohttp.ClientSession() as session,
             session.get(
@@ -160,7 +136,7 @@ async def test_a_given_window_and_context_and_the_token(
             ) as response,
         ):
             recent = response.status, await response.json()
-        bad = await ask(
+        bad = await post_gate(
             url,
             {"project": "../x", "start": "soon", "lookbak": "1h"},
             headers={"Authorization": "Bearer s3cret"},
@@ -183,13 +159,13 @@ async def test_k6_thresholds_judged_on_the_whole_run(
     held = {"http_req_failed": ["rate<0.01"], "http_req_duration": ["p(95)<2000", "max<60000"]}
     crossed = {**held, "http_reqs": [{"threshold": "count<1", "abortOnFail": True}]}
     body = {**passing.scope, "store": "false"}
-    async with running_service(settings_for(prometheus, tmp_path)) as url:
-        ok = await ask(url, {**body, "thresholds": held})
-        failed = await ask(url, {**body, "thresholds": crossed})
-        warned = await ask(
+    async with running_service(gate_settings(prometheus, tmp_path)) as url:
+        ok = await post_gate(url, {**body, "thresholds": held})
+        failed = await post_gate(url, {**body, "thresholds": crossed})
+        warned = await post_gate(
             url, {**body, "thresholds": json.dumps(crossed), "thresholdPolicy": "warning"}
         )
-        refused = await ask(
+        refused = await post_gate(
             url,
             {
                 **body,
@@ -258,12 +234,12 @@ async def test_the_history_keeps_the_gates_verdict_for_later_comparisons(
             fail_every=0,
         )
 
-    async with running_service(settings_for(prometheus, tmp_path)) as url:
-        failed = await ask(url, {**first.scope, "thresholds": crossed})
+    async with running_service(gate_settings(prometheus, tmp_path)) as url:
+        failed = await post_gate(url, {**first.scope, "thresholds": crossed})
         await next_run()
-        after_failed = await ask(url, first.scope)
+        after_failed = await post_gate(url, first.scope)
         await next_run()
-        after_passed = await ask(url, first.scope)
+        after_passed = await post_gate(url, first.scope)
     assert (failed[1]["result"], failed[1]["evaluation"]["result"]) == ("fail", "pass")
     assert after_failed[1]["result"] == "pass"
     assert after_failed[1]["history"]["compared"] == 0  # the failed gate is no baseline

@@ -4,29 +4,12 @@ only the queries that name them."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn
-
-
-def cli_in(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        sli_provider_command(*args), capture_output=True, text=True, timeout=60, cwd=cwd,
-        env=command_env(env),
-    )  # fmt: skip
-
-
-def scope_args(load_run: LoadRun, tags: RunTags) -> list[str]:
-    return [
-        "--project", tags.project, "--stage", tags.stage, "--service", tags.service,
-        "--start", format_keptn(load_run.start), "--end", format_keptn(load_run.end),
-        "--context", tags.context,
-    ]  # fmt: skip
+from tests.helpers import cli, scope_args
 
 
 def summary_count(load_run: LoadRun) -> float:
@@ -37,10 +20,15 @@ def test_preview_outside_keptn_uses_the_builtins_without_a_sidecar(
     tmp_path: Path, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags
 ) -> None:
     """No KEPTN_API_URL, no sidecar, no ./k6/sli.yaml: the built-ins alone, no localhost:8081."""
-    result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "http_reqs_total",
-        "--json", env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+    result = cli(
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "http_reqs_total",
+        "--json",
+        cwd=tmp_path,
+        env={"PROMETHEUS_URL": prometheus.url},
+    )
     assert result.returncode == 0, result.stderr
     (value,) = json.loads(result.stdout)["indicators"]
     assert value["value"] == summary_count(load_run)
@@ -54,10 +42,15 @@ def test_local_sli_yaml_is_read_from_the_working_directory(
         "indicators:\n  doubled: sum(last_over_time(k6_http_reqs_total{$SELECTOR}"
         "[$DURATION_SECONDS])) * 2\n"
     )
-    result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "doubled",
-        "--json", env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+    result = cli(
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "doubled",
+        "--json",
+        cwd=tmp_path,
+        env={"PROMETHEUS_URL": prometheus.url},
+    )
     assert result.returncode == 0, result.stderr
     (value,) = json.loads(result.stdout)["indicators"]
     assert value["value"] == 2 * summary_count(load_run)
@@ -67,11 +60,19 @@ def test_a_configured_sidecar_is_still_used(
     tmp_path: Path, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags
 ) -> None:
     """DISTRIBUTOR_URL set: the user asked for Keptn's resources, so no silent local fallback."""
-    result = cli_in(
-        tmp_path, "preview", *scope_args(load_run, load_tags), "--indicators", "http_reqs_total",
-        env={"PROMETHEUS_URL": prometheus.url, "DISTRIBUTOR_URL": "http://127.0.0.1:9",
-             "HTTP_TIMEOUT_SECONDS": "2", "REPLY_ATTEMPTS": "1"},
-    )  # fmt: skip
+    result = cli(
+        "preview",
+        *scope_args(load_run, load_tags),
+        "--indicators",
+        "http_reqs_total",
+        cwd=tmp_path,
+        env={
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": "http://127.0.0.1:9",
+            "HTTP_TIMEOUT_SECONDS": "2",
+            "REPLY_ATTEMPTS": "1",
+        },
+    )
     assert result.returncode == 2  # could not run, as evaluate and run say it
     assert "cannot read the SLI configuration" in result.stderr
 
@@ -93,11 +94,18 @@ def test_a_filter_for_a_custom_sli_leaves_the_builtins_equal_to_k6s_summary(
         "  - sli: route_reqs\n"
         "total_score: {pass: '90%'}\n"
     )
-    result = cli_in(
-        tmp_path, "evaluate", "--slo", str(slo), *scope_args(load_run, load_tags),
-        "--history", str(tmp_path / "h.sqlite3"), "--format", "json",
+    result = cli(
+        "evaluate",
+        "--slo",
+        str(slo),
+        *scope_args(load_run, load_tags),
+        "--history",
+        str(tmp_path / "h.sqlite3"),
+        "--format",
+        "json",
+        cwd=tmp_path,
         env={"PROMETHEUS_URL": prometheus.url},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     values = {
         r["value"]["metric"]: r["value"]

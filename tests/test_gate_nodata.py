@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
@@ -19,6 +17,7 @@ from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.runner.local import find_k6_binary
 from sli_provider.sli.diagnosis import reads_trend_stats, scope_reason
 from sli_provider.sli.window import SLIWindow
+from tests.helpers import cli
 
 PLAIN_SCRIPT = """
 import http from 'k6/http';
@@ -27,17 +26,34 @@ export default function () { http.get(__ENV.TARGET_URL + '/'); }
 """
 
 
-def preview(tmp_path: Path, prometheus_url: str, project: str, stage: str, service: str,
-            start: float, end: float, *indicators: str) -> dict[str, dict[str, object]]:  # fmt: skip
-    result = subprocess.run(
-        sli_provider_command(
-            "preview", "--project", project, "--stage", stage, "--service", service,
-            "--start", format_keptn(start), "--end", format_keptn(end),
-            "--indicators", ",".join(indicators), "--json",
-        ),
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
-        env=command_env({"PROMETHEUS_URL": prometheus_url}),
-    )  # fmt: skip
+def preview(
+    tmp_path: Path,
+    prometheus_url: str,
+    project: str,
+    stage: str,
+    service: str,
+    start: float,
+    end: float,
+    *indicators: str,
+) -> dict[str, dict[str, object]]:
+    result = cli(
+        "preview",
+        "--project",
+        project,
+        "--stage",
+        stage,
+        "--service",
+        service,
+        "--start",
+        format_keptn(start),
+        "--end",
+        format_keptn(end),
+        "--indicators",
+        ",".join(indicators),
+        "--json",
+        cwd=tmp_path,
+        env={"PROMETHEUS_URL": prometheus_url},
+    )
     assert result.returncode in (0, 1), result.stderr
     return {v["metric"]: v for v in json.loads(result.stdout)["indicators"]}
 
@@ -61,20 +77,35 @@ def test_no_data_reasons_for_the_scope_and_the_window(
     tmp_path: Path, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags
 ) -> None:
     tags = (load_tags.project, load_tags.stage, load_tags.service)
-    unknown = preview(tmp_path, prometheus.url, "nobody", "dev", "web", load_run.start,
-                      load_run.end, "http_reqs_total")  # fmt: skip
+    unknown = preview(
+        tmp_path,
+        prometheus.url,
+        "nobody",
+        "dev",
+        "web",
+        load_run.start,
+        load_run.end,
+        "http_reqs_total",
+    )
     assert unknown["http_reqs_total"]["message"] == (
         "no data: the query returned an empty result; Prometheus holds no k6 series of "
         "nobody/dev/web at all (tags keptn_project, keptn_stage, keptn_service): did k6 write "
         "to this Prometheus with these tags?"
     )
-    before = preview(tmp_path, prometheus.url, *tags, load_run.start - 3600,
-                     load_run.start - 3000, "http_reqs_total")  # fmt: skip
+    before = preview(
+        tmp_path,
+        prometheus.url,
+        *tags,
+        load_run.start - 3600,
+        load_run.start - 3000,
+        "http_reqs_total",
+    )
     assert before["http_reqs_total"]["message"].endswith(
         f"; Prometheus holds k6 series of {'/'.join(tags)}, but none in the window"
     )
-    future = preview(tmp_path, prometheus.url, *tags, time.time() + 3600, time.time() + 7200,
-                     "http_reqs_total")  # fmt: skip
+    future = preview(
+        tmp_path, prometheus.url, *tags, time.time() + 3600, time.time() + 7200, "http_reqs_total"
+    )
     assert future["http_reqs_total"]["message"].endswith("; the window lies in the future")
 
 
@@ -86,20 +117,41 @@ async def test_series_without_the_runners_trend_stats_are_named(
     (tmp_path / "plain.js").write_text(PLAIN_SCRIPT)
     start = time.time()
     process = await asyncio.create_subprocess_exec(
-        find_k6_binary(), "run", "--quiet", "-o", "experimental-prometheus-rw",
-        "--tag", f"keptn_project={project}", "--tag", "keptn_stage=dev",
-        "--tag", "keptn_service=web", str(tmp_path / "plain.js"),
-        env={"K6_PROMETHEUS_RW_SERVER_URL": prometheus.remote_write_url,
-             "TARGET_URL": target.url, "K6_NO_USAGE_REPORT": "true"},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        find_k6_binary(),
+        "run",
+        "--quiet",
+        "-o",
+        "experimental-prometheus-rw",
+        "--tag",
+        f"keptn_project={project}",
+        "--tag",
+        "keptn_stage=dev",
+        "--tag",
+        "keptn_service=web",
+        str(tmp_path / "plain.js"),
+        env={
+            "K6_PROMETHEUS_RW_SERVER_URL": prometheus.remote_write_url,
+            "TARGET_URL": target.url,
+            "K6_NO_USAGE_REPORT": "true",
+        },
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()[-2000:]
     end = time.time() + 1
     values = await asyncio.to_thread(
-        preview, tmp_path, prometheus.url, project, "dev", "web", start, end,
-        "http_req_duration_p95", "http_req_duration_p99",
-    )  # fmt: skip
+        preview,
+        tmp_path,
+        prometheus.url,
+        project,
+        "dev",
+        "web",
+        start,
+        end,
+        "http_req_duration_p95",
+        "http_req_duration_p99",
+    )
     assert values["http_req_duration_p99"]["success"] is True
     message = str(values["http_req_duration_p95"]["message"])
     assert "lack the trend stats this indicator reads" in message, message

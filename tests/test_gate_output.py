@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 
 from sli_provider.cli import main
+from tests.helpers import evaluate_args
 
 SLO = """
 spec_version: "1.0"
@@ -26,11 +26,7 @@ total_score: {pass: "90%", warning: "40%"}
 
 
 def _evaluate(tmp_path: Path, values: list[dict[str, Any]], *extra: str) -> list[str]:
-    (tmp_path / "slo.yaml").write_text(SLO)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return ["evaluate", "--slo", str(tmp_path / "slo.yaml"), "--values",
-            str(tmp_path / "values.json"), "--history", str(tmp_path / "h.sqlite3"),
-            "--project", "shop", "--stage", "dev", "--service", "web", *extra]  # fmt: skip
+    return evaluate_args(tmp_path, SLO, values, *extra)
 
 
 VALUES = [
@@ -83,6 +79,7 @@ def test_html_names_placeholder_targets_and_info_objectives(
     assert '<td class="num" data-label="Compared">—</td>' in p95.group(0)  # no baseline, not 0
     errors = re.search(r'<tr class="objective" data-sli="errors".*?</tr>', page, re.S)
     assert errors and "not evaluated: no value" in errors.group(0) and "→" not in errors.group(0)
-    info = re.search(r'<tr class="objective informational" data-sli="throughput".*?</tr>', page,
-                     re.S)  # fmt: skip
+    info = re.search(
+        r'<tr class="objective informational" data-sli="throughput".*?</tr>', page, re.S
+    )
     assert info and "not scored" in info.group(0) and 'class="badge info"' in info.group(0)

@@ -17,6 +17,7 @@ from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.gate.html_chart import RESULT_COLOURS
+from tests.helpers import ANY_REQUESTS_SLO
 
 SCOPE = ["--project", "shop", "--stage", "ci", "--service", "gate"]
 CROSSING_SCRIPT = """
@@ -24,7 +25,7 @@ import http from 'k6/http';
 export const options = { vus: 1, iterations: 2, thresholds: { http_req_failed: ['rate<0.01'] } };
 export default function () { http.get(__ENV.TARGET_URL + '/fail'); }
 """
-SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+SLO = ANY_REQUESTS_SLO
 K6_BANNER = "execution: local"
 PASSED_RUNS_ONLY = (
     "comparison: {compare_with: several_results, number_of_comparison_results: 3,"

@@ -5,11 +5,9 @@ what the other stored."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
-import pytest
 
 from devkit.gate_runs import gate_scope, write_slo
 from devkit.nats import NatsServer
@@ -18,13 +16,7 @@ from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.adapters.gate_history import kv_bucket_name
 from sli_provider.config import Settings
-from tests.test_gate_endpoint import ask
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    async with NatsServer(tmp_path / "nats.log") as server:
-        yield server
+from tests.helpers import post_gate
 
 
 async def test_two_replicas_store_a_run_once_in_the_shared_bucket(
@@ -41,7 +33,7 @@ async def test_two_replicas_store_a_run_once_in_the_shared_bucket(
         gate_history=tmp_path / "unused.sqlite3",
     )
     async with running_service(settings) as one, running_service(settings) as two:
-        answers = await asyncio.gather(*(ask(url, scope_run.scope) for url in (one, two) * 3))
+        answers = await asyncio.gather(*(post_gate(url, scope_run.scope) for url in (one, two) * 3))
     assert [status for status, _ in answers] == [200] * 6, answers
     assert {a["result"] for _, a in answers} == {"pass"}
     assert sum(a["history"]["stored"] for _, a in answers) == 1

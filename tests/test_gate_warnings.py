@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6run import LoadRun
 from devkit.prometheus import PrometheusServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import ANY_REQUESTS_SLO, CLI_SCOPE, cli, evaluate_args, scope_args
 
 KEY_SLO = """
 objectives:
@@ -25,17 +24,6 @@ objectives:
     key_sli: true
 total_score: {pass: "50%"}
 """
-SCOPE = ["--project", "shop", "--stage", "dev", "--service", "web"]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        sli_provider_command(*args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=command_env(env or {}),
-    )
 
 
 def evaluate(
@@ -44,20 +32,7 @@ def evaluate(
     values: list[dict[str, Any]],
     *extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "slo.yaml").write_text(slo)
-    (tmp_path / "values.json").write_text(json.dumps(values))
-    return cli(
-        "evaluate",
-        "--slo",
-        str(tmp_path / "slo.yaml"),
-        *SCOPE,
-        "--values",
-        str(tmp_path / "values.json"),
-        "--history",
-        str(tmp_path / "h.sqlite3"),
-        "--no-store",
-        *extra,
-    )
+    return cli(*evaluate_args(tmp_path, slo, values, "--no-store", *extra))
 
 
 def test_a_key_sli_without_value_keeps_lighthouses_pass_but_is_named(tmp_path: Path) -> None:
@@ -160,26 +135,12 @@ def test_a_context_without_series_is_a_warning(
     tmp_path: Path, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags
 ) -> None:
     """The built-ins then use every run of the scope; the user is told so."""
-    (tmp_path / "slo.yaml").write_text(
-        "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\n"
-        "total_score: {pass: '100%'}\n"
-    )
+    (tmp_path / "slo.yaml").write_text(ANY_REQUESTS_SLO)
     result = cli(
         "evaluate",
         "--slo",
         str(tmp_path / "slo.yaml"),
-        "--project",
-        load_tags.project,
-        "--stage",
-        load_tags.stage,
-        "--service",
-        load_tags.service,
-        "--start",
-        format_keptn(load_run.start),
-        "--end",
-        format_keptn(load_run.end),
-        "--context",
-        "no-such-run",
+        *scope_args(load_run, load_tags, context="no-such-run"),
         "--history",
         str(tmp_path / "h.sqlite3"),
         "--format",
@@ -208,7 +169,7 @@ def test_an_unreadable_values_file_is_one_plain_line(
         "evaluate",
         "--slo",
         str(tmp_path / "slo.yaml"),
-        *SCOPE,
+        *CLI_SCOPE,
         "--values",
         str(values),
         "--history",
@@ -239,7 +200,7 @@ def test_run_refuses_bad_k6_options_before_anything_runs(
         "run",
         "--slo",
         str(tmp_path / "slo.yaml"),
-        *SCOPE,
+        *CLI_SCOPE,
         "--script",
         str(tmp_path / "load.js"),
         f"{option}={value}",
@@ -258,7 +219,7 @@ def test_a_window_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
         "evaluate",
         "--slo",
         str(tmp_path / "slo.yaml"),
-        *SCOPE,
+        *CLI_SCOPE,
         "--start",
         "2026-11-29T09:00:00Z",
         "--end",

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
@@ -33,10 +29,16 @@ from sli_provider.config import Secret, Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import (
+    ServiceFactory,
+    answer,
+    post_event,
+    service_factory,
+    trigger_for,
+    values_of,
+)
 
 BUILTINS = sorted(load_builtin_templates())
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture
@@ -52,55 +54,7 @@ def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn) -> ServiceFacto
         query_timeout_seconds=10,
     )
 
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
-
-
-async def post_event(url: str, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
-        ) as response,
-    ):
-        return response.status, await response.json(content_type=None)
-
-
-def trigger_for(
-    run: LoadRun, tags: RunTags, indicators: list[str] | None, **extra: Any
-) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project,
-        stage=tags.stage,
-        service=tags.service,
-        start=format_keptn(run.start),
-        end=format_keptn(run.end),
-        indicators=indicators,
-        context=extra.pop("context", tags.context),
-        **extra,
-    )
-
-
-async def answer(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    """Wait for started then finished for this event; return the finished event."""
-    (started,) = await keptn.wait_for_events(
-        type="sh.keptn.event.get-sli.started", shkeptncontext=event["shkeptncontext"]
-    )
-    (finished,) = await keptn.wait_for_events(
-        type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
-    )
-    order = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
-    assert order == ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]
-    for reply in (started, finished):
-        assert reply["triggeredid"] == event["id"]
-    assert keptn.violations == []
-    return finished
-
-
-def values_of(finished: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {v["metric"]: v for v in finished["data"]["get-sli"]["indicatorValues"]}
+    return service_factory(base)
 
 
 async def test_builtin_slis_equal_k6_summary(
@@ -631,10 +585,13 @@ async def test_queries_retry_5xx_and_429_but_never_bad_data(
     )
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         settings = Settings(
-            prometheus_url=proxy.url, distributor_url=fake_keptn.url, query_attempts=4,
-            retry_max_wait_seconds=0.2, query_concurrency=1,
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            query_attempts=4,
+            retry_max_wait_seconds=0.2,
+            query_concurrency=1,
             metrics_store="prometheus",  # the injected failures are for queries, not build info
-        )  # fmt: skip
+        )
         async with running_service(settings) as url:
             proxy.fail_next(503, 1)
             proxy.fail_next(429, 1)
@@ -662,13 +619,20 @@ async def test_retry_after_is_honoured(
 ) -> None:
     """429 with Retry-After: 1 → the retry waits about a second, not the short backoff."""
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
-        settings = Settings(prometheus_url=proxy.url, distributor_url=fake_keptn.url,
-                            retry_max_wait_seconds=5,  # no build info asked: the 429 is
-                            metrics_store="prometheus")  # for the query  # fmt: skip
+        settings = Settings(
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            retry_max_wait_seconds=5,  # no build info asked: the 429 is
+            metrics_store="prometheus",
+        )  # for the query
         body = {
-            "project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service,
-            "start": load_run.start, "end": load_run.end, "indicators": ["vus_max"],
-        }  # fmt: skip
+            "project": load_tags.project,
+            "stage": load_tags.stage,
+            "service": load_tags.service,
+            "start": load_run.start,
+            "end": load_run.end,
+            "indicators": ["vus_max"],
+        }
         async with running_service(settings) as url, aiohttp.ClientSession() as session:
             proxy.fail_next(429, 1, retry_after="1")
             async with session.post(url + "/preview", json=body) as response:

@@ -12,11 +12,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
 from devkit.k6run import LoadRun
@@ -26,10 +24,10 @@ from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, Result, Status
-from sli_provider.keptn.timestamps import format_keptn
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service import replying
 from sli_provider.service.replying import Finished, TaskReplies
+from tests.helpers import get_sli_event, send_event, trigger_for
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 WINDOW = {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z"}
@@ -48,13 +46,6 @@ SHUT_DOWN = Finished(
     Status.ERRORED, Result.FAIL, "shut down", {"get-sli": {**WINDOW, "indicatorValues": []}}
 )
 WAIT = 20.0  # only a bound on waiting for something that must happen, never a measurement
-
-
-def trigger() -> KeptnEvent:
-    document = get_sli_triggered(project="p", stage="s", service="v", indicators=["vus_max"],
-                                 start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z")  # fmt: skip
-    return KeptnEvent(id=document["id"], type=document["type"], source=document["source"],
-                      shkeptncontext=document["shkeptncontext"], data=document["data"])  # fmt: skip
 
 
 def errored(exc: Exception) -> Finished:
@@ -106,7 +97,7 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
 ) -> None:
     """The work runs while the started is still on its way and is done first; the finished
     waits for the started, so Keptn sees them in order, once each."""
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
 
     async def work() -> Finished:
         await held.holding.wait()  # the started is being sent: the work did not wait for it
@@ -129,7 +120,7 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
 async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_it(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
 
     async def work() -> Finished:
         await held.holding.wait()
@@ -148,7 +139,7 @@ async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_
 async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, metrics = trigger(), ServiceMetrics()
+    event, metrics = get_sli_event(), ServiceMetrics()
     fake_keptn.fail_events_with(400, times=1)  # the started, the first reply sent
 
     async def work() -> Finished:
@@ -166,7 +157,7 @@ async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
 async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
     working = asyncio.Event()
 
     async def work() -> Finished:
@@ -206,16 +197,18 @@ def run_cued(
     """``task.run`` as the get-sli handler calls it: the started overlapped, waiting for ``cue``
     (one never set unless given)."""
     return task.run(
-        work, on_shutdown=lambda: SHUT_DOWN, on_error=errored,
+        work,
+        on_shutdown=lambda: SHUT_DOWN,
+        on_error=errored,
         started_cue=cue if cue is not None else asyncio.Event(),
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.usefixtures("slow_cue_timeout")
 async def test_a_cued_started_goes_when_the_work_gives_the_cue(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held, cue = trigger(), HeldStarted(sender), asyncio.Event()
+    event, held, cue = get_sli_event(), HeldStarted(sender), asyncio.Event()
     held.release.set()
 
     async def work() -> Finished:
@@ -240,7 +233,7 @@ async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
 ) -> None:
     """E.g. an invalid request, or no indicator to query: the started does not wait for a cue
     that never comes, and the finished follows it."""
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
     async def work() -> Finished:
@@ -260,7 +253,7 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
 ) -> None:
     """A work that waits long before querying (a run's last push not visible yet) does not keep
     the started back: it goes after STARTED_CUE_MAX_WAIT while the work still runs."""
-    event, held = trigger(), HeldStarted(sender)
+    event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
     async def work() -> Finished:
@@ -280,7 +273,7 @@ async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_fi
 ) -> None:
     """Cancelled while the started still waits for its cue: it has not left, so it goes now,
     and the shutdown's finished after it; Keptn never sees a finished alone."""
-    event, held, metrics = trigger(), HeldStarted(sender), ServiceMetrics()
+    event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
     held.release.set()
     working = asyncio.Event()
 
@@ -319,18 +312,9 @@ class RecordingGateway(TenantGateway):
         return await super()._forward(request)
 
 
-def event_for(run: LoadRun, tags: RunTags, indicators: list[str]) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project, stage=tags.stage, service=tags.service,
-        start=format_keptn(run.start), end=format_keptn(run.end),
-        indicators=indicators, context=tags.context,
-    )  # fmt: skip
-
-
 async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
     """POST the event; the one finished, after checking it came after exactly one started."""
-    async with aiohttp.ClientSession() as session, session.post(url + "/", json=event) as response:
-        assert response.status == 202
+    await send_event(url, event)
     (finished,) = await fake_keptn.wait_for_events(
         type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=WAIT
     )
@@ -348,12 +332,17 @@ async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config
     """The probe now starts alongside the config read; when the read fails, the probe (stuck in
     Prometheus here) is dropped and the answer is the config error, as when it never ran."""
     fake_keptn.fail_resources_with(500)
-    event = event_for(load_run, load_tags, ["vus_max"])
+    event = trigger_for(load_run, load_tags, ["vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe, and the built-in
-        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
-                            reply_attempts=3, http_timeout_seconds=5, retry_max_wait_seconds=0.1,
-                            get_sli_deadline_seconds=120)  # fmt: skip
+        settings = Settings(
+            prometheus_url=gateway.url,
+            distributor_url=fake_keptn.url,
+            reply_attempts=3,
+            http_timeout_seconds=5,
+            retry_max_wait_seconds=0.1,
+            get_sli_deadline_seconds=120,
+        )
         async with running_service(settings) as url:
             finished = await replies_to(fake_keptn, url, event)
     data = finished["data"]
@@ -372,13 +361,18 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     fake_keptn.set_resource(
         f"indicators:\n  iterations: {custom}\n", "k6/sli.yaml", project=load_tags.project
     )
-    event = event_for(load_run, load_tags, ["iterations", "vus_max"])
+    event = trigger_for(load_run, load_tags, ["iterations", "vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
         gateway.hold_queries_containing("k6_vus_max")  # the probe's first query
         # No freshness check: with it, custom queries of a run's window wait for its verdict.
-        settings = Settings(prometheus_url=gateway.url, distributor_url=fake_keptn.url,
-                            get_sli_deadline_seconds=2, query_timeout_seconds=30,
-                            query_attempts=1, freshness_wait_seconds=0)  # fmt: skip
+        settings = Settings(
+            prometheus_url=gateway.url,
+            distributor_url=fake_keptn.url,
+            get_sli_deadline_seconds=2,
+            query_timeout_seconds=30,
+            query_attempts=1,
+            freshness_wait_seconds=0,
+        )
         async with running_service(settings) as url:
             finished = await replies_to(fake_keptn, url, event)
             queries = list(gateway.queries)
@@ -404,10 +398,14 @@ async def test_each_get_sli_reads_the_sli_yaml_it_finds_parsed_files_are_reused_
     settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
     outcomes = []
     async with running_service(settings) as url:
-        for text in (f"indicators:\n  vus: {first}\n", f"indicators:\n  vus: {second}\n",
-                     "indicators: [unclosed", "indicators: [unclosed"):  # fmt: skip
+        for text in (
+            f"indicators:\n  vus: {first}\n",
+            f"indicators:\n  vus: {second}\n",
+            "indicators: [unclosed",
+            "indicators: [unclosed",
+        ):
             fake_keptn.set_resource(text, "k6/sli.yaml", project=load_tags.project)
-            event = event_for(load_run, load_tags, ["vus"])
+            event = trigger_for(load_run, load_tags, ["vus"])
             event["shkeptncontext"] = str(uuid.uuid4())  # its own replies, the same run's data
             data = (await replies_to(fake_keptn, url, event))["data"]
             values = data["get-sli"]["indicatorValues"]

@@ -8,15 +8,13 @@ distributor would forward them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import nats
@@ -29,54 +27,31 @@ from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
 from devkit.ports import free_port
 from devkit.prometheus import PrometheusServer
-from devkit.service import ServiceProcess, serve_process
+from devkit.service import serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
 from sli_provider.service.interrupted import INTERRUPTED
-from tests.test_jetstream import metric
-from tests.test_nats import trigger
-from tests.test_runner import LOAD_JS, install, k6_processes_under, load_workload, workloads
-from tests.test_runner import trigger as run_trigger
-
-STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
-
-
-def get_sli_service(
-    tmp_path: Path, name: str, prometheus_url: str, distributor_url: str, **extra: str
-) -> AbstractAsyncContextManager[ServiceProcess]:
-    env = {
-        "PROMETHEUS_URL": prometheus_url,
-        "DISTRIBUTOR_URL": distributor_url,
-        "RUNNER_ENABLED": "false",
-        "SLI_CONFIG_DIR": str(tmp_path),
-        **extra,
-    }
-    return serve_process(env, tmp_path / f"{name}.log")
-
-
-async def post(
-    session: aiohttp.ClientSession, url: str, event: dict[str, Any]
-) -> tuple[int, dict[str, Any]]:
-    headers = {"Content-Type": "application/cloudevents+json"}
-    async with session.post(url + "/", json=event, headers=headers) as response:
-        return response.status, await response.json()
-
-
-def replies_to(keptn: FakeKeptn, event: dict[str, Any]) -> list[str]:
-    return [e["type"] for e in keptn.events if e.get("triggeredid") == event["id"]]
-
-
-def once_each(keptn: FakeKeptn, events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(lost, doubled): event ids without exactly one started then one finished."""
-    lost, doubled = [], []
-    for event in events:
-        types = replies_to(keptn, event)
-        if types.count(STARTED) > 1 or types.count(FINISHED) > 1:
-            doubled.append(event["id"])
-        elif types != [STARTED, FINISHED]:
-            lost.append(event["id"])
-    return lost, doubled
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    get_sli_service,
+    metric,
+    once_each,
+    publish,
+    replies_to,
+    trigger,
+    wait_ready,
+    watch,
+)
+from tests.helpers import (
+    LOAD_JS,
+    install,
+    k6_processes_under,
+    load_workload,
+    post_event,
+    run_trigger,
+    workloads,
+)
 
 
 @contextmanager
@@ -112,7 +87,9 @@ async def test_202_arrives_while_the_task_is_blocked_on_prometheus_and_its_start
             loop = asyncio.get_running_loop()
             for _ in range(3):
                 posted_at = loop.time()
-                status, body = await post(session, service.url, trigger(load_run, load_tags))
+                status, body = await post_event(
+                    service.url, trigger(load_run, load_tags), session=session
+                )
                 assert (status, body) == (202, {"status": "accepted"})
                 assert loop.time() - posted_at < 1.0
             assert await metric(service, "sli_provider_events_in_flight") == 3  # all blocked
@@ -136,9 +113,11 @@ async def test_the_same_event_posted_twice_gets_one_started_and_one_finished(
         get_sli_service(tmp_path, "s", prometheus.url, fake_keptn.url, **journal) as service,
         aiohttp.ClientSession() as session,
     ):
-        first = await post(session, service.url, sequential)
-        second = await post(session, service.url, sequential)
-        at_once = await asyncio.gather(*(post(session, service.url, concurrent) for _ in range(5)))
+        first = await post_event(service.url, sequential, session=session)
+        second = await post_event(service.url, sequential, session=session)
+        at_once = await asyncio.gather(
+            *(post_event(service.url, concurrent, session=session) for _ in range(5))
+        )
         await fake_keptn.wait_for_events(type=FINISHED, count=2)
         await asyncio.sleep(1)  # a double would show by now
         duplicates = 'sli_provider_events_received_total{disposition="duplicate"'
@@ -170,7 +149,9 @@ async def test_get_sli_events_in_flight_at_a_kill_9_are_finished_once_after_a_re
         ) as doomed,
         aiohttp.ClientSession() as session,
     ):
-        statuses = await asyncio.gather(*(post(session, doomed.url, e) for e in events))
+        statuses = await asyncio.gather(
+            *(post_event(doomed.url, e, session=session) for e in events)
+        )
         assert {status for status, _ in statuses} == {202}
         await fake_keptn.wait_for_events(type=STARTED, count=len(events))
         assert await metric(doomed, "sli_provider_events_in_flight") == len(events)
@@ -212,14 +193,11 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
 ) -> None:
     """NATS_DELIVERY=core: each callback returns once the event is journaled (every event gets
     its started while the first one is still blocked), and a restart finishes them."""
-    from tests.test_nats import Listener
-
     events = [trigger(load_run, load_tags) for _ in range(10)]
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
         try:
-            listener = Listener()
-            await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
+            listener = await watch(client)
             env = {
                 "NATS_URL": server.url,
                 "NATS_DELIVERY": "core",
@@ -228,10 +206,8 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
             async with get_sli_service(
                 tmp_path, "doomed", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as doomed:
-                await _wait_ready(doomed)
-                for event in events:
-                    await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-                await client.flush()
+                await wait_ready(doomed)
+                await publish(client, events)
                 async with asyncio.timeout(20):
                     while len(listener.replies) < len(events):
                         listener.changed.clear()
@@ -255,12 +231,6 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
         assert [r["type"] for r in listener.replies[event["id"]]] == [STARTED, FINISHED]
 
 
-async def _wait_ready(service: ServiceProcess) -> None:
-    async with asyncio.timeout(20):
-        while (await service.get("/ready"))[0] != 200:  # noqa: ASYNC110 (a process, polled)
-            await asyncio.sleep(0.05)
-
-
 async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after_a_restart(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path
 ) -> None:
@@ -281,7 +251,7 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
     }
     event = run_trigger(target)
     async with serve_process(env, tmp_path / "doomed.log") as doomed, aiohttp.ClientSession() as s:
-        assert (await post(s, doomed.url, event))[0] == 202
+        assert (await post_event(doomed.url, event, session=s))[0] == 202
         await fake_keptn.wait_for_events(type="sh.keptn.event.test.started")
         async with asyncio.timeout(30):
             while not k6_processes_under(work):  # noqa: ASYNC110 (a process, polled)
@@ -362,14 +332,17 @@ async def test_an_event_the_journal_cannot_take_gets_503_and_is_taken_on_the_ret
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN EXCLUSIVE")
-            status, body = await post(session, service.url, event)
+            status, body = await post_event(service.url, event, session=session)
             other.execute("COMMIT")
         finally:
             other.close()
         assert status == 503
         assert "the journal is not available" in body["error"]
         assert "database is locked" in body["error"]
-        assert await post(session, service.url, event) == (202, {"status": "accepted"})
+        assert await post_event(service.url, event, session=session) == (
+            202,
+            {"status": "accepted"},
+        )
         await fake_keptn.wait_for_events(type=FINISHED)
         await asyncio.sleep(0.5)
     assert once_each(fake_keptn, [event]) == ([], [])

@@ -5,7 +5,6 @@ the NATS client buffering them); every event is answered once all the same."""
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from pathlib import Path
 
@@ -19,10 +18,17 @@ from devkit.k6run import LoadRun
 from devkit.nats import NatsServer
 from devkit.service import ServiceProcess
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
-from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each
-from tests.test_jetstream import metric, wait_ready
-from tests.test_nats import Listener, trigger
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    get_sli_service,
+    metric,
+    once_each,
+    publish,
+    trigger,
+    wait_ready,
+    watch,
+)
 
 CAP = 3
 
@@ -46,13 +52,13 @@ async def test_http_beyond_the_cap_is_503_with_retry_after_and_a_retry_is_taken(
         get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
         aiohttp.ClientSession() as session,
     ):
-        answers = [await post_event(session, service.url, event) for event in events]
+        answers = [await post_with_retry_after(session, service.url, event) for event in events]
         assert answers == [(202, None, "accepted")] * CAP + [(503, "1", "busy")] * 2
         assert await metric(service, "sli_provider_events_in_flight") == CAP
         held_prometheus.release_queries()
         await fake_keptn.wait_for_events(type=FINISHED, count=CAP)
         for event in events[CAP:]:  # the distributor's retry
-            assert (await post_event(session, service.url, event))[0] == 202
+            assert (await post_with_retry_after(session, service.url, event))[0] == 202
         await fake_keptn.wait_for_events(type=FINISHED, count=len(events))
         await asyncio.sleep(0.5)
         busy = 'sli_provider_events_received_total{disposition="busy"'
@@ -74,7 +80,7 @@ async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
         get_sli_service(tmp_path, "s", held_prometheus.url, fake_keptn.url, **extra) as service,
         aiohttp.ClientSession() as session,
     ):
-        answers = [await post_event(session, service.url, event) for event in events]
+        answers = [await post_with_retry_after(session, service.url, event) for event in events]
         assert answers == [(202, None, "accepted")] * CAP + [(202, None, "kept")] * 4
         waiting = 'sli_provider_events_waiting{where="journal"}'
         assert await metric(service, waiting) == 4
@@ -86,9 +92,10 @@ async def test_http_with_a_journal_keeps_the_events_beyond_the_cap_on_disk(
     assert once_each(fake_keptn, events) == ([], [])
 
 
-async def post_event(
+async def post_with_retry_after(
     session: aiohttp.ClientSession, url: str, event: dict[str, object]
 ) -> tuple[int, str | None, str]:
+    """POST one event; its status, Retry-After header and the status its body names."""
     async with session.post(url + "/", json=event) as response:
         body = await response.json()
         return response.status, response.headers.get("Retry-After"), body["status"]
@@ -108,8 +115,7 @@ async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
         try:
-            listener = Listener()
-            await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
+            listener = await watch(client)
             env = {
                 "NATS_URL": server.url,
                 "NATS_DELIVERY": "core",
@@ -121,9 +127,7 @@ async def test_core_nats_beyond_the_cap_waits_and_answers_every_event_once(
                 tmp_path, "s", held_prometheus.url, "http://127.0.0.1:9", **env
             ) as service:
                 await wait_ready(service)
-                for event in events:
-                    await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-                await client.flush()
+                await publish(client, events)
                 where = "journal" if journal else "memory"
                 waiting = f'sli_provider_events_waiting{{where="{where}"}}'
                 # In memory only the event in the callback is counted; the client holds the rest.

@@ -17,8 +17,22 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.config import Settings
 
-ODD_VALUES: list[Any] = [None, "", 0, -1, 1.5, True, [], {}, "x" * 300, ["a", 1], {"k": None},
-                         "2023-13-45T99:99:99Z", "\u0000\n\"'}{", 1e308]  # fmt: skip
+ODD_VALUES: list[Any] = [
+    None,
+    "",
+    0,
+    -1,
+    1.5,
+    True,
+    [],
+    {},
+    "x" * 300,
+    ["a", 1],
+    {"k": None},
+    "2023-13-45T99:99:99Z",
+    "\u0000\n\"'}{",
+    1e308,
+]
 
 
 def mangle(event: dict[str, Any], rng: random.Random) -> dict[str, Any]:
@@ -49,20 +63,33 @@ async def test_mangled_events_get_4xx_or_exactly_one_started_and_finished(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn
 ) -> None:
     rng = random.Random(20261127)
-    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
-                        query_attempts=1, reply_attempts=2, retry_max_wait_seconds=0.1)  # fmt: skip
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        query_attempts=1,
+        reply_attempts=2,
+        retry_max_wait_seconds=0.1,
+    )
     statuses: Counter[int] = Counter()
     accepted: list[dict[str, Any]] = []
     async with running_service(settings) as url, aiohttp.ClientSession() as session:
         for i in range(300):
             event = get_sli_triggered(
-                project="fuzz", stage="s", service="v", start="2026-11-26T10:00:00.000Z",
-                end="2026-11-26T10:05:00.000Z", indicators=["vus_max", "nope"],
-                event_id=f"fuzz-{i}", context=f"ctx-{i}",
-            )  # fmt: skip
+                project="fuzz",
+                stage="s",
+                service="v",
+                start="2026-11-26T10:00:00.000Z",
+                end="2026-11-26T10:05:00.000Z",
+                indicators=["vus_max", "nope"],
+                event_id=f"fuzz-{i}",
+                context=f"ctx-{i}",
+            )
             body = mangle(event, rng)
-            async with session.post(url + "/", data=json.dumps(body).encode(),
-                                    headers={"Content-Type": "application/cloudevents+json"}) as r:  # fmt: skip
+            async with session.post(
+                url + "/",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/cloudevents+json"},
+            ) as r:
                 statuses[r.status] += 1
                 answer = await r.json()
                 assert r.status in (202, 400), (r.status, answer, body)

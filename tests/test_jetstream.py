@@ -11,15 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
-from typing import Any
 
 import nats
-import pytest
 from nats.aio.client import Client
-from nats.js.api import StorageType, StreamConfig
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.gateway import TenantGateway
@@ -29,88 +25,49 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
 from sli_provider.k6.invocation import RunTags
-from sli_provider.keptn.envelope import to_keptn_model
-from tests.test_nats import Listener, trigger
-from tests.test_runner import LOAD_JS, install, k6_processes_under, load_workload, workloads
-from tests.test_runner import trigger as run_trigger
-
-STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
-ACK_WAIT = 3.0
-
-
-@pytest.fixture
-async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    async with NatsServer(tmp_path / "nats.log") as server:
-        yield server
-
-
-@pytest.fixture
-async def keptn_nats(nats_server: NatsServer) -> AsyncIterator[Client]:
-    """A core client with the ``keptn`` stream in place, as on a Keptn control plane."""
-    client = await nats.connect(nats_server.url)
-    try:
-        await create_keptn_stream(client)
-        yield client
-    finally:
-        await client.close()
-
-
-async def create_keptn_stream(client: Client) -> None:
-    # As shipyard-controller's stream setup: one stream for every Keptn event, file storage.
-    await client.jetstream().add_stream(
-        StreamConfig(name="keptn", subjects=["sh.keptn.>"], storage=StorageType.FILE)
-    )
+from tests.delivery import (
+    ACK_WAIT,
+    Listener,
+    create_keptn_stream,
+    metric,
+    once_each,
+    publish,
+    trigger,
+    wait_ready,
+    watch,
+)
+from tests.helpers import (
+    LOAD_JS,
+    install,
+    k6_processes_under,
+    load_workload,
+    run_trigger,
+    workloads,
+)
 
 
 def replica(
     nats_url: str, prometheus_url: str, tmp_path: Path, name: str, **extra: str
 ) -> AbstractAsyncContextManager[ServiceProcess]:
-    env = {"NATS_URL": nats_url, "PROMETHEUS_URL": prometheus_url, "RUNNER_ENABLED": "false",
-           "SLI_CONFIG_DIR": str(tmp_path), "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
-           "NATS_QUEUE_GROUP": "k6-durable", **extra}  # fmt: skip
+    env = {
+        "NATS_URL": nats_url,
+        "PROMETHEUS_URL": prometheus_url,
+        "RUNNER_ENABLED": "false",
+        "SLI_CONFIG_DIR": str(tmp_path),
+        "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+        "NATS_QUEUE_GROUP": "k6-durable",
+        **extra,
+    }
     return serve_process(env, tmp_path / f"{name}.log")
 
 
-async def wait_ready(service: ServiceProcess, timeout: float = 20) -> None:
-    async with asyncio.timeout(timeout):
-        while (await service.get("/ready"))[0] != 200:  # noqa: ASYNC110 (a process, polled)
-            await asyncio.sleep(0.05)
-
-
-async def publish(client: Client, events: list[dict[str, Any]]) -> None:
-    for event in events:  # plain core publish, as Keptn's services publish
-        await client.publish(event["type"], json.dumps(to_keptn_model(event)).encode())
-    await client.flush()
-
-
-async def watch(client: Client) -> Listener:
-    listener = Listener()
-    await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
-    return listener
-
-
-def once_each(listener: Listener, events: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """(lost, doubled): event ids without exactly one started then one finished."""
-    lost, doubled = [], []
-    for event in events:
-        types = [reply["type"] for reply in listener.replies.get(event["id"], [])]
-        if types.count(STARTED) > 1 or types.count(FINISHED) > 1:
-            doubled.append(event["id"])
-        elif types != [STARTED, FINISHED]:
-            lost.append(event["id"])
-    return lost, doubled
-
-
-async def metric(service: ServiceProcess, name: str) -> float:
-    _, text = await service.get("/metrics")
-    rows = [r for r in text.splitlines() if r.startswith(name) and not r.startswith("#")]
-    return sum(float(r.rsplit(" ", 1)[1]) for r in rows)
-
-
 async def test_waits_for_the_keptn_stream_and_never_creates_it(
-    nats_server: NatsServer, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags,
+    nats_server: NatsServer,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     client = await nats.connect(nats_server.url)
     try:
         listener = await watch(client)
@@ -118,8 +75,9 @@ async def test_waits_for_the_keptn_stream_and_never_creates_it(
             await asyncio.sleep(1.5)
             status, body = await service.get("/ready")
             assert (status, json.loads(body)["status"]) == (
-                503, "waiting for the JetStream stream 'keptn'"
-            )  # fmt: skip
+                503,
+                "waiting for the JetStream stream 'keptn'",
+            )
             assert [s.config.name for s in await client.jetstream().streams_info()] == []
             await create_keptn_stream(client)
             await wait_ready(service)
@@ -137,9 +95,13 @@ async def test_waits_for_the_keptn_stream_and_never_creates_it(
 
 
 async def test_the_same_event_published_twice_is_answered_once(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     listener = await watch(keptn_nats)
     async with AsyncExitStack() as stack:
         replicas = [
@@ -164,9 +126,13 @@ async def test_the_same_event_published_twice_is_answered_once(
 
 
 async def test_events_published_while_every_replica_is_down_are_answered_once(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     listener = await watch(keptn_nats)
     # The first start creates the durable consumers (deliver_policy new: from then on).
     async with replica(nats_server.url, prometheus.url, tmp_path, "first") as first:
@@ -194,9 +160,13 @@ async def test_events_published_while_every_replica_is_down_are_answered_once(
 
 
 async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """Three replicas share 300 events; one of them sees a Prometheus that never answers, so
     it holds its events in flight (started sent, finished not) when it is SIGKILLed. JetStream
     redelivers them after the ack wait; the journal keeps their started single."""
@@ -236,14 +206,21 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
         await listener.wait_finished(300, timeout=120)
         recovered_in = loop.time() - killed_at
         await asyncio.sleep(ACK_WAIT + 1)  # a double would show by now
-        recoveries = sum([await metric(r, "sli_provider_journal_recoveries_total")
-                          for r in (*healthy, restarted)])  # fmt: skip
-        redeliveries = sum([await metric(r, "sli_provider_redeliveries_total")
-                            for r in (*healthy, restarted)])  # fmt: skip
+        recoveries = sum(
+            [
+                await metric(r, "sli_provider_journal_recoveries_total")
+                for r in (*healthy, restarted)
+            ]
+        )
+        redeliveries = sum(
+            [await metric(r, "sli_provider_redeliveries_total") for r in (*healthy, restarted)]
+        )
     lost, doubled = once_each(listener, events)
-    print(f"\nkill -9: events 300, held by the killed replica {held:g}, lost {len(lost)}, "
-          f"doubled {len(doubled)}, recovered in {recovered_in:.1f} s, "
-          f"redeliveries {redeliveries:g}, recoveries {recoveries:g}")  # fmt: skip
+    print(
+        f"\nkill -9: events 300, held by the killed replica {held:g}, lost {len(lost)}, "
+        f"doubled {len(doubled)}, recovered in {recovered_in:.1f} s, "
+        f"redeliveries {redeliveries:g}, recoveries {recoveries:g}"
+    )
     assert listener.problems == []
     assert (lost, doubled) == ([], [])
     assert recoveries >= held
@@ -251,13 +228,20 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
 
 
 async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_another(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer,
-    fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
     """The k6 run dies with its replica (SIGKILL); another replica gets the redelivered event
     and, the journal showing its started, sends only the errored finished."""
-    install(fake_keptn, workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
-            {"k6/load.js": LOAD_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
+        {"k6/load.js": LOAD_JS},
+    )
     listener = Listener()
     await keptn_nats.subscribe("sh.keptn.event.test.*", cb=listener.on_message)
     dirs = {name: tmp_path / name for name in ("doomed", "heir")}
@@ -265,9 +249,14 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
         path.mkdir()
 
     def runner(name: str) -> AbstractAsyncContextManager[ServiceProcess]:
-        env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-               "DISTRIBUTOR_URL": fake_keptn.url, "RUNNER_WORK_DIR": str(dirs[name]),
-               "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT), "NATS_QUEUE_GROUP": "k6-runner"}  # fmt: skip
+        env = {
+            "NATS_URL": nats_server.url,
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": fake_keptn.url,
+            "RUNNER_WORK_DIR": str(dirs[name]),
+            "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+            "NATS_QUEUE_GROUP": "k6-runner",
+        }
         return serve_process(env, tmp_path / f"{name}.log")
 
     event = run_trigger(target)
@@ -287,24 +276,31 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
             assert k6_processes_under(dirs["heir"]) == []
     assert listener.problems == []
     replies = listener.replies[event["id"]]
-    assert [r["type"] for r in replies] == ["sh.keptn.event.test.started",
-                                            "sh.keptn.event.test.finished"]  # fmt: skip
+    assert [r["type"] for r in replies] == [
+        "sh.keptn.event.test.started",
+        "sh.keptn.event.test.finished",
+    ]
     finished = replies[1]["data"]
     assert (finished["status"], finished["result"]) == ("errored", "fail")
     assert finished["message"] == "the k6 run was interrupted when its replica stopped"
 
 
 async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """A get-sli whose Prometheus hangs runs until its deadline, three ack waits; in-progress
     acks keep its message, so it is answered once and never redelivered."""
     listener = await watch(keptn_nats)
     async with TenantGateway(prometheus.url, tenant=None, token=None) as stuck:
         stuck.hold_queries_containing(load_tags.project)
-        async with replica(nats_server.url, stuck.url, tmp_path, "slow",
-                           GET_SLI_DEADLINE_SECONDS=str(3 * ACK_WAIT)) as slow:  # fmt: skip
+        async with replica(
+            nats_server.url, stuck.url, tmp_path, "slow", GET_SLI_DEADLINE_SECONDS=str(3 * ACK_WAIT)
+        ) as slow:
             await wait_ready(slow)
             event = trigger(load_run, load_tags)
             await publish(keptn_nats, [event])
@@ -319,9 +315,13 @@ async def test_a_task_longer_than_the_ack_wait_is_kept_alive_not_redelivered(
 
 
 async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_later(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """Its journal bucket deleted under it, the replica cannot take an event: the message is
     nak'ed, the consumer keeps fetching, and once the bucket is back the event is answered."""
     listener = await watch(keptn_nats)
@@ -342,9 +342,13 @@ async def test_an_event_that_finds_the_journal_unreachable_is_delivered_again_la
 
 
 async def test_sigterm_answers_what_the_replica_holds_and_acks_it(
-    nats_server: NatsServer, keptn_nats: Client, prometheus: PrometheusServer, load_run: LoadRun,
-    load_tags: RunTags, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
+    tmp_path: Path,
+) -> None:
     """A graceful stop answers its event (errored, after the grace) and acks it, so the other
     replica, which would have good values, does not answer it a second time."""
     listener = await watch(keptn_nats)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from devkit.cli import command_env, sli_provider_command
 from devkit.k6binaries import EXTENSION_K6_IMPORTS, EXTENSION_K6_VERSION, extension_k6
 from sli_provider.config import ConfigError, Settings
 from sli_provider.k6.invocation import K6Invocation, RemoteWriteTarget, RunTags
@@ -29,6 +28,7 @@ from sli_provider.runner.local import LocalK6Backend, find_k6_binary, process_en
 from sli_provider.runner.plan import RunPlan, StagedScript
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
 from sli_provider.wiring import load_k6_registry
+from tests.helpers import cli
 
 STOCK_VERSION = "v1.1.0"
 
@@ -53,9 +53,15 @@ def test_module_specifiers_cover_import_forms() -> None:
     const later = await import('k6/x/kafka');
     """
     assert module_specifiers(source) == [
-        "k6/http", "k6/x/faker", "./lib/a.js", "../shared/b.js", "./side-effect.js", "./c.js",
-        "k6/x/sql", "k6/x/kafka",
-    ]  # fmt: skip
+        "k6/http",
+        "k6/x/faker",
+        "./lib/a.js",
+        "../shared/b.js",
+        "./side-effect.js",
+        "./c.js",
+        "k6/x/sql",
+        "k6/x/kafka",
+    ]
 
 
 def test_an_import_reached_only_through_local_modules_among_files_is_found() -> None:
@@ -104,8 +110,7 @@ def test_serve_refuses_to_start_with_a_binary_that_is_not_k6(tmp_path: Path) -> 
         "PROMETHEUS_URL": "http://127.0.0.1:9",
         "K6_BINARIES": "sql=/bin/echo",
     }
-    done = subprocess.run(sli_provider_command("serve"), env=command_env(env), cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = cli("serve", cwd=tmp_path, env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert lines == [
@@ -126,8 +131,9 @@ def test_the_registry_is_built_from_the_settings_default_first(faker_k6: Path) -
     settings = Settings(k6_binaries={"faker": str(faker_k6)})
     registry = load_k6_registry(settings)
     assert [(b.name, b.version) for b in registry.binaries] == [
-        ("default", STOCK_VERSION), ("faker", EXTENSION_K6_VERSION),
-    ]  # fmt: skip
+        ("default", STOCK_VERSION),
+        ("faker", EXTENSION_K6_VERSION),
+    ]
 
 
 def test_a_changed_file_is_asked_again_before_a_run(tmp_path: Path, faker_k6: Path) -> None:
@@ -196,16 +202,26 @@ def test_the_switch_is_the_one_real_k6_reads(which: str, tmp_path: Path, faker_k
     script = tmp_path / "sql.js"
     script.write_text('import sql from "k6/x/sql";\nexport default function () {}\n')
     env = {"HOME": str(tmp_path), "K6_AUTO_EXTENSION_RESOLUTION": "false"}
-    done = subprocess.run([binary, "run", "--no-usage-report", "--iterations", "1", str(script)],
-                          env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    done = subprocess.run(
+        [binary, "run", "--no-usage-report", "--iterations", "1", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0
     assert "k6/x/sql" in output
     assert "provision" not in output.lower() and "build service" not in output.lower()
     plain = tmp_path / "plain.js"
     plain.write_text("export default function () {}\n")
-    ok = subprocess.run([binary, "run", "--no-usage-report", "--iterations", "1", str(plain)],
-                        env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    ok = subprocess.run(
+        [binary, "run", "--no-usage-report", "--iterations", "1", str(plain)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
 
 

@@ -15,13 +15,13 @@ from devkit.target import TargetServer
 from sli_provider.config import ConfigError, Settings, default_kubeconfig, settings_from
 from sli_provider.runner.distribution import Distribution, RunnerPod
 from sli_provider.runner.workloads import WorkloadError, parse_workloads
-from tests.test_runner import (
+from tests.helpers import (
     LOAD_JS,
     finished_for,
     install,
     load_workload,
-    post,
-    trigger,
+    run_trigger,
+    send_event,
     workloads,
 )
 
@@ -148,8 +148,8 @@ async def test_a_k6_operator_workload_without_the_operator_enabled_is_errored(
         prometheus_url=prometheus.url, distributor_url=fake_keptn.url, runner_work_dir=tmp_path
     )
     async with running_service(settings) as url:
-        event = trigger(target)
-        assert await post(url, event) == 202
+        event = run_trigger(target)
+        await send_event(url, event)
         finished = await finished_for(fake_keptn, event)
     assert finished["data"]["status"] == "errored"
     assert finished["data"]["result"] == "fail"

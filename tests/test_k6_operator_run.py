@@ -21,6 +21,7 @@ from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.k6truth import PERCENTILE_SLIS, read_samples, union_metrics
 from devkit.kube import CONFIGMAPS, PODS, TESTRUNS, ImageTable, SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.prometheus import PrometheusClient
@@ -41,7 +42,6 @@ from sli_provider.runner.summary import outcome_for_exit
 from sli_provider.sli.builtin import load_builtin_templates
 from sli_provider.wiring import make_k6_operator
 
-NAMESPACE = "load"
 LOAD_JS = LOAD_SCRIPT.read_bytes()
 # Exactly one runner crosses: the one that runs the test's first iteration (iterationInTest is
 # unique across execution segments), so the verdict must name that runner and no other.

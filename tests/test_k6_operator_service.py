@@ -13,23 +13,23 @@ import pytest
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.kube import TESTRUNS, SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.prometheus import PrometheusServer
 from devkit.service import running_service, serve_process
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
-from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
-from tests.test_runner import (
+from tests.helpers import (
     LOAD_JS,
     finished_for,
     install,
     load_workload,
-    post,
-    trigger,
+    long_split_workload,
+    run_trigger,
+    send_event,
     workloads,
 )
-
-NAMESPACE = "load"
+from tests.test_k6_operator_run import ONE_RUNNER_CROSSES_JS, ONE_RUNNER_FAILS_JS
 
 
 @pytest.fixture
@@ -112,13 +112,7 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
     """
     install(
         fake_keptn,
-        workloads(
-            load_workload(
-                executor="k6-operator",
-                parallelism=2,
-                env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
-            )
-        ),
+        workloads(long_split_workload()),
         {"k6/load.js": LOAD_JS},
     )
     env = {
@@ -131,8 +125,8 @@ async def test_sigterm_during_a_run_deletes_the_testrun_and_answers_errored(
         "K6_OPERATOR_NAMESPACE": NAMESPACE,
     }
     async with serve_process(env, tmp_path / "service.log") as service:
-        event = trigger(target)
-        assert await post(service.url, event) == 202
+        event = run_trigger(target)
+        await send_event(service.url, event)
         for _ in range(300):
             if kube.k6_running() and kube.objects(TESTRUNS, NAMESPACE):
                 break
@@ -204,6 +198,6 @@ async def _run_through_the_service(
         k6_operator_namespace=NAMESPACE,
     )
     async with running_service(settings) as url:
-        event = trigger(target)
-        assert await post(url, event) == 202
+        event = run_trigger(target)
+        await send_event(url, event)
         return await finished_for(fake_keptn, event, timeout=timeout)

@@ -15,17 +15,13 @@ from nats.aio.client import Client
 
 from devkit.fake_keptn import FakeKeptn
 from devkit.kube import TESTRUNS, SimulatedKubernetes
+from devkit.kube.testkit import NAMESPACE
 from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import ServiceProcess, serve_process
 from devkit.target import TargetServer
-from tests.test_jetstream import ACK_WAIT, keptn_nats, nats_server, publish, wait_ready
-from tests.test_nats import Listener
-from tests.test_runner import LOAD_JS, install, load_workload, workloads
-from tests.test_runner import trigger as run_trigger
-
-__all__ = ["keptn_nats", "nats_server"]  # fixtures used here
-NAMESPACE = "load"
+from tests.delivery import ACK_WAIT, Listener, publish, wait_ready
+from tests.helpers import LOAD_JS, install, long_split_workload, run_trigger, workloads
 
 
 @pytest.fixture
@@ -35,29 +31,36 @@ async def kube() -> AsyncIterator[SimulatedKubernetes]:
 
 
 async def test_a_redelivered_event_deletes_the_dead_replicas_testrun_and_answers_errored(
-    nats_server: NatsServer, keptn_nats: Client, kube: SimulatedKubernetes,
-    prometheus: PrometheusServer, fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path,
-) -> None:  # fmt: skip
+    nats_server: NatsServer,
+    keptn_nats: Client,
+    kube: SimulatedKubernetes,
+    prometheus: PrometheusServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
+    tmp_path: Path,
+) -> None:
     install(
         fake_keptn,
-        workloads(
-            load_workload(
-                executor="k6-operator", parallelism=2,
-                env={"VUS": "2", "DURATION": "60s", "FAIL_EVERY": "0"},
-            )
-        ),
+        workloads(long_split_workload()),
         {"k6/load.js": LOAD_JS},
-    )  # fmt: skip
+    )
     listener = Listener()
     await keptn_nats.subscribe("sh.keptn.event.test.*", cb=listener.on_message)
     kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig")
 
     def replica(name: str) -> AbstractAsyncContextManager[ServiceProcess]:
-        env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-               "DISTRIBUTOR_URL": fake_keptn.url, "RUNNER_WORK_DIR": str(tmp_path),
-               "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT), "NATS_QUEUE_GROUP": "k6-runner",
-               "K6_OPERATOR_ENABLED": "true", "K6_OPERATOR_KUBECONFIG": str(kubeconfig),
-               "K6_OPERATOR_NAMESPACE": NAMESPACE, "K6_OPERATOR_REPLICA": name}  # fmt: skip
+        env = {
+            "NATS_URL": nats_server.url,
+            "PROMETHEUS_URL": prometheus.url,
+            "DISTRIBUTOR_URL": fake_keptn.url,
+            "RUNNER_WORK_DIR": str(tmp_path),
+            "NATS_ACK_WAIT_SECONDS": str(ACK_WAIT),
+            "NATS_QUEUE_GROUP": "k6-runner",
+            "K6_OPERATOR_ENABLED": "true",
+            "K6_OPERATOR_KUBECONFIG": str(kubeconfig),
+            "K6_OPERATOR_NAMESPACE": NAMESPACE,
+            "K6_OPERATOR_REPLICA": name,
+        }
         return serve_process(env, tmp_path / f"{name}.log")
 
     event = run_trigger(target)
@@ -79,8 +82,10 @@ async def test_a_redelivered_event_deletes_the_dead_replicas_testrun_and_answers
         while kube.k6_running():  # noqa: ASYNC110 (the simulation's processes, polled)
             await asyncio.sleep(0.1)
     replies = listener.replies[event["id"]]
-    assert [r["type"] for r in replies] == ["sh.keptn.event.test.started",
-                                            "sh.keptn.event.test.finished"]  # fmt: skip
+    assert [r["type"] for r in replies] == [
+        "sh.keptn.event.test.started",
+        "sh.keptn.event.test.finished",
+    ]
     finished = replies[1]["data"]
     assert (finished["status"], finished["result"]) == ("errored", "fail")
     name = test_run["metadata"]["name"]

@@ -12,16 +12,17 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from devkit.k6run import LOAD_SCRIPT
 from devkit.kube import JOBS, PODS, TESTRUNS, SimulatedKubernetes
 from devkit.kube.testkit import (
+    CORE,
+    K6IO,
     LONG_SCRIPT,
+    NAMESPACE,
     STAGES,
     exit_code,
     get,
@@ -35,11 +36,6 @@ from devkit.kube.testkit import (
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 
-NS = "load"
-CORE = f"/api/v1/namespaces/{NS}"
-K6IO = f"/apis/k6.io/v1alpha1/namespaces/{NS}"
-RUN_SECONDS = 60.0
-
 # Runner 2 of 2 crosses its threshold: a pod's HOSTNAME is its Job's name, <testrun>-<index>.
 THRESHOLD_SCRIPT = """
 import { check } from 'k6';
@@ -51,18 +47,6 @@ export default function () {
   check(null, { 'runner 2 fails': () => !__ENV.HOSTNAME.endsWith('-2') });
 }
 """
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[SimulatedKubernetes]:
-    async with SimulatedKubernetes(namespaces=[NS], runner_timeout=RUN_SECONDS) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]:
-    async with session_for(kube, RUN_SECONDS) as session:
-        yield session
 
 
 async def test_two_runners_run_real_k6_with_the_operators_flags_into_prometheus(
@@ -103,13 +87,19 @@ async def test_two_runners_run_real_k6_with_the_operators_flags_into_prometheus(
         {"name": "K6_PROMETHEUS_RW_PUSH_INTERVAL", "value": "1s"},
     ]
     created = await start_testrun(
-        api, NS, "two", LOAD_SCRIPT.read_text(), parallelism=2, args=args, runner={"env": env}
+        api,
+        NAMESPACE,
+        "two",
+        LOAD_SCRIPT.read_text(),
+        parallelism=2,
+        args=args,
+        runner={"env": env},
     )
 
-    stages = await watch_stages(api, NS, "two", created["metadata"]["resourceVersion"])
+    stages = await watch_stages(api, NAMESPACE, "two", created["metadata"]["resourceVersion"])
 
     assert stages == STAGES
-    pods = await runner_pods(api, NS, "two")
+    pods = await runner_pods(api, NAMESPACE, "two")
     assert [p["metadata"]["labels"]["job-name"] for p in pods] == ["two-1", "two-2"]
     assert [p["status"]["phase"] for p in pods] == ["Succeeded", "Succeeded"]
     assert [exit_code(p) for p in pods] == [0, 0]
@@ -123,11 +113,20 @@ async def test_two_runners_run_real_k6_with_the_operators_flags_into_prometheus(
         assert script.endswith("/test/test.js")
         assert address.startswith("--address=127.0.0.1:")
         assert process.argv == (
-            process.argv[0], "run", "--quiet",
-            f"--execution-segment={index - 1}/2:{index}/2", "--execution-segment-sequence=0,1/2,1",
-            *args, script, address, "--paused",
-            "--tag", f"instance_id={index}", "--tag", "testrun_name=two",
-        )  # fmt: skip
+            process.argv[0],
+            "run",
+            "--quiet",
+            f"--execution-segment={index - 1}/2:{index}/2",
+            "--execution-segment-sequence=0,1/2,1",
+            *args,
+            script,
+            address,
+            "--paused",
+            "--tag",
+            f"instance_id={index}",
+            "--tag",
+            "testrun_name=two",
+        )
         # A pod's environment: nothing of this test process's own.
         assert process.env["K6_PROMETHEUS_RW_SERVER_URL"] == prometheus.remote_write_url
         assert process.env["HOSTNAME"] == f"two-{index}"
@@ -148,18 +147,18 @@ async def test_two_runners_run_real_k6_with_the_operators_flags_into_prometheus(
 async def test_a_runner_crossing_its_thresholds_exits_99_and_the_stage_is_still_finished(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "thr", THRESHOLD_SCRIPT, parallelism=2)
+    created = await start_testrun(api, NAMESPACE, "thr", THRESHOLD_SCRIPT, parallelism=2)
 
-    stages = await watch_stages(api, NS, "thr", created["metadata"]["resourceVersion"])
+    stages = await watch_stages(api, NAMESPACE, "thr", created["metadata"]["resourceVersion"])
 
     assert stages[-1] == "finished"
     status = (await get(api, f"{K6IO}/testruns/thr"))["status"]
     running = next(c for c in status["conditions"] if c["type"] == "TestRunRunning")
     assert (running["status"], running["reason"]) == ("False", "TestRunRunningFalse")
-    pods = await runner_pods(api, NS, "thr")
+    pods = await runner_pods(api, NAMESPACE, "thr")
     assert [exit_code(p) for p in pods] == [0, 99]
     assert [p["status"]["phase"] for p in pods] == ["Succeeded", "Failed"]
-    jobs = {j["metadata"]["name"]: j["status"] for j in kube.objects(JOBS, NS)}
+    jobs = {j["metadata"]["name"]: j["status"] for j in kube.objects(JOBS, NAMESPACE)}
     assert jobs["thr-1"]["succeeded"] == 1
     assert jobs["thr-2"]["failed"] == 1
 
@@ -167,9 +166,13 @@ async def test_a_runner_crossing_its_thresholds_exits_99_and_the_stage_is_still_
 async def test_a_script_error_puts_the_testrun_in_stage_error(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "broken", "export default function( {", parallelism=2)
+    created = await start_testrun(
+        api, NAMESPACE, "broken", "export default function( {", parallelism=2
+    )
 
-    stages = await watch_stages(api, NS, "broken", created["metadata"]["resourceVersion"], "error")
+    stages = await watch_stages(
+        api, NAMESPACE, "broken", created["metadata"]["resourceVersion"], "error"
+    )
 
     assert stages == ["initialization", "error"]
     initializer = (await get(api, f"{CORE}/pods", labelSelector="k6_cr=broken"))["items"]
@@ -185,23 +188,25 @@ async def test_fewer_vus_than_runners_or_bad_arguments_are_errors_as_in_the_oper
     api: aiohttp.ClientSession,
 ) -> None:
     # As k6-operator's e2e "error-stage": maxVUs 2 < parallelism 5.
-    few = await start_testrun(api, NS, "few", LONG_SCRIPT, parallelism=5)
-    assert await watch_stages(api, NS, "few", few["metadata"]["resourceVersion"], "error") == [
+    few = await start_testrun(api, NAMESPACE, "few", LONG_SCRIPT, parallelism=5)
+    assert await watch_stages(
+        api, NAMESPACE, "few", few["metadata"]["resourceVersion"], "error"
+    ) == [
         "initialization",
         "error",
     ]
     # An argument that is no flag's value: the operator refuses it before initializing.
-    bad = await start_testrun(api, NS, "args", LONG_SCRIPT, args=["--vus", "1", "", "x"])
-    assert await watch_stages(api, NS, "args", bad["metadata"]["resourceVersion"], "error") == [
-        "error"
-    ]
+    bad = await start_testrun(api, NAMESPACE, "args", LONG_SCRIPT, args=["--vus", "1", "", "x"])
+    assert await watch_stages(
+        api, NAMESPACE, "args", bad["metadata"]["resourceVersion"], "error"
+    ) == ["error"]
 
 
 async def test_deleting_a_running_testrun_leaves_no_k6_process(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "long", LONG_SCRIPT, parallelism=2)
-    await watch_stages(api, NS, "long", created["metadata"]["resourceVersion"], "started")
+    created = await start_testrun(api, NAMESPACE, "long", LONG_SCRIPT, parallelism=2)
+    await watch_stages(api, NAMESPACE, "long", created["metadata"]["resourceVersion"], "started")
     runners = [p for p in kube.k6_processes() if p.argv[1] == "run"]
     assert len(runners) == 2 and all(p.running for p in runners)
 
@@ -210,14 +215,16 @@ async def test_deleting_a_running_testrun_leaves_no_k6_process(
 
     assert await kube.k6_stopped()
     assert not any(pid_alive(p.pid) for p in runners if p.pid is not None)
-    assert kube.objects(PODS, NS) == []
-    assert kube.objects(JOBS, NS) == []
+    assert kube.objects(PODS, NAMESPACE) == []
+    assert kube.objects(JOBS, NAMESPACE) == []
 
 
 async def test_cleanup_post_deletes_the_testrun_and_what_it_owns(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "post", "export default function () {}", cleanup="post")
+    created = await start_testrun(
+        api, NAMESPACE, "post", "export default function () {}", cleanup="post"
+    )
     params = {"watch": "true", "resourceVersion": created["metadata"]["resourceVersion"]}
     events = []
     async with api.get(f"{K6IO}/testruns", params=params) as response:
@@ -227,17 +234,17 @@ async def test_cleanup_post_deletes_the_testrun_and_what_it_owns(
             if event["type"] == "DELETED":
                 break
     assert events[-2:] == [("MODIFIED", "finished"), ("DELETED", "finished")]
-    assert kube.objects(TESTRUNS, NS) == []
-    assert kube.objects(PODS, NS) == []
+    assert kube.objects(TESTRUNS, NAMESPACE) == []
+    assert kube.objects(PODS, NAMESPACE) == []
 
 
 async def test_deleting_a_runner_pod_kills_its_k6_and_the_run_still_finishes(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "podkill", LONG_SCRIPT, parallelism=2)
+    created = await start_testrun(api, NAMESPACE, "podkill", LONG_SCRIPT, parallelism=2)
     since = created["metadata"]["resourceVersion"]
-    await watch_stages(api, NS, "podkill", since, "started")
-    pods = await runner_pods(api, NS, "podkill")
+    await watch_stages(api, NAMESPACE, "podkill", since, "started")
+    pods = await runner_pods(api, NAMESPACE, "podkill")
     async with api.delete(f"{CORE}/pods/{pods[0]['metadata']['name']}") as response:
         assert response.status == 200
     runners = sorted((p for p in kube.k6_processes() if p.argv[1] == "run"), key=lambda p: p.argv)
@@ -247,17 +254,19 @@ async def test_deleting_a_runner_pod_kills_its_k6_and_the_run_still_finishes(
         await asyncio.sleep(0.1)
     assert not runners[0].running
     assert runners[1].running
-    jobs = {j["metadata"]["name"]: j["status"] for j in kube.objects(JOBS, NS)}
+    jobs = {j["metadata"]["name"]: j["status"] for j in kube.objects(JOBS, NAMESPACE)}
     assert jobs["podkill-1"]["failed"] == 1
     async with api.delete(f"{K6IO}/testruns/podkill") as response:
         assert response.status == 200
 
 
 async def test_leaving_the_context_kills_every_k6_and_removes_its_files(tmp_path: Path) -> None:
-    async with SimulatedKubernetes(namespaces=[NS]) as kube:
+    async with SimulatedKubernetes(namespaces=[NAMESPACE]) as kube:
         async with session_for(kube) as api:
-            created = await start_testrun(api, NS, "left", LONG_SCRIPT, parallelism=2)
-            await watch_stages(api, NS, "left", created["metadata"]["resourceVersion"], "started")
+            created = await start_testrun(api, NAMESPACE, "left", LONG_SCRIPT, parallelism=2)
+            await watch_stages(
+                api, NAMESPACE, "left", created["metadata"]["resourceVersion"], "started"
+            )
         runners = [p for p in kube.k6_processes() if p.argv[1] == "run"]
         assert len(runners) == 2 and kube.k6_running()
         pod_dirs = {p.log_path.parent for p in runners}

@@ -5,16 +5,17 @@ Secret or ConfigMap until it exists."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from devkit.k6binaries import extension_k6
 from devkit.kube import CONFIGMAPS, ImageTable, SimulatedKubernetes
 from devkit.kube.testkit import (
+    CORE,
+    K6IO,
     LONG_SCRIPT,
+    NAMESPACE,
     STAGES,
     exit_code,
     get,
@@ -25,39 +26,24 @@ from devkit.kube.testkit import (
     watch_stages,
 )
 
-NS = "load"
-CORE = f"/api/v1/namespaces/{NS}"
-K6IO = f"/apis/k6.io/v1alpha1/namespaces/{NS}"
-RUN_SECONDS = 60.0
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[SimulatedKubernetes]:
-    async with SimulatedKubernetes(namespaces=[NS], runner_timeout=RUN_SECONDS) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]:
-    async with session_for(kube, RUN_SECONDS) as session:
-        yield session
-
 
 async def test_an_unknown_runner_image_never_starts(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
     created = await start_testrun(
         api,
-        NS,
+        NAMESPACE,
         "pull",
         LONG_SCRIPT,
         runner={"image": "registry.example/k6-custom:1"},
         initializer={"image": "grafana/k6:1.1.0"},
     )
-    stages = await watch_stages(api, NS, "pull", created["metadata"]["resourceVersion"], "created")
+    stages = await watch_stages(
+        api, NAMESPACE, "pull", created["metadata"]["resourceVersion"], "created"
+    )
     assert stages == ["initialization", "initialized", "created"]
     await asyncio.sleep(0.5)
-    (pod,) = await runner_pods(api, NS, "pull")
+    (pod,) = await runner_pods(api, NAMESPACE, "pull")
     assert pod["status"]["phase"] == "Pending"
     assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
     async with api.get(f"{CORE}/pods/{pod['metadata']['name']}/log") as response:
@@ -75,23 +61,23 @@ async def test_an_image_maps_to_its_own_k6_binary(tmp_path: Path) -> None:
     fake_k6.chmod(0o755)
     images = ImageTable.stock().with_rules({"registry.example/fake-k6:*": fake_k6})
     async with (
-        SimulatedKubernetes(namespaces=[NS], images=images) as kube,
+        SimulatedKubernetes(namespaces=[NAMESPACE], images=images) as kube,
         session_for(kube) as api,
     ):
         created = await start_testrun(
             api,
-            NS,
+            NAMESPACE,
             "fake",
             "export default function () {}",
             runner={"image": "registry.example/fake-k6:2"},
         )
         # The fake k6 never opens a REST API: the runner ends before the starter resumes it.
         stages = await watch_stages(
-            api, NS, "fake", created["metadata"]["resourceVersion"], "created"
+            api, NAMESPACE, "fake", created["metadata"]["resourceVersion"], "created"
         )
         assert stages[-1] == "created"
         await asyncio.sleep(0.5)
-        (pod,) = await runner_pods(api, NS, "fake")
+        (pod,) = await runner_pods(api, NAMESPACE, "fake")
         async with api.get(f"{CORE}/pods/{pod['metadata']['name']}/log") as response:
             assert (await response.text()).startswith("fake k6 run --quiet")
         assert exit_code(pod) == 0
@@ -109,20 +95,24 @@ async def test_an_xk6_image_runs_on_the_extension_binary_and_stock_k6_cannot_run
 ) -> None:
     images = ImageTable.stock().with_rules({"ghcr.io/acme/k6-faker:*": extension_k6(tmp_path)})
     async with (
-        SimulatedKubernetes(namespaces=[NS], images=images) as kube,
+        SimulatedKubernetes(namespaces=[NAMESPACE], images=images) as kube,
         session_for(kube) as api,
     ):
         xk6 = await start_testrun(
-            api, NS, "xk6", FAKER_SCRIPT, runner={"image": "ghcr.io/acme/k6-faker:0.1"}
+            api, NAMESPACE, "xk6", FAKER_SCRIPT, runner={"image": "ghcr.io/acme/k6-faker:0.1"}
         )
-        assert await watch_stages(api, NS, "xk6", xk6["metadata"]["resourceVersion"]) == STAGES
-        (pod,) = await runner_pods(api, NS, "xk6")
+        assert (
+            await watch_stages(api, NAMESPACE, "xk6", xk6["metadata"]["resourceVersion"]) == STAGES
+        )
+        (pod,) = await runner_pods(api, NAMESPACE, "xk6")
         assert exit_code(pod) == 0
         async with api.get(f"{CORE}/pods/{pod['metadata']['name']}/log") as response:
             assert "visitor " in await response.text()
 
-        stock = await start_testrun(api, NS, "stock", FAKER_SCRIPT)
-        stages = await watch_stages(api, NS, "stock", stock["metadata"]["resourceVersion"], "error")
+        stock = await start_testrun(api, NAMESPACE, "stock", FAKER_SCRIPT)
+        stages = await watch_stages(
+            api, NAMESPACE, "stock", stock["metadata"]["resourceVersion"], "error"
+        )
         assert stages == ["initialization", "error"]
 
 
@@ -151,15 +141,17 @@ async def test_runner_env_resolves_secrets_config_maps_and_references_like_the_k
     env_from = [{"secretRef": {"name": "creds"}, "prefix": "DB_"}]
     created = await start_testrun(
         api,
-        NS,
+        NAMESPACE,
         "env",
         "export default function () {}",
         args=["-e", "FROM_ARGS=$(WHO)"],
         runner={"env": env, "envFrom": env_from},
     )
-    assert await watch_stages(api, NS, "env", created["metadata"]["resourceVersion"]) == STAGES
+    assert (
+        await watch_stages(api, NAMESPACE, "env", created["metadata"]["resourceVersion"]) == STAGES
+    )
     (runner,) = [p for p in kube.k6_processes() if p.argv[1] == "run"]
-    (pod,) = await runner_pods(api, NS, "env")
+    (pod,) = await runner_pods(api, NAMESPACE, "env")
     assert {k: runner.env.get(k) for k in ("WHO", "GREETING", "POD", "DB_USER", "DB_PASS")} == {
         "WHO": "u",
         "GREETING": "hello u $(WHO) $(UNDEFINED)",
@@ -176,10 +168,10 @@ async def test_pods_wait_for_a_missing_secret_and_start_once_it_exists(
 ) -> None:
     env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "late", "key": "x"}}}]
     created = await start_testrun(
-        api, NS, "late", "export default function () {}", runner={"env": env}
+        api, NAMESPACE, "late", "export default function () {}", runner={"env": env}
     )
     since = created["metadata"]["resourceVersion"]
-    assert await watch_stages(api, NS, "late", since, "initialization") == ["initialization"]
+    assert await watch_stages(api, NAMESPACE, "late", since, "initialization") == ["initialization"]
     for _ in range(50):
         (pod,) = (await get(api, f"{CORE}/pods", labelSelector="k6_cr=late"))["items"]
         waiting = pod["status"]["containerStatuses"][0]["state"].get("waiting", {})
@@ -194,7 +186,7 @@ async def test_pods_wait_for_a_missing_secret_and_start_once_it_exists(
         "stringData": {"x": "1"},
     }
     await post(api, f"{CORE}/secrets", secret)
-    assert (await watch_stages(api, NS, "late", since))[-1] == "finished"
+    assert (await watch_stages(api, NAMESPACE, "late", since))[-1] == "finished"
 
 
 async def test_a_script_config_map_created_after_the_testrun_and_owned_by_it(
@@ -223,11 +215,11 @@ async def test_a_script_config_map_created_after_the_testrun_and_owned_by_it(
     }
     await asyncio.sleep(0.3)  # the initializer pod is already waiting for its volume
     await post(api, f"{CORE}/configmaps", configmap)
-    stages = await watch_stages(api, NS, "owner", created["metadata"]["resourceVersion"])
+    stages = await watch_stages(api, NAMESPACE, "owner", created["metadata"]["resourceVersion"])
     assert stages == STAGES
     async with api.delete(f"{K6IO}/testruns/owner") as response:
         assert response.status == 200
-    assert kube.objects(CONFIGMAPS, NS) == []
+    assert kube.objects(CONFIGMAPS, NAMESPACE) == []
 
 
 async def test_relative_paths_in_args_land_in_each_pods_own_directory(
@@ -235,12 +227,15 @@ async def test_relative_paths_in_args_land_in_each_pods_own_directory(
 ) -> None:
     script = "export const options = { vus: 2, iterations: 4 }; export default function () {}"
     created = await start_testrun(
-        api, NS, "files", script, parallelism=2, args=["--out", "json=samples.json"]
+        api, NAMESPACE, "files", script, parallelism=2, args=["--out", "json=samples.json"]
     )
-    assert await watch_stages(api, NS, "files", created["metadata"]["resourceVersion"]) == STAGES
+    assert (
+        await watch_stages(api, NAMESPACE, "files", created["metadata"]["resourceVersion"])
+        == STAGES
+    )
     iterations = []
-    for pod in await runner_pods(api, NS, "files"):
-        samples = kube.pod_dir(NS, pod["metadata"]["name"]) / "samples.json"
+    for pod in await runner_pods(api, NAMESPACE, "files"):
+        samples = kube.pod_dir(NAMESPACE, pod["metadata"]["name"]) / "samples.json"
         lines = samples.read_text().splitlines()
         iterations.append(sum('{"metric":"iterations","type":"Point"' in line for line in lines))
     assert iterations == [2, 2]

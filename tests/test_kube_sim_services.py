@@ -4,45 +4,30 @@ runner's k6 REST API, answering as the real API server does."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 
 from devkit.kube import SERVICES, SimulatedKubernetes
 from devkit.kube.testkit import (
+    CORE,
+    K6IO,
     LONG_SCRIPT,
+    NAMESPACE,
     exit_code,
     get,
     runner_pods,
-    session_for,
     start_testrun,
     watch_stages,
 )
 
-NS = "load"
-CORE = f"/api/v1/namespaces/{NS}"
-K6IO = f"/apis/k6.io/v1alpha1/namespaces/{NS}"
 STOP = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
-
-
-@pytest.fixture
-async def kube() -> AsyncIterator[SimulatedKubernetes]:
-    async with SimulatedKubernetes(namespaces=[NS], runner_timeout=60) as sim:
-        yield sim
-
-
-@pytest.fixture
-async def api(kube: SimulatedKubernetes) -> AsyncIterator[aiohttp.ClientSession]:
-    async with session_for(kube, 60) as session:
-        yield session
 
 
 async def test_each_runner_has_a_service_and_the_proxy_reaches_its_k6(
     kube: SimulatedKubernetes, api: aiohttp.ClientSession
 ) -> None:
-    created = await start_testrun(api, NS, "svc", LONG_SCRIPT, parallelism=2)
-    await watch_stages(api, NS, "svc", created["metadata"]["resourceVersion"], "started")
+    created = await start_testrun(api, NAMESPACE, "svc", LONG_SCRIPT, parallelism=2)
+    await watch_stages(api, NAMESPACE, "svc", created["metadata"]["resourceVersion"], "started")
     services = await get(api, f"{CORE}/services", labelSelector="k6_cr=svc")
     assert sorted(s["metadata"]["name"] for s in services["items"]) == [
         "svc-service-1",
@@ -59,7 +44,7 @@ async def test_each_runner_has_a_service_and_the_proxy_reaches_its_k6(
         assert r.status == 200
         assert (await r.json())["data"]["attributes"]["stopped"] is True
     for _ in range(100):
-        pods = await runner_pods(api, NS, "svc")
+        pods = await runner_pods(api, NAMESPACE, "svc")
         if "terminated" in pods[0]["status"]["containerStatuses"][0]["state"]:
             break
         await asyncio.sleep(0.1)
@@ -85,5 +70,5 @@ async def test_each_runner_has_a_service_and_the_proxy_reaches_its_k6(
     # Deleting the TestRun takes its Services along.
     async with api.delete(f"{K6IO}/testruns/svc") as r:
         assert r.status == 200
-    assert kube.objects(SERVICES, NS) == []
+    assert kube.objects(SERVICES, NAMESPACE) == []
     assert await kube.k6_stopped()

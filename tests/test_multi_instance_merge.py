@@ -41,21 +41,30 @@ def vector(instance: str, samples: list[float], *, count: bool = True) -> list[d
         stat = {0.0: "min", 100.0: "max"}.get(pct) or "p" + f"{pct:g}".replace(".", "")
         value = percentile(ordered, pct)
         series.append(
-            {"metric": {"__name__": f"k6_http_req_duration_{stat}", "instance_id": instance},
-             "value": [0, str(value)]}
-        )  # fmt: skip
+            {
+                "metric": {"__name__": f"k6_http_req_duration_{stat}", "instance_id": instance},
+                "value": [0, str(value)],
+            }
+        )
     if count:
         series.append(
-            {"metric": {"__name__": "k6_http_req_duration_count", "instance_id": instance},
-             "value": [0, str(len(samples) / 1000)]}  # k6 divides a time trend's count by 1000
-        )  # fmt: skip
+            {
+                "metric": {"__name__": "k6_http_req_duration_count", "instance_id": instance},
+                "value": [0, str(len(samples) / 1000)],
+            }  # k6 divides a time trend's count by 1000
+        )
     return series
 
 
 def test_stat_names_read_as_k6_writes_them() -> None:
     assert [stat_percent(s) for s in ("p1", "p50", "p995", "p999", "min", "max")] == [
-        1.0, 50.0, 99.5, 99.9, 0.0, 100.0
-    ]  # fmt: skip
+        1.0,
+        50.0,
+        99.5,
+        99.9,
+        0.0,
+        100.0,
+    ]
 
 
 def test_one_instance_gives_its_own_value_exactly() -> None:
@@ -129,8 +138,9 @@ def test_the_merge_finds_the_samples_that_bisecting_each_rank_finds(seed: int) -
     result = _instances(seed, 1 + seed % 8, (50, 3000)[seed % 2], step=0.001 if seed % 3 else 0)
     curves = curves_from_vector(result, 1000.0)
     total = sum(c.count or 0 for c in curves)
-    ranks = {0, 1, total // 2, total - 2, total - 1} | {int(p / 100 * (total - 1))
-                                                        for p in (50, 90, 95, 99, 99.9)}  # fmt: skip
+    ranks = {0, 1, total // 2, total - 2, total - 1} | {
+        int(p / 100 * (total - 1)) for p in (50, 90, 95, 99, 99.9)
+    }
     for rank in sorted(r for r in ranks if 0 <= r < total):
         expected_next = _order_statistic(curves, min(rank + 1, total - 1))
         assert _adjacent_order_statistics(curves, rank) == (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from pathlib import Path
@@ -27,7 +26,8 @@ from sli_provider.adapters.nats_bus import NatsBus, NatsError, NatsPublishError
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.keptn.envelope import KeptnEvent, to_keptn_model
-from sli_provider.keptn.timestamps import format_keptn
+from tests.delivery import Listener, trigger
+from tests.helpers import send_event
 
 
 @pytest.fixture(scope="module")
@@ -40,57 +40,20 @@ def replica(env: dict[str, str], log: Path) -> AbstractAsyncContextManager[Servi
     return serve_process({"RUNNER_ENABLED": "false", **env}, log)
 
 
-class Listener:
-    """Plays lighthouse and shipyard: collects every get-sli reply published on NATS.
-
-    nats-py swallows what a callback raises, so checks made here are collected in
-    ``problems`` for the test body to assert, instead of surfacing as a timeout."""
-
-    def __init__(self) -> None:
-        self.replies: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.problems: list[str] = []
-        self.changed = asyncio.Event()
-
-    async def on_message(self, message: Msg) -> None:
-        try:
-            event = json.loads(message.data)
-        except ValueError as exc:
-            self.problems.append(f"not JSON on {message.subject}: {exc}")
-            return
-        if event.get("type", "").endswith(".triggered"):
-            return
-        if message.subject != event.get("type"):
-            self.problems.append(f"{event.get('type')} published on {message.subject}")
-        if "contenttype" not in event or "datacontenttype" in event:
-            self.problems.append(f"{event.get('id')} is not in Keptn's NATS model: {sorted(event)}")
-        self.replies[event.get("triggeredid", "")].append(event)
-        self.changed.set()
-
-    async def wait_finished(self, count: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while (
-                sum(1 for r in self.replies.values() for e in r if e["type"].endswith(".finished"))
-                < count
-            ):
-                self.changed.clear()
-                await self.changed.wait()
-
-
-def trigger(run: LoadRun, tags: RunTags) -> dict[str, Any]:
-    return get_sli_triggered(
-        project=tags.project, stage=tags.stage, service=tags.service,
-        start=format_keptn(run.start), end=format_keptn(run.end),
-        indicators=["vus_max", "http_reqs_total"], context=tags.context,
-    )  # fmt: skip
-
-
 async def test_three_replicas_share_300_events_exactly_once(
-    nats_server: NatsServer, prometheus: PrometheusServer, load_run: LoadRun, load_tags: RunTags,
+    nats_server: NatsServer,
+    prometheus: PrometheusServer,
+    load_run: LoadRun,
+    load_tags: RunTags,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     # Local mode for sli.yaml: no resource service here, the built-in SLIs are enough.
-    env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": prometheus.url,
-           "SLI_CONFIG_DIR": str(tmp_path), "NATS_DELIVERY": "core"}  # fmt: skip
+    env = {
+        "NATS_URL": nats_server.url,
+        "PROMETHEUS_URL": prometheus.url,
+        "SLI_CONFIG_DIR": str(tmp_path),
+        "NATS_DELIVERY": "core",
+    }
     listener = Listener()
     client = await nats.connect(nats_server.url)
     try:
@@ -111,28 +74,31 @@ async def test_three_replicas_share_300_events_exactly_once(
             await listener.wait_finished(300, timeout=120)
             # HTTP ingress keeps working beside NATS; its replies go to NATS too.
             extra = trigger(load_run, load_tags)
-            async with (
-                aiohttp.ClientSession() as session,
-                session.post(replicas[0].url + "/", json=extra) as response,
-            ):
-                assert response.status == 202
+            await send_event(replicas[0].url, extra)
             await listener.wait_finished(301, timeout=30)
             handled = []
             for r in replicas:
                 _, text = await r.get("/metrics")
                 line = next(
-                    (row for row in text.splitlines()
-                     if row.startswith("sli_provider_events_received_total{")
-                     and 'disposition="accepted"' in row), None,
-                )  # fmt: skip
+                    (
+                        row
+                        for row in text.splitlines()
+                        if row.startswith("sli_provider_events_received_total{")
+                        and 'disposition="accepted"' in row
+                    ),
+                    None,
+                )
                 handled.append(float(line.rsplit(" ", 1)[1]) if line else 0.0)
     finally:
         await client.close()
 
     assert listener.problems == []
     counts = {e["id"]: [r["type"] for r in listener.replies[e["id"]]] for e in [*events, extra]}
-    wrong = {k: v for k, v in counts.items()
-             if v != ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]}  # fmt: skip
+    wrong = {
+        k: v
+        for k, v in counts.items()
+        if v != ["sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"]
+    }
     assert wrong == {}
     finished = [r[1] for r in listener.replies.values()]
     assert {(f["data"]["status"], f["data"]["result"]) for f in finished} == {("succeeded", "pass")}
@@ -153,17 +119,23 @@ async def test_sigterm_drains_not_ready_then_errored_finished_and_exit_zero(
 
     blackhole = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = blackhole.sockets[0].getsockname()[1]
-    env = {"NATS_URL": nats_server.url, "PROMETHEUS_URL": f"http://127.0.0.1:{port}",
-           "SHUTDOWN_GRACE_SECONDS": "2", "NATS_QUEUE_GROUP": "drain-test", "NATS_DELIVERY": "core",
-           "SLI_CONFIG_DIR": str(tmp_path)}  # fmt: skip
+    env = {
+        "NATS_URL": nats_server.url,
+        "PROMETHEUS_URL": f"http://127.0.0.1:{port}",
+        "SHUTDOWN_GRACE_SECONDS": "2",
+        "NATS_QUEUE_GROUP": "drain-test",
+        "NATS_DELIVERY": "core",
+        "SLI_CONFIG_DIR": str(tmp_path),
+    }
     listener = Listener()
     client = await nats.connect(nats_server.url)
     try:
         await client.subscribe("sh.keptn.event.get-sli.*", cb=listener.on_message)
         async with replica(env, tmp_path / "replica.log") as r:
             event = trigger(load_run, load_tags)
-            await client.publish("sh.keptn.event.get-sli.triggered",
-                                 json.dumps(to_keptn_model(event)).encode())  # fmt: skip
+            await client.publish(
+                "sh.keptn.event.get-sli.triggered", json.dumps(to_keptn_model(event)).encode()
+            )
             async with asyncio.timeout(10):
                 while not listener.replies.get(event["id"]):
                     listener.changed.clear()
@@ -203,18 +175,27 @@ async def test_empty_shkeptncontext_is_rejected_the_same_on_both_ingresses(
 ) -> None:
     """One rule in the dispatcher: over HTTP a 400, over NATS no reply; both counted as
     rejected get-sli events. A NATS message that is not an event is counted like a bad body."""
-    settings = Settings(nats_url=nats_server.url, prometheus_url=prometheus.url,
-                        sli_config_dir=tmp_path, nats_queue_group="empty-context",
-                        nats_delivery="core")  # fmt: skip
+    settings = Settings(
+        nats_url=nats_server.url,
+        prometheus_url=prometheus.url,
+        sli_config_dir=tmp_path,
+        nats_queue_group="empty-context",
+        nats_delivery="core",
+    )
     listener = Listener()
     client = await nats.connect(nats_server.url)
     try:
         for kind in ("started", "finished"):  # not *: the test's own bad message would show
             await client.subscribe(f"sh.keptn.event.get-sli.{kind}", cb=listener.on_message)
         async with running_service(settings) as url, aiohttp.ClientSession() as session:
-            over_http = get_sli_triggered(project="p", stage="s", service="v", indicators=None,
-                                          start="2026-01-01T00:00:00.000Z",
-                                          end="2026-01-01T00:05:00.000Z")  # fmt: skip
+            over_http = get_sli_triggered(
+                project="p",
+                stage="s",
+                service="v",
+                indicators=None,
+                start="2026-01-01T00:00:00.000Z",
+                end="2026-01-01T00:05:00.000Z",
+            )
             over_nats = {**over_http, "id": "over-nats", "shkeptncontext": ""}
             over_http["shkeptncontext"] = ""
             async with session.post(url + "/", json=over_http) as response:
@@ -257,9 +238,16 @@ async def test_a_publish_whose_flush_times_out_is_not_published_twice(tmp_path: 
 
     async with NatsServer(tmp_path / "nats.log") as server:
         watcher = await nats.connect(server.url)
-        bus = NatsBus(server.url, queue_group="q", subjects=(), on_event=not_subscribed,
-                      on_malformed=lambda reason: None, timeout=1.0, attempts=4,
-                      max_wait=0.05)  # fmt: skip
+        bus = NatsBus(
+            server.url,
+            queue_group="q",
+            subjects=(),
+            on_event=not_subscribed,
+            on_malformed=lambda reason: None,
+            timeout=1.0,
+            attempts=4,
+            max_wait=0.05,
+        )
         try:
             await watcher.subscribe(finished, cb=count)
             await watcher.flush()
@@ -289,9 +277,16 @@ async def test_the_first_connection_has_a_deadline() -> None:
         raise AssertionError("never connected")
 
     port = free_port()
-    bus = NatsBus(f"nats://127.0.0.1:{port}", queue_group="q", subjects=(GET_SLI,),
-                  on_event=not_subscribed, on_malformed=lambda reason: None, timeout=1.0,
-                  attempts=1, max_wait=0.05)  # fmt: skip
+    bus = NatsBus(
+        f"nats://127.0.0.1:{port}",
+        queue_group="q",
+        subjects=(GET_SLI,),
+        on_event=not_subscribed,
+        on_malformed=lambda reason: None,
+        timeout=1.0,
+        attempts=1,
+        max_wait=0.05,
+    )
     loop = asyncio.get_running_loop()
     began = loop.time()
     async with asyncio.timeout(15):

@@ -15,8 +15,14 @@ from devkit.service import running_service
 from sli_provider.config import Settings
 from sli_provider.service.app import MAX_BODY_BYTES
 
-BODY = {"project": "shop", "stage": "dev", "service": "web", "start": 0, "end": 60,
-        "indicators": ["vus_max"]}  # fmt: skip
+BODY = {
+    "project": "shop",
+    "stage": "dev",
+    "service": "web",
+    "start": 0,
+    "end": 60,
+    "indicators": ["vus_max"],
+}
 
 
 async def _post(url: str, body: Any = None, data: io.BytesIO | None = None) -> tuple[int, Any]:
@@ -33,8 +39,12 @@ def settings(prometheus: PrometheusServer, fake_keptn: FakeKeptn, tmp_path: Path
     broken = tmp_path / "broken" / "k6" / "sli.yaml"  # project level
     broken.parent.mkdir(parents=True)
     broken.write_text("indicators: [this is not a mapping\n")
-    return Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
-                    sli_config_dir=tmp_path, query_attempts=1)  # fmt: skip
+    return Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        sli_config_dir=tmp_path,
+        query_attempts=1,
+    )
 
 
 @pytest.mark.parametrize("project", ["../../etc", "..", "a/b"])
@@ -55,8 +65,14 @@ async def test_a_broken_local_sli_yaml_is_a_400_with_the_reason(settings: Settin
 
 
 async def test_every_problem_in_one_answer(settings: Settings) -> None:
-    request = {"project": 5, "stage": "", "start": "yesterday", "end": 60,
-               "indicators": [1], "labels": "x"}  # fmt: skip
+    request = {
+        "project": 5,
+        "stage": "",
+        "start": "yesterday",
+        "end": 60,
+        "indicators": [1],
+        "labels": "x",
+    }
     async with running_service(settings) as url:
         status, body = await _post(url, request)
     assert status == 400

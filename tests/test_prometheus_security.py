@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,10 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
+from tests.helpers import ServiceFactory, send_event, service_factory
 
 USER, PASSWORD = "k6-reader", "correct horse battery staple"
 PROJECT, STAGE, SERVICE = "secure", "prod", "web"
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +80,9 @@ async def secure_prometheus(
 
 
 @pytest.fixture
-def service(fake_keptn: FakeKeptn, secure_prometheus: PrometheusServer, pki: dict[str, Path],
-            tmp_path: Path) -> ServiceFactory:  # fmt: skip
+def service(
+    fake_keptn: FakeKeptn, secure_prometheus: PrometheusServer, pki: dict[str, Path], tmp_path: Path
+) -> ServiceFactory:
     base = Settings(
         prometheus_url=secure_prometheus.url,
         prometheus_username=USER,
@@ -96,15 +95,7 @@ def service(fake_keptn: FakeKeptn, secure_prometheus: PrometheusServer, pki: dic
         reply_attempts=2,
     )
 
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
-
-
-async def post(url: str, event: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as session, session.post(url + "/", json=event) as response:
-        assert response.status == 202
+    return service_factory(base)
 
 
 async def run_test(
@@ -112,16 +103,29 @@ async def run_test(
 ) -> dict[str, Any]:
     """The runner writes through the secured endpoint; returns test.finished."""
     keptn.set_resource(
-        json.dumps({"workloads": [{"teststrategy": "performance", "script": "k6/load.js",
-                                   "env": {"VUS": "1", "DURATION": "1s", "FAIL_EVERY": "0"}}]}),
-        "k6/k6.conf.yaml", project=project,
-    )  # fmt: skip
+        json.dumps(
+            {
+                "workloads": [
+                    {
+                        "teststrategy": "performance",
+                        "script": "k6/load.js",
+                        "env": {"VUS": "1", "DURATION": "1s", "FAIL_EVERY": "0"},
+                    }
+                ]
+            }
+        ),
+        "k6/k6.conf.yaml",
+        project=project,
+    )
     keptn.set_resource(LOAD_SCRIPT.read_bytes(), "k6/load.js", project=project)
     trigger = make_test_triggered(
-        project=project, stage=STAGE, service=SERVICE, teststrategy="performance",
+        project=project,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy="performance",
         uris_local=[target.url],
-    )  # fmt: skip
-    await post(url, trigger)
+    )
+    await send_event(url, trigger)
     (test,) = await keptn.wait_for_events(
         type="sh.keptn.event.test.finished", shkeptncontext=trigger["shkeptncontext"], timeout=60
     )
@@ -132,10 +136,15 @@ async def ask(
     url: str, keptn: FakeKeptn, test: dict[str, Any], context: str, project: str = PROJECT
 ) -> dict[str, Any]:
     event = get_sli_triggered(
-        project=project, stage=STAGE, service=SERVICE, start=test["data"]["test"]["start"],
-        end=test["data"]["test"]["end"], indicators=["http_reqs_total"], context=context,
-    )  # fmt: skip
-    await post(url, event)
+        project=project,
+        stage=STAGE,
+        service=SERVICE,
+        start=test["data"]["test"]["start"],
+        end=test["data"]["test"]["end"],
+        indicators=["http_reqs_total"],
+        context=context,
+    )
+    await send_event(url, event)
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.get-sli.finished", shkeptncontext=context, timeout=60
     )
@@ -203,12 +212,23 @@ async def test_mutual_tls(
     async with PrometheusServer(
         tmp_path / "mtls", web_config=web_config, client_ssl=client_ssl
     ) as prom:
-        body = {"project": "p", "stage": "s", "service": "v", "start": 0, "end": 60,
-                "indicators": ["vus_max"]}  # fmt: skip
-        base = Settings(prometheus_url=prom.url, prometheus_ca_file=pki["ca"], query_attempts=1,
-                        distributor_url=fake_keptn.url)  # fmt: skip
-        with_cert = replace(base, prometheus_cert_file=pki["client_cert"],
-                            prometheus_key_file=pki["client_key"])  # fmt: skip
+        body = {
+            "project": "p",
+            "stage": "s",
+            "service": "v",
+            "start": 0,
+            "end": 60,
+            "indicators": ["vus_max"],
+        }
+        base = Settings(
+            prometheus_url=prom.url,
+            prometheus_ca_file=pki["ca"],
+            query_attempts=1,
+            distributor_url=fake_keptn.url,
+        )
+        with_cert = replace(
+            base, prometheus_cert_file=pki["client_cert"], prometheus_key_file=pki["client_key"]
+        )
         async with (
             running_service(with_cert) as url,
             aiohttp.ClientSession() as session,
@@ -242,8 +262,12 @@ async def test_gateway_headers_bearer_file_rotation_and_project_override(
             "    headers: {X-Scope-OrgID: team-b}\n"
             f"    bearer_token_file: {token_file}\n"
         )
-        settings = Settings(prometheus_url=prometheus.url, prometheus_projects_file=projects,
-                            distributor_url=fake_keptn.url, query_attempts=1)  # fmt: skip
+        settings = Settings(
+            prometheus_url=prometheus.url,
+            prometheus_projects_file=projects,
+            distributor_url=fake_keptn.url,
+            query_attempts=1,
+        )
         body = {"stage": "s", "service": "v", "start": 0, "end": 60, "indicators": ["vus_max"]}
         async with running_service(settings) as url, aiohttp.ClientSession() as session:
 
@@ -272,10 +296,20 @@ async def test_a_ca_file_that_is_not_a_certificate_is_a_clear_error(
     cannot be used, as a 502 from /preview, not an internal error."""
     not_pem = tmp_path / "ca.pem"
     not_pem.write_text("this is not a certificate\n")
-    settings = Settings(prometheus_url=secure_prometheus.url, prometheus_ca_file=not_pem,
-                        query_attempts=1, distributor_url=fake_keptn.url)  # fmt: skip
-    body = {"project": "p", "stage": "s", "service": "v", "start": 0, "end": 60,
-            "indicators": ["vus_max"]}  # fmt: skip
+    settings = Settings(
+        prometheus_url=secure_prometheus.url,
+        prometheus_ca_file=not_pem,
+        query_attempts=1,
+        distributor_url=fake_keptn.url,
+    )
+    body = {
+        "project": "p",
+        "stage": "s",
+        "service": "v",
+        "start": 0,
+        "end": 60,
+        "indicators": ["vus_max"],
+    }
     async with (
         running_service(settings) as url,
         aiohttp.ClientSession() as session,

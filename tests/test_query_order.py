@@ -11,7 +11,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
-from tests.test_get_sli import answer, post_event, trigger_for, values_of
+from tests.helpers import answer, post_event, trigger_for, values_of
 
 
 async def test_curve_queries_go_first_and_the_reply_keeps_the_requested_order(
@@ -22,10 +22,12 @@ async def test_curve_queries_go_first_and_the_reply_keeps_the_requested_order(
     asked = ["vus_max", "iterations_total", "http_req_duration_p95"]
     async with TenantGateway(prometheus.url, tenant=None, token=None) as proxy:
         settings = Settings(
-            prometheus_url=proxy.url, distributor_url=fake_keptn.url, query_concurrency=1,
+            prometheus_url=proxy.url,
+            distributor_url=fake_keptn.url,
+            query_concurrency=1,
             freshness_wait_seconds=0,  # no look at the run's last push: only the probe and these
             metrics_store="prometheus",
-        )  # fmt: skip
+        )
         async with running_service(settings) as url:
             event = trigger_for(load_run, load_tags, asked)
             await post_event(url, event)

@@ -15,7 +15,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from sli_provider.adapters.keptn_api import LocalResourceReader, ResourceError
 from sli_provider.config import Settings
-from tests.test_runner import post
+from tests.helpers import send_event
 
 HOSTILE = ["../../../etc/passwd", "k6/load", "..", "perf ormance", "-rf", "a\0b", "x" * 300]
 
@@ -40,7 +40,7 @@ async def test_hostile_test_strategies_get_an_errored_finished_naming_them(
     )
     async with running_service(settings) as url:
         for event in events:
-            assert await post(url, event) == 202
+            await send_event(url, event)
         finished = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", count=len(events), timeout=30
         )
@@ -77,7 +77,7 @@ async def test_a_get_sli_for_a_hostile_service_name_is_refused_by_name(
         indicators=["vus_max"],
     )
     async with running_service(settings) as url:
-        assert await post(url, event) == 202
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")
     assert finished["data"]["status"] == "errored"
     assert finished["data"]["message"].startswith(
@@ -122,7 +122,7 @@ async def test_an_sli_yaml_with_an_unknown_top_level_key_is_refused_naming_it(
         indicators=["a"],
     )
     async with running_service(settings) as url:
-        assert await post(url, event) == 202
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(type="sh.keptn.event.get-sli.finished")
     assert finished["data"]["status"] == "errored"
     assert "unknown top-level key(s) 'indicatorz'" in finished["data"]["message"]

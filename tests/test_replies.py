@@ -10,30 +10,28 @@ from typing import Any
 
 import pytest
 
-from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from sli_provider.adapters.delivery import ReplyNotDelivered
 from sli_provider.adapters.keptn_api import EventSender
 from sli_provider.keptn.envelope import KeptnEvent, Result, Scope, Status, build_reply
 from sli_provider.metrics import ServiceMetrics
 from sli_provider.service.replying import Finished, SendEvent, TaskReplies
+from tests.helpers import get_sli_event
 
 STARTED, FINISHED = "sh.keptn.event.get-sli.started", "sh.keptn.event.get-sli.finished"
 PASSED = Finished(
     Status.SUCCEEDED,
     Result.PASS,
     "",
-    {"get-sli": {"start": "2026-01-01T00:00:00.000Z", "end": "2026-01-01T00:05:00.000Z",
-                 "indicatorValues": [{"metric": "vus_max", "value": 3, "success": True}]}},
-)  # fmt: skip
+    {
+        "get-sli": {
+            "start": "2026-01-01T00:00:00.000Z",
+            "end": "2026-01-01T00:05:00.000Z",
+            "indicatorValues": [{"metric": "vus_max", "value": 3, "success": True}],
+        }
+    },
+)
 SHUT_DOWN = Finished(Status.ERRORED, Result.FAIL, "shut down")
-
-
-def trigger() -> KeptnEvent:
-    document = get_sli_triggered(project="p", stage="s", service="v", indicators=["vus_max"],
-                                 start="2026-01-01T00:00:00.000Z", end="2026-01-01T00:05:00.000Z")  # fmt: skip
-    return KeptnEvent(id=document["id"], type=document["type"], source=document["source"],
-                      shkeptncontext=document["shkeptncontext"], data=document["data"])  # fmt: skip
 
 
 def errored(exc: Exception) -> Finished:
@@ -56,13 +54,23 @@ def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:
 
 
 def answered(metrics: ServiceMetrics) -> float:
-    return sample(metrics, "sli_provider_events_answered_total", task="get-sli",
-                  status="succeeded", result="pass")  # fmt: skip
+    return sample(
+        metrics,
+        "sli_provider_events_answered_total",
+        task="get-sli",
+        status="succeeded",
+        result="pass",
+    )
 
 
 def undelivered(metrics: ServiceMetrics, kind: str, maybe_sent: str) -> float:
-    return sample(metrics, "sli_provider_replies_undelivered_total", task="get-sli", kind=kind,
-                  maybe_sent=maybe_sent)  # fmt: skip
+    return sample(
+        metrics,
+        "sli_provider_replies_undelivered_total",
+        task="get-sli",
+        kind=kind,
+        maybe_sent=maybe_sent,
+    )
 
 
 def types(keptn: FakeKeptn, event: KeptnEvent) -> list[str]:
@@ -72,7 +80,7 @@ def types(keptn: FakeKeptn, event: KeptnEvent) -> list[str]:
 async def test_success_sends_one_started_and_one_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    metrics, event = ServiceMetrics(), trigger()
+    metrics, event = ServiceMetrics(), get_sli_event()
 
     async def work() -> Finished:
         assert types(fake_keptn, event) == [STARTED]  # started went out before the work
@@ -89,7 +97,7 @@ async def test_success_sends_one_started_and_one_finished(
 async def test_an_exception_in_the_work_still_gets_one_errored_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event = trigger()
+    event = get_sli_event()
 
     async def work() -> Finished:
         raise ValueError("broken")
@@ -105,7 +113,7 @@ async def test_an_exception_in_the_work_still_gets_one_errored_finished(
 async def test_cancelled_work_gets_the_shutdown_finished_and_stays_cancelled(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, working = trigger(), asyncio.Event()
+    event, working = get_sli_event(), asyncio.Event()
 
     async def work() -> Finished:
         working.set()
@@ -153,7 +161,7 @@ async def test_cancelled_while_the_started_is_sent_the_finished_still_goes_out()
         raise AssertionError("the work never starts")
 
     run = asyncio.create_task(
-        replies(trigger(), recorder.send, metrics).run(
+        replies(get_sli_event(), recorder.send, metrics).run(
             work, on_shutdown=lambda: SHUT_DOWN, on_error=errored
         )
     )
@@ -176,7 +184,7 @@ async def test_the_last_reply_is_bounded_and_cancelled_not_left_running() -> Non
         await asyncio.Event().wait()
         raise AssertionError("never reached")
 
-    task = replies(trigger(), recorder.send, metrics, last_reply_timeout=0.3)
+    task = replies(get_sli_event(), recorder.send, metrics, last_reply_timeout=0.3)
     run = asyncio.create_task(task.run(work, on_shutdown=lambda: SHUT_DOWN, on_error=errored))
     await working.wait()
     loop = asyncio.get_running_loop()
@@ -193,7 +201,7 @@ async def test_the_last_reply_is_bounded_and_cancelled_not_left_running() -> Non
 async def test_a_lost_started_does_not_keep_the_finished_from_being_tried(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    metrics, event = ServiceMetrics(), trigger()
+    metrics, event = ServiceMetrics(), get_sli_event()
     fake_keptn.fail_events_with(400, times=1)
 
     async def work() -> Finished:
@@ -215,10 +223,11 @@ async def test_an_undelivered_finished_is_counted_and_logged_not_answered(
     as undelivered and logged as an error that does not show the token."""
     async with FakeKeptn(api_token="s3cret-token") as keptn:
         keptn.fail_events_with(400, times=2)
-        sender = EventSender(keptn.api_event_url, token="s3cret-token", timeout=5,
-                             attempts=3, max_wait=0.05)  # fmt: skip
+        sender = EventSender(
+            keptn.api_event_url, token="s3cret-token", timeout=5, attempts=3, max_wait=0.05
+        )
         metrics = ServiceMetrics()
-        task = replies(trigger(), sender.send, metrics)
+        task = replies(get_sli_event(), sender.send, metrics)
 
         async def work() -> Finished:
             return PASSED
@@ -266,7 +275,7 @@ async def test_a_reply_that_timed_out_is_not_sent_again() -> None:
     async with blackhole as url:
         sender = EventSender(url, token=None, timeout=1.0, attempts=5, max_wait=0.05)
         try:
-            task = replies(trigger(), sender.send, metrics)
+            task = replies(get_sli_event(), sender.send, metrics)
 
             async def work() -> Finished:
                 return PASSED
@@ -282,7 +291,7 @@ async def test_a_reply_that_timed_out_is_not_sent_again() -> None:
 
 async def test_504_is_not_retried_but_500_is(fake_keptn: FakeKeptn, sender: EventSender) -> None:
     """500 (the distributor could not forward) is retried; 504 may have been forwarded."""
-    event = trigger()
+    event = get_sli_event()
     started = build_reply(event, kind="started", source="t", scope=Scope.from_data(event.data))
     fake_keptn.fail_events_with(504, times=1)
     with pytest.raises(ReplyNotDelivered) as lost:

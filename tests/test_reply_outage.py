@@ -29,9 +29,18 @@ from devkit.nats import NatsServer
 from devkit.prometheus import PrometheusServer
 from devkit.service import serve_process
 from sli_provider.k6.invocation import RunTags
-from tests.test_http_journal import FINISHED, STARTED, get_sli_service, once_each, post
-from tests.test_jetstream import create_keptn_stream, metric, publish, wait_ready
-from tests.test_nats import trigger
+from tests.delivery import (
+    FINISHED,
+    STARTED,
+    create_keptn_stream,
+    get_sli_service,
+    metric,
+    once_each,
+    publish,
+    trigger,
+    wait_ready,
+)
+from tests.helpers import post_event
 
 OUTAGE_SECONDS = float(os.environ.get("SLI_PROVIDER_TEST_OUTAGE_SECONDS", "4"))
 EVENTS = 20
@@ -62,7 +71,9 @@ async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
         aiohttp.ClientSession() as session,
     ):
         async with fake_keptn.outage(status=refusal):
-            statuses = await asyncio.gather(*(post(session, service.url, e) for e in events))
+            statuses = await asyncio.gather(
+                *(post_event(service.url, e, session=session) for e in events)
+            )
             assert {status for status, _ in statuses} == {202}
             await asyncio.sleep(OUTAGE_SECONDS)
             assert fake_keptn.events == []  # nothing got through meanwhile

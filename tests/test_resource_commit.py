@@ -22,23 +22,21 @@ from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import format_keptn
+from tests.helpers import send_event
 
 PROJECT, STAGE, SERVICE = "shop", "staging", "web"
 COMMIT = "9c4e2d1b7a"
 
 
-async def post(url: str, event: dict[str, Any]) -> None:
-    headers = {"Content-Type": "application/cloudevents+json"}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event, headers=headers) as response,
-    ):
-        assert response.status == 202
-
-
 def settings(prometheus: PrometheusServer, keptn: FakeKeptn, **extra: Any) -> Settings:
-    return Settings(prometheus_url=prometheus.url, distributor_url=keptn.url, query_attempts=1,
-                    reply_attempts=2, retry_max_wait_seconds=0.1, **extra)  # fmt: skip
+    return Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=keptn.url,
+        query_attempts=1,
+        reply_attempts=2,
+        retry_max_wait_seconds=0.1,
+        **extra,
+    )
 
 
 def commits_asked(keptn: FakeKeptn, uri: str) -> list[str | None]:
@@ -59,11 +57,16 @@ async def test_get_sli_reads_sli_yaml_at_the_events_commit(
     )
     now = time.time()
     event = get_sli_triggered(
-        project=PROJECT, stage=STAGE, service=SERVICE, start=format_keptn(now - 60),
-        end=format_keptn(now), indicators=["version"], gitcommitid=commit,
-    )  # fmt: skip
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        start=format_keptn(now - 60),
+        end=format_keptn(now),
+        indicators=["version"],
+        gitcommitid=commit,
+    )
     async with running_service(settings(prometheus, fake_keptn)) as url:
-        await post(url, event)
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -84,20 +87,27 @@ async def test_the_runner_reads_its_config_and_script_at_the_events_commit(
     # only the commit's k6.conf.yaml and the commit's script make a passing run.
     fake_keptn.set_resource(
         '{"workloads": [{"teststrategy": "performance", "script": "k6/missing.js"}]}',
-        "k6/k6.conf.yaml", **where,
-    )  # fmt: skip
+        "k6/k6.conf.yaml",
+        **where,
+    )
     fake_keptn.set_resource(
         '{"workloads": [{"teststrategy": "performance", "script": "k6/one.js"}]}',
-        "k6/k6.conf.yaml", **where, commit=COMMIT,
-    )  # fmt: skip
+        "k6/k6.conf.yaml",
+        **where,
+        commit=COMMIT,
+    )
     fake_keptn.set_resource(HEAD_SCRIPT, "k6/one.js", **where)
     fake_keptn.set_resource(ONE_SCRIPT.read_bytes(), "k6/one.js", **where, commit=COMMIT)
     event = make_test_triggered(
-        project=PROJECT, stage=STAGE, service=SERVICE, teststrategy="performance",
-        uris_local=[target.url], gitcommitid=COMMIT,
-    )  # fmt: skip
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy="performance",
+        uris_local=[target.url],
+        gitcommitid=COMMIT,
+    )
     async with running_service(settings(prometheus, fake_keptn, runner_work_dir=tmp_path)) as url:
-        await post(url, event)
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=90
         )

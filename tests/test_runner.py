@@ -7,123 +7,52 @@ import json
 import logging
 import re
 import signal
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from devkit.events import get_sli_triggered, make_test_triggered
+from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
-from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import event_window_seconds, expected_values, relative_errors
 from devkit.prometheus import PrometheusServer
-from devkit.service import running_service, serve_process
+from devkit.service import serve_process
 from devkit.stores import MetricsStore
 from devkit.target import TargetServer
-from sli_provider.config import Settings
 from sli_provider.keptn.timestamps import parse_keptn
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import (
+    LOAD_JS,
+    PROJECT,
+    SERVICE,
+    STAGE,
+    ServiceFactory,
+    finished_for,
+    install,
+    k6_processes_under,
+    load_workload,
+    post_event,
+    run_trigger,
+    runner_settings,
+    send_event,
+    service_factory,
+    workloads,
+)
 
 KEPTN_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-PROJECT, STAGE, SERVICE = "shop", "staging", "web"
-
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
-
-
-@pytest.fixture
-def work_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "runs"
-    path.mkdir()
-    return path
 
 
 @pytest.fixture
 def service(prometheus: PrometheusServer, fake_keptn: FakeKeptn, work_dir: Path) -> ServiceFactory:
-    base = Settings(
-        prometheus_url=prometheus.url,
-        distributor_url=fake_keptn.url,
-        runner_work_dir=work_dir,
-        reply_attempts=3,
-        retry_max_wait_seconds=0.2,
-        query_attempts=2,
-    )
-
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
-
-
-def workloads(*items: dict[str, Any]) -> str:
-    return json.dumps({"workloads": list(items)})  # JSON is YAML
-
-
-def install(keptn: FakeKeptn, config: str | None, scripts: dict[str, str | bytes]) -> None:
-    if config is not None:
-        keptn.set_resource(config, "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE)
-    for uri, content in scripts.items():
-        keptn.set_resource(content, uri, project=PROJECT, stage=STAGE, service=SERVICE)
-
-
-def load_workload(**overrides: Any) -> dict[str, Any]:
-    workload: dict[str, Any] = {
-        "teststrategy": "performance",
-        "script": "k6/load.js",
-        "env": {"VUS": "2", "DURATION": "2s", "FAIL_EVERY": "0"},
-    }
-    workload.update(overrides)
-    return workload
-
-
-def trigger(target: TargetServer, strategy: str = "performance", **extra: Any) -> dict[str, Any]:
-    return make_test_triggered(
-        project=PROJECT,
-        stage=STAGE,
-        service=SERVICE,
-        teststrategy=strategy,
-        uris_local=[target.url],
-        uris_public=["http://public.invalid"],
-        **extra,
-    )
-
-
-async def post(url: str, event: dict[str, Any]) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            url + "/", json=event, headers={"Content-Type": "application/cloudevents+json"}
-        ) as r,
-    ):
-        return r.status
-
-
-async def finished_for(
-    keptn: FakeKeptn, event: dict[str, Any], timeout: float = 90
-) -> dict[str, Any]:
-    (finished,) = await keptn.wait_for_events(
-        type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=timeout
-    )
-    types = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
-    assert types == ["sh.keptn.event.test.started", "sh.keptn.event.test.finished"]
-    assert finished["triggeredid"] == event["id"]
-    assert keptn.violations == []
-    return finished
-
-
-LOAD_JS = LOAD_SCRIPT.read_text()
+    return service_factory(runner_settings(prometheus, fake_keptn, work_dir))
 
 
 async def test_passing_run_reports_thresholds_and_window(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer, work_dir: Path
 ) -> None:
     install(fake_keptn, workloads(load_workload()), {"k6/load.js": LOAD_JS})
-    event = trigger(target)
+    event = run_trigger(target)
     async with service() as url:
-        assert await post(url, event) == 202
+        await send_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", "pass"), data["message"]
@@ -150,9 +79,9 @@ async def test_crossed_thresholds_give_fail_or_warning(
         env={"VUS": "2", "DURATION": "1s", "FAIL_EVERY": "2", "MAX_FAIL_RATE": "0.01"},
     )
     install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
-    event = trigger(target)
+    event = run_trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("succeeded", result)
@@ -165,9 +94,9 @@ async def test_script_error_is_errored_with_k6_output(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     install(fake_keptn, None, {"k6/performance.js": "export default function ( {"})
-    event = trigger(target)
+    event = run_trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -180,9 +109,9 @@ async def test_run_past_its_timeout_is_killed(
 ) -> None:
     workload = load_workload(timeout="2s", env={"VUS": "1", "DURATION": "60s", "FAIL_EVERY": "0"})
     install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
-    event = trigger(target)
+    event = run_trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -194,9 +123,9 @@ async def test_missing_script_names_the_paths_tried(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     install(fake_keptn, workloads(load_workload(script="k6/missing.js")), {})
-    event = trigger(target)
+    event = run_trigger(target)
     async with service() as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     message = finished["data"]["message"]
     assert finished["data"]["status"] == "errored"
@@ -208,11 +137,11 @@ async def test_no_workload_for_the_strategy_gets_no_reply(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     install(fake_keptn, workloads(load_workload()), {"k6/load.js": LOAD_JS})
-    foreign = trigger(target, strategy="functional")
-    ours = trigger(target)
+    foreign = run_trigger(target, strategy="functional")
+    ours = run_trigger(target)
     async with service() as url:
-        await post(url, foreign)
-        await post(url, ours)
+        await post_event(url, foreign)
+        await post_event(url, ours)
         await finished_for(fake_keptn, ours)
     assert fake_keptn.events_for(foreign["shkeptncontext"]) == []
 
@@ -225,12 +154,12 @@ async def test_prometheus_without_remote_write_receiver_is_detected(
         workloads(load_workload(env={"VUS": "1", "DURATION": "1s"})),
         {"k6/load.js": LOAD_JS},
     )
-    event = trigger(target)
+    event = run_trigger(target)
     async with (
         PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain,
         service(prometheus_url=plain.url) as url,
     ):
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
@@ -243,10 +172,10 @@ async def test_parallel_limit_queues_runs(
 ) -> None:
     workload = load_workload(env={"VUS": "1", "DURATION": "2s", "FAIL_EVERY": "0"})
     install(fake_keptn, workloads(workload), {"k6/load.js": LOAD_JS})
-    events = [trigger(target) for _ in range(2)]
+    events = [run_trigger(target) for _ in range(2)]
     async with service(max_parallel_tests=1) as url:
         for event in events:
-            await post(url, event)
+            await post_event(url, event)
         first, second = [await finished_for(fake_keptn, e) for e in events]
     windows = sorted(
         (parse_keptn(f["data"]["test"]["start"]), parse_keptn(f["data"]["test"]["end"]))
@@ -269,13 +198,13 @@ async def test_a_run_waiting_for_its_slot_has_not_fetched_its_files_yet(
         workloads(load_workload(env=env), second_workload),
         {"k6/load.js": LOAD_JS, "k6/second.js": LOAD_JS, "data/second.json": "{}"},
     )
-    first, second = trigger(target), trigger(target, strategy="second")
+    first, second = run_trigger(target), run_trigger(target, strategy="second")
     async with service(max_parallel_tests=1) as url:
-        await post(url, first)
+        await post_event(url, first)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=first["shkeptncontext"]
         )
-        await post(url, second)
+        await post_event(url, second)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=second["shkeptncontext"]
         )
@@ -299,10 +228,10 @@ async def test_script_sees_only_its_environment(
     script = "export default function () { console.log('ENV=' + JSON.stringify(__ENV)); }\n"
     workload = {"teststrategy": "functional", "script": "k6/env.js", "env": {"EXTRA": "1"}}
     install(fake_keptn, workloads(workload), {"k6/env.js": script})
-    event = trigger(target, strategy="functional", labels={"build-id": "142"})
+    event = run_trigger(target, strategy="functional", labels={"build-id": "142"})
     caplog.set_level(logging.INFO, logger="sli_provider.k6")
     async with service(keptn_api_token=None) as url:
-        await post(url, event)
+        await post_event(url, event)
         finished = await finished_for(fake_keptn, event)
     assert finished["data"]["status"] == "succeeded", finished["data"]["message"]
     line = next(r.getMessage() for r in caplog.records if "ENV=" in r.getMessage())
@@ -338,8 +267,8 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
     async with service(prometheus_url=store.url) as url:
         for _ in range(2):  # the second run follows well within Prometheus' 5-minute lookback
             served_before = target.requests_served
-            event = trigger(target)
-            await post(url, event)
+            event = run_trigger(target)
+            await post_event(url, event)
             test = (await finished_for(fake_keptn, event))["data"]
             served = target.requests_served - served_before
             assert test["result"] == "pass", test["message"]
@@ -353,7 +282,7 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
                 indicators=indicators,
                 context=event["shkeptncontext"],
             )
-            await post(url, ask)
+            await post_event(url, ask)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
             )
@@ -372,22 +301,6 @@ async def test_pipeline_sli_values_equal_k6_summary_for_two_runs_in_a_row(
             assert values["http_reqs_per_second"] == pytest.approx(served / window, rel=1e-6)
             assert finished["data"]["result"] == "pass"
     assert fake_keptn.violations == []
-
-
-def k6_processes_under(work_dir: Path) -> list[str]:
-    """Command lines of live k6 processes whose script lives under ``work_dir``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        command = " ".join(a.decode(errors="replace") for a in argv)
-        if argv and argv[0].endswith(b"k6") and str(work_dir) in command:
-            found.append(command)
-    return found
 
 
 async def test_sigterm_kills_k6_and_sends_errored_finished(
@@ -411,8 +324,8 @@ async def test_sigterm_kills_k6_and_sends_errored_finished(
         "SHUTDOWN_GRACE_SECONDS": "5",
     }
     async with serve_process(env, work_dir.parent / "service.log") as service:
-        event = trigger(target)
-        assert await post(service.url, event) == 202
+        event = run_trigger(target)
+        await send_event(service.url, event)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.started", shkeptncontext=event["shkeptncontext"]
         )

@@ -6,13 +6,12 @@ import json
 import subprocess
 from pathlib import Path
 
-from devkit.cli import run_sli_provider
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
 from sli_provider.adapters.history_store import HistoryStore
+from tests.helpers import ANY_REQUESTS_SLO, RUN_SCOPE, run_script
 
 REPO = Path(__file__).resolve().parents[1]
-SCOPE = ("shop", "ci", "web")
 ENV_SCRIPT = """
 import http from 'k6/http';
 export const options = {
@@ -23,23 +22,29 @@ export default function () {
   http.get(__ENV.TARGET_URL + '/fail');
 }
 """
-SLO = "objectives:\n  - sli: http_reqs_total\n    pass: [{criteria: ['>0']}]\ntotal_score: {pass: '100%'}\n"
+SLO = ANY_REQUESTS_SLO
 
 
-async def run_cli(tmp_path: Path, prometheus_url: str, target_url: str, *extra: str,
-                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+async def run_cli(
+    tmp_path: Path,
+    prometheus_url: str,
+    target_url: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """``sli-provider run`` with a script that prints its __ENV and crosses its threshold."""
-    script, slo = tmp_path / "env.js", tmp_path / "slo.yaml"
-    script.write_text(ENV_SCRIPT)
-    slo.write_text(SLO)
-    return await run_sli_provider(
-        "run", "--slo", str(slo),
-        "--project", SCOPE[0], "--stage", SCOPE[1], "--service", SCOPE[2],
-        "--history", str(tmp_path / "history.sqlite3"), "--script", str(script),
-        "--target", target_url, "--env", "EXTRA=1", "--format", "json", *extra,
+    env = {"PROMETHEUS_URL": prometheus_url, "SLI_CONFIG_DIR": str(tmp_path), **(env or {})}
+    return await run_script(
+        tmp_path,
+        ("env.js", ENV_SCRIPT),
+        SLO,
+        target_url,
+        "--env",
+        "EXTRA=1",
+        *extra,
         cwd=REPO,
-        env={"PROMETHEUS_URL": prometheus_url, "SLI_CONFIG_DIR": str(tmp_path), **(env or {})},
-    )  # fmt: skip
+        env=env,
+    )
 
 
 async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresholds(
@@ -52,14 +57,14 @@ async def test_run_gives_the_script_the_services_env_and_reports_crossed_thresho
     assert "k6 exited with 99 (thresholds crossed)" in result.stderr
     assert "threshold crossed: http_req_failed: rate<0.01" in result.stderr
     with HistoryStore(tmp_path / "history.sqlite3") as store:
-        (record,) = store.list(*SCOPE)
+        (record,) = store.list(*RUN_SCOPE)
     line = next(line for line in result.stderr.splitlines() if "SCRIPT_ENV=" in line)
     env = json.loads(line.split("SCRIPT_ENV=", 1)[1].split('" source=')[0].replace('\\"', '"'))
     assert env == {
         "TARGET_URL": target.url,
-        "KEPTN_PROJECT": SCOPE[0],
-        "KEPTN_STAGE": SCOPE[1],
-        "KEPTN_SERVICE": SCOPE[2],
+        "KEPTN_PROJECT": RUN_SCOPE[0],
+        "KEPTN_STAGE": RUN_SCOPE[1],
+        "KEPTN_SERVICE": RUN_SCOPE[2],
         "KEPTN_CONTEXT": record.context,  # the tag the fetched SLIs were filtered on
         "EXTRA": "1",
     }
@@ -72,8 +77,9 @@ async def test_run_without_metrics_in_prometheus_cannot_gate(
     (k6 writes into another Prometheus, so the pre-flight's remote-write probe passes.)"""
     write_url = prometheus.remote_write_url
     async with PrometheusServer(tmp_path / "no-rw", remote_write_receiver=False) as plain:
-        result = await run_cli(tmp_path, plain.url, target.url,
-                               env={"PROMETHEUS_REMOTE_WRITE_URL": write_url})  # fmt: skip
+        result = await run_cli(
+            tmp_path, plain.url, target.url, env={"PROMETHEUS_REMOTE_WRITE_URL": write_url}
+        )
 
     assert result.returncode == 2, result.stderr[-3000:]
     last = result.stderr.strip().splitlines()[-1]
@@ -83,4 +89,4 @@ async def test_run_without_metrics_in_prometheus_cannot_gate(
     ), last
     assert result.stdout == ""  # nothing scored
     with HistoryStore(tmp_path / "history.sqlite3") as store:
-        assert store.list(*SCOPE) == []
+        assert store.list(*RUN_SCOPE) == []

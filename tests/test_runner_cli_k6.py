@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from devkit.cli import run_sli_provider
 from devkit.k6binaries import extension_k6
 from devkit.prometheus import PrometheusServer
 from devkit.target import TargetServer
+from tests.helpers import run_script
 
-SCOPE = ("shop", "ci", "web")
 FAKER_SCRIPT = """
 import http from 'k6/http';
 import faker from 'k6/x/faker';
@@ -33,16 +32,19 @@ def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def run_cli(
-    tmp_path: Path, prometheus: PrometheusServer, target: TargetServer, *extra: str,
+    tmp_path: Path,
+    prometheus: PrometheusServer,
+    target: TargetServer,
+    *extra: str,
     env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
-    script, slo = tmp_path / "faker.js", tmp_path / "slo.yaml"
-    script.write_text(FAKER_SCRIPT)
-    slo.write_text(SLO)
-    return await run_sli_provider(
-        "run", "--slo", str(slo), "--project", SCOPE[0], "--stage", SCOPE[1],
-        "--service", SCOPE[2], "--history", str(tmp_path / "history.sqlite3"),
-        "--script", str(script), "--target", target.url, "--format", "json", "--no-store", *extra,
+) -> subprocess.CompletedProcess[str]:
+    return await run_script(
+        tmp_path,
+        ("faker.js", FAKER_SCRIPT),
+        SLO,
+        target.url,
+        "--no-store",
+        *extra,
         cwd=tmp_path,
         env={
             "PATH": os.environ.get("PATH", ""),
@@ -50,7 +52,7 @@ async def run_cli(
             "SLI_CONFIG_DIR": str(tmp_path),
             **(env or {}),
         },
-    )  # fmt: skip
+    )
 
 
 async def test_run_with_a_path_to_an_extension_build(

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from devkit.events import get_sli_triggered, make_test_triggered
+from devkit.events import get_sli_triggered
 from devkit.fake_keptn import FakeKeptn
 from devkit.k6binaries import EXTENSION_K6_VERSION, extension_k6
 from devkit.k6run import LOAD_SCRIPT
 from devkit.k6summary import expected_values
 from devkit.prometheus import PrometheusServer
-from devkit.service import running_service
 from devkit.target import TargetServer
-from sli_provider.config import Settings
 from sli_provider.sli.builtin import load_builtin_templates
+from tests.helpers import (
+    PROJECT,
+    SERVICE,
+    STAGE,
+    ServiceFactory,
+    finished_for,
+    install,
+    run_trigger,
+    runner_settings,
+    send_event,
+    service_factory,
+    workloads,
+)
 
-PROJECT, STAGE, SERVICE = "shop", "staging", "web"
 FAKER_LOAD_JS = (
     'import faker from "k6/x/faker";\n'
     "const visitor = faker.person.firstName();  // the extension really runs\n"
@@ -33,8 +38,6 @@ PLAIN_JS = "export const options = { iterations: 1 };\nexport default function (
 SQL_MAIN_JS = 'import { query } from "./lib/db.js";\nexport default function () { query(); }\n'
 SQL_LIB_JS = 'const sql = require("k6/x/sql");\nexport function query() {}\n'
 
-ServiceFactory = Callable[..., AbstractAsyncContextManager[str]]
-
 
 @pytest.fixture(scope="module")
 def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -42,84 +45,45 @@ def faker_k6(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def work_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "runs"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def service(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, work_dir: Path, faker_k6: Path
 ) -> ServiceFactory:
-    base = Settings(
-        prometheus_url=prometheus.url,
-        distributor_url=fake_keptn.url,
-        runner_work_dir=work_dir,
-        reply_attempts=3,
-        retry_max_wait_seconds=0.2,
-        query_attempts=2,
-        k6_binaries={"faker": str(faker_k6)},
+    settings = runner_settings(
+        prometheus, fake_keptn, work_dir, k6_binaries={"faker": str(faker_k6)}
     )
-
-    def start(**overrides: Any) -> AbstractAsyncContextManager[str]:
-        return running_service(replace(base, **overrides))
-
-    return start
-
-
-def install(keptn: FakeKeptn, workloads: list[dict[str, Any]], files: dict[str, str]) -> None:
-    config = json.dumps({"workloads": workloads})  # JSON is YAML
-    keptn.set_resource(config, "k6/k6.conf.yaml", project=PROJECT, stage=STAGE, service=SERVICE)
-    for uri, content in files.items():
-        keptn.set_resource(content, uri, project=PROJECT, stage=STAGE, service=SERVICE)
-
-
-def trigger(target: TargetServer, strategy: str) -> dict[str, Any]:
-    return make_test_triggered(project=PROJECT, stage=STAGE, service=SERVICE,
-                               teststrategy=strategy, uris_local=[target.url])  # fmt: skip
-
-
-async def post(url: str, event: dict[str, Any]) -> None:
-    headers = {"Content-Type": "application/cloudevents+json"}
-    async with aiohttp.ClientSession() as session, session.post(
-        url + "/", json=event, headers=headers
-    ) as response:  # fmt: skip
-        assert response.status == 202
-
-
-async def finished_for(keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    (finished,) = await keptn.wait_for_events(
-        type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=90
-    )
-    types = [e["type"] for e in keptn.events_for(event["shkeptncontext"])]
-    assert types == ["sh.keptn.event.test.started", "sh.keptn.event.test.finished"]
-    assert keptn.violations == []
-    data: dict[str, Any] = finished["data"]
-    return data
+    return service_factory(settings)
 
 
 async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_summary(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
     env = {"VUS": "3", "DURATION": "2s", "FAIL_EVERY": "4"}
-    install(fake_keptn, [{"teststrategy": "faker", "script": "k6/load.js", "env": env}],
-            {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
-    event = trigger(target, "faker")
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "faker", "script": "k6/load.js", "env": env}),
+        {"k6/load.js": FAKER_LOAD_JS},
+    )
+    event = run_trigger(target, "faker")
     async with service() as url:
-        await post(url, event)
-        test = await finished_for(fake_keptn, event)
+        await send_event(url, event)
+        test = (await finished_for(fake_keptn, event))["data"]
         assert test["result"] == "pass", test["message"]
         k6 = test["k6"]
         assert (k6["binary"], k6["version"], k6["extensions"]) == (
-            "faker", EXTENSION_K6_VERSION, ["k6/x/faker"],
-        )  # fmt: skip
+            "faker",
+            EXTENSION_K6_VERSION,
+            ["k6/x/faker"],
+        )
         ask = get_sli_triggered(
-            project=PROJECT, stage=STAGE, service=SERVICE, start=test["test"]["start"],
-            end=test["test"]["end"], indicators=sorted(load_builtin_templates()),
+            project=PROJECT,
+            stage=STAGE,
+            service=SERVICE,
+            start=test["test"]["start"],
+            end=test["test"]["end"],
+            indicators=sorted(load_builtin_templates()),
             context=event["shkeptncontext"],
-        )  # fmt: skip
-        await post(url, ask)
+        )
+        await send_event(url, ask)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -134,16 +98,20 @@ async def test_a_faker_script_runs_with_the_xk6_build_and_its_slis_equal_k6s_sum
 async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
     service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, [
-        {"teststrategy": "plain", "script": "k6/plain.js"},
-        {"teststrategy": "named", "script": "k6/plain.js", "k6": "faker"},
-    ], {"k6/plain.js": PLAIN_JS})  # fmt: skip
+    install(
+        fake_keptn,
+        workloads(
+            {"teststrategy": "plain", "script": "k6/plain.js"},
+            {"teststrategy": "named", "script": "k6/plain.js", "k6": "faker"},
+        ),
+        {"k6/plain.js": PLAIN_JS},
+    )
     async with service() as url:
         used = {}
         for strategy in ("plain", "named"):
-            event = trigger(target, strategy)
-            await post(url, event)
-            data = await finished_for(fake_keptn, event)
+            event = run_trigger(target, strategy)
+            await send_event(url, event)
+            data = (await finished_for(fake_keptn, event))["data"]
             assert data["status"] == "succeeded", data["message"]
             used[strategy] = (data["k6"]["binary"], data["k6"]["version"], data["k6"]["extensions"])
     assert used == {"plain": ("default", "v1.1.0", []), "named": ("faker", "v1.7.0", [])}
@@ -151,17 +119,23 @@ async def test_a_plain_script_runs_with_the_default_and_a_named_binary_with_it(
 
 @pytest.mark.parametrize("binaries", ["stock and xk6 (k6 deps)", "stock only (script read)"])
 async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
-    binaries: str, service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer,
+    binaries: str,
+    service: ServiceFactory,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
     work_dir: Path,
-) -> None:  # fmt: skip
+) -> None:
     """k6/x/sql is imported only by a local module among the workload's files."""
-    install(fake_keptn, [{"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}],
-            {"k6/main.js": SQL_MAIN_JS, "k6/lib/db.js": SQL_LIB_JS})  # fmt: skip
-    event = trigger(target, "sql")
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "sql", "script": "k6/main.js", "files": ["k6/lib/db.js"]}),
+        {"k6/main.js": SQL_MAIN_JS, "k6/lib/db.js": SQL_LIB_JS},
+    )
+    event = run_trigger(target, "sql")
     overrides: dict[str, Any] = {} if binaries.startswith("stock and") else {"k6_binaries": {}}
     async with service(**overrides) as url:
-        await post(url, event)
-        data = await finished_for(fake_keptn, event)
+        await send_event(url, event)
+        data = (await finished_for(fake_keptn, event))["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     message = data["message"]
     assert "imports k6/x/sql and no configured k6 provides k6/x/sql" in message
@@ -184,11 +158,14 @@ async def test_an_import_nobody_provides_is_errored_and_no_k6_starts(
 async def test_a_workload_naming_a_binary_it_cannot_have_is_refused(
     k6: str, expected: str, service: ServiceFactory, fake_keptn: FakeKeptn, target: TargetServer
 ) -> None:
-    install(fake_keptn, [{"teststrategy": "named", "script": "k6/load.js", "k6": k6}],
-            {"k6/load.js": FAKER_LOAD_JS})  # fmt: skip
-    event = trigger(target, "named")
+    install(
+        fake_keptn,
+        workloads({"teststrategy": "named", "script": "k6/load.js", "k6": k6}),
+        {"k6/load.js": FAKER_LOAD_JS},
+    )
+    event = run_trigger(target, "named")
     async with service() as url:
-        await post(url, event)
-        data = await finished_for(fake_keptn, event)
+        await send_event(url, event)
+        data = (await finished_for(fake_keptn, event))["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     assert expected in data["message"]

@@ -84,8 +84,13 @@ def test_the_back_end_names_the_binary_and_adds_its_options_before_the_script(
     )
     argv = invocation.argv("/opt/k6", "--summary-export", "/private/summary.json")
 
-    assert argv == ("/opt/k6", *invocation.options, "--summary-export",
-                    "/private/summary.json", "/private/k6/load.js")  # fmt: skip
+    assert argv == (
+        "/opt/k6",
+        *invocation.options,
+        "--summary-export",
+        "/private/summary.json",
+        "/private/k6/load.js",
+    )
     # Local-process details are the back-end's: none of them is in k6's own options or env.
     assert "--summary-export" not in invocation.options
     assert "HOME" not in invocation.env
@@ -133,8 +138,11 @@ def test_credentials_stay_wrapped_out_of_argv_and_plain_env(
 def test_a_token_file_is_read_when_k6_starts_not_when_the_target_is_built(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("first\n")
-    access = PrometheusAccess(url="https://prom", bearer_token_file=token_file,
-                              remote_write_url="https://mimir/api/v1/push")  # fmt: skip
+    access = PrometheusAccess(
+        url="https://prom",
+        bearer_token_file=token_file,
+        remote_write_url="https://mimir/api/v1/push",
+    )
 
     target = access.remote_write_target()
     token_file.write_text("rotated\n")
@@ -146,8 +154,13 @@ def test_a_token_file_is_read_when_k6_starts_not_when_the_target_is_built(tmp_pa
 
 def test_tls_settings_are_plain_k6_options(tmp_path: Path) -> None:
     ca, cert, key = (tmp_path / name for name in ("ca.pem", "cert.pem", "key.pem"))
-    access = PrometheusAccess(url="https://prom", ca_file=ca, cert_file=cert, key_file=key,
-                              headers={"X-Scope-OrgID": "team"})  # fmt: skip
+    access = PrometheusAccess(
+        url="https://prom",
+        ca_file=ca,
+        cert_file=cert,
+        key_file=key,
+        headers={"X-Scope-OrgID": "team"},
+    )
 
     target = access.remote_write_target()
 

@@ -55,9 +55,12 @@ async def test_staged_files_keep_their_layout_and_the_directory_goes_afterwards(
 ) -> None:
     staged = StagedScript(
         "k6/main.js",
-        {"k6/main.js": MAIN.encode(), "k6/lib/helper.js": HELPER.encode(),
-         "k6/data/name.txt": b"world"},
-    )  # fmt: skip
+        {
+            "k6/main.js": MAIN.encode(),
+            "k6/lib/helper.js": HELPER.encode(),
+            "k6/data/name.txt": b"world",
+        },
+    )
     lines: list[str] = []
     backend = LocalK6Backend(work_dir=tmp_path, on_line=lines.append)
 
@@ -67,8 +70,10 @@ async def test_staged_files_keep_their_layout_and_the_directory_goes_afterwards(
     assert any("hello world" in line for line in lines)
     (threshold,) = result.outcome.summary.thresholds
     assert (threshold.metric, threshold.expression, threshold.held) == (
-        "iterations", "count>=2", True
-    )  # fmt: skip
+        "iterations",
+        "count>=2",
+        True,
+    )
     assert result.outcome.summary.metrics["iterations"]["count"] == 2
     assert result.k6_data()["script"] == "k6/main.js"
     assert list(tmp_path.iterdir()) == []
@@ -140,10 +145,12 @@ async def test_the_core_asks_for_the_runs_series_only_when_k6_completed(
         return False
 
     backend = LocalK6Backend(work_dir=tmp_path)
-    done = plan_for(StagedScript("a.js", {"a.js": b"export default function () {}"}),
-                    prometheus.url)  # fmt: skip
-    broken = plan_for(StagedScript("b.js", {"b.js": b"export default function ( {"}),
-                      prometheus.url)  # fmt: skip
+    done = plan_for(
+        StagedScript("a.js", {"a.js": b"export default function () {}"}), prometheus.url
+    )
+    broken = plan_for(
+        StagedScript("b.js", {"b.js": b"export default function ( {"}), prometheus.url
+    )
 
     completed = await run_plan(done, backend, series_check=check)
     failed = await run_plan(broken, backend, series_check=check)
@@ -156,5 +163,7 @@ async def test_the_core_asks_for_the_runs_series_only_when_k6_completed(
         "write fails."
     )
     assert (failed.returncode, failed.wrote_series, failed.missing_series_message()) == (
-        107, None, None
-    )  # fmt: skip
+        107,
+        None,
+        None,
+    )

@@ -15,7 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import bcrypt
 import pytest
 
@@ -26,6 +25,7 @@ from devkit.prometheus import PrometheusServer
 from devkit.service import running_service
 from devkit.target import TargetServer
 from sli_provider.config import Secret, Settings
+from tests.helpers import send_event
 
 USER, PASSWORD = "k6-writer", "basic-auth-pa55word-never-in-env"
 TOKEN = "bearer-t0ken-never-in-env"
@@ -56,8 +56,12 @@ async def basic_auth_prometheus(
 
 @asynccontextmanager
 async def with_basic_auth(prometheus: PrometheusServer, base: Settings) -> AsyncIterator[Settings]:
-    yield replace(base, prometheus_url=prometheus.url, prometheus_username=USER,
-                  prometheus_password=Secret(PASSWORD))  # fmt: skip
+    yield replace(
+        base,
+        prometheus_url=prometheus.url,
+        prometheus_username=USER,
+        prometheus_password=Secret(PASSWORD),
+    )
 
 
 @asynccontextmanager
@@ -90,18 +94,29 @@ async def test_no_credential_in_the_scripts_env_while_remote_write_authenticates
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     workload = {"teststrategy": "security", "script": "k6/env.js", "env": {"EXTRA": "1"}}
-    fake_keptn.set_resource(json.dumps({"workloads": [workload]}), "k6/k6.conf.yaml",
-                            project=PROJECT)  # fmt: skip
+    fake_keptn.set_resource(
+        json.dumps({"workloads": [workload]}), "k6/k6.conf.yaml", project=PROJECT
+    )
     fake_keptn.set_resource(ENV_SCRIPT, "k6/env.js", project=PROJECT)
-    base = Settings(distributor_url=fake_keptn.url, runner_work_dir=tmp_path,
-                    query_attempts=2, retry_max_wait_seconds=0.1, reply_attempts=2)  # fmt: skip
+    base = Settings(
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        query_attempts=2,
+        retry_max_wait_seconds=0.1,
+        reply_attempts=2,
+    )
     configured = (
         with_basic_auth(basic_auth_prometheus, base)
         if credentials == "basic-auth"
         else with_bearer_token_file(prometheus, base, tmp_path)
     )
-    event = make_test_triggered(project=PROJECT, stage=STAGE, service=SERVICE,
-                                teststrategy="security", uris_local=[target.url])  # fmt: skip
+    event = make_test_triggered(
+        project=PROJECT,
+        stage=STAGE,
+        service=SERVICE,
+        teststrategy="security",
+        uris_local=[target.url],
+    )
     caplog.set_level(logging.INFO)
     async with configured as settings, running_service(settings) as url:
         finished = await run(url, fake_keptn, event)
@@ -125,11 +140,7 @@ async def test_no_credential_in_the_scripts_env_while_remote_write_authenticates
 
 
 async def run(url: str, keptn: FakeKeptn, event: dict[str, Any]) -> dict[str, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event) as response,
-    ):
-        assert response.status == 202
+    await send_event(url, event)
     (finished,) = await keptn.wait_for_events(
         type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=60
     )

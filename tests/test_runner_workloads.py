@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devkit.events import make_test_triggered
@@ -26,6 +25,7 @@ from sli_provider.runner.workloads import (
     parse_workloads,
     select,
 )
+from tests.helpers import send_event
 
 TAGS = RunTags("shop", "staging", "web", "ctx-1")
 
@@ -70,8 +70,9 @@ workloads:
 
 
 def test_the_timeout_defaults_to_the_duration_plus_slack() -> None:
-    (workload,) = parse_workloads(conf({"teststrategy": "p", "script": "a.js", "duration": "90s"}),
-                                  "k6.conf.yaml")  # fmt: skip
+    (workload,) = parse_workloads(
+        conf({"teststrategy": "p", "script": "a.js", "duration": "90s"}), "k6.conf.yaml"
+    )
     assert workload.effective_timeout() == 90 + TIMEOUT_SLACK_SECONDS
 
 
@@ -119,8 +120,9 @@ def test_a_path_that_could_leave_the_private_directory_is_refused(path: str, fie
 
 @pytest.mark.parametrize("path", ["k6/load.js", "load.js", "k6/lib/a..b.js", "k6/.hidden.js"])
 def test_ordinary_relative_paths_are_accepted(path: str) -> None:
-    (workload,) = parse_workloads(conf({"teststrategy": "p", "script": path, "files": [path]}),
-                                  "k6.conf.yaml")  # fmt: skip
+    (workload,) = parse_workloads(
+        conf({"teststrategy": "p", "script": path, "files": [path]}), "k6.conf.yaml"
+    )
     assert workload.script == path and workload.files == (path,)
 
 
@@ -158,8 +160,11 @@ def test_a_plan_names_its_script_among_its_files_and_runs_local_scripts_by_absol
         StagedScript("k6/load.js", {"k6/other.js": b""})
     with pytest.raises(ValueError, match="absolute path"):
         LocalScript(Path("relative.js"))
-    plan = RunPlan(tags=TAGS, script=LocalScript(Path("/srv/load.js")),
-                   remote_write=RemoteWriteTarget("http://p/api/v1/write"))  # fmt: skip
+    plan = RunPlan(
+        tags=TAGS,
+        script=LocalScript(Path("/srv/load.js")),
+        remote_write=RemoteWriteTarget("http://p/api/v1/write"),
+    )
     assert plan.timeout_seconds == DEFAULT_TIMEOUT_SECONDS
 
 
@@ -195,21 +200,27 @@ async def test_the_runner_answers_errored_naming_a_path_that_escapes_and_writes_
     """
     project, stage, service = "shop", "staging", "web"
     evil = "../../evil.js"
-    fake_keptn.set_resource(conf({"teststrategy": "performance", "script": evil}),
-                            "k6/k6.conf.yaml", project=project)  # fmt: skip
+    fake_keptn.set_resource(
+        conf({"teststrategy": "performance", "script": evil}), "k6/k6.conf.yaml", project=project
+    )
     fake_keptn.set_resource("export default function () {}\n", evil, project=project)
     work_dir = tmp_path / "a" / "runs"
     work_dir.mkdir(parents=True)
-    event = make_test_triggered(project=project, stage=stage, service=service,
-                                teststrategy="performance", uris_local=[target.url])  # fmt: skip
-    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
-                        runner_work_dir=work_dir, reply_attempts=2)  # fmt: skip
-    async with (
-        running_service(settings) as url,
-        aiohttp.ClientSession() as session,
-        session.post(url + "/", json=event) as response,
-    ):
-        assert response.status == 202
+    event = make_test_triggered(
+        project=project,
+        stage=stage,
+        service=service,
+        teststrategy="performance",
+        uris_local=[target.url],
+    )
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=work_dir,
+        reply_attempts=2,
+    )
+    async with running_service(settings) as url:
+        await send_event(url, event)
         (finished,) = await fake_keptn.wait_for_events(
             type="sh.keptn.event.test.finished", shkeptncontext=event["shkeptncontext"], timeout=30
         )
@@ -234,21 +245,32 @@ async def test_a_workloads_files_are_staged_beside_its_script_or_named_when_miss
     )
     project = "files"
     fake_keptn.set_resource(
-        conf({"teststrategy": "ok", "script": "k6/main.js", "files": ["k6/lib/helper.js"]},
-             {"teststrategy": "missing", "script": "k6/main.js", "files": ["k6/lib/gone.js"]}),
-        "k6/k6.conf.yaml", project=project,
-    )  # fmt: skip
+        conf(
+            {"teststrategy": "ok", "script": "k6/main.js", "files": ["k6/lib/helper.js"]},
+            {"teststrategy": "missing", "script": "k6/main.js", "files": ["k6/lib/gone.js"]},
+        ),
+        "k6/k6.conf.yaml",
+        project=project,
+    )
     fake_keptn.set_resource(main, "k6/main.js", project=project)
     fake_keptn.set_resource("export const path = '/';\n", "k6/lib/helper.js", project=project)
-    settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url,
-                        runner_work_dir=tmp_path, reply_attempts=2)  # fmt: skip
+    settings = Settings(
+        prometheus_url=prometheus.url,
+        distributor_url=fake_keptn.url,
+        runner_work_dir=tmp_path,
+        reply_attempts=2,
+    )
     finished = {}
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
+    async with running_service(settings) as url:
         for strategy in ("ok", "missing"):
-            event = make_test_triggered(project=project, stage="dev", service="web",
-                                        teststrategy=strategy, uris_local=[target.url])  # fmt: skip
-            async with session.post(url + "/", json=event) as response:
-                assert response.status == 202
+            event = make_test_triggered(
+                project=project,
+                stage="dev",
+                service="web",
+                teststrategy=strategy,
+                uris_local=[target.url],
+            )
+            await send_event(url, event)
             (finished[strategy],) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.test.finished",
                 shkeptncontext=event["shkeptncontext"],

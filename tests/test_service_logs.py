@@ -7,7 +7,6 @@ import logging
 import uuid
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from devkit.events import get_sli_triggered
@@ -18,6 +17,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RemoteWriteTarget, RunTags
 from sli_provider.runner.local import LocalK6Backend, log_k6_line
 from sli_provider.runner.plan import LocalScript, RunPlan
+from tests.helpers import send_event
 
 ONE_ITERATION = """
 export const options = { vus: 1, iterations: 1 };
@@ -29,15 +29,18 @@ async def test_an_errored_answer_is_logged_as_a_warning_with_its_reason(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_keptn.set_resource("indicators: [unclosed", "k6/sli.yaml", project="shop")
-    event = get_sli_triggered(project="shop", stage="dev", service="web",
-                              start="2026-01-01T00:00:00Z", end="2026-01-01T00:01:00Z",
-                              indicators=["vus_max"])  # fmt: skip
+    event = get_sli_triggered(
+        project="shop",
+        stage="dev",
+        service="web",
+        start="2026-01-01T00:00:00Z",
+        end="2026-01-01T00:01:00Z",
+        indicators=["vus_max"],
+    )
     settings = Settings(prometheus_url=prometheus.url, distributor_url=fake_keptn.url)
     caplog.set_level(logging.INFO, logger="sli_provider")
-    async with running_service(settings) as url, aiohttp.ClientSession() as session:
-        headers = {"Content-Type": "application/cloudevents+json"}
-        async with session.post(url + "/", json=event, headers=headers) as response:
-            assert response.status == 202
+    async with running_service(settings) as url:
+        await send_event(url, event)
         await fake_keptn.wait_for_events(
             type="sh.keptn.event.get-sli.finished", shkeptncontext=event["shkeptncontext"]
         )
@@ -56,9 +59,11 @@ async def test_k6_banner_is_one_line_per_run(
     backend = LocalK6Backend(work_dir=tmp_path, on_line=log_k6_line)
 
     def plan() -> RunPlan:
-        return RunPlan(tags=RunTags("shop", "dev", "web", str(uuid.uuid4())),
-                       script=LocalScript(script),
-                       remote_write=RemoteWriteTarget(prometheus.url + "/api/v1/write"))  # fmt: skip
+        return RunPlan(
+            tags=RunTags("shop", "dev", "web", str(uuid.uuid4())),
+            script=LocalScript(script),
+            remote_write=RemoteWriteTarget(prometheus.url + "/api/v1/write"),
+        )
 
     caplog.set_level(logging.INFO, logger="sli_provider.k6")
     # Two at once: each process's banner stays its own.

@@ -33,6 +33,7 @@ from sli_provider.ports.store_info import UNKNOWN_STORE, StoreInfo, identify
 from sli_provider.runner.core import run_plan
 from sli_provider.runner.local import LocalK6Backend
 from sli_provider.runner.series import prometheus_series_check
+from tests.helpers import post_preview, send_event
 
 
 def expected_store(store: MetricsStore) -> tuple[str, str | None]:
@@ -56,16 +57,13 @@ def preview_body(tags: RunTags, start: float, end: float) -> dict[str, Any]:
 
 def settings_for(url: str, keptn: FakeKeptn, **extra: Any) -> Settings:
     return Settings(
-        prometheus_url=url, distributor_url=keptn.url, query_attempts=1, http_timeout_seconds=5,
-        query_timeout_seconds=10, **extra,
-    )  # fmt: skip
-
-
-async def post_preview(url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.post(url + "/preview", json=body) as r:
-        assert r.status == 200, await r.text()
-        answer: dict[str, Any] = await r.json()
-        return answer
+        prometheus_url=url,
+        distributor_url=keptn.url,
+        query_attempts=1,
+        http_timeout_seconds=5,
+        query_timeout_seconds=10,
+        **extra,
+    )
 
 
 async def status_of(url: str) -> int:
@@ -99,8 +97,16 @@ async def test_cli_preview_shows_which_store_answered(
     store: MetricsStore, store_load_run: LoadRun, load_tags: RunTags, tmp_path: Path
 ) -> None:
     body = preview_body(load_tags, store_load_run.start, store_load_run.end)
-    args = ["preview", *(a for k in ("project", "stage", "service", "start", "end", "context")
-                         for a in (f"--{k}", body[k])), "--indicators", "http_reqs_total"]  # fmt: skip
+    args = [
+        "preview",
+        *(
+            a
+            for k in ("project", "stage", "service", "start", "end", "context")
+            for a in (f"--{k}", body[k])
+        ),
+        "--indicators",
+        "http_reqs_total",
+    ]
     env = {"PROMETHEUS_URL": store.url, "LOG_LEVEL": "WARNING"}
 
     table = await run_sli_provider(*args, env=env, cwd=tmp_path)
@@ -192,9 +198,12 @@ async def test_victoriametrics_single_under_a_path_prefix_and_its_prometheus_ali
     assert url.endswith("/vm/prometheus")
     tags = RunTags("shop", "staging", "web", str(uuid.uuid4()))
     plan = load_plan(
-        prometheus_url=url, tags=tags, script=None, timeout=60,
+        prometheus_url=url,
+        tags=tags,
+        script=None,
+        timeout=60,
         script_env=load_env(target.url, 2, "2s", 5, 0, tmp_path / "summary.json"),
-    )  # fmt: skip
+    )
     client = PrometheusClient(url, concurrency=2, timeout=5, attempts=1, max_wait=0)
     try:
         result = await run_plan(
@@ -214,17 +223,24 @@ async def test_victoriametrics_single_under_a_path_prefix_and_its_prometheus_ali
 
 
 async def test_victoriametrics_cluster_url_shapes_through_the_bundled_runner(
-    victoria_short_offset: VictoriaMetricsServer, fake_keptn: FakeKeptn, target: TargetServer,
+    victoria_short_offset: VictoriaMetricsServer,
+    fake_keptn: FakeKeptn,
+    target: TargetServer,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """vmselect's /select/0/prometheus as PROMETHEUS_URL and vminsert's
     /insert/0/prometheus/api/v1/write as PROMETHEUS_REMOTE_WRITE_URL (a routing proxy in front
     of one VictoriaMetrics plays the cluster): test.triggered → k6 → test.finished, then the
     run's values through the select path."""
-    routes = {"/select/0/prometheus": victoria_short_offset.url,
-              "/insert/0/prometheus": victoria_short_offset.url}  # fmt: skip
-    workload = {"teststrategy": "performance", "script": "k6/load.js",
-                "env": {"VUS": "2", "DURATION": "2s", "FAIL_EVERY": "0"}}  # fmt: skip
+    routes = {
+        "/select/0/prometheus": victoria_short_offset.url,
+        "/insert/0/prometheus": victoria_short_offset.url,
+    }
+    workload = {
+        "teststrategy": "performance",
+        "script": "k6/load.js",
+        "env": {"VUS": "2", "DURATION": "2s", "FAIL_EVERY": "0"},
+    }
     scope = {"project": "shop", "stage": "staging", "service": "web"}
     fake_keptn.set_resource(json.dumps({"workloads": [workload]}), "k6/k6.conf.yaml", **scope)
     fake_keptn.set_resource(LOAD_SCRIPT.read_text(), "k6/load.js", **scope)
@@ -238,10 +254,7 @@ async def test_victoriametrics_cluster_url_shapes_through_the_bundled_runner(
         )
         async with running_service(settings) as service:
             assert await status_of(service + "/ready") == 200
-            async with aiohttp.ClientSession() as session:
-                headers = {"Content-Type": "application/cloudevents+json"}
-                async with session.post(service + "/", json=event, headers=headers) as r:
-                    assert r.status == 202
+            await send_event(service, event)
             (finished,) = await fake_keptn.wait_for_events(
                 type="sh.keptn.event.test.finished",
                 shkeptncontext=event["shkeptncontext"],

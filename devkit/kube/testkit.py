@@ -16,6 +16,13 @@ import aiohttp
 
 from devkit.kube.server import SimulatedKubernetes
 
+# The namespace tests and benchmarks run their TestRuns in, and its API paths.
+NAMESPACE = "load"
+CORE = f"/api/v1/namespaces/{NAMESPACE}"
+K6IO = f"/apis/k6.io/v1alpha1/namespaces/{NAMESPACE}"
+# How long a runner's k6 may run before the simulated cluster kills it (and a test's API calls wait).
+RUN_SECONDS = 60.0
+
 STAGES = ["initialization", "initialized", "created", "started", "stopped", "finished"]
 # A script that runs 60 s on 2 VUs (so up to 2 runners get one each): for tests that stop a run.
 LONG_SCRIPT = """

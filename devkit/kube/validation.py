@@ -26,11 +26,23 @@ Cause = dict[str, str]
 
 _OBJECT_META = frozenset(
     {
-        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
-        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
-        "annotations", "ownerReferences", "finalizers", "managedFields",
+        "name",
+        "generateName",
+        "namespace",
+        "selfLink",
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "labels",
+        "annotations",
+        "ownerReferences",
+        "finalizers",
+        "managedFields",
     }
-)  # fmt: skip
+)
 _TYPE_META = frozenset({"apiVersion", "kind", "metadata"})
 # The fields of the built-in kinds clients write; a TestRun's come from its CRD schema.
 _KNOWN_FIELDS = {
