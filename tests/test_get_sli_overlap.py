@@ -117,7 +117,10 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
     task = overlapped(event, held, metrics)
     async with asyncio.timeout(WAIT):
         result = await task.run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     assert result == PASSED
     assert types(fake_keptn, event) == [STARTED, FINISHED]
@@ -138,7 +141,10 @@ async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_
 
     async with asyncio.timeout(WAIT):
         result = await overlapped(event, held, ServiceMetrics()).run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     assert result.status is Status.ERRORED and "config read failed" in result.message
     assert types(fake_keptn, event) == [STARTED, FINISHED]
@@ -156,7 +162,12 @@ async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
 
     task = TaskReplies(trigger=event, task="get-sli", send=sender.send, source="t", metrics=metrics)
     async with asyncio.timeout(WAIT):
-        await task.run(work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True)
+        await task.run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
+        )
     assert types(fake_keptn, event) == [FINISHED]
     assert undelivered(metrics, "started", "false") == 1
     assert task.answered is not None
@@ -176,7 +187,10 @@ async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown
 
     run = asyncio.create_task(
         overlapped(event, held, metrics).run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     )
     async with asyncio.timeout(WAIT):
@@ -197,7 +211,7 @@ async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown
 def slow_cue_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cue's own bound far beyond WAIT: a test passes only if the cue, the end of the work or
     the shutdown sent the started, never the bound."""
-    monkeypatch.setattr(replying, "STARTED_CUE_MAX_WAIT", 10 * WAIT)
+    monkeypatch.setattr(replying, "STARTED_EVENT_MAX_HOLD", 10 * WAIT)
 
 
 def run_cued(
@@ -207,7 +221,7 @@ def run_cued(
     (one never set unless given)."""
     return task.run(
         work, on_shutdown=lambda: SHUT_DOWN, on_error=errored,
-        started_cue=cue if cue is not None else asyncio.Event(),
+        hold_started_until=cue if cue is not None else asyncio.Event(),
     )  # fmt: skip
 
 
@@ -259,7 +273,7 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
     """A work that waits long before querying (a run's last push not visible yet) does not keep
-    the started back: it goes after STARTED_CUE_MAX_WAIT while the work still runs."""
+    the started back: it goes after STARTED_EVENT_MAX_HOLD while the work still runs."""
     event, held = trigger(), HeldStarted(sender)
     held.release.set()
 
@@ -270,7 +284,7 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
     began = time.monotonic()
     async with asyncio.timeout(WAIT):
         await run_cued(overlapped(event, held, ServiceMetrics()), work)
-    assert time.monotonic() - began >= replying.STARTED_CUE_MAX_WAIT
+    assert time.monotonic() - began >= replying.STARTED_EVENT_MAX_HOLD
     assert types(fake_keptn, event) == [STARTED, FINISHED]
 
 
