@@ -31,7 +31,7 @@ FIRST_REDELIVERY_WAIT = 0.5
 LAST_REPLY_TIMEOUT = 10.0
 # The longest a started event is held back for work that says when its own requests are out
 # (a few ms against a responsive Keptn and Prometheus): work that waits longer before its
-# requests, e.g. for a run's last push, must not keep Keptn from seeing the task started.
+# requests, e.g. for a run's last push, must not keep Keptn from seeing that the task started.
 STARTED_EVENT_MAX_HOLD = 0.05
 
 
