@@ -57,7 +57,7 @@ class BurstResult:
     peak_rss_mib: float
     doubled: int
     unanswered: int
-    # What the events taken but not answered once got instead, e.g. "finished" (no started).
+    # What the events taken but not answered once got instead, e.g. "finished" (no started event).
     patterns: dict[str, int]
 
 
