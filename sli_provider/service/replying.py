@@ -106,8 +106,9 @@ class TaskReplies:
         self._metrics = metrics
         self._last_reply_timeout = last_reply_timeout
         self._scope = Scope.from_data(trigger.data)
-        self._started_delivered = False
+        self._started_send: asyncio.Task[bool] | None = None
         self._started_begun = False
+        self._started_delivered = False
         self._finished: Finished | None = None
         self._finished_delivered = False
 
@@ -146,39 +147,45 @@ class TaskReplies:
           (its own requests are out, so the reply does not compete with them on the event loop),
           until the work ends, or for STARTED_EVENT_MAX_HOLD seconds, whichever comes first."""
         self._metrics.in_flight.labels(self._task).inc()
-        started_send: asyncio.Task[bool] | None = None
         try:
             try:
-                started = build_reply(
-                    self._trigger, kind="started", source=self._source, scope=self._scope
-                )
-                started_send = asyncio.create_task(self._send_started(started, hold_started_until))
-                if hold_started_until is None:
-                    await asyncio.wait([started_send])
-                finished = await work()
+                finished = await self._started_and_work(work, on_error, hold_started_until)
             except asyncio.CancelledError:
-                await self._end_started(started_send, hold_started_until)
-                await self._last_reply(on_shutdown())
-                raise
-            except Exception as exc:  # the finished event must still go out
-                log.exception("unexpected error while handling %s", self._trigger.type)
-                finished = on_error(exc)
-            try:
-                if started_send is not None:
-                    if hold_started_until is not None:
-                        hold_started_until.set()  # the work is over: nothing left to make room for
-                    self._started_delivered = await started_send
-            except asyncio.CancelledError:
-                await self._end_started(started_send, hold_started_until)
+                await self._end_started(hold_started_until)
                 await self._last_reply(on_shutdown())
                 raise
             # Cancelled from here on, the finished event is already on its way: not sent again.
             await self._finish(finished)
             return finished
         finally:
+            started_send = self._started_send
             if started_send is not None and not started_send.done():  # never left running
                 started_send.cancel()
             self._metrics.in_flight.labels(self._task).dec()
+
+    async def _started_and_work(
+        self,
+        work: Callable[[], Awaitable[Finished]],
+        on_error: Callable[[Exception], Finished],
+        hold: asyncio.Event | None,
+    ) -> Finished:
+        """The work's outcome, once the started event's send is over too."""
+        try:
+            started = build_reply(
+                self._trigger, kind="started", source=self._source, scope=self._scope
+            )
+            self._started_send = asyncio.create_task(self._send_started(started, hold))
+            if hold is None:
+                await asyncio.wait([self._started_send])
+            finished = await work()
+        except Exception as exc:  # the finished event must still go out
+            log.exception("unexpected error while handling %s", self._trigger.type)
+            finished = on_error(exc)
+        if self._started_send is not None:
+            if hold is not None:
+                hold.set()  # the work is over: nothing left to make room for
+            self._started_delivered = await self._started_send
+        return finished
 
     async def _send_started(self, started: Mapping[str, Any], hold: asyncio.Event | None) -> bool:
         if hold is not None:
@@ -188,13 +195,12 @@ class TaskReplies:
         self._started_begun = True
         return await self._deliver(started, "started")
 
-    async def _end_started(
-        self, started_send: asyncio.Task[bool] | None, hold: asyncio.Event | None
-    ) -> None:
+    async def _end_started(self, hold: asyncio.Event | None) -> None:
         """Shutting down: a started event still being sent is given up, and awaited so that its
         send is over before the finished event goes out. One that has not left yet (still held,
         or its task not yet run) goes now, within the bound of a last reply, so that the finished
         event does not go alone."""
+        started_send = self._started_send
         if started_send is None:
             return
         if not self._started_begun:
