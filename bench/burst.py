@@ -8,9 +8,9 @@ run) and the devkit's fake Keptn. All ``--events`` get-sli.triggered events are 
 Retry-After, at most 3 times, as Keptn's distributor retries, and is lost after that. Each run
 measures the service's peak RSS (VmHWM), the time from the first POST to the last finished
 event, the 503 refusals, the events lost, and checks that every event taken got exactly one
-started and one finished. Three runs side by side: the cap under test without a journal (503
-beyond it), the same cap with JOURNAL_PATH (the events beyond it wait on disk), and a baseline
-whose cap never binds; ratios are against the baseline.
+started event and one finished event. Three runs side by side: the cap under test without a
+journal (503 beyond it), the same cap with JOURNAL_PATH (the events beyond it wait on disk), and
+a baseline whose cap never binds; ratios are against the baseline.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class BurstResult:
     peak_rss_mib: float
     doubled: int
     unanswered: int
-    # What the events taken but not answered once got instead, e.g. "finished" (no started).
+    # What the events taken but not answered once got instead, e.g. "finished" (no started event).
     patterns: dict[str, int]
 
 

@@ -1,4 +1,4 @@
-"""get-sli benchmark: the service (event in → finished out) vs its own queries sent straight.
+"""get-sli benchmark: the service (event in → finished event out) vs its queries sent straight.
 
     python -m bench.getsli [--repeats N] [--minutes 30] [--series 300] [--instances 1]
                            [--json out.json]
@@ -9,7 +9,7 @@ rounds that interleave the variants:
 
 S   the service: POST get-sli.triggered → get-sli.finished received by the fake Keptn
 a   the finished event's indicator queries sent straight to Prometheus, all at once
-p+a the service's probe query, then ``a`` (the Prometheus work the service itself asks for)
+p+a the service's run-series check (p), then ``a`` (the Prometheus work the service itself asks for)
 b   the indicator queries one after another, as prometheus-service sends them
 
 Then the client's own cost: the same queries through the project's ``PrometheusClient.instant``
@@ -51,7 +51,7 @@ from sli_provider.config import Settings
 from sli_provider.k6.invocation import RunTags
 from sli_provider.service.heap import freeze_startup_heap
 from sli_provider.sli.builtin import load_builtin_templates
-from sli_provider.sli.plan import run_probe_queries
+from sli_provider.sli.plan import run_series_queries
 from sli_provider.sli.window import SLIWindow
 
 FINISHED = "sh.keptn.event.get-sli.finished"
@@ -192,7 +192,7 @@ class Harness:
             start=keptn_timestamp(self.start_s),
             end=keptn_timestamp(self.end_s),
             indicators=list(indicators),
-            context=self.tags.context,  # the run's context, so the probe finds its series
+            context=self.tags.context,  # the run's context, so the run-series check finds it
         )
 
     async def get_sli(self, indicators: Sequence[str]) -> tuple[float, dict[str, Any]]:
@@ -228,9 +228,9 @@ class Harness:
             if e.get("type") == FINISHED and e.get("shkeptncontext") == self.tags.context
         ]
 
-    def probe(self) -> str:
-        """The service's first probe for the run's series (the one that finds a real run)."""
-        return run_probe_queries(
+    def run_series_query(self) -> str:
+        """The service's first query of its run-series check (the one that finds a real run)."""
+        return run_series_queries(
             SLIWindow(
                 project=self.tags.project,
                 stage=self.tags.stage,
@@ -290,7 +290,7 @@ async def measure_size(h: Harness, size: int, repeats: int) -> SizeResult:
     indicators = ALL_INDICATORS[:size]
     _, finished = await h.get_sli(indicators)
     queries = queries_of(finished, indicators)
-    probe = h.probe()
+    probe = h.run_series_query()
     at = float(h.end_s)
 
     async def service() -> None:
@@ -443,7 +443,7 @@ async def run_bench(
     return {
         "service_settings": {"query_concurrency": query_concurrency},
         "prometheus_gc": "collected before each timed run" if fresh_heap else "left alone",
-        "probe_query": h.probe(),
+        "probe_query": h.run_series_query(),
         "sizes": [
             {
                 "size": r.size,

@@ -1,4 +1,4 @@
-"""The runner's own overhead around k6: event received → k6 started, k6 exited → finished sent.
+"""The runner's overhead around k6: event received → k6 started, k6 exited → finished event sent.
 
 ``python -m bench.runner [--runs 20]``. Each run is a 1-iteration k6 script against a local
 target; the service runs in this process against a real Prometheus and a fake Keptn.

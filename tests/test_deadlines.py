@@ -64,7 +64,7 @@ async def test_a_get_sli_whose_prometheus_hangs_answers_at_its_deadline_with_wha
                 type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=10
             )
             took = loop.time() - began
-            await asyncio.sleep(1)  # a second finished would show up by now
+            await asyncio.sleep(1)  # a second finished event would show up by now
     assert 1.9 < took < 5
     replies = [e["type"] for e in fake_keptn.events_for(event["shkeptncontext"])]
     assert replies == [STARTED, FINISHED]

@@ -36,9 +36,9 @@ def answering(send: SendEvent, metrics: ServiceMetrics) -> Handler:
 async def test_an_unconfirmed_finished_is_not_sent_again_when_its_event_comes_back(
     fake_keptn: FakeKeptn, tmp_path: Path
 ) -> None:
-    """Keptn takes the finished but confirms it only after the sender's deadline: the reply may
-    be out, so the journal says it is. The event handled again (JetStream's redelivery, or a
-    journaled event resumed) gets neither reply a second time."""
+    """Keptn takes the finished event but confirms it only after the sender's deadline: the
+    reply may be out, so the journal says it is. The event handled again (JetStream's
+    redelivery, or a journaled event resumed) gets neither reply a second time."""
     journal = SqliteJournal(tmp_path / "journal.db", ttl=3600, timeout=5)
     await journal.open()
     sender = EventSender(fake_keptn.event_url, token=None, timeout=0.5, attempts=3, max_wait=0.05)
@@ -60,7 +60,7 @@ async def test_an_unconfirmed_finished_is_not_sent_again_when_its_event_comes_ba
         decision = await dispatcher.accept(event, ingress="http")
         assert decision.task is not None
         await fake_keptn.wait_for_events(type=STARTED)
-        fake_keptn.answer_events_late(2.0)  # the finished arrives, its confirmation does not
+        fake_keptn.answer_events_late(2.0)  # the finished event arrives, its confirmation does not
         assert await decision.task is Delivery.NOT_DELIVERED
         fake_keptn.answer_events_late(0)
         assert types(fake_keptn, event) == [STARTED, FINISHED]
@@ -76,5 +76,5 @@ async def test_an_unconfirmed_finished_is_not_sent_again_when_its_event_comes_ba
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert (
         metrics.registry.get_sample_value("sli_provider_duplicate_replies_suppressed_total") == 2
-    )  # the started and the finished of the second handling
+    )  # the started and finished events of the second handling
     assert fake_keptn.violations == []

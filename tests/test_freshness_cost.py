@@ -36,11 +36,12 @@ async def samples_read(prometheus_url: str, query: str, at: str) -> int:
     return int(body["data"]["stats"]["samples"]["totalQueryableSamples"])
 
 
-async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
+async def test_the_freshness_check_of_a_final_run_reads_only_vus_max_in_the_window(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
 ) -> None:
-    """Prometheus shows every sample at once, so the look needs the window's count of the run's
-    series only to answer the run probe, and vus_max (one series per k6 instance) answers it.
+    """Prometheus shows every sample at once, so the freshness check needs the window's count of
+    the run's series only to answer the run-series check, and vus_max (one series per k6
+    instance) answers it.
     Counting iterations_total too would decode every one of its series in the window, a series
     per tag set a script gives its iterations: most of the check's cost (bench/README.md)."""
     start, end = format_keptn(load_run.start), format_keptn(load_run.end)
@@ -62,7 +63,8 @@ async def test_the_look_at_a_final_run_reads_only_vus_max_in_the_window(
             )
     values = finished["data"]["get-sli"]["indicatorValues"]
     assert all(v["success"] for v in values), values
-    # The run is final and in the window: one look (its two queries), which answered the probe.
+    # The run is final and in the window: one freshness check (its two queries), which also
+    # answered the run-series check.
     sent = [q for q in proxy.queries_seen if "query" in q]
     live = [q for q in sent if q["query"].startswith("(min(timestamp(k6_vus_max")]
     counts = [q for q in sent if "> bool 0) or vector(0))" in q["query"]]

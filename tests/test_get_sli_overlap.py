@@ -1,8 +1,9 @@
 """get-sli overlaps its steps: the started event is sent while sli.yaml is read, the
-run probe runs alongside the config read, and queries the probe cannot change start before it
-answers. None of that may reorder or repeat replies or change what fails: one started, then one
-finished, whatever is fast, slow or failing. Real Prometheus (behind the devkit gateway), the
-real EventSender and the fake Keptn; nothing here measures speed (bench/getsli.py does)."""
+run-series check runs alongside the config read, and queries that check cannot change start
+before it answers. None of that may reorder or repeat replies or change what fails: one started
+event, then one finished event, whatever is fast, slow or failing. Real Prometheus (behind the
+devkit gateway), the real EventSender and the fake Keptn; nothing here measures speed
+(bench/getsli.py does)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def undelivered(metrics: ServiceMetrics, kind: str, maybe_sent: str) -> float:
 
 
 class HeldStarted:
-    """The real EventSender, but the started is held until ``release`` is set: a slow Keptn."""
+    """The real EventSender, holding the started event until ``release`` is set: a slow Keptn."""
 
     def __init__(self, sender: EventSender) -> None:
         self._sender = sender
@@ -92,15 +93,15 @@ def overlapped(event: KeptnEvent, held: HeldStarted, metrics: ServiceMetrics) ->
     return TaskReplies(trigger=event, task="get-sli", send=held.send, source="t", metrics=metrics)
 
 
-async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
+async def test_work_done_before_the_started_event_is_sent_still_finishes_after_it(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    """The work runs while the started is still on its way and is done first; the finished
-    waits for the started, so Keptn sees them in order, once each."""
+    """The work runs while the started event is still on its way and is done first; the
+    finished event waits for it, so Keptn sees them in order, once each."""
     event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
 
     async def work() -> Finished:
-        await held.holding.wait()  # the started is being sent: the work did not wait for it
+        await held.holding.wait()  # the started event is being sent: the work did not wait for it
         assert types(fake_keptn, event) == []
         asyncio.get_running_loop().call_soon(held.release.set)
         return PASSED
@@ -108,7 +109,10 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
     task = overlapped(event, held, metrics)
     async with asyncio.timeout(WAIT):
         result = await task.run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     assert result == PASSED
     assert types(fake_keptn, event) == [STARTED, FINISHED]
@@ -117,7 +121,7 @@ async def test_work_done_before_the_started_is_sent_still_finishes_after_it(
     assert fake_keptn.violations == []
 
 
-async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_it(
+async def test_work_failing_fast_while_the_started_event_is_slow_still_finishes_after_it(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
     event, held = get_sli_event(), HeldStarted(sender)
@@ -129,32 +133,40 @@ async def test_work_failing_fast_while_the_started_is_slow_still_finishes_after_
 
     async with asyncio.timeout(WAIT):
         result = await overlapped(event, held, ServiceMetrics()).run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     assert result.status is Status.ERRORED and "config read failed" in result.message
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert fake_keptn.violations == []
 
 
-async def test_an_overlapped_started_that_fails_does_not_block_the_finished(
+async def test_an_overlapped_started_event_that_fails_does_not_block_the_finished_event(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
     event, metrics = get_sli_event(), ServiceMetrics()
-    fake_keptn.fail_events_with(400, times=1)  # the started, the first reply sent
+    fake_keptn.fail_events_with(400, times=1)  # the started event, the first reply sent
 
     async def work() -> Finished:
         return PASSED
 
     task = TaskReplies(trigger=event, task="get-sli", send=sender.send, source="t", metrics=metrics)
     async with asyncio.timeout(WAIT):
-        await task.run(work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True)
+        await task.run(
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
+        )
     assert types(fake_keptn, event) == [FINISHED]
     assert undelivered(metrics, "started", "false") == 1
     assert task.answered is not None
     assert (task.answered.started_delivered, task.answered.finished_delivered) == (False, True)
 
 
-async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown_finished(
+async def test_cancelled_while_the_overlapped_started_event_is_held_sends_the_shutdown_finished(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
     event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
@@ -167,7 +179,10 @@ async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown
 
     run = asyncio.create_task(
         overlapped(event, held, metrics).run(
-            work, on_shutdown=lambda: SHUT_DOWN, on_error=errored, overlap_started=True
+            work,
+            on_shutdown=lambda: SHUT_DOWN,
+            on_error=errored,
+            hold_started_until=asyncio.Event(),
         )
     )
     async with asyncio.timeout(WAIT):
@@ -175,64 +190,66 @@ async def test_cancelled_while_the_overlapped_started_is_held_sends_the_shutdown
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await run
-    assert held.cancelled == [STARTED]  # given up, as when the started goes first
+    assert held.cancelled == [STARTED]  # given up, as when the started event goes first
     assert undelivered(metrics, "started", "true") == 1
     assert types(fake_keptn, event) == [FINISHED]
     assert fake_keptn.events[-1]["data"]["message"] == "shut down"
 
 
-# -- a started that waits for its cue (the get-sli's queries are out) ---------------------------
+# -- a started event held until the work's queries are out (as get-sli's) -----------------------
 
 
 @pytest.fixture
-def slow_cue_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cue's own bound far beyond WAIT: a test passes only if the cue, the end of the work or
-    the shutdown sent the started, never the bound."""
-    monkeypatch.setattr(replying, "STARTED_CUE_MAX_WAIT", 10 * WAIT)
+def long_hold_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hold's own bound far beyond WAIT: a test passes only if the work's signal, the end of
+    the work or the shutdown sent the started event, never the bound."""
+    monkeypatch.setattr(replying, "STARTED_EVENT_MAX_HOLD", 10 * WAIT)
 
 
-def run_cued(
-    task: TaskReplies, work: Callable[[], Awaitable[Finished]], cue: asyncio.Event | None = None
+def run_held(
+    task: TaskReplies,
+    work: Callable[[], Awaitable[Finished]],
+    queries_out: asyncio.Event | None = None,
 ) -> Coroutine[Any, Any, Finished]:
-    """``task.run`` as the get-sli handler calls it: the started overlapped, waiting for ``cue``
-    (one never set unless given)."""
+    """``task.run`` as the get-sli handler calls it: the started event overlapped with the work,
+    held until ``queries_out`` is set (one never set unless given)."""
     return task.run(
         work,
         on_shutdown=lambda: SHUT_DOWN,
         on_error=errored,
-        started_cue=cue if cue is not None else asyncio.Event(),
+        hold_started_until=queries_out if queries_out is not None else asyncio.Event(),
     )
 
 
-@pytest.mark.usefixtures("slow_cue_timeout")
-async def test_a_cued_started_goes_when_the_work_gives_the_cue(
+@pytest.mark.usefixtures("long_hold_bound")
+async def test_a_held_started_event_goes_when_the_work_says_its_queries_are_out(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    event, held, cue = get_sli_event(), HeldStarted(sender), asyncio.Event()
+    event, held, queries_out = get_sli_event(), HeldStarted(sender), asyncio.Event()
     held.release.set()
 
     async def work() -> Finished:
         for _ in range(10):  # the work's own requests go out first
             await asyncio.sleep(0)
         assert not held.holding.is_set()
-        cue.set()
+        queries_out.set()
         await held.holding.wait()  # sent while the work goes on
         return PASSED
 
     async with asyncio.timeout(WAIT):
-        result = await run_cued(overlapped(event, held, ServiceMetrics()), work, cue)
+        result = await run_held(overlapped(event, held, ServiceMetrics()), work, queries_out)
     assert result == PASSED
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert fake_keptn.violations == []
 
 
-@pytest.mark.usefixtures("slow_cue_timeout")
+@pytest.mark.usefixtures("long_hold_bound")
 @pytest.mark.parametrize("ends", ["returns", "raises"])
-async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
+async def test_work_that_ends_without_its_signal_sends_the_started_event_at_once(
     fake_keptn: FakeKeptn, sender: EventSender, ends: str
 ) -> None:
-    """E.g. an invalid request, or no indicator to query: the started does not wait for a cue
-    that never comes, and the finished follows it."""
+    """E.g. an invalid request, or no indicator to query: the started event does not wait for
+    a signal that never comes, and the finished event follows it."""
     event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
@@ -242,17 +259,17 @@ async def test_work_that_ends_without_the_cue_sends_the_started_at_once(
         return PASSED
 
     async with asyncio.timeout(WAIT):
-        result = await run_cued(overlapped(event, held, ServiceMetrics()), work)
+        result = await run_held(overlapped(event, held, ServiceMetrics()), work)
     assert result.status is (Status.SUCCEEDED if ends == "returns" else Status.ERRORED)
     assert types(fake_keptn, event) == [STARTED, FINISHED]
     assert fake_keptn.violations == []
 
 
-async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
+async def test_a_held_started_event_goes_after_its_bound_without_the_signal(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
     """A work that waits long before querying (a run's last push not visible yet) does not keep
-    the started back: it goes after STARTED_CUE_MAX_WAIT while the work still runs."""
+    the started event back: it goes after STARTED_EVENT_MAX_HOLD while the work still runs."""
     event, held = get_sli_event(), HeldStarted(sender)
     held.release.set()
 
@@ -262,17 +279,17 @@ async def test_a_started_whose_cue_does_not_come_goes_after_its_bound(
 
     began = time.monotonic()
     async with asyncio.timeout(WAIT):
-        await run_cued(overlapped(event, held, ServiceMetrics()), work)
-    assert time.monotonic() - began >= replying.STARTED_CUE_MAX_WAIT
+        await run_held(overlapped(event, held, ServiceMetrics()), work)
+    assert time.monotonic() - began >= replying.STARTED_EVENT_MAX_HOLD
     assert types(fake_keptn, event) == [STARTED, FINISHED]
 
 
-@pytest.mark.usefixtures("slow_cue_timeout")
-async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_finished(
+@pytest.mark.usefixtures("long_hold_bound")
+async def test_shutdown_before_a_held_started_event_left_sends_it_then_the_shutdown_finished_event(
     fake_keptn: FakeKeptn, sender: EventSender
 ) -> None:
-    """Cancelled while the started still waits for its cue: it has not left, so it goes now,
-    and the shutdown's finished after it; Keptn never sees a finished alone."""
+    """Cancelled while the started event is still held: it has not left, so it goes now, and
+    the shutdown's finished event after it; Keptn never sees a finished event alone."""
     event, held, metrics = get_sli_event(), HeldStarted(sender), ServiceMetrics()
     held.release.set()
     working = asyncio.Event()
@@ -283,7 +300,7 @@ async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_fi
         raise AssertionError("never reached")
 
     task = overlapped(event, held, metrics)
-    run = asyncio.create_task(run_cued(task, work))
+    run = asyncio.create_task(run_held(task, work))
     async with asyncio.timeout(WAIT):
         await working.wait()
         run.cancel()
@@ -297,7 +314,7 @@ async def test_shutdown_before_a_cued_started_left_sends_it_then_the_shutdown_fi
     assert fake_keptn.violations == []
 
 
-# -- the service: config read and run probe overlapped ------------------------------------------
+# -- the service: config read and run-series check overlapped -----------------------------------
 
 
 class RecordingGateway(TenantGateway):
@@ -313,7 +330,7 @@ class RecordingGateway(TenantGateway):
 
 
 async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> dict[str, Any]:
-    """POST the event; the one finished, after checking it came after exactly one started."""
+    """POST the event; the one finished event, after checking it followed one started event."""
     await send_event(url, event)
     (finished,) = await fake_keptn.wait_for_events(
         type=FINISHED, shkeptncontext=event["shkeptncontext"], timeout=WAIT
@@ -326,15 +343,16 @@ async def replies_to(fake_keptn: FakeKeptn, url: str, event: dict[str, Any]) -> 
     return finished
 
 
-async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config_error(
+async def test_config_read_failing_while_the_run_series_check_hangs_answers_with_the_config_error(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
 ) -> None:
-    """The probe now starts alongside the config read; when the read fails, the probe (stuck in
-    Prometheus here) is dropped and the answer is the config error, as when it never ran."""
+    """The run-series check starts alongside the config read; when the read fails, the check
+    (stuck in Prometheus here) is dropped and the answer is the config error, as when it never
+    ran."""
     fake_keptn.fail_resources_with(500)
     event = trigger_for(load_run, load_tags, ["vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
-        gateway.hold_queries_containing("k6_vus_max")  # the probe, and the built-in
+        gateway.hold_queries_containing("k6_vus_max")  # the run-series check, and the built-in
         settings = Settings(
             prometheus_url=gateway.url,
             distributor_url=fake_keptn.url,
@@ -350,12 +368,12 @@ async def test_config_read_failing_while_the_probe_hangs_answers_with_the_config
     assert "cannot read the SLI configuration" in data["message"]
 
 
-async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline_still_holds(
+async def test_custom_queries_start_while_the_run_series_check_hangs_and_the_deadline_still_holds(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, load_run: LoadRun, load_tags: RunTags
 ) -> None:
-    """A custom SLI's query reads the same whatever the probe says, so it reaches Prometheus
-    while the probe is stuck; the get-sli deadline passing during the probe still errors the
-    request as before, with one started and one finished."""
+    """A custom SLI's query reads the same whatever the run-series check says, so it reaches
+    Prometheus while the check is stuck; the get-sli deadline passing during the check still
+    errors the request, with one started event and one finished event."""
     scope = f'keptn_project="{load_tags.project}",keptn_context="{load_tags.context}"'
     custom = f"max(max_over_time(k6_iterations_total{{{scope}}}[$DURATION_SECONDS]))"
     fake_keptn.set_resource(
@@ -363,7 +381,7 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     )
     event = trigger_for(load_run, load_tags, ["iterations", "vus_max"])
     async with RecordingGateway(prometheus.url) as gateway:
-        gateway.hold_queries_containing("k6_vus_max")  # the probe's first query
+        gateway.hold_queries_containing("k6_vus_max")  # the run-series check's first query
         # No freshness check: with it, custom queries of a run's window wait for its verdict.
         settings = Settings(
             prometheus_url=gateway.url,
@@ -379,9 +397,9 @@ async def test_custom_queries_start_while_the_probe_hangs_and_the_probe_deadline
     data = finished["data"]
     assert (data["status"], data["result"]) == ("errored", "fail")
     assert "while looking for the run's series" in data["message"]
-    probe = [q for q in queries if "k6_vus_max" in q]
+    series_check = [q for q in queries if "k6_vus_max" in q]
     started_custom = [q for q in queries if q.startswith("max(max_over_time(k6_iterations_total")]
-    assert len(probe) == 1 and len(started_custom) == 1  # the probe never answered
+    assert len(series_check) == 1 and len(started_custom) == 1  # the check never answered
 
 
 # -- sli.yaml is parsed once per content ------------------------------------------------------

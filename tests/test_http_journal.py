@@ -73,7 +73,7 @@ async def test_202_arrives_while_the_task_is_blocked_on_prometheus_and_its_start
     tmp_path: Path,
     journal: bool,
 ) -> None:
-    """Prometheus never answers and the distributor never confirms the started: the event is
+    """Prometheus never answers and the distributor never confirms the started event: the event is
     still answered 202 at once, and a malformed one still gets its 400."""
     # Short grace and reply timeout: the held tasks end with the test, not 30 s later.
     extra = {"SHUTDOWN_GRACE_SECONDS": "0.5", "HTTP_TIMEOUT_SECONDS": "1"}
@@ -173,7 +173,7 @@ async def test_get_sli_events_in_flight_at_a_kill_9_are_finished_once_after_a_re
         f"{len(doubled)}, recovered in {recovered_in:.1f} s"
     )
     assert (lost, doubled) == ([], [])
-    assert (recoveries, suppressed) == (len(events), len(events))  # each started kept single
+    assert (recoveries, suppressed) == (len(events), len(events))  # each started event sent once
     assert fake_keptn.violations == []
     for event in events:
         finished = next(
@@ -192,7 +192,7 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
     tmp_path: Path,
 ) -> None:
     """NATS_DELIVERY=core: each callback returns once the event is journaled (every event gets
-    its started while the first one is still blocked), and a restart finishes them."""
+    its started event while the first one is still blocked), and a restart finishes them."""
     events = [trigger(load_run, load_tags) for _ in range(10)]
     async with NatsServer(tmp_path / "nats.log") as server:
         client = await nats.connect(server.url)
@@ -234,8 +234,8 @@ async def test_core_nats_events_in_flight_at_a_kill_9_are_finished_once_after_a_
 async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after_a_restart(
     prometheus: PrometheusServer, fake_keptn: FakeKeptn, target: TargetServer, tmp_path: Path
 ) -> None:
-    """k6 dies with the killed process; the restarted one, whose journal shows the started,
-    sends only an errored finished that says why, and runs no k6 again."""
+    """k6 dies with the killed process; the restarted one, whose journal shows the started event,
+    sends only an errored finished event that says why, and runs no k6 again."""
     install(
         fake_keptn,
         workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
@@ -270,7 +270,7 @@ async def test_a_test_event_interrupted_by_kill_9_is_answered_errored_once_after
         async with asyncio.timeout(20):  # k6 notices its parent is gone at its next write
             while k6_processes_under(work):  # noqa: ASYNC110 (a process, polled)
                 await asyncio.sleep(0.1)
-        await asyncio.sleep(1)  # a second finished, or a new k6, would show by now
+        await asyncio.sleep(1)  # a second finished event, or a new k6, would show by now
         assert k6_processes_under(work) == []
     assert replies_to(fake_keptn, event) == [
         "sh.keptn.event.test.started",

@@ -1,5 +1,5 @@
 """Mangled events: never a 5xx, never a crash, and every event taken on gets exactly one
-started and one finished."""
+started event and one finished event."""
 
 from __future__ import annotations
 

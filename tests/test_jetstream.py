@@ -168,8 +168,9 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
     tmp_path: Path,
 ) -> None:
     """Three replicas share 300 events; one of them sees a Prometheus that never answers, so
-    it holds its events in flight (started sent, finished not) when it is SIGKILLed. JetStream
-    redelivers them after the ack wait; the journal keeps their started single."""
+    it holds its events in flight (started event sent, finished event not) when it is
+    SIGKILLed. JetStream redelivers them after the ack wait; the journal sends their started
+    events once."""
     listener = await watch(keptn_nats)
     async with AsyncExitStack() as stack:
         stuck = await stack.enter_async_context(
@@ -189,7 +190,7 @@ async def test_a_replica_killed_with_events_in_flight_loses_and_doubles_nothing(
             await wait_ready(r)
         events = [trigger(load_run, load_tags) for _ in range(300)]
         await publish(keptn_nats, events)
-        async with asyncio.timeout(60):  # every event taken somewhere: a started each
+        async with asyncio.timeout(60):  # every event taken somewhere: a started event each
             while len(listener.replies) < len(events):
                 listener.changed.clear()
                 await listener.changed.wait()
@@ -236,7 +237,7 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
     tmp_path: Path,
 ) -> None:
     """The k6 run dies with its replica (SIGKILL); another replica gets the redelivered event
-    and, the journal showing its started, sends only the errored finished."""
+    and, the journal showing its started event, sends only the errored finished event."""
     install(
         fake_keptn,
         workloads(load_workload(env={"VUS": "1", "DURATION": "60s"})),
@@ -271,7 +272,7 @@ async def test_a_test_event_whose_replica_dies_during_k6_is_answered_errored_by_
             doomed.process.send_signal(signal.SIGKILL)
             await doomed.process.wait()
             await listener.wait_finished(1, timeout=ACK_WAIT + 20)
-            await asyncio.sleep(ACK_WAIT + 1)  # a second finished would show by now
+            await asyncio.sleep(ACK_WAIT + 1)  # a second finished event would show by now
             assert k6_processes_under(dirs["doomed"]) == []
             assert k6_processes_under(dirs["heir"]) == []
     assert listener.problems == []

@@ -188,7 +188,7 @@ async def _run_through_the_service(
     *,
     timeout: float,
 ) -> dict[str, Any]:
-    """The installed workload run by a service with the k6-operator back-end: its finished."""
+    """The installed workload run by a service with the k6-operator back-end: its finished event."""
     settings = Settings(
         prometheus_url=prometheus.url,
         distributor_url=fake_keptn.url,

@@ -25,7 +25,7 @@ async def test_curve_queries_go_first_and_the_reply_keeps_the_requested_order(
             prometheus_url=proxy.url,
             distributor_url=fake_keptn.url,
             query_concurrency=1,
-            freshness_wait_seconds=0,  # no look at the run's last push: only the probe and these
+            freshness_wait_seconds=0,  # no freshness check: only the run-series check and these
             metrics_store="prometheus",
         )
         async with running_service(settings) as url:

@@ -1,5 +1,5 @@
 """Input refused by name: event values that become part of a path must be plain names (refused
-where the event is parsed, with an errored finished naming the value, nothing read); the local
+where the event is parsed, with an errored finished event naming the value, nothing read); the local
 resource reader keeps every path below its directory; sli.yaml's unknown top-level keys."""
 
 from __future__ import annotations

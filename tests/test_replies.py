@@ -1,5 +1,6 @@
 """TaskReplies and the HTTP EventSender on their own, against the fake Keptn or a hanging server:
-one started and one finished whatever happens, only delivered replies counted, none sent twice."""
+one started event and one finished event whatever happens, only delivered replies counted, none
+sent twice."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ async def test_success_sends_one_started_and_one_finished(
     metrics, event = ServiceMetrics(), get_sli_event()
 
     async def work() -> Finished:
-        assert types(fake_keptn, event) == [STARTED]  # started went out before the work
+        assert types(fake_keptn, event) == [STARTED]  # the started event went out before the work
         return PASSED
 
     task = replies(event, sender.send, metrics)
@@ -174,7 +175,7 @@ async def test_cancelled_while_the_started_is_sent_the_finished_still_goes_out()
 
 
 async def test_the_last_reply_is_bounded_and_cancelled_not_left_running() -> None:
-    """At shutdown the finished gets ``last_reply_timeout``; a send still hanging then is
+    """At shutdown the finished event gets ``last_reply_timeout``; a send still hanging then is
     cancelled and awaited before run() returns, so no send outlives its owner."""
     recorder, metrics = Recorder(hold=FINISHED), ServiceMetrics()
     working = asyncio.Event()
@@ -219,7 +220,7 @@ async def test_a_lost_started_does_not_keep_the_finished_from_being_tried(
 async def test_an_undelivered_finished_is_counted_and_logged_not_answered(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The Keptn API refuses both replies: nothing counts as answered, the finished is counted
+    """The Keptn API refuses both replies: nothing counts as answered, the finished event is counted
     as undelivered and logged as an error that does not show the token."""
     async with FakeKeptn(api_token="s3cret-token") as keptn:
         keptn.fail_events_with(400, times=2)
@@ -270,7 +271,7 @@ class Blackhole:
 
 async def test_a_reply_that_timed_out_is_not_sent_again() -> None:
     """The receiver took the request but never answered: it may have forwarded the event, so a
-    second POST could double a finished. One POST, counted as maybe sent."""
+    second POST could double a finished event. One POST, counted as maybe sent."""
     metrics, blackhole = ServiceMetrics(), Blackhole()
     async with blackhole as url:
         sender = EventSender(url, token=None, timeout=1.0, attempts=5, max_wait=0.05)
@@ -283,7 +284,7 @@ async def test_a_reply_that_timed_out_is_not_sent_again() -> None:
             await task.run(work, on_shutdown=lambda: SHUT_DOWN, on_error=errored)
         finally:
             await sender.aclose()
-        assert blackhole.requests == 2  # one started, one finished
+        assert blackhole.requests == 2  # one started event, one finished event
     assert undelivered(metrics, "started", "true") == 1
     assert undelivered(metrics, "finished", "true") == 1
     assert answered(metrics) == 0

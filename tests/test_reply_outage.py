@@ -1,5 +1,6 @@
 """Keptn refusing replies for a while (a control-plane rollout): every event still gets exactly
-one started and one finished, from the same process, once Keptn is back. One test per ingress.
+one started event and one finished event, from the same process, once Keptn is back. One test
+per ingress.
 
 Real `sli-provider serve` processes, a real Prometheus, a real nats-server (stopped and started
 again on its port and store, as Keptn's NATS restarts); Keptn's API is the devkit's fake, which
@@ -78,7 +79,7 @@ async def test_http_replies_refused_for_a_while_are_delivered_once_afterwards(
             await asyncio.sleep(OUTAGE_SECONDS)
             assert fake_keptn.events == []  # nothing got through meanwhile
             refused = await metric(service, 'sli_provider_retries_total{target="reply"}')
-            assert refused >= EVENTS  # each started at least once
+            assert refused >= EVENTS  # each started event at least once
         ended = asyncio.get_running_loop().time()
         await fake_keptn.wait_for_events(type=FINISHED, count=EVENTS, timeout=30)
         print(
@@ -195,7 +196,7 @@ async def test_nats_replies_held_up_by_a_nats_restart_are_published_once_afterwa
                     assert info.num_ack_pending == 0  # every message acked, none given up
         finally:
             await client.close()
-    if delivery == "core":  # each finished met the outage and was held back, then tried again
+    if delivery == "core":  # each finished event met the outage and was held back, then tried again
         assert retried >= EVENTS
     # With jetstream each send first asks the journal (a key-value bucket on the same NATS)
     # whether the reply went out already; that request waits for the reconnect instead.

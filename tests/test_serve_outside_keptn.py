@@ -25,8 +25,8 @@ async def test_serve_reads_the_working_directory_without_a_keptn_source(
 ) -> None:
     (tmp_path / "k6").mkdir()
     (tmp_path / "k6" / "sli.yaml").write_text(
-        "indicators:\n  doubled: sum(last_over_time(k6_http_reqs_total{$SELECTOR}"
-        "[$DURATION_SECONDS])) * 2\n"
+        "indicators:\n  doubled: sum(last_over_time(k6_http_reqs_total"
+        '{$SELECTOR,keptn_context="$CONTEXT"}[$DURATION_SECONDS])) * 2\n'
     )
     (tmp_path / "slo.yaml").write_text(GATE_SLO)
     scope = {"project": load_tags.project, "stage": load_tags.stage, "service": load_tags.service}

@@ -96,7 +96,7 @@ async def test_a_released_claim_is_forgotten_unless_a_reply_went_out(tmp_path: P
         assert await journal.unfinished() == []
         assert await journal.claim_event(event("refused")) is True
         await journal.record("refused", "started")
-        await journal.release("refused")  # its started is out: it must be finished
+        await journal.release("refused")  # its started event is out: it must be finished
         assert await journal.replies_sent("refused") == {"started"}
     finally:
         await journal.aclose()

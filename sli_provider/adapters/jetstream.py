@@ -229,7 +229,7 @@ class JetStreamBus(NatsBus):
 
     async def _delivery(self, task: asyncio.Task[Any], event_id: str) -> Delivery:
         """What the task says became of the replies; for a task cancelled at shutdown (its
-        errored finished goes out within a bound) or broken, what the journal says."""
+        errored finished event goes out within a bound) or broken, what the journal says."""
         if not task.cancelled() and task.exception() is None:
             return Delivery(task.result())
         try:

@@ -159,7 +159,7 @@ class KvJournal:
 
     async def abandon(self, event_id: str) -> None:
         """The event's holder is gone (JetStream redelivered it): let the next claim take it,
-        unless its finished is already out."""
+        unless its finished event is already out."""
 
         def mark(entry: _Entry) -> bool:
             if FINISHED in entry.replies or entry.abandoned:

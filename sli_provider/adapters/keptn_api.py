@@ -65,7 +65,7 @@ def _not_sent(error: BaseException) -> bool:
     dropped connection or 504 after the request went out may have delivered it, so it is not
     repeated. Keptn's go-utils sender repeats on any undelivered result, but it has no timeout
     of its own (an answer that comes late still counts); a timeout here bounds the wait and
-    must not become a second finished (keptn-delivery.md).
+    must not become a second finished event (keptn-delivery.md).
     """
     if isinstance(error, _RetryableStatus):
         return error.status != 504

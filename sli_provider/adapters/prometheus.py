@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 # Identifying the store only decorates a preview: it must never hold one up for long.
 STORE_INFO_TIMEOUT = 2.0
 STORE_KIND_RETRY_SECONDS = 60.0
-# The CLI's gate makes several clients of one URL in a run (pre-flight, probe, evaluation).
+# The CLI's gate makes several clients of one URL in a run (pre-flight, run-series check, evaluation).
 _ANNOUNCED_STORES: set[str] = set()
 
 

@@ -242,7 +242,7 @@ class SqliteJournal:
     async def unfinished(
         self, *, limit: int | None = None, exclude: Collection[str] = ()
     ) -> list[KeptnEvent]:
-        """Kept events without a recorded finished, oldest first, at most ``limit``, but for
+        """Kept events without a recorded finished event, oldest first, at most ``limit``, but for
         the ids in ``exclude`` (those in flight here). At start-up, before any event is taken,
         none of them is in flight: their process is gone. Later they are the events kept
         waiting for room (MAX_EVENTS_IN_FLIGHT)."""

@@ -9,7 +9,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,6 +77,15 @@ class Evaluation:
 
     indicators: list[MeasuredIndicator]
     freshness: Freshness
+
+
+@dataclass(frozen=True)
+class _Query:
+    """One query to send. A curve query (sli/quantile_merge.py) carries the percentiles its
+    indicators read from its series, decided by the plan before it is sent."""
+
+    text: str
+    curve_percents: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -167,16 +176,11 @@ class SLIEvaluator:
         queries_started: Callable[[], None] | None = None,
     ) -> Evaluation:
         prometheus = self._prometheus.for_project(window.project)
-        # Curve queries → the percentiles wanted from them, filled once planned (built-ins only).
-        curve_percents: dict[str, set[float]] = {}
         async with QueryRuns(
-            lambda query: self._run_one(
-                prometheus, query, window.end_s, curve_percents.get(query, ())
-            ),
-            self._concurrency,
+            functools.partial(self._run_one, prometheus, window.end_s), self._concurrency
         ) as runs:
             planned, raw, freshness = await self._plan_and_run(
-                prometheus, window, runs, deadline, curve_percents, wait_seconds, queries_started
+                prometheus, window, runs, deadline, wait_seconds, queries_started
             )
         answers = {id(p): _answer_for(p, raw) for p in planned if not p.failure}
         # Built-ins without data: ask Prometheus why (sli/diagnosis.py), once for all of them.
@@ -218,23 +222,23 @@ class SLIEvaluator:
         self,
         prometheus: Querier,
         window: SLIWindow,
-        runs: QueryRuns[_Answer],
+        runs: QueryRuns[_Query, _Answer],
         deadline: Deadline | None,
-        curve_percents: dict[str, set[float]],
         wait_seconds: float,
         queries_started: Callable[[], None] | None,
     ) -> tuple[list[PlannedQuery], dict[str, _Answer], Freshness]:
-        """Config read, run probe and queries, overlapped where one does not need the other:
-        the run is looked at (sli/freshness.py, which answers the probe too, or the probe alone
-        when ``wait_seconds`` is 0) while sli.yaml is read, and dropped if no built-in is
-        wanted; queries whose text the probe cannot change start before it answers, but not
-        before the run's data is final. What fails, and when, is what it was when each step
-        waited for the one before."""
+        """Config read, freshness check and queries, overlapped where one does not need the
+        other: the freshness check (sli/freshness.py, which also tells whether the window holds
+        the run's series, or that run-series check alone when ``wait_seconds`` is 0) runs while
+        sli.yaml is read, and is dropped if no built-in is wanted; queries whose text the
+        run-series check cannot change start before it answers, but not before the run's data
+        is final. What fails, and when, is what it was when each step waited for the one
+        before."""
         requested = window.indicators
-        look: asyncio.Task[tuple[bool, Freshness]] | None = None
+        check: asyncio.Task[tuple[bool, Freshness]] | None = None
         freshness = Freshness()
         if window.context and (requested is None or any(n in self._builtins for n in requested)):
-            look = asyncio.create_task(self._look_at_run(prometheus, window, wait_seconds))
+            check = asyncio.create_task(self._check_freshness(prometheus, window, wait_seconds))
         try:
             configured = await within(
                 deadline,
@@ -247,17 +251,21 @@ class SLIEvaluator:
             else:
                 indicators = requested
             run_present = False
-            if look is not None and needs_builtin(indicators, configured, self._builtins):
-                independent = self._probe_independent(indicators, configured, window)
+            if check is not None and needs_builtin(indicators, configured, self._builtins):
+                # Configured queries only: a curve query is a built-in's, planned below.
+                independent = [
+                    _Query(text)
+                    for text in self._independent_of_run_series(indicators, configured, window)
+                ]
                 if wait_seconds <= 0:  # no freshness to wait for
                     runs.start(independent)
                 run_present, freshness = await within(
-                    deadline, look, "looking for the run's series and its last push"
+                    deadline, check, "looking for the run's series and its last push"
                 )
                 runs.start(independent)
         finally:
-            if look is not None:  # not needed, or the request failed
-                await end_task(look)
+            if check is not None:  # not needed, or the request failed
+                await end_task(check)
         planned = plan_queries(
             indicators,
             configured=configured,
@@ -265,22 +273,17 @@ class SLIEvaluator:
             window=window,
             run_series_present=run_present,
         )
-        # Curve percentiles are built-ins, so none of them started before this point: their
-        # series are merged (sli/quantile_merge.py) as each query answers, not read as one value.
-        for p in planned:
-            if p.curve_percentile is not None:
-                curve_percents.setdefault(p.query, set()).add(p.curve_percentile)
         return planned, await self._run_all(runs, planned, deadline, queries_started), freshness
 
-    def _probe_independent(
+    def _independent_of_run_series(
         self,
         indicators: Sequence[str],
         configured: Mapping[str, tuple[IndicatorSpec, str]],
         window: SLIWindow,
     ) -> list[str]:
-        """The queries that read the same whatever the run probe answers. Only the configured
-        indicators can: a built-in's selector is what the probe decides, and planning every
-        indicator twice more would cost each request a few milliseconds."""
+        """The queries that read the same whatever the run-series check answers. Only the
+        configured indicators can: a built-in's selector is what that check decides, and
+        planning every indicator twice more would cost each request a few milliseconds."""
         own = [name for name in indicators if name in configured]
         plans = [
             plan_queries(
@@ -318,7 +321,7 @@ class SLIEvaluator:
                 raise
             return {}
 
-    async def _look_at_run(
+    async def _check_freshness(
         self, prometheus: Querier, window: SLIWindow, wait_seconds: float
     ) -> tuple[bool, Freshness]:
         """Whether the window holds the run's series, once its last push is visible or
@@ -329,7 +332,7 @@ class SLIEvaluator:
                 freshness = await wait_for_final_push(prometheus, window, wait_seconds)
             except PrometheusUnavailable as exc:
                 raise ProviderUnavailable(str(exc)) from None
-            except PrometheusError as exc:  # e.g. a store without timestamp(): probe only
+            except PrometheusError as exc:  # e.g. a store without timestamp(): series check only
                 log.warning("could not tell whether the run's last push is visible: %s", exc)
             if freshness.run_in_window is not None:
                 return freshness.run_in_window, freshness
@@ -341,28 +344,30 @@ class SLIEvaluator:
         except PrometheusUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
         except PrometheusError as exc:
-            log.warning("probe for the run's series failed; using the whole scope: %s", exc)
+            log.warning("check for the run's series failed; using the whole scope: %s", exc)
             return False
 
     async def _run_all(
         self,
-        runs: QueryRuns[_Answer],
+        runs: QueryRuns[_Query, _Answer],
         planned: Sequence[PlannedQuery],
         deadline: Deadline | None,
         queries_started: Callable[[], None] | None = None,
     ) -> dict[str, _Answer]:
-        """Each distinct query once, at most ``concurrency`` at a time, until ``deadline``; at
-        the deadline the queries still running are given up, what finished stays."""
-        unique = list(dict.fromkeys(p.query for p in _costliest_first(planned) if not p.failure))
-        runs.start(unique)
+        """Each distinct query's answer, by its text: at most ``concurrency`` at a time, until
+        ``deadline``; at the deadline the queries still running are given up, what finished
+        stays."""
+        queries = _queries_to_send(planned)
+        runs.start(queries)
         if queries_started is not None:
             queries_started()
         try:
-            answers, late = await runs.answers(
-                unique, deadline.remaining() if deadline is not None else None
+            answered, late = await runs.answers(
+                queries, deadline.remaining() if deadline is not None else None
             )
         except PrometheusUnavailable as exc:
             raise ProviderUnavailable(str(exc)) from None
+        answers = {query.text: answer for query, answer in answered.items()}
         if late and deadline is not None:
             elapsed = runs.seconds_running()
             answer = _Answer(
@@ -373,20 +378,19 @@ class SLIEvaluator:
             )
             for query in late:
                 self._metrics.query_duration.labels("deadline").observe(elapsed)
-                answers[query] = answer
+                answers[query.text] = answer
         return answers
 
-    async def _run_one(
-        self, prometheus: Querier, query: str, at: float, curve_percents: Collection[float] = ()
-    ) -> _Answer:
+    async def _run_one(self, prometheus: Querier, at: float, query: _Query) -> _Answer:
         """One query's answer. A curve query's percentiles are merged here, in its own task, so
         the merge overlaps the queries still out instead of following the last of them."""
+        curve_percents = query.curve_percents
         began = time.perf_counter()
         outcome = "ok"
         result: Any = None
         value: float | None = None
         try:
-            result = await prometheus.instant(query, at)
+            result = await prometheus.instant(query.text, at)
             if not curve_percents:
                 value = single_value(result)
             message = ""
@@ -412,14 +416,27 @@ _MERGE_ON_LOOP_MAX_SERIES = 2000
 
 
 async def _merged_percentiles(
-    result: Any, percents: Collection[float]
+    result: Any, percents: Sequence[float]
 ) -> Mapping[float, float | ValueFailure]:
     merge = functools.partial(
-        percentiles_of_curves, result, sorted(percents), SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
+        percentiles_of_curves, result, percents, SECONDS_TO_MS, TIME_TREND_COUNT_SCALE
     )
     if isinstance(result, list) and len(result) > _MERGE_ON_LOOP_MAX_SERIES:
         return await asyncio.to_thread(merge)
     return merge()
+
+
+def _queries_to_send(planned: Sequence[PlannedQuery]) -> list[_Query]:
+    """Each distinct query of ``planned`` once, costliest first, a curve query with every
+    percentile its indicators read from its series (its series are merged as it answers, not
+    read as one value)."""
+    percents: dict[str, set[float]] = {}
+    for item in _costliest_first(planned):
+        if not item.failure:
+            wanted = percents.setdefault(item.query, set())
+            if item.curve_percentile is not None:
+                wanted.add(item.curve_percentile)
+    return [_Query(text, tuple(sorted(wanted))) for text, wanted in percents.items()]
 
 
 def _costliest_first(planned: Sequence[PlannedQuery]) -> list[PlannedQuery]:

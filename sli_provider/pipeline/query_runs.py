@@ -1,29 +1,31 @@
-"""Indicator queries started as soon as their text is known, each distinct query once.
+"""Indicator queries started as soon as they are known, each distinct query once.
 
-The evaluation starts the queries that do not depend on the run probe while the probe is still
-out, and the rest once it answers; this owns all of their tasks, so none outlives the request.
+The evaluation starts the queries that do not depend on the run-series check while that check is
+still out, and the rest once it answers; this owns all of their tasks, so none outlives the
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Generic, TypeVar
 
+Query = TypeVar("Query", bound=Hashable)
 Answer = TypeVar("Answer")
 
 
-class QueryRuns(Generic[Answer]):
+class QueryRuns(Generic[Query, Answer]):
     """At most ``concurrency`` queries at a time; use as ``async with``, which ends every task."""
 
-    def __init__(self, run_one: Callable[[str], Awaitable[Answer]], concurrency: int) -> None:
+    def __init__(self, run_one: Callable[[Query], Awaitable[Answer]], concurrency: int) -> None:
         self._run_one = run_one
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._tasks: dict[str, asyncio.Task[Answer]] = {}
+        self._tasks: dict[Query, asyncio.Task[Answer]] = {}
         self._began: float | None = None
 
-    async def __aenter__(self) -> QueryRuns[Answer]:
+    async def __aenter__(self) -> QueryRuns[Query, Answer]:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -33,7 +35,7 @@ class QueryRuns(Generic[Answer]):
             if not task.cancelled():
                 task.exception()
 
-    def start(self, queries: Iterable[str]) -> None:
+    def start(self, queries: Iterable[Query]) -> None:
         """Start those of ``queries`` not started yet; they run until answered or ended."""
         for query in queries:
             if query not in self._tasks:
@@ -45,8 +47,8 @@ class QueryRuns(Generic[Answer]):
         return time.perf_counter() - self._began if self._began is not None else 0.0
 
     async def answers(
-        self, queries: Sequence[str], timeout: float | None
-    ) -> tuple[dict[str, Answer], list[str]]:
+        self, queries: Sequence[Query], timeout: float | None
+    ) -> tuple[dict[Query, Answer], list[Query]]:
         """The answers of ``queries`` (started here if need be) within ``timeout`` seconds, and
         those still unanswered then, which are ended. A query that fails ends the others and
         its error is raised, as a TaskGroup would, but as itself rather than in a group."""
@@ -66,7 +68,7 @@ class QueryRuns(Generic[Answer]):
         answered = {q: t.result() for q, t in zip(wanted, tasks, strict=True) if q not in late}
         return answered, late
 
-    async def _limited(self, query: str) -> Answer:
+    async def _limited(self, query: Query) -> Answer:
         async with self._semaphore:
             return await self._run_one(query)
 

@@ -7,7 +7,7 @@ bounded, until Prometheus holds as many iterations as k6's own summary counted.
 
 Nor is "present" known at once in every store: VictoriaMetrics 1.79 makes a run's new series
 searchable only at its next periodic index update, observed up to 11 s after the first sample
-(8 s after a 2 s run's k6 exited), even with a 1 s ``-search.latencyOffset``. A one-shot look
+(8 s after a 2 s run's k6 exited), even with a 1 s ``-search.latencyOffset``. A single query
 then reported "k6 wrote no metrics" for runs it held, so presence is polled within the same
 bound; only a store that really got nothing costs the whole bound.
 """

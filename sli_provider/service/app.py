@@ -74,7 +74,7 @@ class Components:
     evaluator: SLIEvaluator
     dispatcher: Dispatcher
     get_sli_tasks: TaskSupervisor
-    # Test runs are stopped at once at shutdown (k6 killed, errored finished sent); get-sli
+    # Test runs are stopped at once at shutdown (k6 killed, errored finished event sent); get-sli
     # events get the grace period to finish.
     test_tasks: TaskSupervisor
     nats: NatsBus | None
@@ -258,7 +258,7 @@ async def drain(app: web.Application) -> None:
     """The graceful part of shutdown: not ready, no new events, work in flight finishes.
 
     /ready answers 503 at once; the NATS subscriptions are drained; every k6 run is stopped
-    (each gets an errored finished); get-sli events get SHUTDOWN_GRACE_SECONDS to finish, then
+    (each gets an errored finished event); get-sli events get SHUTDOWN_GRACE_SECONDS to finish, then
     are cancelled and answered errored. Idempotent; the server calls it on SIGTERM before it
     stops listening, so the probes see 503 while this runs.
     """

@@ -90,7 +90,7 @@ class Dispatcher:
         self._room = asyncio.Event()  # set when an event's task ends
         self._kept_waiting = False  # the journal may hold events kept for lack of room
         self._taking: set[str] = set()  # claimed, task not yet spawned: not kept ones either
-        # Ended here without a confirmed finished: left in the journal for the next start, not
+        # Ended here without a confirmed finished event: left in the journal for the next start, not
         # for this process to take again as if it had been kept.
         self._unsettled: set[str] = set()
         self._feeding = False
@@ -120,7 +120,7 @@ class Dispatcher:
         """An event a previous run of this process took and did not finish (JOURNAL_PATH), or
         one kept in the journal for lack of room, taken again the way it was the first time,
         but without a claim: it holds one. The journal's replies decide what it still gets (a
-        test event whose started went out is answered as interrupted)."""
+        test event whose started event went out is answered as interrupted)."""
         decision = await self._decide(event, resumed=True)
         if decision.disposition is Disposition.ACCEPTED:
             if recovered:
@@ -317,7 +317,7 @@ class Dispatcher:
     async def _started_elsewhere(self, event_id: str) -> bool:
         try:
             return "started" in await self._seen.replies_sent(event_id)
-        except Exception as exc:  # unknown: run it; the journal still keeps its started single
+        except Exception as exc:  # unknown: run it; the journal still sends its started event once
             log.warning("journal not readable for %s: %s", event_id, exc)
             return False
 

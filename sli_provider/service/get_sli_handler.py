@@ -1,4 +1,4 @@
-"""Answering one get-sli.triggered: started, the values, finished — exactly one of each."""
+"""Answering one get-sli.triggered: started event, the values, finished event — one of each."""
 
 from __future__ import annotations
 
@@ -67,11 +67,11 @@ class GetSLIHandler:
             on_error=lambda exc: finished(
                 errored(f"internal error in the SLI provider: {type(exc).__name__}: {exc}")
             ),
-            # Reading sli.yaml and querying need nothing from Keptn's answer to the started,
-            # and the started need not go before them: sent once the queries are out, it no
-            # longer holds up the look at the run and the sli.yaml reads (0.4-1.2 ms of the ~5
-            # before the first built-in query, bench/README.md).
-            started_cue=queries_started,
+            # Reading sli.yaml and querying need nothing from Keptn's answer to the started
+            # event, and the started event need not go before them: sent once the queries are
+            # out, it does not hold up the freshness check and the sli.yaml reads
+            # (bench/README.md).
+            hold_started_until=queries_started,
         )
         return replies.delivery
 

@@ -1,10 +1,10 @@
 """The answer to a test event whose k6 run died with the replica that ran it.
 
 JetStream redelivers such an event to another replica, and the shared journal shows that its
-started went out. A local k6 run cannot be followed from elsewhere (it ends with its replica:
+started event went out. A local k6 run cannot be followed from elsewhere (it ends with its replica:
 its output pipe breaks, or the pod goes), and starting it again would load the system under test
 twice and report a run Keptn never asked for; so the event gets the one reply it still needs,
-an errored finished that says why.
+an errored finished event that says why.
 
 A k6-operator run outlives its replica: its TestRun goes on in the cluster. The taking-over
 replica deletes it first (``cleanup``, found by the event's id on the TestRun's labels), so no
@@ -54,7 +54,7 @@ class InterruptedTestRun:
         self._cleanup = cleanup
 
     async def handle(self, event: KeptnEvent) -> Delivery:
-        # TaskReplies sends a started first; the journaled sender drops it as already sent.
+        # TaskReplies sends a started event first; the journaled sender drops it as already sent.
         replies = TaskReplies(
             trigger=event, task=TASK, send=self._send, source=self._source, metrics=self._metrics
         )

@@ -1,10 +1,10 @@
-"""Exactly one started and one finished per task event, whatever fails or shuts down.
+"""Exactly one started event and one finished event per task event, whatever fails or shuts down.
 
 "Exactly one" is about what this process sends: each reply is handed to the sender once (the
 sender repeats it only where it certainly did not arrive, adapters/delivery.py, and
 :func:`until_delivered` keeps doing so while Keptn refuses it for now), and only a confirmed
-finished counts as answered (:attr:`TaskReplies.delivery`). One that could not be delivered is
-logged as an error and counted in ``sli_provider_replies_undelivered_total``.
+finished event counts as answered (:attr:`TaskReplies.delivery`). A reply that could not be
+delivered is logged as an error and counted in ``sli_provider_replies_undelivered_total``.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ SendEvent = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 # The first wait before a reply Keptn refused for now is tried again; it doubles up to a maximum.
 FIRST_REDELIVERY_WAIT = 0.5
-# A finished reply sent while shutting down must not hang the shutdown.
+# A finished event sent while shutting down must not hang the shutdown.
 LAST_REPLY_TIMEOUT = 10.0
-# How long an overlapped started waits for its cue. The cue comes once the work's requests are
-# out (a few ms against a responsive Keptn and Prometheus); a work that waits longer, e.g. for a
-# run's last push, must not keep Keptn from seeing the task started.
-STARTED_CUE_MAX_WAIT = 0.05
+# The longest a started event is held back for work that says when its own requests are out
+# (a few ms against a responsive Keptn and Prometheus): work that waits longer before its
+# requests, e.g. for a run's last push, must not keep Keptn from seeing that the task started.
+STARTED_EVENT_MAX_HOLD = 0.05
 
 
 @dataclass(frozen=True)
 class Finished:
-    """What goes into the finished reply: outcome and task-specific payload."""
+    """What goes into the finished event: outcome and task-specific payload."""
 
     status: Status
     result: Result
@@ -87,7 +87,7 @@ def until_delivered(
 
 
 class TaskReplies:
-    """The replies to one triggered event; ``run`` guarantees the finished reply is tried once."""
+    """The replies to one triggered event; ``run`` guarantees the finished event is tried once."""
 
     def __init__(
         self,
@@ -106,14 +106,15 @@ class TaskReplies:
         self._metrics = metrics
         self._last_reply_timeout = last_reply_timeout
         self._scope = Scope.from_data(trigger.data)
-        self._started_delivered = False
+        self._started_send: asyncio.Task[bool] | None = None
         self._started_begun = False
+        self._started_delivered = False
         self._finished: Finished | None = None
         self._finished_delivered = False
 
     @property
     def delivery(self) -> Delivery:
-        """After ``run``: whether the finished reply was confirmed (an event that went through
+        """After ``run``: whether the finished event was confirmed (an event that went through
         ``run`` always had replies due)."""
         if self._finished is not None and self._finished_delivered:
             return Delivery.DELIVERED
@@ -121,7 +122,7 @@ class TaskReplies:
 
     @property
     def answered(self) -> Answered | None:
-        """After ``run``: the finished reply and whether each reply was delivered."""
+        """After ``run``: the finished event and whether each reply was delivered."""
         if self._finished is None:
             return None
         return Answered(self._finished, self._started_delivered, self._finished_delivered)
@@ -132,74 +133,79 @@ class TaskReplies:
         *,
         on_shutdown: Callable[[], Finished],
         on_error: Callable[[Exception], Finished],
-        overlap_started: bool = False,
-        started_cue: asyncio.Event | None = None,
+        hold_started_until: asyncio.Event | None = None,
     ) -> Finished:
-        """Send started, do the work, send finished; cancellation still gets a finished reply.
+        """Send the started event, do the work, send the finished event; cancellation still gets
+        a finished event.
 
-        With ``overlap_started`` the work begins while the started is being sent (a get-sli's
-        reads and queries need not wait for Keptn's answer to it); the finished still goes out
-        only once the started's send is over, delivered or not, so Keptn never sees them
-        swapped. A ``started_cue`` overlaps them too, and holds the started until the work sets
-        the cue (its own requests are out, so the reply does not compete with them on the event
-        loop), STARTED_CUE_MAX_WAIT at the latest, and at once when the work ends."""
+        The started event is sent by a task of its own, and the finished event goes out only once
+        that send is over, delivered or not, so Keptn never sees them swapped. Which goes first,
+        the started event or the work, is the one choice:
+
+        - without ``hold_started_until`` the work waits until the started event's send is over;
+        - with it the work begins at once, and the started event is held until the work sets it
+          (its own requests are out, so the reply does not compete with them on the event loop),
+          until the work ends, or for STARTED_EVENT_MAX_HOLD seconds, whichever comes first."""
         self._metrics.in_flight.labels(self._task).inc()
-        started_send: asyncio.Task[bool] | None = None
         try:
             try:
-                started = build_reply(
-                    self._trigger, kind="started", source=self._source, scope=self._scope
-                )
-                if overlap_started or started_cue is not None:
-                    started_send = asyncio.create_task(self._send_started(started, started_cue))
-                    finished = await work()
-                else:
-                    self._started_delivered = await self._deliver(started, "started")
-                    finished = await work()
+                finished = await self._started_and_work(work, on_error, hold_started_until)
             except asyncio.CancelledError:
-                await self._end_started(started_send, started_cue)
+                await self._end_started(hold_started_until)
                 await self._last_reply(on_shutdown())
                 raise
-            except Exception as exc:  # the finished reply must still go out
-                log.exception("unexpected error while handling %s", self._trigger.type)
-                finished = on_error(exc)
-            try:
-                if started_send is not None:
-                    if started_cue is not None:
-                        started_cue.set()  # the work is over: nothing left to make room for
-                    self._started_delivered = await started_send
-            except asyncio.CancelledError:
-                await self._end_started(started_send, started_cue)
-                await self._last_reply(on_shutdown())
-                raise
-            # Cancelled from here on, the finished is already on its way: it is not sent again.
+            # Cancelled from here on, the finished event is already on its way: not sent again.
             await self._finish(finished)
             return finished
         finally:
+            started_send = self._started_send
             if started_send is not None and not started_send.done():  # never left running
                 started_send.cancel()
             self._metrics.in_flight.labels(self._task).dec()
 
-    async def _send_started(self, started: Mapping[str, Any], cue: asyncio.Event | None) -> bool:
-        if cue is not None:
+    async def _started_and_work(
+        self,
+        work: Callable[[], Awaitable[Finished]],
+        on_error: Callable[[Exception], Finished],
+        hold: asyncio.Event | None,
+    ) -> Finished:
+        """The work's outcome, once the started event's send is over too."""
+        try:
+            started = build_reply(
+                self._trigger, kind="started", source=self._source, scope=self._scope
+            )
+            self._started_send = asyncio.create_task(self._send_started(started, hold))
+            if hold is None:
+                await asyncio.wait([self._started_send])
+            finished = await work()
+        except Exception as exc:  # the finished event must still go out
+            log.exception("unexpected error while handling %s", self._trigger.type)
+            finished = on_error(exc)
+        if self._started_send is not None:
+            if hold is not None:
+                hold.set()  # the work is over: nothing left to make room for
+            self._started_delivered = await self._started_send
+        return finished
+
+    async def _send_started(self, started: Mapping[str, Any], hold: asyncio.Event | None) -> bool:
+        if hold is not None:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STARTED_CUE_MAX_WAIT):
-                    await cue.wait()
+                async with asyncio.timeout(STARTED_EVENT_MAX_HOLD):
+                    await hold.wait()
         self._started_begun = True
         return await self._deliver(started, "started")
 
-    async def _end_started(
-        self, started_send: asyncio.Task[bool] | None, cue: asyncio.Event | None
-    ) -> None:
-        """Shutting down: a started still being sent is given up, as it is when the started
-        goes first, and awaited so that its send is over before the finished goes out. One that
-        has not left yet (waiting for its cue, or not yet run) goes now, within the bound of a
-        last reply, so that the finished does not go alone."""
+    async def _end_started(self, hold: asyncio.Event | None) -> None:
+        """Shutting down: a started event still being sent is given up, and awaited so that its
+        send is over before the finished event goes out. One that has not left yet (still held,
+        or its task not yet run) goes now, within the bound of a last reply, so that the finished
+        event does not go alone."""
+        started_send = self._started_send
         if started_send is None:
             return
         if not self._started_begun:
-            if cue is not None:
-                cue.set()
+            if hold is not None:
+                hold.set()
             await asyncio.wait([started_send], timeout=self._last_reply_timeout)
             if started_send.done() and not started_send.cancelled():
                 self._started_delivered = started_send.result()
@@ -212,21 +218,21 @@ class TaskReplies:
             self._started_delivered = started_send.result()
 
     async def _last_reply(self, finished: Finished) -> None:
-        """The finished of cancelled work, within a bound; past it the send is cancelled and
+        """The finished event of cancelled work, within a bound; past it the send is cancelled and
         awaited here, so nothing is left running (a second cancellation ends it at once)."""
         try:
             async with asyncio.timeout(self._last_reply_timeout):
                 await self._finish(finished)
         except TimeoutError:
             log.error(
-                "%s finished reply not confirmed within %g s of shutting down; given up",
+                "%s finished event not confirmed within %g s of shutting down; given up",
                 self._task,
                 self._last_reply_timeout,
             )
 
     async def _finish(self, finished: Finished) -> None:
-        if self._finished is not None:  # a bug if reached: Keptn must not see two finished
-            log.error("a second finished reply for %s was not sent", self._trigger.id)
+        if self._finished is not None:  # a bug if reached: Keptn must not see two finished events
+            log.error("a second finished event for %s was not sent", self._trigger.id)
             return
         self._finished = finished
         reply = build_reply(
@@ -260,7 +266,7 @@ class TaskReplies:
 
     async def _deliver(self, reply: Mapping[str, Any], kind: str) -> bool:
         """Hand ``reply`` to the sender once; whether it was confirmed. Never raises but for
-        cancellation: a lost started must not keep the finished from being tried."""
+        cancellation: a lost started event must not keep the finished event from being tried."""
         try:
             await self._send(reply)
         except ReplyNotDelivered as exc:

@@ -1,9 +1,10 @@
 """Running k6 for test.triggered and reporting k6's thresholds back to Keptn.
 
-Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started → one slot of
-MAX_PARALLEL_TESTS → the script and its files read from Keptn's resources → a ``RunPlan`` → the
-runner core and its back-end → check that Prometheus received the run's series → finished. The
-files are read only once the run holds its slot, so events waiting for one hold no file content.
+Flow: event → workload (k6.conf.yaml or ``k6/<teststrategy>.js``) → started event → one slot
+of MAX_PARALLEL_TESTS → the script and its files read from Keptn's resources → a ``RunPlan`` →
+the runner core and its back-end → check that Prometheus received the run's series → finished
+event. The files are read only once the run holds its slot, so events waiting for one hold no
+file content.
 """
 
 from __future__ import annotations

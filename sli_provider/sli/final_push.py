@@ -48,8 +48,9 @@ class Freshness:
     waited_seconds: float = 0.0
     final: bool = True
     reason: str = ""  # the last reason it was not final
-    # Whether the window holds the run's series, as the last look saw it (None: not looked, or
-    # the look's count cannot tell): the run probe's answer, so a final run asks nothing more.
+    # Whether the window holds the run's series, as the last freshness query saw it (None: not
+    # asked, or its count cannot tell): the run-series check's answer, so a final run asks
+    # nothing more.
     run_in_window: bool | None = None
 
     def note(self, limit_seconds: float) -> str:
@@ -89,7 +90,8 @@ async def wait_for_final_push(prometheus: Querier, window: SLIWindow, seconds: f
             raise errors.exceptions[0] from None
         sighting = read_sighting(live.result(), shown.result())
         verdict = judge(window, sighting, now, hides_recent_seconds=store.hides_recent_seconds)
-        # Absent from a partial count, the run may still be in the window: the probe tells.
+        # Absent from a partial count, the run may still be in the window: the run-series check
+        # tells.
         partial = len(counted) < len(RUN_SERIES_NAMES_LIST)
         in_window = True if sighting.in_window else (None if partial else False)
         return verdict.final

@@ -27,8 +27,8 @@ from typing import Any
 from sli_provider.sli.templating import duration_seconds, scope_selector
 from sli_provider.sli.window import SLIWindow
 
-# The run's cheapest series, as the run probe and the no-data diagnosis read them: one vus_max
-# series per k6 instance, one iterations_total per scenario.
+# The run's cheapest series, as the run-series check and the no-data diagnosis read them: one
+# vus_max series per k6 instance, one iterations_total per scenario.
 RUN_SERIES_NAMES_LIST = ("k6_vus_max", "k6_iterations_total")
 RUN_SERIES_NAMES = "k6_(vus_max|iterations_total)"
 
@@ -41,11 +41,11 @@ def run_series(scope: str) -> str:
 def window_check_names(hides_recent_seconds: float) -> tuple[str, ...]:
     """The metrics whose presence in the window the freshness queries count. A store that hides
     recent samples must show both before the data counts as final (:func:`judge`); for any other
-    store the count only answers the run probe, and vus_max alone (one series per k6 instance)
-    answers it for every run that lasted a gauge tick. Counting iterations_total in the window
-    too decodes every one of its series' samples, most of the freshness check's cost where
-    iterations carry request-level tags (bench/README.md). Without vus_max the
-    run probe asks again, iterations_total included."""
+    store the count only answers the run-series check, and vus_max alone (one series per k6
+    instance) answers it for every run that lasted a gauge tick. Counting iterations_total in
+    the window too decodes every one of its series' samples, most of the freshness check's cost
+    where iterations carry request-level tags (bench/README.md). Without vus_max the run-series
+    check asks again, iterations_total included."""
     return RUN_SERIES_NAMES_LIST if hides_recent_seconds > 0 else RUN_SERIES_NAMES_LIST[:1]
 
 

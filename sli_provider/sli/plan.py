@@ -29,7 +29,7 @@ class PlannedQuery:
     curve_percentile: float | None = None
 
 
-def run_probe_queries(window: SLIWindow) -> tuple[str, ...]:
+def run_series_queries(window: SLIWindow) -> tuple[str, ...]:
     """Does this run (keptn_context) have k6 series in the window? Cheap queries, in order.
 
     k6 writes ``vus_max`` as one series with only the global tags, so asking for it reads one
