@@ -9,10 +9,9 @@ from typing import Any
 
 from sli_provider.gate.thresholds import Threshold, ThresholdError, parse_thresholds
 from sli_provider.gate.verdict import THRESHOLD_POLICIES
-from sli_provider.keptn.names import name_problem
-from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.runner.workloads import WorkloadError, parse_duration
 from sli_provider.service.preview import PreviewError
+from sli_provider.service.request_fields import RequestFields
 from sli_provider.sli.k6_runs import Scope
 
 DEFAULT_LOOKBACK = "24h"
@@ -54,37 +53,12 @@ class GateRequest:
 def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
     """JSON body fields or query parameters (strings); every problem is named at once, a
     misspelt field among them."""
-    problems = [
+    reader = RequestFields(fields)
+    problems = reader.problems
+    problems.extend(
         f"unknown field {key!r} (known: {', '.join(FIELDS)})" for key in fields if key not in FIELDS
-    ]
-
-    def text(name: str, required: bool = False) -> str:
-        value = fields.get(name)
-        if value is None or value == "":
-            if required:
-                problems.append(f"{name} is required")
-            return ""
-        if not isinstance(value, str):
-            problems.append(f"{name} must be a string, not {type(value).__name__}")
-            return ""
-        return value
-
-    def name(field: str) -> str:
-        value = text(field, True)
-        problem = name_problem(field, value) if value else None
-        if problem:
-            problems.append(problem)
-        return value
-
-    def moment(field: str) -> float | None:
-        given = text(field)
-        if not given:
-            return None
-        try:
-            return parse_keptn(given)
-        except TimestampError as exc:
-            problems.append(f"{field}: {exc}")
-            return None
+    )
+    text, moment = reader.text, reader.moment
 
     def seconds(field: str, default: str | None = None) -> float | None:
         given = text(field) or default
@@ -129,7 +103,7 @@ def request_from_fields(fields: Mapping[str, Any]) -> GateRequest:
     policy = text("thresholdPolicy") or "fail"
     if policy not in THRESHOLD_POLICIES:
         problems.append(f"thresholdPolicy must be one of {', '.join(THRESHOLD_POLICIES)}")
-    scope = Scope(name("project"), name("stage"), name("service"))
+    scope = Scope(*(reader.scope_name(n) for n in ("project", "stage", "service")))
     start_s, end_s = moment("start"), moment("end")
     recent_s = seconds("recent")
     lookback_s = seconds("lookback", DEFAULT_LOOKBACK)

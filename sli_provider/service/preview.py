@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sli_provider.errors import SliProviderError
-from sli_provider.keptn.names import PLAIN_NAME_RULE, is_plain_name, shown
-from sli_provider.keptn.timestamps import TimestampError, parse_keptn
 from sli_provider.pipeline.evaluation import MeasuredIndicator
 from sli_provider.ports.store_info import StoreInfo
+from sli_provider.service.request_fields import RequestFields
 from sli_provider.sli.window import SLIWindow
 
 
@@ -25,34 +25,23 @@ class PreviewError(SliProviderError, ValueError):
 # input, before anything is read, so they are the caller's error and not the provider's.
 
 
-class _Problems:
-    """Every problem of one request, so the caller fixes them all in one go."""
-
-    def __init__(self) -> None:
-        self.found: list[str] = []
-
-    def add(self, problem: str) -> None:
-        self.found.append(problem)
-
-
 def window_from_json(body: Any) -> SLIWindow:
     if not isinstance(body, Mapping):
         raise PreviewError(["body must be a JSON object"])
-    problems = _Problems()
+    problems = RequestFields(body)
     indicators = _names(body.get("indicators"), problems)
     filters = _pairs(body.get("customFilters"), "customFilters", problems)
     labels = dict(_pairs(body.get("labels"), "labels", problems))
-    return _window(body, problems, indicators=indicators, filters=filters, labels=labels)
+    return _window(problems, indicators=indicators, filters=filters, labels=labels)
 
 
 def window_from_query(query: Mapping[str, str], multi: Mapping[str, Sequence[str]]) -> SLIWindow:
     """GET parameters: the same fields; lists repeat or use commas, pairs are ``key=value``."""
-    problems = _Problems()
+    problems = RequestFields(query)
     indicators = [n for item in multi.get("indicators", []) for n in item.split(",") if n]
     filters = [_split_pair(p, "customFilters", problems) for p in multi.get("customFilters", [])]
     labels = [_split_pair(p, "labels", problems) for p in multi.get("labels", [])]
     return _window(
-        query,
         problems,
         indicators=indicators or None,
         filters=[f for f in filters if f is not None],
@@ -61,50 +50,22 @@ def window_from_query(query: Mapping[str, str], multi: Mapping[str, Sequence[str
 
 
 def _window(
-    fields: Mapping[str, Any],
-    problems: _Problems,
+    problems: RequestFields,
     *,
     indicators: list[str] | None,
     filters: list[tuple[str, str]],
     labels: dict[str, str],
 ) -> SLIWindow:
-    def text(name: str, required: bool) -> str:
-        value = fields.get(name)
-        if value is None or value == "":
-            if required:
-                problems.add(f"{name} is required")
-            return ""
-        if not isinstance(value, str):
-            problems.add(f"{name} must be a string, not {type(value).__name__}")
-            return ""
-        return value
-
-    def scope_name(name: str) -> str:
-        value = text(name, True)
-        if value and not is_plain_name(value):
-            problems.add(f"{name} {shown(value)} cannot be a Keptn {name}: {PLAIN_NAME_RULE}")
-        return value
-
-    def moment(name: str) -> float | None:
-        raw = fields.get(name)
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        given = text(name, True)
-        if not given:
-            return None
-        try:
-            return parse_keptn(given)
-        except TimestampError as exc:
-            problems.add(f"{name}: {exc}")
-            return None
+    scope_name, text = problems.scope_name, problems.text
+    moment = functools.partial(problems.moment, required=True)
 
     project, stage, service = scope_name("project"), scope_name("stage"), scope_name("service")
     start_s, end_s = moment("start"), moment("end")
     if start_s is not None and end_s is not None and end_s < start_s:
         problems.add("end is before start")
-    deployment, context = text("deployment", False), text("context", False)
-    if start_s is None or end_s is None or problems.found:  # a missing time added a problem
-        raise PreviewError(problems.found)
+    deployment, context = text("deployment"), text("context")
+    if start_s is None or end_s is None or problems.problems:  # a missing time added a problem
+        raise PreviewError(problems.problems)
     return SLIWindow(
         project=project,
         stage=stage,
@@ -119,7 +80,7 @@ def _window(
     )
 
 
-def _names(raw: Any, problems: _Problems) -> list[str] | None:
+def _names(raw: Any, problems: RequestFields) -> list[str] | None:
     if raw is None:
         return None
     if isinstance(raw, str):
@@ -130,7 +91,7 @@ def _names(raw: Any, problems: _Problems) -> list[str] | None:
     return None
 
 
-def _pairs(raw: Any, name: str, problems: _Problems) -> list[tuple[str, str]]:
+def _pairs(raw: Any, name: str, problems: RequestFields) -> list[tuple[str, str]]:
     if raw is None:
         return []
     if isinstance(raw, Mapping):
@@ -146,7 +107,7 @@ def _pairs(raw: Any, name: str, problems: _Problems) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in items]
 
 
-def _split_pair(raw: str, name: str, problems: _Problems) -> tuple[str, str] | None:
+def _split_pair(raw: str, name: str, problems: RequestFields) -> tuple[str, str] | None:
     key, sep, value = raw.partition("=")
     if not sep or not key:
         problems.add(f"{name} must be given as key=value, not {raw!r}")
